@@ -1,0 +1,40 @@
+"""researchgym: Gymnasium environments and a benchmark for agents doing ML research.
+
+    import researchgym, gymnasium
+    env = gymnasium.make("researchgym/BattleOfSexes-v0")   # or researchgym.make("battleOfSexes")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+
+from researchgym.tasks.registry import all_tasks, load_task
+from researchgym.tasks.spec import TaskSpec
+
+__version__ = "0.1.0"
+
+
+def make(task_id: str, **kwargs: Any) -> "ResearchEnv":
+    """Create the environment of a task (by id, name, Gymnasium id or path)."""
+    from researchgym.env import ResearchEnv
+
+    return ResearchEnv(load_task(task_id), **kwargs)
+
+
+def register_builtin_envs() -> None:
+    """Register every known task as `researchgym/<Name>-v<version>` with Gymnasium."""
+    for spec in all_tasks():
+        if spec.gym_id not in gymnasium.registry:
+            gymnasium.register(
+                id=spec.gym_id,
+                entry_point="researchgym.env:ResearchEnv",
+                kwargs={"task": spec.id},
+                disable_env_checker=True,
+            )
+
+
+register_builtin_envs()
+
+__all__ = ["make", "load_task", "TaskSpec", "register_builtin_envs", "__version__"]

@@ -1,0 +1,304 @@
+"""`ResearchEnv`: a research task as a Gymnasium environment over a sandboxed shell.
+
+Actions are shell commands; observations are their output. `validate` (a command on the
+sandbox PATH) scores the current artefact on the validation split and shows the score;
+`submit` scores it on the hidden test split and terminates the episode. Every validation is
+also scored on the test split and recorded in `info["scores"]` (never shown to the agent), so
+both "best attempt" and "best submission" are known.
+
+Reward: 0 on every non-final step. On the final step (submit, or auto-submit when the step
+limit truncates the episode) it is the test score's improvement over the task's baseline,
+relative to the baseline's magnitude: (s - b) / |b| when maximising, (b - s) / |b| when
+minimising; 0 means "as good as the baseline". A failed or missing submission gets -1.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from researchgym.errors import EvaluationError
+from researchgym.evaluation import Score, evaluate
+from researchgym.runs.trajectory import TrajectoryWriter
+from researchgym.sandbox import Mount, Sandbox, SandboxSpec, create_sandbox
+from researchgym.sandbox.base import ExecResult
+from researchgym.spaces import ShellText
+from researchgym.tasks.registry import BUILTIN_DIR, load_task
+from researchgym.tasks.spec import TaskLimits, TaskSpec
+
+VALIDATE_MARKER = "@@researchgym:validate@@"
+SUBMIT_MARKER = "@@researchgym:submit@@"
+FAILED_REWARD = -1.0
+
+
+def normalised_reward(task: TaskSpec, score: float | None) -> float:
+    if score is None:
+        return FAILED_REWARD
+    baseline = task.baseline_score
+    if baseline is None:
+        return float(score) if task.metric.direction == "maximize" else -float(score)
+    scale = abs(baseline) or 1.0
+    gain = score - baseline if task.metric.direction == "maximize" else baseline - score
+    return float(gain / scale)
+
+
+class ResearchEnv(gym.Env[str, str]):
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        task: str | TaskSpec,
+        *,
+        sandbox: str = "bwrap",
+        limits: dict[str, Any] | None = None,
+        trajectory_dir: str | Path | None = None,
+        workspace_dir: str | Path | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        self.task: TaskSpec = task if isinstance(task, TaskSpec) else load_task(task)
+        if limits:
+            merged = self.task.limits.model_dump() | dict(limits)
+            self.task = self.task.model_copy(update={"limits": TaskLimits.model_validate(merged)})
+        self.sandbox_name = sandbox
+        self.trajectory_dir = Path(trajectory_dir) if trajectory_dir else None
+        self.workspace_dir = Path(workspace_dir) if workspace_dir else None
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.observation_space = ShellText()
+        self.action_space = ShellText()
+        self._sandbox: Sandbox | None = None
+        self._trajectory: TrajectoryWriter | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.workspace: Path | None = None
+        self.trajectory_path: Path | None = None
+        self._last_observation = ""
+        self._reset_state(episode_seed=0)
+
+    def _reset_state(self, episode_seed: int) -> None:
+        self.episode_seed = episode_seed
+        self.episode_id = uuid.uuid4().hex[:12]
+        self.steps = 0
+        self.scores: list[dict[str, Any]] = []
+        self.exit_status: str | None = None
+        self.final_score: float | None = None
+        self._done = False
+
+    # ------------------------------------------------------------------ Gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._teardown()
+        episode_seed = seed if seed is not None else int(self.np_random.integers(2**31))
+        self._reset_state(episode_seed)
+        self.workspace = self._make_workspace()
+        self._sandbox = create_sandbox(self.sandbox_name, self._sandbox_spec())
+        self._sandbox.start()
+        prompt = self.task.prompt() + "\n\n" + self._instructions()
+        if self.trajectory_dir is not None:
+            self.trajectory_path = self.trajectory_dir / f"{self.task.id}-{self.episode_id}.jsonl"
+            self._trajectory = TrajectoryWriter(self.trajectory_path)
+            self._trajectory.write({
+                "type": "reset", "task": self.task.id, "gym_id": self.task.gym_id, "seed": episode_seed,
+                "sandbox": self.sandbox_name, "episode": self.episode_id, "prompt": prompt,
+                "limits": self.task.limits.model_dump(), "options": options or {},
+            })
+        self._last_observation = prompt
+        return prompt, self._info()
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if self._sandbox is None or self._done:
+            raise RuntimeError("the episode is over (or was never started): call reset() first")
+        if not isinstance(action, str):
+            raise TypeError(f"an action is a shell command string, got {type(action).__name__}")
+        self.steps += 1
+        started = time.perf_counter()
+        result = self._sandbox.run(action, timeout_s=self.task.limits.timeout_for(action))
+        output, wants_validate, wants_submit = self._strip_requests(result.output)
+        result.output = output
+        parts = [result.observation()] if (result.output or result.notes) else []
+        reward, terminated, truncated = 0.0, False, False
+        if wants_validate and not wants_submit:
+            parts.append(self._validate())
+        if wants_submit:
+            parts.append(self._finish("submitted", kind="submit"))
+            terminated = True
+        elif self.steps >= self.task.limits.max_steps:
+            parts.append(f"[researchgym] step limit ({self.task.limits.max_steps}) reached: auto-submitting.")
+            parts.append(self._finish("autosubmission (max_steps)", kind="autosubmit"))
+            truncated = True
+        if terminated or truncated:
+            reward = normalised_reward(self.task, self.final_score)
+        observation = "\n".join(p for p in parts if p)
+        self._last_observation = observation
+        info = self._info(result)
+        self._record_step(action, observation, result, reward, terminated, truncated, time.perf_counter() - started)
+        if terminated or truncated:
+            self._end_episode()
+        return observation, reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        return self._last_observation if self.render_mode == "ansi" else None
+
+    def close(self) -> None:
+        if self._sandbox is not None and not self._done and self._trajectory is not None:
+            self.exit_status = self.exit_status or "closed"
+            self._trajectory.write({"type": "end", "exit_status": self.exit_status, "steps": self.steps,
+                                    "final_score": self.final_score, "scores": self.scores})
+        self._teardown()
+        super().close()
+
+    # --------------------------------------------------------------- internals
+    def _instructions(self) -> str:
+        limits = self.task.limits
+        return (
+            f"Your workspace is {self._sandbox.workspace_path if self._sandbox else '.'}. You have "
+            f"{limits.max_steps} steps; each is one shell command (no interactive programs). Commands "
+            f"time out after {limits.command_timeout_s:g}s, or {limits.training_timeout_s:g}s if they run "
+            f"{'/'.join(limits.training_markers)}. `validate` scores your work; `submit` ends the episode."
+        )
+
+    def _make_workspace(self) -> Path:
+        if self.workspace_dir is not None:
+            root = self.workspace_dir / f"{self.task.id}-{self.episode_id}"
+            root.mkdir(parents=True, exist_ok=False)
+        else:
+            self._tmp = tempfile.TemporaryDirectory(prefix=f"researchgym-{self.task.id}-")
+            root = Path(self._tmp.name)
+        for item in self.task.starter_files:
+            source, target = self.task.path(item.src), root / item.target
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target)
+            else:
+                shutil.copyfile(source, target)
+            if item.read_only:
+                target.chmod(0o444)
+        return root
+
+    def _sandbox_spec(self) -> SandboxSpec:
+        assert self.workspace is not None
+        inside = str(self.workspace) if self.sandbox_name == "local" else "/home/agent/workspace"
+        mounts = [
+            Mount(ds.resolved_path(), f"{inside}/{ds.mount_point}", read_only=True)
+            for ds in self.task.datasets
+            if ds.is_local
+        ]
+        hidden = [*self.task.hidden_paths(), self.task.source_dir, BUILTIN_DIR]
+        return SandboxSpec(workspace=self.workspace, mounts=mounts, hidden=hidden, limits=self.task.limits)
+
+    @staticmethod
+    def _strip_requests(output: str) -> tuple[str, bool, bool]:
+        if "@@researchgym:" not in output:
+            return output, False, False
+        kept, validate, submit = [], False, False
+        for line in output.split("\n"):
+            if line.strip() == VALIDATE_MARKER:
+                validate = True
+            elif line.strip() == SUBMIT_MARKER:
+                submit = True
+            else:
+                kept.append(line)
+        return "\n".join(kept), validate, submit
+
+    def _score(self, split: str) -> Score:
+        assert self.workspace is not None
+        return evaluate(self.task, self.workspace, split=split,
+                        seed=self.task.derived_seed(self.episode_seed, split), sandbox=self.sandbox_name)
+
+    def _validate(self) -> str:
+        metric = self.task.metric
+        entry: dict[str, Any] = {"step": self.steps, "kind": "validate"}
+        try:
+            validation = self._score("validation")
+        except EvaluationError as exc:
+            entry.update(status=exc.status, error=str(exc))
+            self.scores.append(entry)
+            return f"Validation failed ({exc.status}): {exc}"
+        entry["validation"] = validation.to_dict()
+        if self.task.evaluation.has_test_split:
+            try:
+                entry["test"] = self._score("test").to_dict()
+            except EvaluationError as exc:
+                entry["test"] = {"status": exc.status, "error": str(exc)}
+        else:
+            entry["test"] = entry["validation"]
+        self.scores.append(entry)
+        baseline = self.task.baseline_score
+        shown = {k: v for k, v in validation.metrics.items() if k != "split"}
+        return (
+            f"Validation score: {metric.name} = {validation.value:.6g} ({metric.direction}; "
+            f"baseline {baseline if baseline is not None else 'n/a'}). All metrics: {shown}"
+        )
+
+    def _finish(self, status: str, *, kind: str) -> str:
+        entry: dict[str, Any] = {"step": self.steps, "kind": kind}
+        split = "test" if self.task.evaluation.has_test_split else "validation"
+        try:
+            score = self._score(split)
+        except EvaluationError as exc:
+            entry.update(status=exc.status, error=str(exc))
+            self.scores.append(entry)
+            self.exit_status = exc.status if kind == "submit" else f"{status}: {exc.status}"
+            self.final_score = None
+            return f"Submission could not be scored ({exc.status}): {exc}"
+        entry["test"] = score.to_dict()
+        self.scores.append(entry)
+        self.exit_status = status
+        self.final_score = score.value
+        return f"Submitted. Test score: {self.task.metric.name} = {score.value:.6g}"
+
+    def _info(self, result: ExecResult | None = None) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "task": self.task.id,
+            "episode": self.episode_id,
+            "seed": self.episode_seed,
+            "step": self.steps,
+            "max_steps": self.task.limits.max_steps,
+            "scores": [dict(s) for s in self.scores],
+            "exit_status": self.exit_status,
+            "final_score": self.final_score,
+            "trajectory": str(self.trajectory_path) if self.trajectory_path else None,
+        }
+        if result is not None:
+            info.update(exit_code=result.exit_code, timed_out=result.timed_out, cwd=result.cwd,
+                        duration_s=result.duration_s)
+        return info
+
+    def _record_step(self, action: str, observation: str, result: ExecResult, reward: float,
+                     terminated: bool, truncated: bool, total_s: float) -> None:
+        if self._trajectory is None:
+            return
+        self._trajectory.write({
+            "type": "step", "step": self.steps, "action": action, "observation": observation,
+            "exit_code": result.exit_code, "timed_out": result.timed_out, "cwd": result.cwd,
+            "command_s": round(result.duration_s, 6), "step_s": round(total_s, 6),
+            "cut_bytes": result.cut_bytes, "reward": reward, "terminated": terminated, "truncated": truncated,
+            "scores": self.scores[-1:] if self.scores and self.scores[-1]["step"] == self.steps else [],
+        })
+
+    def _end_episode(self) -> None:
+        self._done = True
+        if self._trajectory is not None:
+            self._trajectory.write({"type": "end", "exit_status": self.exit_status, "steps": self.steps,
+                                    "final_score": self.final_score, "scores": self.scores})
+            self._trajectory.close()
+            self._trajectory = None
+        if self._sandbox is not None:
+            self._sandbox.close()
+
+    def _teardown(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+        if self._trajectory is not None:
+            self._trajectory.close()
+            self._trajectory = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None

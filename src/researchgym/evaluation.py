@@ -1,0 +1,155 @@
+"""Scoring a submission in a fresh sandbox that the agent never touched.
+
+The artefact is copied out of the workspace (paths outside it are refused), the task's
+evaluation files are copied beside it (they win over anything the agent wrote with the same
+name), the datasets are mounted read-only including their hidden parts, and the evaluation
+command runs with that folder as its working directory. Its metrics are the last line of its
+output that is a JSON object, so stray prints and warnings do not break scoring.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from researchgym.errors import EvaluationError
+from researchgym.sandbox import Limits, Mount, SandboxSpec, create_sandbox
+from researchgym.tasks.spec import TaskSpec
+
+
+@dataclass
+class Score:
+    """One evaluation of one artefact on one split."""
+
+    split: str
+    metrics: dict[str, Any]
+    value: float | None
+    duration_s: float
+    output_tail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"split": self.split, "metrics": self.metrics, "value": self.value, "duration_s": round(self.duration_s, 3)}
+
+
+def last_json_object(text: str) -> dict[str, Any] | None:
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line.startswith("{") and line.endswith("}"):
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
+
+
+def _copy_inside(source: Path, target: Path, root: Path) -> None:
+    """Copy a file or folder, following symlinks only while they stay inside `root`."""
+    resolved = source.resolve()
+    if not resolved.is_relative_to(root):
+        raise EvaluationError("submission_not_found", f"{source} points outside the workspace ({resolved})")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if resolved.is_dir():
+        for child in resolved.iterdir():
+            _copy_inside(child, target / child.name, root)
+    else:
+        shutil.copyfile(resolved, target)
+
+
+def collect_artefact(task: TaskSpec, workspace: Path, destination: Path) -> list[str]:
+    """Copy the submission artefact from the workspace; raise if any part is missing."""
+    root = workspace.resolve()
+    mounts = {ds.mount_point.rstrip("/") for ds in task.datasets}
+    names = task.submission.artefacts or [
+        p.name for p in sorted(root.iterdir()) if p.name not in mounts and not p.is_symlink()
+    ]
+    for name in names:
+        source = root / name
+        if not source.exists():
+            raise EvaluationError(
+                "submission_not_found",
+                f"the submission artefact '{name}' was not found in the workspace (expected at {name}, "
+                "relative to the workspace root)",
+            )
+        _copy_inside(source, destination / name, root)
+    return names
+
+
+def evaluate(
+    task: TaskSpec,
+    workspace: Path,
+    *,
+    split: str,
+    seed: int,
+    sandbox: str = "bwrap",
+) -> Score:
+    """Score the artefact now in `workspace` on `split`. Raises EvaluationError with a status."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="researchgym-eval-") as tmp:
+        folder = Path(tmp) / "workspace"
+        folder.mkdir()
+        collect_artefact(task, workspace, folder)
+        for item in task.evaluation.files:
+            target = folder / item.target
+            if target.is_dir():
+                shutil.rmtree(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = task.path(item.src)
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(source, target)
+        box = create_sandbox(sandbox, _eval_spec(task, folder, split, seed, sandbox))
+        command = task.evaluation.command.replace("{split}", split).replace("{seed}", str(seed))
+        try:
+            box.start()
+            result = box.run(command, timeout_s=task.evaluation.timeout_s)
+        finally:
+            box.close()
+    tail = result.output[-4000:]
+    duration = time.perf_counter() - started
+    if result.timed_out:
+        raise EvaluationError("evaluation_timeout", f"evaluation took longer than {task.evaluation.timeout_s:g}s:\n{tail}")
+    metrics = last_json_object(result.output)
+    if result.exit_code != 0 or metrics is None or "error" in (metrics or {}):
+        reason = (metrics or {}).get("error") if metrics else None
+        raise EvaluationError(
+            "evaluation_format_error",
+            f"evaluation failed (exit code {result.exit_code}): {reason or 'no JSON metrics line'}\n{tail}",
+        )
+    value = metrics.get(task.metric.name)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise EvaluationError(
+            "evaluation_format_error", f"evaluation did not report the metric '{task.metric.name}': {metrics}"
+        )
+    return Score(split=split, metrics=metrics, value=float(value), duration_s=duration, output_tail=tail)
+
+
+def _eval_spec(task: TaskSpec, folder: Path, split: str, seed: int, sandbox: str) -> SandboxSpec:
+    limits = task.limits
+    inside = str(folder) if sandbox == "local" else "/home/agent/workspace"
+    mounts = [
+        Mount(ds.resolved_path(), f"{inside}/{ds.mount_point}", read_only=True)
+        for ds in task.datasets
+        if ds.is_local
+    ]
+    return SandboxSpec(
+        workspace=folder,
+        mounts=mounts,
+        env={"RESEARCHGYM_SPLIT": split, "RESEARCHGYM_SEED": str(seed)},
+        limits=Limits(
+            memory_mb=limits.memory_mb,
+            cpus=limits.cpus,
+            max_processes=limits.max_processes,
+            max_file_size_mb=limits.max_file_size_mb,
+            command_timeout_s=task.evaluation.timeout_s,
+            max_output_chars=200_000,
+        ),
+    )

@@ -1,0 +1,99 @@
+"""Per-sandbox cgroups: the only reliable process and memory cap when the host user is root.
+
+RLIMIT_NPROC does not bind processes whose host uid is root (which a bwrap sandbox started by
+root is, whatever uid it shows inside), so a fork bomb would take the machine. A cgroup's
+`pids.max` binds everyone. cgroup v2 is used when it is mounted with the pids controller,
+otherwise the v1 `pids`, `memory` and `cpu` hierarchies. Without write access to either, the
+caller falls back to rlimits.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+
+
+def _writable(path: Path) -> bool:
+    return path.is_dir() and os.access(path, os.W_OK)
+
+
+@dataclass
+class SandboxCgroup:
+    """One group per controller; the sandbox's first process joins all of them."""
+
+    dirs: dict[str, Path] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, memory_mb: int | None, max_processes: int | None, cpus: float | None) -> "SandboxCgroup | None":
+        name = f"researchgym-{uuid.uuid4().hex[:12]}"
+        group = cls()
+        try:
+            v2 = ROOT / "cgroup.controllers"
+            if v2.exists() and "pids" in v2.read_text().split() and _writable(ROOT):
+                path = ROOT / name
+                path.mkdir()
+                group.dirs["v2"] = path
+                if max_processes:
+                    (path / "pids.max").write_text(str(max_processes))
+                if memory_mb and (path / "memory.max").exists():
+                    (path / "memory.max").write_text(str(memory_mb << 20))
+                    if (path / "memory.swap.max").exists():
+                        (path / "memory.swap.max").write_text("0")
+                if cpus and (path / "cpu.max").exists():
+                    (path / "cpu.max").write_text(f"{int(cpus * 100_000)} 100000")
+                return group
+            if not _writable(ROOT / "pids"):
+                return None
+            for controller in ("pids", "memory", "cpu"):
+                base = ROOT / controller
+                if _writable(base):
+                    path = base / name
+                    path.mkdir()
+                    group.dirs[controller] = path
+            if max_processes:
+                (group.dirs["pids"] / "pids.max").write_text(str(max_processes))
+            if memory_mb and "memory" in group.dirs:
+                (group.dirs["memory"] / "memory.limit_in_bytes").write_text(str(memory_mb << 20))
+            if cpus and "cpu" in group.dirs:
+                (group.dirs["cpu"] / "cpu.cfs_period_us").write_text("100000")
+                (group.dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(int(cpus * 100_000)))
+            return group
+        except OSError:
+            group.remove()
+            return None
+
+    def join(self) -> None:
+        """Move the calling process into every group (used in the child before exec)."""
+        pid = str(os.getpid())
+        for path in self.dirs.values():
+            with open(path / "cgroup.procs", "w") as handle:
+                handle.write(pid)
+
+    def pids(self) -> tuple[int, int] | None:
+        """(current, max) number of processes, or None if no pids controller."""
+        path = self.dirs.get("v2") or self.dirs.get("pids")
+        if path is None:
+            return None
+        try:
+            current = int((path / "pids.current").read_text())
+            limit = (path / "pids.max").read_text().strip()
+        except (OSError, ValueError):
+            return None
+        return current, (int(limit) if limit.isdigit() else 1 << 30)
+
+    def remove(self) -> None:
+        for path in self.dirs.values():
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+        self.dirs.clear()

@@ -1,0 +1,80 @@
+"""What both built-in providers share: limits, the persistent shell, fork-bomb clean-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from researchgym.sandbox.base import ExecResult, SandboxSpec
+from researchgym.sandbox.cgroups import SandboxCgroup
+from researchgym.sandbox.limits import make_preexec, runaway_check
+from researchgym.sandbox.shell import PersistentShell
+
+#: The agent-computer interface commands shipped with the package.
+PACKAGE_TOOLS = Path(__file__).resolve().parent.parent / "tools" / "bin"
+
+
+class ShellSandbox:
+    """Base for providers that run one persistent bash under a launcher command."""
+
+    name = "shell"
+    workspace_path: str
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        self.spec = spec
+        self.cgroup: SandboxCgroup | None = None
+        self.shell: PersistentShell | None = None
+
+    # Subclasses say how bash is launched and with which environment.
+    def launcher(self) -> tuple[list[str], dict[str, str], str | None]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        limits = self.spec.limits
+        self.cgroup = SandboxCgroup.create(limits.memory_mb, limits.max_processes, limits.cpus)
+        argv, env, host_cwd = self.launcher()
+        at_limit = runaway_check(self.cgroup)
+
+        def on_runaway() -> int | None:
+            if not at_limit() or self.shell is None:
+                return None
+            return self.shell.kill_everything_but_shell()
+
+        self.shell = PersistentShell(
+            argv,
+            env=env,
+            workdir=self.workspace_path,
+            cwd=host_cwd,
+            preexec=make_preexec(limits, self.cgroup),
+            max_output_chars=limits.max_output_chars,
+            on_runaway=on_runaway,
+        )
+        try:
+            self.shell.start()
+        except Exception:
+            self.close()
+            raise
+
+    def run(self, command: str, timeout_s: float | None = None) -> ExecResult:
+        if self.shell is None:
+            self.start()
+        assert self.shell is not None
+        return self.shell.run(command, timeout_s or self.spec.limits.command_timeout_s)
+
+    @property
+    def cwd(self) -> str:
+        return self.shell.cwd if self.shell else self.workspace_path
+
+    def close(self) -> None:
+        if self.shell is not None:
+            self.shell.close()
+            self.shell = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
+
+    def __enter__(self) -> "ShellSandbox":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

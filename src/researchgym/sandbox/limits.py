@@ -1,0 +1,73 @@
+"""Applying `Limits` to a process tree: a cgroup where the host allows it, rlimits always."""
+
+from __future__ import annotations
+
+import os
+import resource
+from collections.abc import Callable
+
+from researchgym.sandbox.base import Limits
+from researchgym.sandbox.cgroups import SandboxCgroup
+
+
+def _user_process_count() -> int:
+    uid = os.getuid()
+    count = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    count += 1
+            except OSError:
+                pass
+    return count
+
+
+def make_preexec(limits: Limits, cgroup: SandboxCgroup | None) -> Callable[[], None]:
+    """Build the function run in the child between fork and exec.
+
+    RLIMIT_NPROC counts every process of the host user, so it is set to what the user already
+    runs plus the sandbox's allowance (it does not bind root at all: the cgroup does that).
+    RLIMIT_AS stands in for a memory cgroup when there is none.
+    """
+    settings: list[tuple[int, int]] = [(resource.RLIMIT_CORE, 0)]
+    has_pids = cgroup is not None and cgroup.pids() is not None
+    has_memory = cgroup is not None and ("memory" in cgroup.dirs or "v2" in cgroup.dirs)
+    if limits.max_processes and not has_pids:
+        settings.append((resource.RLIMIT_NPROC, _user_process_count() + limits.max_processes))
+    if limits.memory_mb and not has_memory:
+        settings.append((resource.RLIMIT_AS, limits.memory_mb << 20))
+    if limits.max_file_size_mb:
+        settings.append((resource.RLIMIT_FSIZE, limits.max_file_size_mb << 20))
+    if limits.cpu_seconds:
+        settings.append((resource.RLIMIT_CPU, limits.cpu_seconds))
+    affinity: set[int] | None = None
+    if limits.cpus and (cgroup is None or not ({"cpu", "v2"} & cgroup.dirs.keys())):
+        available = sorted(os.sched_getaffinity(0))
+        affinity = set(available[: max(1, int(round(limits.cpus)))])
+
+    def preexec() -> None:
+        os.setsid()
+        if cgroup is not None:
+            cgroup.join()
+        for which, value in settings:
+            soft, hard = resource.getrlimit(which)
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+            resource.setrlimit(which, (value, value if hard == resource.RLIM_INFINITY else hard))
+        if affinity:
+            os.sched_setaffinity(0, affinity)
+
+    return preexec
+
+
+def runaway_check(cgroup: SandboxCgroup | None) -> Callable[[], bool]:
+    """True when the sandbox is at its process limit (a fork bomb is running)."""
+
+    def check() -> bool:
+        if cgroup is None:
+            return False
+        counts = cgroup.pids()
+        return counts is not None and counts[0] >= counts[1] - 2
+
+    return check

@@ -1,0 +1,277 @@
+"""A persistent bash driven over pipes, so that `cd` and `export` survive between steps.
+
+Protocol: each command is sent as one `eval $'...'` line (ANSI-C quoted, so no quote or
+heredoc in the command can swallow what follows), with stdin from /dev/null so no program can
+read the protocol. After it the shell prints a marker, its background jobs and the exit status
+and working directory. Job control (`set -m`) puts every command in its own process group,
+which is what a timeout kills; the shell itself and earlier background jobs survive.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import select
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from researchgym.errors import SandboxError
+from researchgym.sandbox import procs
+from researchgym.sandbox.base import ExecResult
+
+# Bytes that cannot appear literally inside $'...' are written as \xHH.
+_ESCAPES = {b: f"\\x{b:02x}" for b in range(256) if b < 32 or b >= 127}
+_ESCAPES.update({ord("\\"): "\\\\", ord("'"): "\\'"})
+_QUOTE_TABLE = str.maketrans({chr(b): text for b, text in _ESCAPES.items()})
+
+_READ_CHUNK = 1 << 16
+_KILL_GRACE_S = 2.0
+
+
+def ansi_c_quote(command: str) -> str:
+    """Quote `command` as a bash $'...' word that evaluates back to the same bytes."""
+    raw = command.encode("utf-8", "surrogateescape").decode("latin-1")
+    return "$'" + raw.translate(_QUOTE_TABLE) + "'"
+
+
+class _Capture:
+    """Keeps the head and the tail of a stream and counts the bytes cut between them."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.buf = bytearray()
+        self.head = b""
+        self.cut = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.buf += chunk
+        # Generous slack so that the end-of-command marker is never cut.
+        if len(self.buf) > 2 * self.keep + 2 * _READ_CHUNK:
+            if not self.head:
+                self.head = bytes(self.buf[: self.keep])
+                del self.buf[: self.keep]
+            excess = len(self.buf) - (self.keep + _READ_CHUNK)
+            if excess > 0:
+                del self.buf[:excess]
+                self.cut += excess
+
+    def render(self, body: bytes) -> tuple[str, int]:
+        """Decode head + body, cutting the middle if the whole is over the cap."""
+        head = self.head
+        if not head:
+            if len(body) <= 2 * self.keep:
+                return body.decode("utf-8", "replace"), 0
+            head, body = body[: self.keep], body[self.keep :]
+        extra = max(len(body) - self.keep, 0)
+        cut = self.cut + extra
+        text = (
+            head.decode("utf-8", "replace")
+            + f"\n[... {cut:,} bytes of output cut; showing the first and last {self.keep:,} ...]\n"
+            + body[extra:].decode("utf-8", "replace")
+        )
+        return text, cut
+
+
+class PersistentShell:
+    """One bash process (possibly wrapped in a sandbox launcher) and its pipe protocol."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        workdir: str,
+        cwd: str | None = None,
+        preexec: Callable[[], None] | None = None,
+        max_output_chars: int = 20_000,
+        on_runaway: Callable[[], int | None] | None = None,
+    ) -> None:
+        self.argv, self.env, self.workdir, self.cwd_host = argv, env, workdir, cwd
+        self.preexec = preexec
+        self.max_output_chars = max_output_chars
+        #: Called after each command; returns a number of killed processes if the sandbox hit
+        #: its process limit (a fork bomb) and had to be cleaned, else None.
+        self.on_runaway = on_runaway
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.shell_pid: int | None = None
+        self.cwd = workdir
+        self._jobs: set[int] = set()
+        self._marker = f"__RG_{secrets.token_hex(8)}__"
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd_host,
+                preexec_fn=self.preexec,
+                bufsize=0,
+            )
+        except OSError as exc:
+            raise SandboxError(f"could not start the shell ({self.argv[0]}): {exc}") from exc
+        self._jobs = set()
+        self.cwd = self.workdir
+        init = f"set -m; set +o histexpand; cd {ansi_c_quote(self.workdir)} 2>/dev/null; printf '%s\\n' $$"
+        result = self._roundtrip(init, timeout_s=30.0)
+        if result.exit_code is None or result.timed_out:
+            detail = result.output.strip() or "no output"
+            self.close()
+            raise SandboxError(f"the sandbox shell did not start: {detail}")
+        inner_pid = int(result.output.strip().splitlines()[-1])
+        self.shell_pid = procs.find_host_pid(self.proc.pid, inner_pid) or self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            procs.kill_below(proc.pid, keep=set(), rounds=5)
+            proc.kill()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a kill that did not take
+            pass
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+
+    # ------------------------------------------------------------------ commands
+    def run(self, command: str, timeout_s: float) -> ExecResult:
+        notes: list[str] = []
+        if not self.alive:
+            self._restart(notes, "the shell had exited; a new one was started in the workspace")
+        wrapped = f"eval {ansi_c_quote(command)} < /dev/null"
+        result = self._roundtrip(wrapped, timeout_s)
+        result.notes[:0] = notes
+        if self.on_runaway is not None:
+            killed = self.on_runaway()
+            if killed is not None:
+                self._jobs.clear()
+                result.notes.append(
+                    f"the sandbox reached its process limit; {killed} processes were killed"
+                )
+        if result.exit_code is None and not result.timed_out:
+            self._restart(result.notes, "the shell exited; a new one was started in the workspace "
+                          "(working directory and exported variables were reset)")
+            result.cwd = self.cwd
+        return result
+
+    def _restart(self, notes: list[str], why: str) -> None:
+        self.close()
+        self.start()
+        notes.append(why)
+
+    def _roundtrip(self, line: str, timeout_s: float) -> ExecResult:
+        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        marker = self._marker
+        script = (
+            f"{line}\n__rg_ec=$?; printf '\\n{marker}J\\n'; jobs -p; "
+            f"printf '{marker}E %d %s\\n' \"$__rg_ec\" \"$PWD\"\n"
+        )
+        started = time.perf_counter()
+        try:
+            self.proc.stdin.write(script.encode("utf-8", "surrogateescape"))
+        except (BrokenPipeError, OSError):
+            return ExecResult("", None, 0.0)
+        capture = _Capture(keep=max(self.max_output_chars // 2, 100))
+        end_token = f"{marker}E ".encode()
+        fd = self.proc.stdout.fileno()
+        deadline = started + timeout_s
+        timed_out = False
+        while True:
+            now = time.perf_counter()
+            if now >= deadline:
+                if timed_out:
+                    return self._abandon(capture, started, timeout_s)
+                timed_out = True
+                self._kill_command()
+                deadline = time.perf_counter() + _KILL_GRACE_S
+                continue
+            ready, _, _ = select.select([fd], [], [], deadline - now)
+            if not ready:
+                continue
+            chunk = os.read(fd, _READ_CHUNK)
+            if not chunk:  # the shell died
+                output, cut = capture.render(bytes(capture.buf))
+                return ExecResult(output, None, time.perf_counter() - started, timed_out, cut)
+            capture.add(chunk)
+            buf = capture.buf
+            found = buf.find(end_token, max(0, len(buf) - len(chunk) - len(end_token)))
+            if found >= 0 and buf.find(b"\n", found) >= 0:
+                break
+        elapsed = time.perf_counter() - started
+        buf = bytes(capture.buf)
+        jobs_at = buf.rfind(f"\n{marker}J\n".encode(), 0, found)
+        status = buf[found + len(end_token) :].decode("utf-8", "replace").rstrip("\n")
+        code_text, _, cwd = status.partition(" ")
+        jobs_text = buf[jobs_at + len(marker) + 3 : found] if jobs_at >= 0 else b""
+        self._jobs = {int(x) for x in jobs_text.split() if x.isdigit()}
+        self.cwd = cwd or self.cwd
+        output, cut = capture.render(buf[:jobs_at] if jobs_at >= 0 else buf[:found])
+        result = ExecResult(
+            output,
+            int(code_text) if code_text.lstrip("-").isdigit() else None,
+            elapsed,
+            timed_out=timed_out,
+            cut_bytes=cut,
+            cwd=self.cwd,
+        )
+        if timed_out:
+            result.notes.append(f"command timed out after {timeout_s:g}s and was killed")
+        if cut:
+            result.notes.append(f"output was {cut:,} bytes too long; the middle was cut")
+        return result
+
+    def _abandon(self, capture: _Capture, started: float, timeout_s: float) -> ExecResult:
+        """The command survived its kill (e.g. a shell-builtin loop): restart the shell."""
+        output, cut = capture.render(bytes(capture.buf))
+        elapsed = time.perf_counter() - started
+        self.close()
+        self.start()
+        result = ExecResult(output, None, elapsed, timed_out=True, cut_bytes=cut, cwd=self.cwd)
+        result.notes.append(
+            f"command timed out after {timeout_s:g}s and was killed; the shell had to be restarted "
+            "(working directory and exported variables were reset)"
+        )
+        return result
+
+    def _kill_command(self) -> None:
+        """Kill every process group started by the running command; keep the shell and old jobs."""
+        if self.proc is None or self.shell_pid is None:
+            return
+        keep = {self.shell_pid}
+        pid = self.shell_pid
+        # Keep the chain from the launcher down to the shell (bwrap and its init).
+        while pid and pid != self.proc.pid:
+            stat = procs._read_stat(pid)
+            if stat is None:
+                break
+            pid = stat[0]
+            keep.add(pid)
+        keep.add(self.proc.pid)
+        procs.kill_below(self.proc.pid, keep=keep, keep_ns_pgids=set(self._jobs))
+
+    def kill_everything_but_shell(self) -> int:
+        """Used after a fork bomb: kill all sandbox processes except the shell itself."""
+        if self.proc is None or self.shell_pid is None:
+            return 0
+        keep = {self.shell_pid, self.proc.pid}
+        pid = self.shell_pid
+        while pid and pid != self.proc.pid:
+            stat = procs._read_stat(pid)
+            if stat is None:
+                break
+            pid = stat[0]
+            keep.add(pid)
+        self._jobs.clear()
+        return procs.kill_below(self.proc.pid, keep=keep)

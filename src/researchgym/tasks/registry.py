@@ -1,0 +1,70 @@
+"""Finding tasks by id or name: built-in tasks, user folders, and entry points.
+
+Search order: a path to a folder or YAML file; built-in tasks; folders listed in the
+RESEARCHGYM_TASKS_PATH environment variable (colon-separated); the `researchgym.tasks` entry
+point group (each entry names a folder of task folders, or a callable returning such folders).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from researchgym.errors import UnknownNameError
+from researchgym.plugins import load_object
+from researchgym.tasks.spec import TASK_FILE, TaskSpec, load_task_file
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+
+
+def task_roots() -> list[Path]:
+    roots = [BUILTIN_DIR]
+    for part in os.environ.get("RESEARCHGYM_TASKS_PATH", "").split(os.pathsep):
+        if part:
+            roots.append(Path(part).expanduser())
+    for entry in entry_points(group="researchgym.tasks"):
+        value = entry.value
+        target = load_object(value) if ":" in value else value
+        found = target() if callable(target) else target
+        roots.extend(Path(p) for p in (found if isinstance(found, (list, tuple)) else [found]))
+    return roots
+
+
+def task_dirs() -> list[Path]:
+    dirs = []
+    for root in task_roots():
+        if root.is_dir():
+            dirs.extend(sorted(p.parent for p in root.glob(f"*/{TASK_FILE}")))
+    return dirs
+
+
+@lru_cache(maxsize=None)
+def _load_cached(path: str, mtime: float) -> TaskSpec:
+    return load_task_file(path)
+
+
+def _load(path: Path) -> TaskSpec:
+    file = path / TASK_FILE if path.is_dir() else path
+    return _load_cached(str(file.resolve()), file.stat().st_mtime if file.exists() else 0.0)
+
+
+def all_tasks() -> list[TaskSpec]:
+    return [_load(d) for d in task_dirs()]
+
+
+def load_task(id_or_path: str | Path) -> TaskSpec:
+    """Load a task by id, by name (`BattleOfSexes`), by Gymnasium id, or from a path."""
+    candidate = Path(id_or_path).expanduser()
+    if candidate.exists():
+        return _load(candidate)
+    wanted = str(id_or_path)
+    if wanted.startswith("researchgym/"):
+        wanted = wanted.split("/", 1)[1].rsplit("-v", 1)[0]
+    key = wanted.lower()
+    tasks = all_tasks()
+    for spec in tasks:
+        if key in (spec.id.lower(), spec.name.lower()):
+            return spec
+    raise UnknownNameError("task", wanted, [t.id for t in tasks])

@@ -1,0 +1,288 @@
+"""Task and dataset configuration: what a task is, read from `task.yaml` and validated.
+
+The metric's name and direction live in the task itself (MLGym kept them in a separate table).
+Every validation error names the file, the field and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from researchgym.errors import TaskConfigError
+from researchgym.sandbox.base import Limits
+
+TASK_FILE = "task.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitSpec(_Strict):
+    name: str
+    file_regex: str = ".*"
+
+
+class DatasetSpec(_Strict):
+    """A dataset, decoupled from tasks so one dataset can serve many."""
+
+    name: str
+    description: str = ""
+    #: A local folder (relative to the file that declared it) or a hub id when not local.
+    data_path: str
+    is_local: bool = True
+    #: Where the data appears inside the agent's workspace, read-only.
+    mount: str | None = None
+    train_split: SplitSpec | None = None
+    valid_split: SplitSpec | None = None
+    test_split: SplitSpec | None = None
+    #: Folder the relative `data_path` is resolved against (set by the loader).
+    base_dir: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def mount_point(self) -> str:
+        return self.mount or "data"
+
+    def resolved_path(self) -> Path:
+        path = Path(self.data_path).expanduser()
+        if not path.is_absolute() and self.base_dir is not None:
+            path = self.base_dir / path
+        return path
+
+
+class MetricSpec(_Strict):
+    name: str
+    direction: Literal["maximize", "minimize"]
+
+    def better(self, a: float, b: float) -> bool:
+        """True if score `a` is strictly better than `b`."""
+        return a > b if self.direction == "maximize" else a < b
+
+
+class FileSpec(_Strict):
+    """A file or folder of the task copied into the workspace."""
+
+    src: str
+    dest: str | None = None
+    read_only: bool = False
+
+    @property
+    def target(self) -> str:
+        return self.dest or Path(self.src).name
+
+
+class BaselineSpec(_Strict):
+    #: Shell command that produces the baseline artefact (None: the starter files are the baseline).
+    command: str | None = None
+    #: Metric values of the baseline, as configured. The first entry is the reference.
+    scores: list[dict[str, float]] = Field(default_factory=list)
+
+
+class EvaluationSpec(_Strict):
+    """How a submission is scored, in a fresh sandbox that never belonged to the agent.
+
+    `command` runs with the evaluation folder as its working directory and may use the
+    placeholders `{split}` (validation or test) and `{seed}`. The last line of its output that
+    is a JSON object holds the metrics.
+    """
+
+    command: str
+    files: list[FileSpec] = Field(default_factory=list)
+    timeout_s: float = Field(600.0, gt=0)
+    #: Whether validate and submit are scored on separate splits (validation vs hidden test).
+    has_test_split: bool = True
+
+
+class SubmissionSpec(_Strict):
+    #: Paths in the workspace that make up the artefact; empty means the whole workspace.
+    artefacts: list[str] = Field(default_factory=list)
+
+
+class TaskLimits(Limits):
+    """Sandbox limits plus what bounds an episode."""
+
+    max_steps: int = Field(50, gt=0)
+    training_timeout_s: float = Field(1800.0, gt=0)
+    #: A command containing any of these words gets `training_timeout_s` instead of
+    #: `command_timeout_s` (MLGym's rule).
+    training_markers: list[str] = Field(default_factory=lambda: ["python", "torchrun", "accelerate", "deepspeed"])
+
+    def timeout_for(self, command: str) -> float:
+        if any(marker in command for marker in self.training_markers):
+            return self.training_timeout_s
+        return self.command_timeout_s
+
+
+class TaskSpec(_Strict):
+    id: str
+    name: str
+    version: int = 0
+    domain: str = "general"
+    description: str
+    datasets: list[DatasetSpec] = Field(default_factory=list)
+    starter_files: list[FileSpec] = Field(default_factory=list)
+    baseline: BaselineSpec = Field(default_factory=BaselineSpec)
+    evaluation: EvaluationSpec
+    metric: MetricSpec
+    submission: SubmissionSpec = Field(default_factory=SubmissionSpec)
+    #: Task-folder paths the agent must never see (test labels, secrets); masked if reachable.
+    hidden_files: list[str] = Field(default_factory=list)
+    limits: TaskLimits = Field(default_factory=TaskLimits)
+    #: Package extras the task needs (e.g. `vision`).
+    requirements: list[str] = Field(default_factory=list)
+    source_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_simple(cls, value: str) -> str:
+        if not value or any(ch in value for ch in "/ \t\n:"):
+            raise ValueError("must be a non-empty name without spaces, slashes or colons")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_gym_name(cls, value: str) -> str:
+        if not value.replace("_", "").replace("-", "").isalnum():
+            raise ValueError("must contain only letters, digits, '-' and '_' (it becomes a Gymnasium id)")
+        return value
+
+    @model_validator(mode="after")
+    def _baseline_has_metric(self) -> "TaskSpec":
+        for entry in self.baseline.scores[:1]:
+            if self.metric.name not in entry:
+                raise ValueError(
+                    f"baseline.scores[0] has no value for the metric '{self.metric.name}' "
+                    f"(it has {sorted(entry)})"
+                )
+        return self
+
+    # -------------------------------------------------------------- derived
+    @property
+    def gym_id(self) -> str:
+        return f"researchgym/{self.name}-v{self.version}"
+
+    @property
+    def baseline_score(self) -> float | None:
+        return self.baseline.scores[0][self.metric.name] if self.baseline.scores else None
+
+    def path(self, relative: str) -> Path:
+        return (self.source_dir / relative).resolve()
+
+    def hidden_paths(self) -> list[Path]:
+        return [self.path(p) for p in self.hidden_files]
+
+    def dataset_docs(self) -> str:
+        lines = []
+        for ds in self.datasets:
+            lines.append(f"{ds.name} (read-only, at `{ds.mount_point}`): {ds.description.strip()}")
+        return "\n".join(lines) if lines else "This task has no dataset."
+
+    def prompt(self) -> str:
+        """The task description with `{dataset_docs}` filled in (other braces untouched)."""
+        return self.description.replace("{dataset_docs}", self.dataset_docs()).strip()
+
+    def derived_seed(self, episode_seed: int, purpose: str) -> int:
+        digest = hashlib.sha256(f"{self.id}:{episode_seed}:{purpose}".encode()).digest()
+        return int.from_bytes(digest[:4], "little")
+
+
+# ------------------------------------------------------------------ loading
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TaskConfigError(path, "", f"cannot read the file: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise TaskConfigError(path, "", f"invalid YAML{where}: {problem}") from exc
+    if not isinstance(data, dict):
+        raise TaskConfigError(path, "", f"expected a mapping of fields at the top level, got {type(data).__name__}")
+    return data
+
+
+def _describe(errors: list[Any]) -> tuple[str, str]:
+    """The first failing field (dotted path) and a readable list of every problem."""
+    parts = []
+    for error in errors:
+        loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; see docs/task-authoring.md)"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        parts.append(f"{loc}: {message}")
+    first = ".".join(str(p) for p in errors[0]["loc"])
+    return first, "; ".join(parts)
+
+
+def validate_model(model: type[BaseModel], data: dict[str, Any], path: Path, prefix: str = "") -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        field, problems = _describe(exc.errors())
+        raise TaskConfigError(path, prefix + field, problems if ";" in problems else problems.split(": ", 1)[-1]) from None
+
+
+def load_dataset_file(path: Path) -> DatasetSpec:
+    data = _read_yaml(path)
+    spec: DatasetSpec = validate_model(DatasetSpec, data, path)
+    spec.base_dir = path.parent
+    return spec
+
+
+def load_task_file(path: str | Path) -> TaskSpec:
+    """Read a task: a folder with `task.yaml`, or a YAML file (ours or MLGym's format)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / TASK_FILE
+    if not path.exists():
+        raise TaskConfigError(path, "", "file not found")
+    data = _read_yaml(path)
+    if "task_entrypoint" in data or "dataset_configs" in data:
+        from researchgym.tasks.mlgym import task_from_mlgym
+
+        return task_from_mlgym(data, path)
+    datasets = data.get("datasets") or []
+    resolved = []
+    for index, entry in enumerate(datasets if isinstance(datasets, list) else []):
+        if isinstance(entry, str):  # a path to a dataset YAML
+            ds_path = (path.parent / entry).resolve()
+            if not ds_path.exists():
+                raise TaskConfigError(path, f"datasets.{index}", f"dataset file {ds_path} does not exist")
+            resolved.append(load_dataset_file(ds_path))
+        else:
+            resolved.append(entry)
+    if isinstance(datasets, list):
+        data = {**data, "datasets": resolved}
+    spec: TaskSpec = validate_model(TaskSpec, data, path)
+    spec.source_dir = path.parent.resolve()
+    for ds in spec.datasets:
+        if ds.base_dir is None:
+            ds.base_dir = spec.source_dir
+    check_files_exist(spec, path)
+    return spec
+
+
+def check_files_exist(spec: TaskSpec, path: Path) -> None:
+    """Name the field of a file the task refers to but does not have."""
+    for field, files in (("starter_files", spec.starter_files), ("evaluation.files", spec.evaluation.files)):
+        for index, item in enumerate(files):
+            if not spec.path(item.src).exists():
+                raise TaskConfigError(path, f"{field}.{index}.src", f"{spec.path(item.src)} does not exist")
+    hidden = set(spec.hidden_paths())
+    for index, item in enumerate(spec.starter_files):
+        if spec.path(item.src) in hidden:
+            raise TaskConfigError(path, f"starter_files.{index}.src",
+                                  f"{item.src} is listed in hidden_files and cannot be a starter file")
+    for index, ds in enumerate(spec.datasets):
+        if ds.is_local and not ds.resolved_path().exists():
+            raise TaskConfigError(path, f"datasets.{index}.data_path", f"{ds.resolved_path()} does not exist")
