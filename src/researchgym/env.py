@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ class ResearchEnv(gym.Env[str, str]):
         self.workspace: Path | None = None
         self.trajectory_path: Path | None = None
         self._last_observation = ""
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="researchgym-eval")
         self._reset_state(episode_seed=0)
 
     def _reset_state(self, episode_seed: int) -> None:
@@ -141,6 +143,22 @@ class ResearchEnv(gym.Env[str, str]):
         if terminated or truncated:
             self._end_episode()
         return observation, reward, terminated, truncated, info
+
+    def end_episode(self, status: str) -> tuple[str, float, dict[str, Any]]:
+        """End the episode now (a cost or time limit, an agent error) and auto-submit.
+
+        Returns the observation, the final reward and the info. Safe to call on a finished episode.
+        """
+        if self._sandbox is None or self._done:
+            return self._last_observation, 0.0, self._info()
+        observation = self._finish(f"autosubmission ({status})", kind="autosubmit")
+        reward = normalised_reward(self.task, self.final_score)
+        if self._trajectory is not None:
+            self._trajectory.write({"type": "autosubmit", "reason": status, "observation": observation,
+                                    "reward": reward, "scores": self.scores[-1:]})
+        info = self._info()
+        self._end_episode()
+        return observation, reward, info
 
     def render(self) -> str | None:
         return self._last_observation if self.render_mode == "ansi" else None
@@ -214,16 +232,20 @@ class ResearchEnv(gym.Env[str, str]):
     def _validate(self) -> str:
         metric = self.task.metric
         entry: dict[str, Any] = {"step": self.steps, "kind": "validate"}
+        # The hidden test score is computed at the same time, in its own sandbox.
+        test_future = self._pool.submit(self._score, "test") if self.task.evaluation.has_test_split else None
         try:
             validation = self._score("validation")
         except EvaluationError as exc:
             entry.update(status=exc.status, error=str(exc))
+            if test_future is not None:
+                test_future.cancel()
             self.scores.append(entry)
             return f"Validation failed ({exc.status}): {exc}"
         entry["validation"] = validation.to_dict()
-        if self.task.evaluation.has_test_split:
+        if test_future is not None:
             try:
-                entry["test"] = self._score("test").to_dict()
+                entry["test"] = test_future.result().to_dict()
             except EvaluationError as exc:
                 entry["test"] = {"status": exc.status, "error": str(exc)}
         else:

@@ -86,6 +86,36 @@ class SandboxCgroup:
             return None
         return current, (int(limit) if limit.isdigit() else 1 << 30)
 
+    def pids_refused(self) -> int:
+        """How many forks the pids limit has refused so far (the `max` line of pids.events)."""
+        path = self.dirs.get("v2") or self.dirs.get("pids")
+        if path is None:
+            return 0
+        try:
+            for line in (path / "pids.events").read_text().splitlines():
+                field, _, value = line.partition(" ")
+                if field == "max":
+                    return int(value)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel has killed for exceeding the memory limit."""
+        path = self.dirs.get("v2")
+        name, key = ("memory.events", "oom_kill") if path else ("memory.oom_control", "oom_kill")
+        path = path or self.dirs.get("memory")
+        if path is None:
+            return 0
+        try:
+            for line in (path / name).read_text().splitlines():
+                field, _, value = line.partition(" ")
+                if field == key:
+                    return int(value)
+        except (OSError, ValueError):
+            pass
+        return 0
+
     def remove(self) -> None:
         for path in self.dirs.values():
             for _ in range(50):

@@ -37,7 +37,9 @@ class ShellSandbox:
         def on_runaway() -> int | None:
             if not at_limit() or self.shell is None:
                 return None
-            return self.shell.kill_everything_but_shell()
+            killed = self.shell.kill_everything_but_shell()
+            at_limit()  # forks refused during the clean-up do not count again
+            return killed
 
         self.shell = PersistentShell(
             argv,
@@ -57,8 +59,18 @@ class ShellSandbox:
     def run(self, command: str, timeout_s: float | None = None) -> ExecResult:
         if self.shell is None:
             self.start()
-        assert self.shell is not None
-        return self.shell.run(command, timeout_s or self.spec.limits.command_timeout_s)
+        assert self.shell is not None and self.shell.on_runaway is not None
+        # A fork bomb left by an earlier command is cleaned up before this one needs to fork.
+        cleaned = self.shell.on_runaway()
+        ooms = self.cgroup.oom_kills() if self.cgroup else 0
+        result = self.shell.run(command, timeout_s or self.spec.limits.command_timeout_s)
+        if cleaned is not None:
+            result.notes.insert(0, f"the sandbox was at its process limit; {cleaned} leftover processes were killed")
+        if self.cgroup is not None and self.cgroup.oom_kills() > ooms:
+            result.notes.append(
+                f"a process was killed because the sandbox ran out of memory (limit {self.spec.limits.memory_mb} MiB)"
+            )
+        return result
 
     @property
     def cwd(self) -> str:

@@ -62,12 +62,16 @@ def make_preexec(limits: Limits, cgroup: SandboxCgroup | None) -> Callable[[], N
 
 
 def runaway_check(cgroup: SandboxCgroup | None) -> Callable[[], bool]:
-    """True when the sandbox is at its process limit (a fork bomb is running)."""
+    """True when the process limit refused a fork since the last call (a fork bomb, say)."""
+    seen = [cgroup.pids_refused() if cgroup else 0]
 
     def check() -> bool:
         if cgroup is None:
             return False
-        counts = cgroup.pids()
-        return counts is not None and counts[0] >= counts[1] - 2
+        refused = cgroup.pids_refused()
+        if refused > seen[0]:
+            seen[0] = refused
+            return True
+        return False
 
     return check

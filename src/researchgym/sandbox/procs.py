@@ -79,7 +79,7 @@ def kill_groups(pgids: set[int]) -> None:
             pass
 
 
-def kill_below(root: int, keep: set[int], keep_ns_pgids: set[int] = frozenset(), rounds: int = 20) -> int:
+def kill_below(root: int, keep: set[int], keep_ns_pgids: set[int] = frozenset(), rounds: int = 200) -> int:
     """Kill every process below `root` except `keep` pids and groups in `keep_ns_pgids`.
 
     Repeats because a fork bomb keeps forking while it is being killed. Returns how many
@@ -94,7 +94,7 @@ def kill_below(root: int, keep: set[int], keep_ns_pgids: set[int] = frozenset(),
             break
         kill_groups({p.pgid for p in victims if p.pgid not in keep})
         kill_all([p.pid for p in victims])
-        time.sleep(0.01)
+        time.sleep(0.005)
     return max(first, 0)
 
 

@@ -1,0 +1,46 @@
+# researchgym: `make demo` sets everything up and runs a task end to end offline;
+# `make test` installs the test tools and runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+
+.PHONY: install demo test bench clean system-deps
+
+install: $(VENV)/.installed
+
+# bubblewrap is the default sandbox; install it when missing and we are root.
+system-deps:
+	@if ! command -v bwrap >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing bubblewrap"; \
+	    (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
+	     (apt-get update -qq && apt-get install -y -qq bubblewrap)); \
+	  else \
+	    echo "warning: bubblewrap (bwrap) is not installed and cannot be installed without root;"; \
+	    echo "         install it, or run with --sandbox local (no isolation)."; \
+	  fi; \
+	fi
+
+$(VENV)/.installed: pyproject.toml | system-deps
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "researchgym needs Python >= 3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+demo: install
+	$(BIN)/researchgym demo
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/step_overhead.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

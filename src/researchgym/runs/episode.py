@@ -1,0 +1,79 @@
+"""Playing one episode: an agent against an environment, until it ends, whatever happens."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from researchgym.agents.base import Agent
+from researchgym.env import ResearchEnv
+
+
+@dataclass
+class StepEvent:
+    step: int
+    action: str
+    observation: str
+    reward: float
+    info: dict[str, Any]
+
+
+@dataclass
+class EpisodeResult:
+    task: str
+    agent: str
+    seed: int
+    exit_status: str | None
+    final_score: float | None
+    reward: float
+    steps: int
+    duration_s: float
+    trajectory: str | None
+    scores: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def best_validation(self) -> float | None:
+        values = [s["validation"]["value"] for s in self.scores if "validation" in s]
+        return max(values) if values else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_episode(
+    env: ResearchEnv,
+    agent: Agent,
+    *,
+    seed: int | None = None,
+    on_step: Callable[[StepEvent], None] | None = None,
+) -> EpisodeResult:
+    """Play until the episode terminates or is truncated. An agent crash auto-submits."""
+    started = time.perf_counter()
+    observation, info = env.reset(seed=seed)
+    agent.reset(env.task, observation, info)
+    reward, done = 0.0, False
+    try:
+        while not done:
+            action = agent.act(observation, info)
+            observation, reward, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+            if on_step is not None:
+                on_step(StepEvent(info["step"], action, observation, reward, info))
+    except Exception as exc:
+        observation, reward, info = env.end_episode(f"agent_error: {type(exc).__name__}: {exc}")
+    result = EpisodeResult(
+        task=env.task.id,
+        agent=getattr(agent, "name", type(agent).__name__),
+        seed=info["seed"],
+        exit_status=info["exit_status"],
+        final_score=info["final_score"],
+        reward=reward,
+        steps=info["step"],
+        duration_s=time.perf_counter() - started,
+        trajectory=info["trajectory"],
+        scores=info["scores"],
+    )
+    env.close()
+    return result

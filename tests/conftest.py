@@ -1,0 +1,141 @@
+"""Shared fixtures: real sandboxes, real task folders written to disk, a TCP server on loopback."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import threading
+import warnings
+from pathlib import Path
+
+import pytest
+
+from researchgym.sandbox import Limits, SandboxSpec, create_sandbox
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "workspace"
+    ws.mkdir()
+    return ws
+
+
+@pytest.fixture
+def make_sandbox(workspace: Path):
+    """Create started sandboxes that are closed after the test."""
+    boxes = []
+
+    def factory(provider: str = "bwrap", **spec_kwargs):
+        limits = spec_kwargs.pop("limits", Limits(command_timeout_s=10))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            box = create_sandbox(provider, SandboxSpec(workspace=spec_kwargs.pop("workspace", workspace),
+                                                       limits=limits, **spec_kwargs))
+        box.start()
+        boxes.append(box)
+        return box
+
+    yield factory
+    for box in boxes:
+        box.close()
+
+
+@pytest.fixture
+def loopback_server():
+    """A TCP server on the host's 127.0.0.1 that answers 'hello' to anyone who connects."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    stop = threading.Event()
+    accepted: list[str] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            accepted.append("connection")
+            conn.sendall(b"hello\n")
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join(timeout=2)
+    server.close()
+
+
+def write_task(root: Path, *, hidden_secret: bool = True, extra_yaml: str = "") -> Path:
+    """A tiny CSV task: predict y = 2x. Hidden labels sit in the dataset folder and in eval/."""
+    task = root / "tiny"
+    (task / "data").mkdir(parents=True)
+    (task / "eval").mkdir()
+    (task / "starter").mkdir()
+    (task / "data" / "train.csv").write_text("x,y\n1,2\n2,4\n3,6\n")
+    (task / "data" / "test.csv").write_text("x\n4\n5\n")
+    (task / "data" / "answers.csv").write_text("y\n8\n10\n")
+    (task / "eval" / "secret.txt").write_text("TOP-SECRET-LABELS\n")
+    (task / "starter" / "solve.py").write_text(textwrap.dedent("""\
+        import csv
+        rows = list(csv.DictReader(open("data/test.csv")))
+        with open("submission.csv", "w") as out:
+            out.write("y\\n")
+            for row in rows:
+                out.write(f"{int(row['x']) * 2}\\n")
+        """))
+    (task / "eval" / "evaluate.py").write_text(textwrap.dedent("""\
+        import csv, json, os, sys
+        print("a stray warning line that must not break scoring")
+        truth = [float(r["y"]) for r in csv.DictReader(open("data/answers.csv"))]
+        assert open("secret.txt").read().startswith("TOP-SECRET")
+        try:
+            pred = [float(r["y"]) for r in csv.DictReader(open("submission.csv"))]
+        except FileNotFoundError:
+            print(json.dumps({"error": "no submission.csv"})); sys.exit(1)
+        hits = sum(abs(p - t) < 1e-9 for p, t in zip(pred, truth))
+        print(json.dumps({"accuracy": hits / len(truth), "split": os.environ["RESEARCHGYM_SPLIT"]}))
+        """))
+    hidden = "hidden_files: [eval/secret.txt, data/answers.csv]" if hidden_secret else "hidden_files: []"
+    (task / "task.yaml").write_text(textwrap.dedent(f"""\
+        id: tiny
+        name: Tiny
+        domain: testing
+        description: |
+          Predict y for each x in data/test.csv and write submission.csv.
+          {{dataset_docs}}
+        datasets:
+          - name: tiny-data
+            description: x and y columns.
+            data_path: data
+            mount: data
+        starter_files:
+          - src: starter/solve.py
+        baseline:
+          command: python solve.py
+          scores:
+            - accuracy: 0.5
+        evaluation:
+          command: python evaluate.py
+          files:
+            - src: eval/evaluate.py
+            - src: eval/secret.txt
+          timeout_s: 60
+        metric: {{name: accuracy, direction: maximize}}
+        submission:
+          artefacts: [submission.csv]
+        {hidden}
+        limits:
+          max_steps: 5
+          command_timeout_s: 10
+          training_timeout_s: 30
+        """) + extra_yaml)
+    return task
+
+
+@pytest.fixture
+def tiny_task(tmp_path: Path) -> Path:
+    return write_task(tmp_path / "tasks")
