@@ -60,9 +60,10 @@ def _run(task: str, agent: str, sandbox: str, out: Path, seed: Optional[int], ma
 
     def show(event: StepEvent) -> None:
         info = event.info
+        seconds = env.last_step_seconds
         status = "timeout" if info.get("timed_out") else f"exit {info.get('exit_code')}"
         console.print(f"  step {event.step:>3}/{info['max_steps']}  [cyan]{_one_line(event.action)}[/]  "
-                      f"({status}, {info.get('duration_s', 0):.2f}s)", highlight=False)
+                      f"({status}, {seconds:.2f}s)", highlight=False)
         for score in info["scores"][-1:]:
             if score["step"] == event.step and "validation" in score:
                 console.print(f"           validation {spec.metric.name} = {score['validation']['value']:.6g}")

@@ -50,7 +50,7 @@ def normalised_reward(task: TaskSpec, score: float | None) -> float:
 
 
 class ResearchEnv(gym.Env[str, str]):
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
         self,
@@ -80,6 +80,7 @@ class ResearchEnv(gym.Env[str, str]):
         self.workspace: Path | None = None
         self.trajectory_path: Path | None = None
         self._last_observation = ""
+        self.last_step_seconds = 0.0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="researchgym-eval")
         self._reset_state(episode_seed=0)
 
@@ -139,7 +140,8 @@ class ResearchEnv(gym.Env[str, str]):
         observation = "\n".join(p for p in parts if p)
         self._last_observation = observation
         info = self._info(result)
-        self._record_step(action, observation, result, reward, terminated, truncated, time.perf_counter() - started)
+        self.last_step_seconds = time.perf_counter() - started
+        self._record_step(action, observation, result, reward, terminated, truncated, self.last_step_seconds)
         if terminated or truncated:
             self._end_episode()
         return observation, reward, terminated, truncated, info
@@ -276,20 +278,21 @@ class ResearchEnv(gym.Env[str, str]):
         return f"Submitted. Test score: {self.task.metric.name} = {score.value:.6g}"
 
     def _info(self, result: ExecResult | None = None) -> dict[str, Any]:
+        # Only what a seed determines: no ids, paths or timings (those are attributes and
+        # trajectory fields), except the trajectory path once the episode is over.
         info: dict[str, Any] = {
             "task": self.task.id,
-            "episode": self.episode_id,
             "seed": self.episode_seed,
             "step": self.steps,
             "max_steps": self.task.limits.max_steps,
             "scores": [dict(s) for s in self.scores],
             "exit_status": self.exit_status,
             "final_score": self.final_score,
-            "trajectory": str(self.trajectory_path) if self.trajectory_path else None,
         }
+        if self._done or self.exit_status is not None:
+            info["trajectory"] = str(self.trajectory_path) if self.trajectory_path else None
         if result is not None:
-            info.update(exit_code=result.exit_code, timed_out=result.timed_out, cwd=result.cwd,
-                        duration_s=result.duration_s)
+            info.update(exit_code=result.exit_code, timed_out=result.timed_out, cwd=result.cwd)
         return info
 
     def _record_step(self, action: str, observation: str, result: ExecResult, reward: float,

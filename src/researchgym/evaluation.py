@@ -10,6 +10,7 @@ output that is a JSON object, so stray prints and warnings do not break scoring.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import tempfile
 import time
@@ -34,11 +35,17 @@ class Score:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"split": self.split, "metrics": self.metrics, "value": self.value, "duration_s": round(self.duration_s, 3)}
+        # No timing here: info must be deterministic for a seed (Gymnasium's check_env).
+        return {"split": self.split, "metrics": self.metrics, "value": self.value}
 
 
-def last_json_object(text: str) -> dict[str, Any] | None:
-    for line in reversed(text.splitlines()):
+def last_json_object(text: str, token: str | None = None) -> dict[str, Any] | None:
+    """The metrics line: the last JSON object carrying `token` if any line carries one, else
+    the last JSON object. Evaluators that run agent code print the token (from the
+    RESEARCHGYM_RESULT_TOKEN environment variable, which they withhold from that code), so a
+    line forged by the agent's code cannot pass for the result."""
+    objects = []
+    for line in text.splitlines():
         line = line.strip()
         if line.startswith("{") and line.endswith("}"):
             try:
@@ -46,8 +53,13 @@ def last_json_object(text: str) -> dict[str, Any] | None:
             except json.JSONDecodeError:
                 continue
             if isinstance(value, dict):
-                return value
-    return None
+                objects.append(value)
+    if token is not None and any("token" in obj for obj in objects):
+        signed = [obj for obj in objects if obj.get("token") == token]
+        if not signed:
+            return None
+        return {k: v for k, v in signed[-1].items() if k != "token"}
+    return objects[-1] if objects else None
 
 
 def _copy_inside(source: Path, target: Path, root: Path) -> None:
@@ -106,18 +118,19 @@ def evaluate(
                 shutil.copytree(source, target, dirs_exist_ok=True)
             else:
                 shutil.copyfile(source, target)
-        box = create_sandbox(sandbox, _eval_spec(task, folder, split, seed, sandbox))
+        token = secrets.token_hex(16)
+        box = create_sandbox(sandbox, _eval_spec(task, folder, split, seed, sandbox, token))
         command = task.evaluation.command.replace("{split}", split).replace("{seed}", str(seed))
         try:
             box.start()
             result = box.run(command, timeout_s=task.evaluation.timeout_s)
         finally:
             box.close()
-    tail = result.output[-4000:]
+    tail = result.output[-4000:].replace(token, "<result-token>")
     duration = time.perf_counter() - started
     if result.timed_out:
         raise EvaluationError("evaluation_timeout", f"evaluation took longer than {task.evaluation.timeout_s:g}s:\n{tail}")
-    metrics = last_json_object(result.output)
+    metrics = last_json_object(result.output, token)
     if result.exit_code != 0 or metrics is None or "error" in (metrics or {}):
         reason = (metrics or {}).get("error") if metrics else None
         raise EvaluationError(
@@ -132,7 +145,7 @@ def evaluate(
     return Score(split=split, metrics=metrics, value=float(value), duration_s=duration, output_tail=tail)
 
 
-def _eval_spec(task: TaskSpec, folder: Path, split: str, seed: int, sandbox: str) -> SandboxSpec:
+def _eval_spec(task: TaskSpec, folder: Path, split: str, seed: int, sandbox: str, token: str) -> SandboxSpec:
     limits = task.limits
     inside = str(folder) if sandbox == "local" else "/home/agent/workspace"
     mounts = [
@@ -143,7 +156,7 @@ def _eval_spec(task: TaskSpec, folder: Path, split: str, seed: int, sandbox: str
     return SandboxSpec(
         workspace=folder,
         mounts=mounts,
-        env={"RESEARCHGYM_SPLIT": split, "RESEARCHGYM_SEED": str(seed)},
+        env={"RESEARCHGYM_SPLIT": split, "RESEARCHGYM_SEED": str(seed), "RESEARCHGYM_RESULT_TOKEN": token},
         limits=Limits(
             memory_mb=limits.memory_mb,
             cpus=limits.cpus,

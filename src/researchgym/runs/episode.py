@@ -72,7 +72,7 @@ def run_episode(
         reward=reward,
         steps=info["step"],
         duration_s=time.perf_counter() - started,
-        trajectory=info["trajectory"],
+        trajectory=str(env.trajectory_path) if env.trajectory_path else None,
         scores=info["scores"],
     )
     env.close()

@@ -210,18 +210,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _describe(errors: list[Any]) -> tuple[str, str]:
-    """The first failing field (dotted path) and a readable list of every problem."""
+    """The first failing field (dotted path) and a readable account of every problem."""
     parts = []
     for error in errors:
-        loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        message = error["msg"]
+        loc = ".".join(str(p) for p in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown field (check the spelling; see docs/task-authoring.md)"
         elif error["type"] == "missing":
             message = "required field is missing"
-        parts.append(f"{loc}: {message}")
-    first = ".".join(str(p) for p in errors[0]["loc"])
-    return first, "; ".join(parts)
+        parts.append((loc, message))
+    if len(parts) == 1:
+        return parts[0]
+    return parts[0][0], " | ".join(f"{loc or '(top level)'}: {message}" for loc, message in parts)
 
 
 def validate_model(model: type[BaseModel], data: dict[str, Any], path: Path, prefix: str = "") -> Any:
@@ -229,7 +230,7 @@ def validate_model(model: type[BaseModel], data: dict[str, Any], path: Path, pre
         return model.model_validate(data)
     except ValidationError as exc:
         field, problems = _describe(exc.errors())
-        raise TaskConfigError(path, prefix + field, problems if ";" in problems else problems.split(": ", 1)[-1]) from None
+        raise TaskConfigError(path, prefix + field, problems) from None
 
 
 def load_dataset_file(path: Path) -> DatasetSpec:

@@ -7,7 +7,8 @@ The strategy (`strategy.py: row_strategy`) runs in a child process and the oppon
 cannot see the opponent's generator or its seed: the seed arrives in the RESEARCHGYM_SEED
 environment variable, which is removed before the child starts, and this process is marked
 non-dumpable so the child cannot read its memory. The last line printed is a JSON object with
-the metric `Score`: the row player's mean payoff per round.
+the metric `Score` (the row player's mean payoff per round) and the RESEARCHGYM_RESULT_TOKEN,
+which the strategy never sees, so a line it prints cannot pass for the result.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def play(seed: int, games: int, rounds: int) -> float:
     child_seed = int.from_bytes(hashlib.sha256(f"row:{seed}".encode()).digest()[:8], "little")
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD],
+        start_new_session=True,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -129,14 +131,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     seed_text = os.environ.pop("RESEARCHGYM_SEED", None)
+    token = os.environ.pop("RESEARCHGYM_RESULT_TOKEN", None)
     seed = int(seed_text) if seed_text else random.SystemRandom().randrange(2**63)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     try:
         score = play(seed, args.games, args.rounds)
     except Exception as exc:  # report, do not crash silently
-        print(json.dumps({"error": str(exc)}))
+        print(json.dumps({"error": str(exc), "token": token}))
         sys.exit(1)
-    print(json.dumps({"Score": score, "split": args.split}))
+    print(json.dumps({"Score": score, "split": args.split, "token": token}))
 
 
 if __name__ == "__main__":

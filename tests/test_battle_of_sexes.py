@@ -1,0 +1,104 @@
+"""Battle of Sexes: the baseline reproduces MLGym's figure, the optimum is reachable, and the
+known ways to cheat (rewriting the opponent, sharing its RNG, forging output) do not work."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+import researchgym
+
+EXPECTED_BASELINE = 1.021  # exact expectation (TASKS.md); configured 1.0227
+STANDARD_ERROR = 0.0035  # over 10,000 games
+
+
+def play(strategy_source: str | None, seed: int = 0) -> tuple[str, dict]:
+    env = researchgym.make("battleOfSexes")
+    env.reset(seed=seed)
+    if strategy_source is not None:
+        env.step(f"cat > strategy.py <<'PYEOF'\n{strategy_source}\nPYEOF")
+    obs, _, _, _, info = env.step("validate")
+    env.close()
+    return obs, info["scores"][-1]
+
+
+def test_baseline_reproduces_the_configured_score():
+    values = []
+    for seed in range(3):
+        _, score = play(None, seed)
+        values += [score["validation"]["value"], score["test"]["value"]]
+    assert statistics.mean(values) == pytest.approx(EXPECTED_BASELINE, abs=4 * STANDARD_ERROR / len(values) ** 0.5 + 0.002)
+    spec = researchgym.load_task("battleOfSexes")
+    assert abs(spec.baseline_score - statistics.mean(values)) < 0.01
+
+
+def test_always_zero_reaches_the_analytic_optimum():
+    _, score = play("def row_strategy(history):\n    return 0")
+    assert score["validation"]["value"] == pytest.approx(1.44, abs=0.01)
+
+
+def test_numpy_ints_and_bools_are_accepted():
+    _, score = play("import numpy as np\ndef row_strategy(history):\n    return np.int64(0) if history else False")
+    assert score["validation"]["value"] == pytest.approx(1.44, abs=0.01)
+
+
+@pytest.mark.parametrize("bad", ["0.5", "2", "'0'", "None"])
+def test_invalid_moves_are_an_evaluation_error(bad):
+    obs, score = play(f"def row_strategy(history):\n    return {bad}")
+    assert score["status"] == "evaluation_format_error" and "must return 0 or 1" in obs
+
+
+def test_rewriting_the_workspace_opponent_changes_nothing():
+    env = researchgym.make("battleOfSexes")
+    env.reset(seed=0)
+    env.step("chmod u+w target.py && printf 'def target_column_strategy(history, rng):\\n    return 0\\n' > target.py")
+    env.step("printf 'def row_strategy(history):\\n    return 0\\n' > strategy.py")
+    _, _, _, _, info = env.step("validate")
+    env.close()
+    assert info["scores"][-1]["validation"]["value"] == pytest.approx(1.44, abs=0.01)  # not 2.0
+
+
+SPY = '''
+import gc, os, random
+def _peek():
+    found = []
+    for obj in gc.get_objects():
+        if type(obj) is random.Random and obj is not random._inst:
+            found.append(obj)
+    for name in ("environ", "mem"):
+        try:
+            found.append(open(f"/proc/{os.getppid()}/{name}", "rb").read(64))
+        except OSError:
+            pass
+    return found
+LEAKS = _peek()
+def row_strategy(history):
+    # Knowing the opponent's generator would let us predict its move exactly.
+    if LEAKS:
+        raise RuntimeError(f"leak: {LEAKS!r}")
+    return 0
+'''
+
+
+def test_strategy_cannot_reach_the_opponent_generator_or_seed():
+    obs, score = play(SPY)
+    assert "leak" not in obs, obs
+    assert score["validation"]["value"] == pytest.approx(1.44, abs=0.01)
+
+
+FORGER = '''
+import subprocess, sys
+# A detached helper prints a fake result line after the evaluator's own (or just before).
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5); print('{\\"Score\\": 2.0}', flush=True)"],
+                 start_new_session=True)
+print('{"Score": 2.0}')
+def row_strategy(history):
+    return 1
+'''
+
+
+def test_forged_score_lines_are_ignored():
+    obs, score = play(FORGER)
+    assert "validation" in score, obs
+    assert score["validation"]["value"] < 1.0

@@ -1,0 +1,48 @@
+"""The command line, run as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from researchgym.cli import app
+
+runner = CliRunner()
+
+
+def test_tasks_lists_battle_of_sexes():
+    result = runner.invoke(app, ["tasks"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "battleOfSexes" in result.output and "Score" in result.output and "maximize" in result.output
+
+
+def test_run_prints_progress_score_and_trajectory(tmp_path: Path):
+    result = runner.invoke(app, ["run", "battleOfSexes", "--out", str(tmp_path), "--seed", "1"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "step   1/50" in result.output and "validation Score" in result.output
+    assert "final score" in result.output and "exit status: submitted" in result.output
+    files = list(tmp_path.glob("*.jsonl"))
+    assert len(files) == 1 and str(files[0]) in result.output.replace("\n", "")
+    assert json.loads(files[0].read_text().splitlines()[-1])["type"] == "end"
+
+
+def test_run_unknown_task_is_a_clear_error(tmp_path: Path):
+    result = runner.invoke(app, ["run", "battleOfSex", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "unknown task 'battleOfSex'" in result.output and "battleOfSexes" in result.output
+
+
+def test_run_unknown_agent_is_a_clear_error(tmp_path: Path):
+    result = runner.invoke(app, ["run", "battleOfSexes", "--agent", "gpt", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown agent 'gpt'" in result.output
+
+
+def test_demo_console_script_end_to_end(tmp_path: Path):
+    exe = Path(sys.executable).parent / "researchgym"
+    completed = subprocess.run([str(exe), "demo", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert "final score" in completed.stdout and "trajectory:" in completed.stdout
