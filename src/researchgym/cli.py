@@ -14,7 +14,7 @@ from researchgym.errors import ResearchGymError
 
 app = typer.Typer(help="Gymnasium environments and a benchmark for agents doing ML research.", no_args_is_help=True,
                   add_completion=False)
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def _fail(message: str) -> None:

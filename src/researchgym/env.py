@@ -81,7 +81,7 @@ class ResearchEnv(gym.Env[str, str]):
         self.trajectory_path: Path | None = None
         self._last_observation = ""
         self.last_step_seconds = 0.0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="researchgym-eval")
+        self._pool: ThreadPoolExecutor | None = None
         self._reset_state(episode_seed=0)
 
     def _reset_state(self, episode_seed: int) -> None:
@@ -171,6 +171,9 @@ class ResearchEnv(gym.Env[str, str]):
             self._trajectory.write({"type": "end", "exit_status": self.exit_status, "steps": self.steps,
                                     "final_score": self.final_score, "scores": self.scores})
         self._teardown()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         super().close()
 
     # --------------------------------------------------------------- internals
@@ -235,6 +238,8 @@ class ResearchEnv(gym.Env[str, str]):
         metric = self.task.metric
         entry: dict[str, Any] = {"step": self.steps, "kind": "validate"}
         # The hidden test score is computed at the same time, in its own sandbox.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="researchgym-eval")
         test_future = self._pool.submit(self._score, "test") if self.task.evaluation.has_test_split else None
         try:
             validation = self._score("validation")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from researchgym.errors import EvaluationError
+from researchgym.errors import EvaluationError, SandboxError
 from researchgym.sandbox import Limits, Mount, SandboxSpec, create_sandbox
 from researchgym.tasks.spec import TaskSpec
 
@@ -124,6 +124,8 @@ def evaluate(
         try:
             box.start()
             result = box.run(command, timeout_s=task.evaluation.timeout_s)
+        except SandboxError as exc:
+            raise EvaluationError("evaluation_error", f"the evaluation sandbox failed: {exc}") from exc
         finally:
             box.close()
     tail = result.output[-4000:].replace(token, "<result-token>")

@@ -51,19 +51,26 @@ def run_episode(
 ) -> EpisodeResult:
     """Play until the episode terminates or is truncated. An agent crash auto-submits."""
     started = time.perf_counter()
-    observation, info = env.reset(seed=seed)
-    agent.reset(env.task, observation, info)
-    reward, done = 0.0, False
     try:
-        while not done:
-            action = agent.act(observation, info)
-            observation, reward, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
-            if on_step is not None:
-                on_step(StepEvent(info["step"], action, observation, reward, info))
-    except Exception as exc:
-        observation, reward, info = env.end_episode(f"agent_error: {type(exc).__name__}: {exc}")
-    result = EpisodeResult(
+        observation, info = env.reset(seed=seed)
+        agent.reset(env.task, observation, info)
+        reward, done = 0.0, False
+        try:
+            while not done:
+                action = agent.act(observation, info)
+                observation, reward, terminated, truncated, info = env.step(action)
+                done = terminated or truncated
+                if on_step is not None:
+                    on_step(StepEvent(info["step"], action, observation, reward, info))
+        except Exception as exc:
+            observation, reward, info = env.end_episode(f"agent_error: {type(exc).__name__}: {exc}")
+        return _result(env, agent, info, reward, time.perf_counter() - started)
+    finally:
+        env.close()  # also on Ctrl-C: the trajectory gets its `end` line, the sandbox goes
+
+
+def _result(env: ResearchEnv, agent: Agent, info: dict[str, Any], reward: float, seconds: float) -> EpisodeResult:
+    return EpisodeResult(
         task=env.task.id,
         agent=getattr(agent, "name", type(agent).__name__),
         seed=info["seed"],
@@ -71,9 +78,7 @@ def run_episode(
         final_score=info["final_score"],
         reward=reward,
         steps=info["step"],
-        duration_s=time.perf_counter() - started,
+        duration_s=seconds,
         trajectory=str(env.trajectory_path) if env.trajectory_path else None,
         scores=info["scores"],
     )
-    env.close()
-    return result

@@ -20,7 +20,7 @@ class Proc:
     ns_pgid: int  # in the innermost pid namespace
 
 
-def _read_stat(pid: int) -> tuple[int, int] | None:
+def read_stat(pid: int) -> tuple[int, int] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             data = handle.read()
@@ -31,15 +31,21 @@ def _read_stat(pid: int) -> tuple[int, int] | None:
     return int(fields[1]), int(fields[2])
 
 
-def _ns_pgid(pid: int, fallback: int) -> int:
+def _status_field(pid: int, field: bytes) -> int | None:
+    """The innermost-namespace value of an `NSpid:`/`NSpgid:` line of /proc/PID/status."""
     try:
         with open(f"/proc/{pid}/status", "rb") as handle:
             for line in handle:
-                if line.startswith(b"NSpgid:"):
+                if line.startswith(field):
                     return int(line.split()[-1])
     except OSError:
-        pass
-    return fallback
+        return None
+    return None
+
+
+def _ns_pgid(pid: int, fallback: int) -> int:
+    value = _status_field(pid, b"NSpgid:")
+    return fallback if value is None else value
 
 
 def descendants(root: int) -> list[Proc]:
@@ -47,7 +53,7 @@ def descendants(root: int) -> list[Proc]:
     table: dict[int, tuple[int, int]] = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
-            stat = _read_stat(int(name))
+            stat = read_stat(int(name))
             if stat is not None:
                 table[int(name)] = stat
     children: dict[int, list[int]] = {}
@@ -100,14 +106,7 @@ def kill_below(root: int, keep: set[int], keep_ns_pgids: set[int] = frozenset(),
 
 def ns_pid(pid: int) -> int | None:
     """The pid of host process `pid` in its innermost pid namespace."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"NSpid:"):
-                    return int(line.split()[-1])
-    except OSError:
-        return None
-    return None
+    return _status_field(pid, b"NSpid:")
 
 
 def find_host_pid(root: int, inner_pid: int) -> int | None:

@@ -245,33 +245,31 @@ class PersistentShell:
         )
         return result
 
-    def _kill_command(self) -> None:
-        """Kill every process group started by the running command; keep the shell and old jobs."""
-        if self.proc is None or self.shell_pid is None:
-            return
-        keep = {self.shell_pid}
+    def _shell_chain(self) -> set[int]:
+        """Host pids to spare: the launcher, the shell, and everything between (bwrap's init)."""
+        assert self.proc is not None and self.shell_pid is not None
+        keep = {self.shell_pid, self.proc.pid}
         pid = self.shell_pid
-        # Keep the chain from the launcher down to the shell (bwrap and its init).
         while pid and pid != self.proc.pid:
-            stat = procs._read_stat(pid)
+            stat = procs.read_stat(pid)
             if stat is None:
                 break
             pid = stat[0]
             keep.add(pid)
-        keep.add(self.proc.pid)
-        procs.kill_below(self.proc.pid, keep=keep, keep_ns_pgids=set(self._jobs))
+        return keep
+
+    def _kill_command(self) -> None:
+        """Kill every process group started by the running command; keep the shell and old jobs.
+
+        Groups led by a spared process (the shell's own) are never signalled as a group.
+        """
+        if self.proc is None or self.shell_pid is None:
+            return
+        procs.kill_below(self.proc.pid, keep=self._shell_chain(), keep_ns_pgids=set(self._jobs))
 
     def kill_everything_but_shell(self) -> int:
         """Used after a fork bomb: kill all sandbox processes except the shell itself."""
         if self.proc is None or self.shell_pid is None:
             return 0
-        keep = {self.shell_pid, self.proc.pid}
-        pid = self.shell_pid
-        while pid and pid != self.proc.pid:
-            stat = procs._read_stat(pid)
-            if stat is None:
-                break
-            pid = stat[0]
-            keep.add(pid)
         self._jobs.clear()
-        return procs.kill_below(self.proc.pid, keep=keep)
+        return procs.kill_below(self.proc.pid, keep=self._shell_chain())
