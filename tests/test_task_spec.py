@@ -162,3 +162,17 @@ def test_broken_task_yaml_names_file_and_field(tmp_path: Path, old, new, field, 
     assert str(path) in message and words in message
     if field != "(top level)":
         assert info.value.field == field
+
+
+def test_user_task_path_with_a_broken_folder(tmp_path: Path, monkeypatch):
+    write_task(tmp_path)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "task.yaml").write_text("id: [\n")
+    monkeypatch.setenv("RESEARCHGYM_TASKS_PATH", str(tmp_path))
+    errors: list = []
+    ids = {t.id for t in all_tasks(errors=errors)}
+    assert {"battleOfSexes", "tiny"} <= ids
+    assert len(errors) == 1 and "broken/task.yaml" in str(errors[0])
+    assert load_task("Tiny").id == "tiny"
+    with pytest.raises(TaskConfigError):
+        all_tasks()

@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import gymnasium
 
+from researchgym.errors import TaskConfigError
 from researchgym.tasks.registry import all_tasks, load_task
 from researchgym.tasks.spec import TaskSpec
 
@@ -25,7 +27,8 @@ def make(task_id: str, **kwargs: Any) -> "ResearchEnv":
 
 def register_builtin_envs() -> None:
     """Register every known task as `researchgym/<Name>-v<version>` with Gymnasium."""
-    for spec in all_tasks():
+    errors: list[TaskConfigError] = []
+    for spec in all_tasks(errors=errors):
         if spec.gym_id not in gymnasium.registry:
             gymnasium.register(
                 id=spec.gym_id,
@@ -33,6 +36,8 @@ def register_builtin_envs() -> None:
                 kwargs={"task": spec.id},
                 disable_env_checker=True,
             )
+    for error in errors:
+        warnings.warn(f"researchgym: skipped a broken task: {error}", stacklevel=2)
 
 
 register_builtin_envs()

@@ -14,7 +14,8 @@ from researchgym.errors import ResearchGymError
 
 app = typer.Typer(help="Gymnasium environments and a benchmark for agents doing ML research.", no_args_is_help=True,
                   add_completion=False)
-console = Console(soft_wrap=True)
+# Piped output (CI logs, files) gets a wide console instead of rich's 80 columns.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def _fail(message: str) -> None:
@@ -29,12 +30,16 @@ def tasks() -> None:
 
     table = Table(title="researchgym tasks")
     for column in ("id", "gym id", "domain", "metric", "direction", "baseline"):
-        table.add_column(column)
-    for spec in all_tasks():
+        table.add_column(column, no_wrap=column in ("id", "gym id"))
+    errors: list[ResearchGymError] = []
+    specs = all_tasks(errors=errors)  # type: ignore[arg-type]
+    for spec in specs:
         baseline = spec.baseline_score
         table.add_row(spec.id, spec.gym_id, spec.domain, spec.metric.name, spec.metric.direction,
                       f"{baseline:.6g}" if baseline is not None else "-")
     console.print(table)
+    for error in errors:
+        console.print(f"[yellow]skipped a broken task:[/] {error}", highlight=False)
 
 
 def _one_line(text: str, width: int = 70) -> str:

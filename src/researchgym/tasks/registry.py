@@ -12,7 +12,7 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from researchgym.errors import UnknownNameError
+from researchgym.errors import TaskConfigError, UnknownNameError
 from researchgym.plugins import load_object
 from researchgym.tasks.spec import TASK_FILE, TaskSpec, load_task_file
 
@@ -46,12 +46,24 @@ def _load_cached(path: str, mtime: float) -> TaskSpec:
 
 
 def _load(path: Path) -> TaskSpec:
+    """Load (cached by file and modification time); callers get their own copy to change."""
     file = path / TASK_FILE if path.is_dir() else path
-    return _load_cached(str(file.resolve()), file.stat().st_mtime if file.exists() else 0.0)
+    spec = _load_cached(str(file.resolve()), file.stat().st_mtime if file.exists() else 0.0)
+    return spec.model_copy(deep=True)
 
 
-def all_tasks() -> list[TaskSpec]:
-    return [_load(d) for d in task_dirs()]
+def all_tasks(errors: list[TaskConfigError] | None = None) -> list[TaskSpec]:
+    """Every task found. With `errors`, broken task folders are collected there and skipped
+    (so one bad folder on RESEARCHGYM_TASKS_PATH does not hide the others); without, they raise."""
+    specs = []
+    for folder in task_dirs():
+        try:
+            specs.append(_load(folder))
+        except TaskConfigError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+    return specs
 
 
 def load_task(id_or_path: str | Path) -> TaskSpec:
@@ -63,7 +75,7 @@ def load_task(id_or_path: str | Path) -> TaskSpec:
     if wanted.startswith("researchgym/"):
         wanted = wanted.split("/", 1)[1].rsplit("-v", 1)[0]
     key = wanted.lower()
-    tasks = all_tasks()
+    tasks = all_tasks(errors=[])
     for spec in tasks:
         if key in (spec.id.lower(), spec.name.lower()):
             return spec
