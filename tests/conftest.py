@@ -78,6 +78,7 @@ def write_task(root: Path, *, hidden_secret: bool = True, extra_yaml: str = "") 
     (task / "data" / "train.csv").write_text("x,y\n1,2\n2,4\n3,6\n")
     (task / "data" / "test.csv").write_text("x\n4\n5\n")
     (task / "data" / "answers.csv").write_text("y\n8\n10\n")
+    (task / "data" / "val_answers.csv").write_text("y\n8\n10\n")
     (task / "eval" / "secret.txt").write_text("TOP-SECRET-LABELS\n")
     (task / "starter" / "solve.py").write_text(textwrap.dedent("""\
         import csv
@@ -90,16 +91,26 @@ def write_task(root: Path, *, hidden_secret: bool = True, extra_yaml: str = "") 
     (task / "eval" / "evaluate.py").write_text(textwrap.dedent("""\
         import csv, json, os, sys
         print("a stray warning line that must not break scoring")
-        truth = [float(r["y"]) for r in csv.DictReader(open("data/answers.csv"))]
+        split = os.environ["RESEARCHGYM_SPLIT"]
+        labels = "data/answers.csv" if split == "test" else "data/val_answers.csv"
+        truth = [float(r["y"]) for r in csv.DictReader(open(labels))]
         assert open("secret.txt").read().startswith("TOP-SECRET")
+        try:
+            saw_test_labels = "10" in open("data/answers.csv").read()
+        except OSError:
+            saw_test_labels = False
         try:
             pred = [float(r["y"]) for r in csv.DictReader(open("submission.csv"))]
         except FileNotFoundError:
             print(json.dumps({"error": "no submission.csv"})); sys.exit(1)
         hits = sum(abs(p - t) < 1e-9 for p, t in zip(pred, truth))
-        print(json.dumps({"accuracy": hits / len(truth), "split": os.environ["RESEARCHGYM_SPLIT"]}))
+        print(json.dumps({"accuracy": hits / len(truth), "split": split, "saw_test_labels": saw_test_labels}))
         """))
-    hidden = "hidden_files: [eval/secret.txt, data/answers.csv]" if hidden_secret else "hidden_files: []"
+    hidden = (
+        "hidden_files: [{path: eval/secret.txt, splits: [validation, test]}, data/answers.csv,\n"
+        "               {path: data/val_answers.csv, splits: [validation]}]"
+        if hidden_secret else "hidden_files: []"
+    )
     (task / "task.yaml").write_text(textwrap.dedent(f"""\
         id: tiny
         name: Tiny

@@ -102,3 +102,24 @@ def test_forged_score_lines_are_ignored():
     obs, score = play(FORGER)
     assert "validation" in score, obs
     assert score["validation"]["value"] < 1.0
+
+
+LINGERER = """
+import subprocess, sys
+# Detached helpers that outlive the game could forge or steal the result line (they can open
+# the evaluation's output pipe through /proc); the evaluator must kill them before printing it.
+for _ in range(2):
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def row_strategy(history):
+    return 0
+"""
+
+
+def test_detached_helpers_are_killed_before_the_result_is_printed():
+    obs, score = play(LINGERER)
+    assert "validation" in score, obs
+    assert score["validation"]["metrics"]["leftover_processes_killed"] >= 2
+    assert score["validation"]["value"] == pytest.approx(1.44, abs=0.01)
+    _, clean = play(None)
+    assert clean["validation"]["metrics"]["leftover_processes_killed"] == 0

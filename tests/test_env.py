@@ -116,8 +116,10 @@ def test_csv_task_scores_outside_and_survives_stray_output(tiny_task: Path):
     env.step("python solve.py")
     obs, *_, info = env.step("validate")
     assert "accuracy = 1" in obs
-    assert info["scores"][-1]["validation"]["metrics"]["split"] == "validation"
-    assert info["scores"][-1]["test"]["metrics"]["split"] == "test"
+    validation, test = info["scores"][-1]["validation"]["metrics"], info["scores"][-1]["test"]["metrics"]
+    assert validation["split"] == "validation" and test["split"] == "test"
+    # Test labels are withheld from the evaluator while validating, given when testing.
+    assert validation["saw_test_labels"] is False and test["saw_test_labels"] is True
     # Overwriting the evaluation file inside the workspace changes nothing.
     env.step("echo 'print(\"{\\\"accuracy\\\": 99}\")' > evaluate.py; echo 'y\n0\n0' > submission.csv")
     obs, reward, terminated, _, info = env.step("submit")

@@ -217,7 +217,7 @@ def test_missing_bwrap_names_the_fallback(monkeypatch, workspace):
 
 def test_cpu_quota_limits_a_busy_loop(make_sandbox):
     box = make_sandbox(limits=Limits(command_timeout_s=20, cpus=0.5))
-    if box.cgroup is None or not ({"cpu", "v2"} & box.cgroup.dirs.keys()):
+    if box.cgroup is None or "cpu" not in box.cgroup.applied:
         pytest.skip("no writable cpu cgroup on this host")
     script = "import time\nend = time.time() + 2\nwhile time.time() < end: pass\nprint(time.process_time())"
     result = box.run(f"python3 -c '{script}'")

@@ -37,3 +37,28 @@ def test_sandbox_by_module_reference(workspace):
         warnings.simplefilter("ignore")
         box = create_sandbox("researchgym.sandbox.local:LocalSandbox", SandboxSpec(workspace=workspace))
     assert box.name == "local"
+
+
+def test_local_close_kills_detached_processes(make_sandbox):
+    box = make_sandbox("local")
+    if box.cgroup is None:
+        pytest.skip("detached processes can only be found through a cgroup, and there is none here")
+    box.run("setsid sleep 1234 > /dev/null 2>&1 < /dev/null & nohup sleep 1235 >/dev/null 2>&1 &")
+    members = box.cgroup.members()
+    assert len(members) >= 3
+    cgroup_dirs = list(box.cgroup.dirs.values())
+    box.close()
+    import os
+    import time
+
+    time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{pid}") and _state(pid) != "Z" for pid in members)
+    assert not any(path.exists() for path in cgroup_dirs)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

@@ -46,7 +46,9 @@ def test_own_format_task_folder(tiny_task: Path):
     spec = load_task_file(tiny_task)
     assert spec.id == "tiny" and spec.datasets[0].resolved_path() == tiny_task / "data"
     assert "tiny-data (read-only, at `data`)" in spec.prompt()
-    assert spec.hidden_paths() == [tiny_task / "eval" / "secret.txt", tiny_task / "data" / "answers.csv"]
+    assert spec.hidden_paths()[:2] == [tiny_task / "eval" / "secret.txt", tiny_task / "data" / "answers.csv"]
+    assert spec.withheld_paths("validation") == [tiny_task / "data" / "answers.csv"]
+    assert spec.withheld_paths("test") == [tiny_task / "data" / "val_answers.csv"]
 
 
 def _write(path: Path, text: str) -> Path:
@@ -149,6 +151,8 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path):
         ("name: Tiny", "name: Tiny Task", "name", "letters, digits"),
         ("domain: testing", "domian: testing", "domian", "unknown field"),
         ("src: starter/solve.py", "src: eval/secret.txt", "starter_files.0.src", "hidden_files"),
+        ("src: starter/solve.py", "src: eval", "starter_files.0.src", "hidden_files"),
+        ("mount: data", "mount: data\n  - {name: more, data_path: data, mount: data/}", "datasets", "both mount at 'data'"),
     ],
 )
 def test_broken_task_yaml_names_file_and_field(tmp_path: Path, old, new, field, words):

@@ -49,6 +49,16 @@ def normalised_reward(task: TaskSpec, score: float | None) -> float:
     return float(gain / scale)
 
 
+def make_read_only(path: Path) -> None:
+    """Advisory only (the agent owns its files): it signals "do not edit", it does not enforce."""
+    if path.is_dir():
+        for child in path.iterdir():
+            make_read_only(child)
+        path.chmod(0o555)
+    else:
+        path.chmod(0o444)
+
+
 class ResearchEnv(gym.Env[str, str]):
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
@@ -201,7 +211,7 @@ class ResearchEnv(gym.Env[str, str]):
             else:
                 shutil.copyfile(source, target)
             if item.read_only:
-                target.chmod(0o444)
+                make_read_only(target)
         return root
 
     def _sandbox_spec(self) -> SandboxSpec:
@@ -244,17 +254,18 @@ class ResearchEnv(gym.Env[str, str]):
         try:
             validation = self._score("validation")
         except EvaluationError as exc:
-            entry.update(status=exc.status, error=str(exc))
+            entry.update(status=exc.status, error=str(exc), detail=exc.detail)
             if test_future is not None:
                 test_future.cancel()
             self.scores.append(entry)
-            return f"Validation failed ({exc.status}): {exc}"
+            shown = f"\n{exc.detail}" if exc.detail else ""
+            return f"Validation failed ({exc.status}): {exc}{shown}"
         entry["validation"] = validation.to_dict()
         if test_future is not None:
             try:
                 entry["test"] = test_future.result().to_dict()
             except EvaluationError as exc:
-                entry["test"] = {"status": exc.status, "error": str(exc)}
+                entry["test"] = {"status": exc.status, "error": str(exc), "detail": exc.detail}
         else:
             entry["test"] = entry["validation"]
         self.scores.append(entry)
@@ -271,7 +282,8 @@ class ResearchEnv(gym.Env[str, str]):
         try:
             score = self._score(split)
         except EvaluationError as exc:
-            entry.update(status=exc.status, error=str(exc))
+            # The test-split output stays in info and the trajectory, never in the observation.
+            entry.update(status=exc.status, error=str(exc), detail=exc.detail)
             self.scores.append(entry)
             self.exit_status = exc.status if kind == "submit" else f"{status}: {exc.status}"
             self.final_score = None

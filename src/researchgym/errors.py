@@ -59,8 +59,10 @@ class FormatError(ResearchGymError):
 
 
 class EvaluationError(ResearchGymError):
-    """Scoring failed. `status` is the exit status to record (e.g. submission_not_found)."""
+    """Scoring failed. `status` is the exit status to record (e.g. submission_not_found);
+    `detail` is the end of the evaluator's output, shown to the agent only for validation."""
 
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: str, message: str, detail: str = "") -> None:
         self.status = status
+        self.detail = detail
         super().__init__(message)

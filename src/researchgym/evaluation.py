@@ -2,8 +2,8 @@
 
 The artefact is copied out of the workspace (paths outside it are refused), the task's
 evaluation files are copied beside it (they win over anything the agent wrote with the same
-name), the datasets are mounted read-only including their hidden parts, and the evaluation
-command runs with that folder as its working directory. Its metrics are the last line of its
+name), the datasets are mounted read-only with the hidden files this split may use (test
+labels are withheld while validating), and the evaluation command runs with that folder as its working directory. Its metrics are the last line of its
 output that is a JSON object, so stray prints and warnings do not break scoring.
 """
 
@@ -62,15 +62,20 @@ def last_json_object(text: str, token: str | None = None) -> dict[str, Any] | No
     return objects[-1] if objects else None
 
 
-def _copy_inside(source: Path, target: Path, root: Path) -> None:
+def _copy_inside(source: Path, target: Path, root: Path, seen: set[Path] | None = None) -> None:
     """Copy a file or folder, following symlinks only while they stay inside `root`."""
+    seen = set() if seen is None else seen
     resolved = source.resolve()
     if not resolved.is_relative_to(root):
         raise EvaluationError("submission_not_found", f"{source} points outside the workspace ({resolved})")
     target.parent.mkdir(parents=True, exist_ok=True)
     if resolved.is_dir():
+        if resolved in seen:  # a symlink loop
+            return
+        seen.add(resolved)
+        target.mkdir(exist_ok=True)
         for child in resolved.iterdir():
-            _copy_inside(child, target / child.name, root)
+            _copy_inside(child, target / child.name, root, seen)
     else:
         shutil.copyfile(resolved, target)
 
@@ -78,7 +83,7 @@ def _copy_inside(source: Path, target: Path, root: Path) -> None:
 def collect_artefact(task: TaskSpec, workspace: Path, destination: Path) -> list[str]:
     """Copy the submission artefact from the workspace; raise if any part is missing."""
     root = workspace.resolve()
-    mounts = {ds.mount_point.rstrip("/") for ds in task.datasets}
+    mounts = {ds.mount_point.strip("/").split("/")[0] for ds in task.datasets}
     names = task.submission.artefacts or [
         p.name for p in sorted(root.iterdir()) if p.name not in mounts and not p.is_symlink()
     ]
@@ -94,6 +99,31 @@ def collect_artefact(task: TaskSpec, workspace: Path, destination: Path) -> list
     return names
 
 
+def _is_within(path: Path, folders: list[Path]) -> bool:
+    return any(path == folder or path.is_relative_to(folder) for folder in folders)
+
+
+def place_evaluation_files(task: TaskSpec, folder: Path, withheld: list[Path]) -> None:
+    """Copy the task's evaluation files next to the artefact; they replace anything the agent
+    put there under the same name. Hidden files withheld for this split are left out."""
+    for item in task.evaluation.files:
+        source = task.path(item.src)
+        if _is_within(source, withheld):
+            continue
+        target = folder / item.target
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=lambda d, names: [
+                n for n in names if _is_within(Path(d, n).resolve(), withheld)
+            ])
+        else:
+            shutil.copyfile(source, target)
+
+
 def evaluate(
     task: TaskSpec,
     workspace: Path,
@@ -104,22 +134,17 @@ def evaluate(
 ) -> Score:
     """Score the artefact now in `workspace` on `split`. Raises EvaluationError with a status."""
     started = time.perf_counter()
+    withheld = task.withheld_paths(split)
     with tempfile.TemporaryDirectory(prefix="researchgym-eval-") as tmp:
         folder = Path(tmp) / "workspace"
         folder.mkdir()
-        collect_artefact(task, workspace, folder)
-        for item in task.evaluation.files:
-            target = folder / item.target
-            if target.is_dir():
-                shutil.rmtree(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = task.path(item.src)
-            if source.is_dir():
-                shutil.copytree(source, target, dirs_exist_ok=True)
-            else:
-                shutil.copyfile(source, target)
+        try:
+            collect_artefact(task, workspace, folder)
+            place_evaluation_files(task, folder, withheld)
+        except OSError as exc:
+            raise EvaluationError("evaluation_error", f"could not prepare the evaluation folder: {exc}") from exc
         token = secrets.token_hex(16)
-        box = create_sandbox(sandbox, _eval_spec(task, folder, split, seed, sandbox, token))
+        box = create_sandbox(sandbox, _eval_spec(task, folder, split, seed, sandbox, token, withheld))
         command = task.evaluation.command.replace("{split}", split).replace("{seed}", str(seed))
         try:
             box.start()
@@ -131,13 +156,14 @@ def evaluate(
     tail = result.output[-4000:].replace(token, "<result-token>")
     duration = time.perf_counter() - started
     if result.timed_out:
-        raise EvaluationError("evaluation_timeout", f"evaluation took longer than {task.evaluation.timeout_s:g}s:\n{tail}")
+        raise EvaluationError("evaluation_timeout", f"evaluation took longer than {task.evaluation.timeout_s:g}s", tail)
     metrics = last_json_object(result.output, token)
-    if result.exit_code != 0 or metrics is None or "error" in (metrics or {}):
-        reason = (metrics or {}).get("error") if metrics else None
+    if result.exit_code != 0 or metrics is None or "error" in metrics:
+        reason = metrics.get("error") if metrics else None
         raise EvaluationError(
             "evaluation_format_error",
-            f"evaluation failed (exit code {result.exit_code}): {reason or 'no JSON metrics line'}\n{tail}",
+            f"evaluation failed (exit code {result.exit_code}): {reason or 'no JSON metrics line'}",
+            tail,
         )
     value = metrics.get(task.metric.name)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -147,7 +173,9 @@ def evaluate(
     return Score(split=split, metrics=metrics, value=float(value), duration_s=duration, output_tail=tail)
 
 
-def _eval_spec(task: TaskSpec, folder: Path, split: str, seed: int, sandbox: str, token: str) -> SandboxSpec:
+def _eval_spec(
+    task: TaskSpec, folder: Path, split: str, seed: int, sandbox: str, token: str, withheld: list[Path]
+) -> SandboxSpec:
     limits = task.limits
     inside = str(folder) if sandbox == "local" else "/home/agent/workspace"
     mounts = [
@@ -158,6 +186,7 @@ def _eval_spec(task: TaskSpec, folder: Path, split: str, seed: int, sandbox: str
     return SandboxSpec(
         workspace=folder,
         mounts=mounts,
+        hidden=withheld,
         env={"RESEARCHGYM_SPLIT": split, "RESEARCHGYM_SEED": str(seed), "RESEARCHGYM_RESULT_TOKEN": token},
         limits=Limits(
             memory_mb=limits.memory_mb,

@@ -10,12 +10,31 @@ caller falls back to rlimits.
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
+PREFIX = "researchgym-"
+_STALE_AFTER_S = 600
+
+
+def remove_stale() -> None:
+    """Remove empty groups left by crashed runs (a group still in use is busy and stays)."""
+    now = time.time()
+    for base in (ROOT, ROOT / "pids", ROOT / "memory", ROOT / "cpu"):
+        try:
+            entries = [p for p in base.iterdir() if p.name.startswith(PREFIX)]
+        except OSError:
+            continue
+        for path in entries:
+            try:
+                if now - path.stat().st_mtime > _STALE_AFTER_S:
+                    path.rmdir()
+            except OSError:
+                pass
 
 
 def _writable(path: Path) -> bool:
@@ -27,10 +46,13 @@ class SandboxCgroup:
     """One group per controller; the sandbox's first process joins all of them."""
 
     dirs: dict[str, Path] = field(default_factory=dict)
+    #: The limits actually written ("pids", "memory", "cpu"); the rest fall back to rlimits.
+    applied: set[str] = field(default_factory=set)
 
     @classmethod
     def create(cls, memory_mb: int | None, max_processes: int | None, cpus: float | None) -> "SandboxCgroup | None":
-        name = f"researchgym-{uuid.uuid4().hex[:12]}"
+        name = f"{PREFIX}{uuid.uuid4().hex[:12]}"
+        remove_stale()
         group = cls()
         try:
             v2 = ROOT / "cgroup.controllers"
@@ -40,12 +62,15 @@ class SandboxCgroup:
                 group.dirs["v2"] = path
                 if max_processes:
                     (path / "pids.max").write_text(str(max_processes))
+                    group.applied.add("pids")
                 if memory_mb and (path / "memory.max").exists():
                     (path / "memory.max").write_text(str(memory_mb << 20))
                     if (path / "memory.swap.max").exists():
                         (path / "memory.swap.max").write_text("0")
+                    group.applied.add("memory")
                 if cpus and (path / "cpu.max").exists():
                     (path / "cpu.max").write_text(f"{int(cpus * 100_000)} 100000")
+                    group.applied.add("cpu")
                 return group
             if not _writable(ROOT / "pids"):
                 return None
@@ -57,11 +82,14 @@ class SandboxCgroup:
                     group.dirs[controller] = path
             if max_processes:
                 (group.dirs["pids"] / "pids.max").write_text(str(max_processes))
+                group.applied.add("pids")
             if memory_mb and "memory" in group.dirs:
                 (group.dirs["memory"] / "memory.limit_in_bytes").write_text(str(memory_mb << 20))
+                group.applied.add("memory")
             if cpus and "cpu" in group.dirs:
                 (group.dirs["cpu"] / "cpu.cfs_period_us").write_text("100000")
                 (group.dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(int(cpus * 100_000)))
+                group.applied.add("cpu")
             return group
         except OSError:
             group.remove()
@@ -116,7 +144,31 @@ class SandboxCgroup:
             pass
         return 0
 
+    def members(self) -> list[int]:
+        """Host pids of every process in the group, wherever they were re-parented to."""
+        path = self.dirs.get("v2") or self.dirs.get("pids") or next(iter(self.dirs.values()), None)
+        if path is None:
+            return []
+        try:
+            return [int(x) for x in (path / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return []
+
+    def kill_all(self) -> None:
+        """SIGKILL every member, again and again until none is left (a fork bomb keeps forking)."""
+        for _ in range(200):
+            members = self.members()
+            if not members:
+                return
+            for pid in members:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.005)
+
     def remove(self) -> None:
+        self.kill_all()
         for path in self.dirs.values():
             for _ in range(50):
                 try:

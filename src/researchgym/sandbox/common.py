@@ -77,6 +77,8 @@ class ShellSandbox:
         return self.shell.cwd if self.shell else self.workspace_path
 
     def close(self) -> None:
+        """Stop the shell and every process the sandbox started, detached ones included
+        (they are found through the cgroup when there is one)."""
         if self.shell is not None:
             self.shell.close()
             self.shell = None

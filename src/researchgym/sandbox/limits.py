@@ -31,8 +31,8 @@ def make_preexec(limits: Limits, cgroup: SandboxCgroup | None) -> Callable[[], N
     RLIMIT_AS stands in for a memory cgroup when there is none.
     """
     settings: list[tuple[int, int]] = [(resource.RLIMIT_CORE, 0)]
-    has_pids = cgroup is not None and cgroup.pids() is not None
-    has_memory = cgroup is not None and ("memory" in cgroup.dirs or "v2" in cgroup.dirs)
+    applied = cgroup.applied if cgroup is not None else set()
+    has_pids, has_memory = "pids" in applied, "memory" in applied
     if limits.max_processes and not has_pids:
         settings.append((resource.RLIMIT_NPROC, _user_process_count() + limits.max_processes))
     if limits.memory_mb and not has_memory:
@@ -42,7 +42,7 @@ def make_preexec(limits: Limits, cgroup: SandboxCgroup | None) -> Callable[[], N
     if limits.cpu_seconds:
         settings.append((resource.RLIMIT_CPU, limits.cpu_seconds))
     affinity: set[int] | None = None
-    if limits.cpus and (cgroup is None or not ({"cpu", "v2"} & cgroup.dirs.keys())):
+    if limits.cpus and "cpu" not in applied:
         available = sorted(os.sched_getaffinity(0))
         affinity = set(available[: max(1, int(round(limits.cpus)))])
 
@@ -51,10 +51,10 @@ def make_preexec(limits: Limits, cgroup: SandboxCgroup | None) -> Callable[[], N
         if cgroup is not None:
             cgroup.join()
         for which, value in settings:
-            soft, hard = resource.getrlimit(which)
+            _soft, hard = resource.getrlimit(which)
             if hard != resource.RLIM_INFINITY:
                 value = min(value, hard)
-            resource.setrlimit(which, (value, value if hard == resource.RLIM_INFINITY else hard))
+            resource.setrlimit(which, (value, value))  # hard = soft: commands cannot raise it
         if affinity:
             os.sched_setaffinity(0, affinity)
 

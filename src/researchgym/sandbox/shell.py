@@ -118,7 +118,7 @@ class PersistentShell:
         self._jobs = set()
         self.cwd = self.workdir
         init = f"set -m; set +o histexpand; cd {ansi_c_quote(self.workdir)} 2>/dev/null; printf '%s\\n' $$"
-        result = self._roundtrip(init, timeout_s=30.0)
+        result = self._roundtrip(init, timeout_s=30.0, recover=False)
         if result.exit_code is None or result.timed_out:
             detail = result.output.strip() or "no output"
             self.close()
@@ -153,6 +153,8 @@ class PersistentShell:
         wrapped = f"eval {ansi_c_quote(command)} < /dev/null"
         result = self._roundtrip(wrapped, timeout_s)
         result.notes[:0] = notes
+        if result.timed_out and not any("timed out" in note for note in result.notes):
+            result.notes.append(f"command timed out after {timeout_s:g}s and was killed")
         if self.on_runaway is not None:
             killed = self.on_runaway()
             if killed is not None:
@@ -160,7 +162,7 @@ class PersistentShell:
                 result.notes.append(
                     f"the sandbox reached its process limit; {killed} processes were killed"
                 )
-        if result.exit_code is None and not result.timed_out:
+        if not self.alive:
             self._restart(result.notes, "the shell exited; a new one was started in the workspace "
                           "(working directory and exported variables were reset)")
             result.cwd = self.cwd
@@ -171,7 +173,9 @@ class PersistentShell:
         self.start()
         notes.append(why)
 
-    def _roundtrip(self, line: str, timeout_s: float) -> ExecResult:
+    def _roundtrip(self, line: str, timeout_s: float, recover: bool = True) -> ExecResult:
+        """Send one line and read up to the end marker. A command that outlives its kill
+        restarts the shell when `recover` (not while starting it: that would recurse)."""
         assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
         marker = self._marker
         script = (
@@ -192,6 +196,9 @@ class PersistentShell:
             now = time.perf_counter()
             if now >= deadline:
                 if timed_out:
+                    if not recover:
+                        output, cut = capture.render(bytes(capture.buf))
+                        return ExecResult(output, None, time.perf_counter() - started, True, cut)
                     return self._abandon(capture, started, timeout_s)
                 timed_out = True
                 self._kill_command()

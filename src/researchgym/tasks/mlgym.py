@@ -93,6 +93,9 @@ def task_from_mlgym(data: dict[str, Any], path: Path) -> TaskSpec:
     datasets = []
     for index, ds in enumerate(as_list("dataset_configs")):
         datasets.append(_mlgym_dataset(_locate(str(ds), start, path, f"dataset_configs.{index}")))
+    if len(datasets) > 1:  # one dataset appears as data/, several as data/<name>/
+        for ds in datasets:
+            ds.mount = ds.mount or f"data/{ds.name}"
     evaluation_paths = [_locate(str(p), start, path, f"evaluation_paths.{i}") for i, p in enumerate(as_list("evaluation_paths"))]
     eval_names = {p.name for p in evaluation_paths}
     read_only = bool(data.get("evaluation_read_only", False))

@@ -2,7 +2,8 @@
 
 Search order: a path to a folder or YAML file; built-in tasks; folders listed in the
 RESEARCHGYM_TASKS_PATH environment variable (colon-separated); the `researchgym.tasks` entry
-point group (each entry names a folder of task folders, or a callable returning such folders).
+point group (each entry names a package whose folder holds task folders, a path, or a callable
+returning such paths).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import os
 from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import ModuleType
 
 from researchgym.errors import TaskConfigError, UnknownNameError
-from researchgym.plugins import load_object
 from researchgym.tasks.spec import TASK_FILE, TaskSpec, load_task_file
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
@@ -25,8 +26,10 @@ def task_roots() -> list[Path]:
         if part:
             roots.append(Path(part).expanduser())
     for entry in entry_points(group="researchgym.tasks"):
-        value = entry.value
-        target = load_object(value) if ":" in value else value
+        target = entry.load()
+        if isinstance(target, ModuleType):  # a package of task folders
+            roots.append(Path(target.__file__ or "").parent)
+            continue
         found = target() if callable(target) else target
         roots.extend(Path(p) for p in (found if isinstance(found, (list, tuple)) else [found]))
     return roots

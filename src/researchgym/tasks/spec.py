@@ -98,6 +98,17 @@ class EvaluationSpec(_Strict):
     has_test_split: bool = True
 
 
+Split = Literal["validation", "test"]
+
+
+class HiddenFileSpec(_Strict):
+    """A task-folder path the agent never sees. The evaluator gets it only when scoring the
+    listed splits, so nothing printed while validating can reveal test labels."""
+
+    path: str
+    splits: list[Split] = Field(default_factory=lambda: ["test"])
+
+
 class SubmissionSpec(_Strict):
     #: Paths in the workspace that make up the artefact; empty means the whole workspace.
     artefacts: list[str] = Field(default_factory=list)
@@ -131,11 +142,32 @@ class TaskSpec(_Strict):
     metric: MetricSpec
     submission: SubmissionSpec = Field(default_factory=SubmissionSpec)
     #: Task-folder paths the agent must never see (test labels, secrets); masked if reachable.
-    hidden_files: list[str] = Field(default_factory=list)
+    #: A bare path is given to the evaluator for the test split only.
+    hidden_files: list[HiddenFileSpec] = Field(default_factory=list)
     limits: TaskLimits = Field(default_factory=TaskLimits)
     #: Package extras the task needs (e.g. `vision`).
     requirements: list[str] = Field(default_factory=list)
     source_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("hidden_files", mode="before")
+    @classmethod
+    def _bare_hidden_paths(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"path": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("datasets")
+    @classmethod
+    def _distinct_mount_points(cls, value: list[DatasetSpec]) -> list[DatasetSpec]:
+        seen: dict[str, str] = {}
+        for ds in value:
+            point = ds.mount_point.strip("/")
+            if point in seen:
+                raise ValueError(
+                    f"datasets '{seen[point]}' and '{ds.name}' both mount at '{point}'; give one a different `mount`"
+                )
+            seen[point] = ds.name
+        return value
 
     @field_validator("id")
     @classmethod
@@ -174,12 +206,20 @@ class TaskSpec(_Strict):
         return (self.source_dir / relative).resolve()
 
     def hidden_paths(self) -> list[Path]:
-        return [self.path(p) for p in self.hidden_files]
+        return [self.path(h.path) for h in self.hidden_files]
+
+    def withheld_paths(self, split: str) -> list[Path]:
+        """Hidden paths the evaluator must not get when scoring `split`. Without a separate
+        test split (MLGym-imported tasks) nothing can be withheld."""
+        if not self.evaluation.has_test_split:
+            return []
+        return [self.path(h.path) for h in self.hidden_files if split not in h.splits]
 
     def dataset_docs(self) -> str:
         lines = []
         for ds in self.datasets:
-            lines.append(f"{ds.name} (read-only, at `{ds.mount_point}`): {ds.description.strip()}")
+            where = f"read-only, at `{ds.mount_point}`" if ds.is_local else f"fetch it at run time: `{ds.data_path}`"
+            lines.append(f"{ds.name} ({where}): {ds.description.strip()}")
         return "\n".join(lines) if lines else "This task has no dataset."
 
     def prompt(self) -> str:
@@ -279,11 +319,13 @@ def check_files_exist(spec: TaskSpec, path: Path) -> None:
         for index, item in enumerate(files):
             if not spec.path(item.src).exists():
                 raise TaskConfigError(path, f"{field}.{index}.src", f"{spec.path(item.src)} does not exist")
-    hidden = set(spec.hidden_paths())
+    hidden = spec.hidden_paths()
     for index, item in enumerate(spec.starter_files):
-        if spec.path(item.src) in hidden:
-            raise TaskConfigError(path, f"starter_files.{index}.src",
-                                  f"{item.src} is listed in hidden_files and cannot be a starter file")
+        source = spec.path(item.src)
+        for secret in hidden:
+            if secret == source or secret.is_relative_to(source):
+                raise TaskConfigError(path, f"starter_files.{index}.src",
+                                      f"{item.src} is or contains {secret}, which is listed in hidden_files")
     for index, ds in enumerate(spec.datasets):
         if ds.is_local and not ds.resolved_path().exists():
             raise TaskConfigError(path, f"datasets.{index}.data_path", f"{ds.resolved_path()} does not exist")

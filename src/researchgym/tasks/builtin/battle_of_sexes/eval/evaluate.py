@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 
@@ -82,7 +83,38 @@ def _no_memory_access() -> None:
         pass
 
 
-def play(seed: int, games: int, rounds: int) -> float:
+def _kill_everyone_else() -> int:
+    """Kill every process the strategy may have left (a detached one could otherwise forge or
+    steal the result line). Only inside a bubblewrap pid namespace, where the namespace holds
+    nothing but this evaluation; never on a host (the `local` sandbox)."""
+    try:
+        with open("/proc/1/comm") as handle:
+            if handle.read().strip() != "bwrap":
+                return 0
+    except OSError:
+        return 0
+    spare = {os.getpid()}
+    pid = os.getpid()
+    while pid > 1:
+        with open(f"/proc/{pid}/stat") as handle:
+            pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        spare.add(pid)
+    killed: set[int] = set()
+    for _ in range(100):
+        others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in spare]
+        if not others:
+            break
+        killed.update(others)
+        for other in others:
+            try:
+                os.kill(other, signal.SIGKILL)
+            except OSError:
+                pass
+    return len(killed)
+
+
+def play(seed: int, games: int, rounds: int) -> tuple[float, int]:
+    """Play every game; return the score and how many leftover processes had to be killed."""
     from target import target_column_strategy
 
     opponent_rng = random.Random(seed)
@@ -119,8 +151,9 @@ def play(seed: int, games: int, rounds: int) -> float:
     finally:
         child.kill()
         child.wait()
+        leftovers = _kill_everyone_else()
     game_scores = payoffs.mean(axis=1, dtype=np.float32)
-    return float(game_scores.mean(dtype=np.float32))
+    return float(game_scores.mean(dtype=np.float32)), leftovers
 
 
 def main() -> None:
@@ -135,11 +168,11 @@ def main() -> None:
     seed = int(seed_text) if seed_text else random.SystemRandom().randrange(2**63)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     try:
-        score = play(seed, args.games, args.rounds)
+        score, leftovers = play(seed, args.games, args.rounds)
     except Exception as exc:  # report, do not crash silently
         print(json.dumps({"error": str(exc), "token": token}))
         sys.exit(1)
-    print(json.dumps({"Score": score, "split": args.split, "token": token}))
+    print(json.dumps({"Score": score, "split": args.split, "leftover_processes_killed": leftovers, "token": token}))
 
 
 if __name__ == "__main__":
