@@ -89,7 +89,7 @@ def test_trajectory_has_one_flushed_line_per_step(tmp_path: Path):
     records = list(read_trajectory(path))
     assert [r["type"] for r in records] == ["reset", "step", "step", "step", "end"]
     step = records[1]
-    assert step["action"] == "echo first" and step["observation"].strip() == "first"
+    assert step["action"] == "echo first" and step["observation"].startswith("first\n")
     assert step["exit_code"] == 0 and step["step_s"] >= step["command_s"] >= 0
     assert records[2]["scores"][0]["kind"] == "validate"
     assert records[-1]["exit_status"] == "submitted" and records[-1]["final_score"] is not None
@@ -154,7 +154,7 @@ def test_timeouts_are_reported_in_observation_and_info():
     obs, _, _, _, info = env.step("sleep 30")
     assert info["timed_out"] and "timed out after 1s" in obs
     obs, *_ = env.step("echo fine")
-    assert obs.strip() == "fine"
+    assert obs.startswith("fine\n\n(Current step: 2")
     env.close()
 
 

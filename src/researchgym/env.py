@@ -14,6 +14,7 @@ minimising; 0 means "as good as the baseline". A failed or missing submission ge
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -32,6 +33,7 @@ from researchgym.sandbox.base import ExecResult
 from researchgym.spaces import ShellText
 from researchgym.tasks.registry import BUILTIN_DIR, load_task
 from researchgym.tasks.spec import TaskLimits, TaskSpec
+from researchgym.tools.actions import ActionError, prepare_action
 
 VALIDATE_MARKER = "@@researchgym:validate@@"
 SUBMIT_MARKER = "@@researchgym:submit@@"
@@ -71,6 +73,8 @@ class ResearchEnv(gym.Env[str, str]):
         trajectory_dir: str | Path | None = None,
         workspace_dir: str | Path | None = None,
         render_mode: str | None = None,
+        window: int = 100,
+        footer: bool = True,
     ) -> None:
         self.task: TaskSpec = task if isinstance(task, TaskSpec) else load_task(task)
         if limits:
@@ -82,14 +86,22 @@ class ResearchEnv(gym.Env[str, str]):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.render_mode = render_mode
+        if window < 3:
+            raise ValueError(f"window must be at least 3 lines, got {window}")
+        #: Lines the file viewer shows at once (RESEARCHGYM_WINDOW inside the sandbox).
+        self.window = window
+        #: Whether observations end with the step footer (step, open file, directory).
+        self.footer = footer
         self.observation_space = ShellText()
         self.action_space = ShellText()
         self._sandbox: Sandbox | None = None
         self._trajectory: TrajectoryWriter | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._state_tmp: tempfile.TemporaryDirectory[str] | None = None
         self.workspace: Path | None = None
         self.trajectory_path: Path | None = None
         self._last_observation = ""
+        self._last_cwd = ""
         self.last_step_seconds = 0.0
         self._pool: ThreadPoolExecutor | None = None
         self._reset_state(episode_seed=0)
@@ -112,6 +124,7 @@ class ResearchEnv(gym.Env[str, str]):
         self.workspace = self._make_workspace()
         self._sandbox = create_sandbox(self.sandbox_name, self._sandbox_spec())
         self._sandbox.start()
+        self._last_cwd = self._sandbox.workspace_path
         prompt = self.task.prompt() + "\n\n" + self._instructions()
         if self.trajectory_dir is not None:
             self.trajectory_path = self.trajectory_dir / f"{self.task.id}-{self.episode_id}.jsonl"
@@ -131,7 +144,13 @@ class ResearchEnv(gym.Env[str, str]):
             raise TypeError(f"an action is a shell command string, got {type(action).__name__}")
         self.steps += 1
         started = time.perf_counter()
-        result = self._sandbox.run(action, timeout_s=self.task.limits.timeout_for(action))
+        try:
+            command = prepare_action(action)
+        except ActionError as exc:
+            result = ExecResult("", None, 0.0, cwd=self._last_cwd, notes=[str(exc)])
+        else:
+            result = self._sandbox.run(command, timeout_s=self.task.limits.timeout_for(action))
+        self._last_cwd = result.cwd or self._last_cwd
         output, wants_validate, wants_submit = self._strip_requests(result.output)
         result.output = output
         parts = [result.observation()] if (result.output or result.notes) else []
@@ -147,6 +166,8 @@ class ResearchEnv(gym.Env[str, str]):
             truncated = True
         if terminated or truncated:
             reward = normalised_reward(self.task, self.final_score)
+        if self.footer and not (terminated or truncated):
+            parts.append(self._footer())
         observation = "\n".join(p for p in parts if p)
         self._last_observation = observation
         info = self._info(result)
@@ -196,6 +217,21 @@ class ResearchEnv(gym.Env[str, str]):
             f"{'/'.join(limits.training_markers)}. `validate` scores your work; `submit` ends the episode."
         )
 
+    def tool_state(self) -> dict[str, Any]:
+        """What the tools keep between commands: the open file and the window's first line."""
+        if self._state_tmp is None:
+            return {}
+        try:
+            return json.loads((Path(self._state_tmp.name) / "state.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _footer(self) -> str:
+        remaining = self.task.limits.max_steps - self.steps
+        open_file = self.tool_state().get("open_file") or "n/a"
+        return (f"(Current step: {self.steps}, remaining: {remaining}) (Open file: {open_file}) "
+                f"(Current directory: {self._last_cwd})")
+
     def _make_workspace(self) -> Path:
         if self.workspace_dir is not None:
             root = self.workspace_dir / f"{self.task.id}-{self.episode_id}"
@@ -223,7 +259,9 @@ class ResearchEnv(gym.Env[str, str]):
             if ds.is_local
         ]
         hidden = [*self.task.hidden_paths(), self.task.source_dir, BUILTIN_DIR]
-        return SandboxSpec(workspace=self.workspace, mounts=mounts, hidden=hidden, limits=self.task.limits)
+        self._state_tmp = tempfile.TemporaryDirectory(prefix="researchgym-state-")
+        return SandboxSpec(workspace=self.workspace, mounts=mounts, hidden=hidden, limits=self.task.limits,
+                           state_dir=Path(self._state_tmp.name), env={"RESEARCHGYM_WINDOW": str(self.window)})
 
     @staticmethod
     def _strip_requests(output: str) -> tuple[str, bool, bool]:
@@ -341,6 +379,7 @@ class ResearchEnv(gym.Env[str, str]):
         if self._trajectory is not None:
             self._trajectory.close()
             self._trajectory = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        for tmp in (self._tmp, self._state_tmp):
+            if tmp is not None:
+                tmp.cleanup()
+        self._tmp = self._state_tmp = None

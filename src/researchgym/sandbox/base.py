@@ -13,6 +13,9 @@ AGENT_HOME = "/home/agent"
 AGENT_WORKSPACE = "/home/agent/workspace"
 #: Where the agent-computer interface commands are mounted inside a sandbox.
 TOOLS_DIR = "/opt/researchgym/bin"
+TOOLS_LIB_DIR = "/opt/researchgym/lib"
+#: Where the tools keep per-episode state (open file, window) inside an isolating sandbox.
+STATE_DIR = "/run/researchgym"
 
 
 class Limits(BaseModel):
@@ -48,6 +51,8 @@ class SandboxSpec:
     env: dict[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     network: bool = False
+    #: A host folder for the tools' state, shared with the host (which reads it for the footer).
+    state_dir: Path | None = None
 
 
 @dataclass

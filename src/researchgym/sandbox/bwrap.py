@@ -14,8 +14,15 @@ import tempfile
 from pathlib import Path
 
 from researchgym.errors import SandboxError
-from researchgym.sandbox.base import AGENT_HOME, AGENT_WORKSPACE, TOOLS_DIR, SandboxSpec
-from researchgym.sandbox.common import PACKAGE_TOOLS, ShellSandbox
+from researchgym.sandbox.base import (
+    AGENT_HOME,
+    AGENT_WORKSPACE,
+    STATE_DIR,
+    TOOLS_DIR,
+    TOOLS_LIB_DIR,
+    SandboxSpec,
+)
+from researchgym.sandbox.common import PACKAGE_TOOLS, PACKAGE_TOOLS_LIB, ShellSandbox
 
 _FALLBACK = "run with `--sandbox local` (no isolation) if you trust the agent"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc/alternatives")
@@ -95,6 +102,9 @@ class BwrapSandbox(ShellSandbox):
             args += ["--ro-bind" if mount.read_only else "--bind", str(mount.source), mount.target]
             binds.append((mount.source.resolve(), mount.target))
         ro(PACKAGE_TOOLS, TOOLS_DIR)
+        ro(PACKAGE_TOOLS_LIB, TOOLS_LIB_DIR)
+        if spec.state_dir is not None:
+            args += ["--bind", str(spec.state_dir), STATE_DIR]
         args += self._masks(binds)
         args += ["--chdir", AGENT_WORKSPACE, "/bin/bash", "--noprofile", "--norc"]
         return args
@@ -117,6 +127,8 @@ class BwrapSandbox(ShellSandbox):
 
     def launcher(self) -> tuple[list[str], dict[str, str], str | None]:
         env = default_env(f"{TOOLS_DIR}:{python_bin_path()}", home=AGENT_HOME)
+        if self.spec.state_dir is not None:
+            env["RESEARCHGYM_STATE_DIR"] = STATE_DIR
         env.update(self.spec.env)
         return self.argv(), env, None
 

@@ -9,8 +9,9 @@ from researchgym.sandbox.cgroups import SandboxCgroup
 from researchgym.sandbox.limits import make_preexec, runaway_check
 from researchgym.sandbox.shell import PersistentShell
 
-#: The agent-computer interface commands shipped with the package.
+#: The agent-computer interface commands shipped with the package, and their library.
 PACKAGE_TOOLS = Path(__file__).resolve().parent.parent / "tools" / "bin"
+PACKAGE_TOOLS_LIB = Path(__file__).resolve().parent.parent / "tools" / "lib"
 
 
 class ShellSandbox:

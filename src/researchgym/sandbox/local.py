@@ -40,5 +40,7 @@ class LocalSandbox(ShellSandbox):
                     os.makedirs(os.path.dirname(link), exist_ok=True)
                     os.symlink(mount.source, link)
         env = default_env(f"{PACKAGE_TOOLS}:{python_bin_path()}", home=self.workspace_path)
+        if self.spec.state_dir is not None:
+            env["RESEARCHGYM_STATE_DIR"] = str(self.spec.state_dir)
         env.update(self.spec.env)
         return ["/bin/bash", "--noprofile", "--norc"], env, self.workspace_path

@@ -98,6 +98,8 @@ class PersistentShell:
         self.shell_pid: int | None = None
         self.cwd = workdir
         self._jobs: set[int] = set()
+        self._syntax_error = False
+        self._eof = False
         self._marker = f"__RG_{secrets.token_hex(8)}__"
 
     # ----------------------------------------------------------------- lifecycle
@@ -116,8 +118,9 @@ class PersistentShell:
         except OSError as exc:
             raise SandboxError(f"could not start the shell ({self.argv[0]}): {exc}") from exc
         self._jobs = set()
+        self._eof = False
         self.cwd = self.workdir
-        init = f"set -m; set +o histexpand; cd {ansi_c_quote(self.workdir)} 2>/dev/null; printf '%s\\n' $$"
+        init = f"__rg_syn=0; set -m; set +o histexpand; cd {ansi_c_quote(self.workdir)} 2>/dev/null; printf '%s\\n' $$"
         result = self._roundtrip(init, timeout_s=30.0, recover=False)
         if result.exit_code is None or result.timed_out:
             detail = result.output.strip() or "no output"
@@ -150,8 +153,17 @@ class PersistentShell:
         notes: list[str] = []
         if not self.alive:
             self._restart(notes, "the shell had exited; a new one was started in the workspace")
-        wrapped = f"eval {ansi_c_quote(command)} < /dev/null"
+        # Parse first (as a function body, which runs nothing): a syntax error is reported
+        # and the command is not run at all, instead of running up to the error.
+        check = ansi_c_quote(f"__rg_syntax() {{\n:\n{command}\n}}")
+        wrapped = (
+            f"if eval {check}; then unset -f __rg_syntax; __rg_syn=0; eval {ansi_c_quote(command)} < /dev/null; "
+            "else __rg_syn=1; false; fi"
+        )
         result = self._roundtrip(wrapped, timeout_s)
+        if self._syntax_error:
+            result.exit_code = 2  # bash's status for a syntax error
+            result.notes.append("the command has a shell syntax error, so none of it was run")
         result.notes[:0] = notes
         if result.timed_out and not any("timed out" in note for note in result.notes):
             result.notes.append(f"command timed out after {timeout_s:g}s and was killed")
@@ -162,7 +174,7 @@ class PersistentShell:
                 result.notes.append(
                     f"the sandbox reached its process limit; {killed} processes were killed"
                 )
-        if not self.alive:
+        if self._eof or not self.alive:
             self._restart(result.notes, "the shell exited; a new one was started in the workspace "
                           "(working directory and exported variables were reset)")
             result.cwd = self.cwd
@@ -180,7 +192,7 @@ class PersistentShell:
         marker = self._marker
         script = (
             f"{line}\n__rg_ec=$?; printf '\\n{marker}J\\n'; jobs -p; "
-            f"printf '{marker}E %d %s\\n' \"$__rg_ec\" \"$PWD\"\n"
+            f"printf '{marker}E %d %d %s\\n' \"$__rg_ec\" \"${{__rg_syn:-0}}\" \"$PWD\"\n"
         )
         started = time.perf_counter()
         try:
@@ -209,6 +221,7 @@ class PersistentShell:
                 continue
             chunk = os.read(fd, _READ_CHUNK)
             if not chunk:  # the shell died
+                self._eof = True
                 output, cut = capture.render(bytes(capture.buf))
                 return ExecResult(output, None, time.perf_counter() - started, timed_out, cut)
             capture.add(chunk)
@@ -220,7 +233,9 @@ class PersistentShell:
         buf = bytes(capture.buf)
         jobs_at = buf.rfind(f"\n{marker}J\n".encode(), 0, found)
         status = buf[found + len(end_token) :].decode("utf-8", "replace").rstrip("\n")
-        code_text, _, cwd = status.partition(" ")
+        code_text, _, rest = status.partition(" ")
+        syntax_text, _, cwd = rest.partition(" ")
+        self._syntax_error = syntax_text == "1"
         jobs_text = buf[jobs_at + len(marker) + 3 : found] if jobs_at >= 0 else b""
         self._jobs = {int(x) for x in jobs_text.split() if x.isdigit()}
         self.cwd = cwd or self.cwd

@@ -1,0 +1,456 @@
+"""The agent-computer interface: a file viewer, an editor that lints, and search.
+
+Runs *inside* the sandbox, one process per command, with only the standard library (and
+pyflakes when it is installed). State that must outlive a command (the open file and the
+window's position) lives in `$RESEARCHGYM_STATE_DIR/state.json`, which the environment also
+reads to show the step footer. Every command prints what the agent should see and exits
+non-zero on a refusal, so scripts can tell.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+
+DEFAULT_WINDOW = 100
+MAX_MATCHES = 100
+SCROLL_TIP_AFTER = 3
+_BINARY_SNIFF = 8192
+
+
+class Refusal(Exception):
+    """A command that cannot do what was asked; the message says why and what to do."""
+
+
+# ----------------------------------------------------------------------------- state
+def _state_path() -> str:
+    folder = os.environ.get("RESEARCHGYM_STATE_DIR") or os.path.join(os.path.expanduser("~"), ".researchgym")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, "state.json")
+
+
+def load_state() -> dict:
+    try:
+        with open(_state_path(), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
+def save_state(state: dict) -> None:
+    path = _state_path()
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(state, handle)
+    os.replace(tmp, path)  # atomic: the environment never reads half a file
+
+
+def window_size() -> int:
+    try:
+        return max(int(os.environ.get("RESEARCHGYM_WINDOW", DEFAULT_WINDOW)), 3)
+    except ValueError:
+        return DEFAULT_WINDOW
+
+
+# ----------------------------------------------------------------------------- files
+@dataclass
+class TextFile:
+    """A text file as lines without their endings, remembering how to write it back."""
+
+    path: str
+    lines: list[str] = field(default_factory=list)
+    newline: str = "\n"
+    final_newline: bool = True
+
+    @classmethod
+    def read(cls, path: str) -> "TextFile":
+        check_text_file(path)
+        with open(path, "rb") as handle:
+            data = handle.read()
+        text = data.decode("utf-8", "surrogateescape")
+        newline = "\r\n" if text.count("\r\n") * 2 > text.count("\n") else "\n"
+        lines = text.split("\n")
+        final_newline = text.endswith("\n")
+        if final_newline:
+            lines.pop()
+        if newline == "\r\n":
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        if not text:
+            lines, final_newline = [], True
+        return cls(path, lines, newline, final_newline)
+
+    def text(self, lines: list[str] | None = None) -> str:
+        lines = self.lines if lines is None else lines
+        body = self.newline.join(lines)
+        return body + self.newline if lines and self.final_newline else body
+
+    def write(self, lines: list[str]) -> None:
+        with open(self.path, "wb") as handle:
+            handle.write(self.text(lines).encode("utf-8", "surrogateescape"))
+
+
+def check_text_file(path: str) -> None:
+    if not os.path.lexists(path):
+        raise Refusal(f"File {path} not found. Use find_file NAME to look for it, or create {path}.")
+    if os.path.isdir(path):
+        raise Refusal(f"{path} is a directory. Use ls {path} to list it, or find_file NAME {path}.")
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise Refusal(f"{path} is not a regular file.")
+    with open(path, "rb") as handle:
+        head = handle.read(_BINARY_SNIFF)
+    if b"\0" in head:
+        raise Refusal(f"{path} is a binary file; open and edit work on text files only.")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the sniff boundary
+            raise Refusal(f"{path} is not UTF-8 text; open and edit work on text files only.") from None
+
+
+def render_window(file: TextFile, top: int, window: int, marker: str | None = None) -> str:
+    total = len(file.lines)
+    top = clamp_top(top, total, window)
+    bottom = min(total, top + window - 1)
+    out = [f"[File: {file.path} ({total} lines total)]"]
+    if total == 0:
+        out.append("(this file is empty)")
+        return "\n".join(out)
+    if top > 1:
+        out.append(f"({top - 1} more lines above)")
+    width = len(str(bottom))
+    for number in range(top, bottom + 1):
+        out.append(f"{number:>{width}}:{file.lines[number - 1]}")
+    if bottom < total:
+        out.append(f"({total - bottom} more lines below)")
+    if marker:
+        out.append(marker)
+    return "\n".join(out)
+
+
+def clamp_top(top: int, total: int, window: int) -> int:
+    return max(1, min(top, max(1, total - window + 1)))
+
+
+def _open_file(state: dict) -> TextFile:
+    path = state.get("open_file")
+    if not path:
+        raise Refusal("No file is open. Use open PATH first.")
+    return TextFile.read(path)
+
+
+def _parse_line(text: str, what: str = "line number") -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise Refusal(f"{what} must be a whole number, got {text!r}.") from None
+
+
+def _show(state: dict, file: TextFile, top: int, note: str | None = None) -> str:
+    window = window_size()
+    state["open_file"] = os.path.abspath(file.path)
+    state["top"] = clamp_top(top, len(file.lines), window)
+    save_state(state)
+    return render_window(file, state["top"], window, note)
+
+
+# -------------------------------------------------------------------------- viewing
+def cmd_open(args: list[str]) -> str:
+    if not args or len(args) > 2:
+        raise Refusal("Usage: open PATH [LINE_NUMBER]")
+    path = os.path.abspath(args[0])
+    file = TextFile.read(path)
+    state = load_state()
+    state["scrolls"] = 0
+    top = 1
+    if len(args) == 2:
+        line = _parse_line(args[1])
+        if not 1 <= line <= max(len(file.lines), 1):
+            raise Refusal(f"line number must be between 1 and {max(len(file.lines), 1)}; {path} has {len(file.lines)} lines.")
+        top = line - window_size() // 2
+    return _show(state, file, top)
+
+
+def cmd_goto(args: list[str]) -> str:
+    if len(args) != 1:
+        raise Refusal("Usage: goto LINE_NUMBER")
+    state = load_state()
+    file = _open_file(state)
+    line = _parse_line(args[0])
+    if not 1 <= line <= max(len(file.lines), 1):
+        raise Refusal(f"line number must be between 1 and {max(len(file.lines), 1)}.")
+    state["scrolls"] = 0
+    return _show(state, file, line - window_size() // 2)
+
+
+def _scroll(direction: int) -> str:
+    state = load_state()
+    file = _open_file(state)
+    window = window_size()
+    current = clamp_top(int(state.get("top", 1)), len(file.lines), window)
+    target = clamp_top(current + direction * (window - 2), len(file.lines), window)
+    state["scrolls"] = int(state.get("scrolls", 0)) + 1
+    note = None
+    if target == current:
+        note = "(already at the end of the file)" if direction > 0 else "(already at the start of the file)"
+    elif state["scrolls"] >= SCROLL_TIP_AFTER:
+        note = "(tip: to find something, search_file TERM is faster than scrolling)"
+    return _show(state, file, target, note)
+
+
+def cmd_scroll_down(args: list[str]) -> str:
+    if args:
+        raise Refusal("Usage: scroll_down (no arguments)")
+    return _scroll(+1)
+
+
+def cmd_scroll_up(args: list[str]) -> str:
+    if args:
+        raise Refusal("Usage: scroll_up (no arguments)")
+    return _scroll(-1)
+
+
+def cmd_create(args: list[str]) -> str:
+    if len(args) != 1:
+        raise Refusal("Usage: create PATH")
+    path = os.path.abspath(args[0])
+    if os.path.lexists(path):
+        raise Refusal(f"{args[0]} already exists. Use open {args[0]} to see it.")
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise Refusal(f"the folder {parent} does not exist. Create it first with mkdir -p {parent}.")
+    try:
+        open(path, "x").close()
+    except OSError as exc:
+        raise Refusal(f"cannot create {args[0]}: {exc.strerror}.") from None
+    state = load_state()
+    state["scrolls"] = 0
+    return _show(state, TextFile.read(path), 1)
+
+
+# -------------------------------------------------------------------------- editing
+def read_block() -> list[str]:
+    """The replacement text, from the heredoc the environment builds out of an edit block."""
+    mode = os.fstat(0).st_mode
+    if stat.S_ISCHR(mode) or os.isatty(0):
+        raise Refusal(
+            "this command needs its text on the following lines, ended by a line with only the "
+            "terminator, e.g.\n  edit 3:4\n  new line 3\n  end_of_edit"
+        )
+    data = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+    lines = data.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+_ERROR_KINDS = {
+    "UndefinedName", "UndefinedLocal", "UndefinedExport", "DuplicateArgument", "ReturnOutsideFunction",
+    "YieldOutsideFunction", "ContinueOutsideLoop", "BreakOutsideLoop", "DefaultExceptNotLast",
+    "TwoStarredExpressions", "TooManyExpressionsInStarredAssignment", "ForwardAnnotationSyntaxError",
+}
+
+
+def lint(source: str, filename: str) -> list[tuple[int, str]]:
+    """Errors (not style warnings): syntax errors and undefined names, with line numbers."""
+    try:
+        tree = compile(source, filename, "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
+    except SyntaxError as exc:
+        return [(exc.lineno or 0, f"SyntaxError: {exc.msg}")]
+    except ValueError as exc:  # e.g. NUL bytes
+        return [(0, f"SyntaxError: {exc}")]
+    try:
+        from pyflakes import checker
+    except ImportError:
+        return []
+    found = []
+    for message in checker.Checker(tree, filename=filename).messages:
+        kind = type(message).__name__
+        if kind in _ERROR_KINDS:
+            found.append((message.lineno, f"{kind}: {message.message % message.message_args}"))
+    return sorted(found)
+
+
+def _new_errors(before: list[tuple[int, str]], after: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Errors of `after` not already in `before` (compared by message, ignoring line shifts)."""
+    remaining: dict[str, int] = {}
+    for _, text in before:
+        remaining[text] = remaining.get(text, 0) + 1
+    new = []
+    for line, text in after:
+        if remaining.get(text, 0) > 0:
+            remaining[text] -= 1
+        else:
+            new.append((line, text))
+    return new
+
+
+def _apply(file: TextFile, start: int, end: int, replacement: list[str], verb: str) -> str:
+    """Replace lines start..end (1-based, end = start - 1 inserts) after linting Python."""
+    if not os.access(file.path, os.W_OK):
+        raise Refusal(f"{file.path} is read-only; edits to it are refused.")
+    new_lines = file.lines[: start - 1] + replacement + file.lines[end:]
+    if file.path.endswith(".py"):
+        errors = _new_errors(lint(file.text(), file.path), lint(file.text(new_lines), file.path))
+        if errors:
+            window = window_size()
+            shown_top = max(1, start - 3)
+            proposed = TextFile(file.path, new_lines, file.newline, file.final_newline)
+            listing = "\n".join(f"- line {line}: {text}" for line, text in errors)
+            raise Refusal(
+                f"your {verb} would introduce new errors, so it was NOT applied (the file is unchanged).\n"
+                f"Errors:\n{listing}\n"
+                "This is how the file would have looked:\n"
+                "-------------------------------------------------\n"
+                f"{render_window(proposed, shown_top, min(window, len(replacement) + 6))}\n"
+                "-------------------------------------------------\n"
+                "This is the original:\n"
+                "-------------------------------------------------\n"
+                f"{render_window(file, shown_top, min(window, end - start + 7))}\n"
+                "-------------------------------------------------\n"
+                f"Fix your {verb} and try again."
+            )
+    file.write(new_lines)
+    file.lines = new_lines
+    state = load_state()
+    state["scrolls"] = 0
+    note = "File updated. Check the changed lines (indentation, duplicates) and edit again if needed."
+    return _show(state, file, start - window_size() // 2 + len(replacement) // 2, note)
+
+
+def cmd_edit(args: list[str]) -> str:
+    if len(args) != 1 or ":" not in args[0]:
+        raise Refusal("Usage: edit START:END, then the new lines, then a line end_of_edit")
+    first, last = args[0].split(":", 1)
+    start, end = _parse_line(first, "START"), _parse_line(last, "END")
+    state = load_state()
+    file = _open_file(state)
+    total = len(file.lines)
+    if total == 0:
+        raise Refusal(f"{file.path} is empty; use insert 0 to add lines.")
+    if not (1 <= start <= end <= total):
+        raise Refusal(f"need 1 <= START <= END <= {total} (the file has {total} lines), got {start}:{end}.")
+    replacement = read_block()
+    return _apply(file, start, end, replacement, "edit")
+
+
+def cmd_insert(args: list[str]) -> str:
+    if len(args) != 1:
+        raise Refusal("Usage: insert LINE, then the new lines, then a line end_of_insert (LINE 0 inserts at the top)")
+    line = _parse_line(args[0])
+    state = load_state()
+    file = _open_file(state)
+    total = len(file.lines)
+    if not 0 <= line <= total:
+        raise Refusal(f"LINE must be between 0 (top) and {total} (after the last line), got {line}.")
+    replacement = read_block()
+    return _apply(file, line + 1, line, replacement, "insert")
+
+
+# -------------------------------------------------------------------------- search
+def _text_files(root: str):
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in {".git", "__pycache__"})
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+            except OSError:
+                continue
+            if b"\0" in data[:_BINARY_SNIFF]:
+                continue
+            yield path, data.decode("utf-8", "replace")
+
+
+def cmd_search_dir(args: list[str]) -> str:
+    if not 1 <= len(args) <= 2:
+        raise Refusal("Usage: search_dir TERM [DIR]")
+    term, root = args[0], args[1] if len(args) == 2 else "."
+    if not os.path.isdir(root):
+        raise Refusal(f"{root} is not a directory.")
+    hits = []
+    for path, text in _text_files(root):
+        count = text.count(term)
+        if count:
+            hits.append((os.path.relpath(path) if not os.path.isabs(root) else path, count))
+            if len(hits) > MAX_MATCHES:
+                raise Refusal(f"more than {MAX_MATCHES} files match {term!r} in {root}. Narrow the search: "
+                              "a longer term, or a subdirectory.")
+    if not hits:
+        return f'No matches found for "{term}" in {root}'
+    total = sum(count for _, count in hits)
+    lines = [f'Found {total} matches for "{term}" in {root}:']
+    lines += [f"{path} ({count} matches)" for path, count in hits]
+    lines.append(f'End of matches for "{term}" in {root}')
+    return "\n".join(lines)
+
+
+def cmd_search_file(args: list[str]) -> str:
+    if not 1 <= len(args) <= 2:
+        raise Refusal("Usage: search_file TERM [FILE] (FILE defaults to the open file)")
+    term = args[0]
+    if len(args) == 2:
+        path = args[1]
+    else:
+        path = load_state().get("open_file")
+        if not path:
+            raise Refusal("No file is open and no FILE given. Use search_file TERM FILE, or open a file first.")
+    file = TextFile.read(path)
+    matches = [(n, line) for n, line in enumerate(file.lines, 1) if term in line]
+    if len(matches) > MAX_MATCHES:
+        raise Refusal(f"more than {MAX_MATCHES} lines match {term!r} in {path}. Narrow the search with a longer term.")
+    if not matches:
+        return f'No matches found for "{term}" in {path}'
+    lines = [f'Found {len(matches)} matches for "{term}" in {path}:']
+    lines += [f"Line {n}:{line}" for n, line in matches]
+    lines.append(f'End of matches for "{term}" in {path}')
+    return "\n".join(lines)
+
+
+def cmd_find_file(args: list[str]) -> str:
+    if not 1 <= len(args) <= 2:
+        raise Refusal("Usage: find_file NAME [DIR] (NAME may use wildcards: *.py, data_??.csv)")
+    pattern, root = args[0], args[1] if len(args) == 2 else "."
+    if not os.path.isdir(root):
+        raise Refusal(f"{root} is not a directory.")
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in {".git", "__pycache__"})
+        for name in sorted(files):
+            if fnmatch.fnmatchcase(name, pattern):
+                found.append(os.path.join(folder, name))
+                if len(found) > MAX_MATCHES:
+                    raise Refusal(f"more than {MAX_MATCHES} files match {pattern!r} in {root}. Narrow the search.")
+    if not found:
+        return f'No files found matching "{pattern}" in {root}'
+    return "\n".join([f'Found {len(found)} files matching "{pattern}" in {root}:', *found])
+
+
+COMMANDS = {
+    "open": cmd_open,
+    "goto": cmd_goto,
+    "scroll_up": cmd_scroll_up,
+    "scroll_down": cmd_scroll_down,
+    "create": cmd_create,
+    "edit": cmd_edit,
+    "insert": cmd_insert,
+    "search_dir": cmd_search_dir,
+    "search_file": cmd_search_file,
+    "find_file": cmd_find_file,
+}
+
+
+def main(name: str) -> None:
+    try:
+        print(COMMANDS[name](sys.argv[1:]))
+    except Refusal as exc:
+        print(f"Error: {exc}")
+        sys.exit(1)
+    except OSError as exc:
+        print(f"Error: {name}: {exc.strerror or exc} ({exc.filename or ''})")
+        sys.exit(1)
