@@ -46,3 +46,9 @@ def test_demo_console_script_end_to_end(tmp_path: Path):
     completed = subprocess.run([str(exe), "demo", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert "final score" in completed.stdout and "trajectory:" in completed.stdout
+
+
+def test_tools_lists_the_interface_commands():
+    result = runner.invoke(app, ["tools"])
+    assert result.exit_code == 0
+    assert "open <path> [<line_number>]" in result.output and "end_of_edit" in result.output

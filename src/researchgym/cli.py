@@ -42,6 +42,14 @@ def tasks() -> None:
         console.print(f"[yellow]skipped a broken task:[/] {error}", highlight=False)
 
 
+@app.command()
+def tools() -> None:
+    """Show the agent-computer interface commands, as an agent's prompt lists them."""
+    from researchgym.tools import render_command_docs
+
+    console.print(render_command_docs(), highlight=False, markup=False)
+
+
 def _one_line(text: str, width: int = 70) -> str:
     first = text.strip().splitlines()[0] if text.strip() else ""
     return first if len(first) <= width else first[: width - 1] + "…"

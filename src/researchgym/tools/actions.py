@@ -54,7 +54,10 @@ def prepare_action(action: str) -> str:
                     f"the {words[0]} block has no line `{terminator}` to end it, so nothing was run. "
                     f"Put the new lines after `{line.strip()}` and end with a line containing only `{terminator}`."
                 ) from None
-            out.append(f"{line.rstrip()} <<'{terminator}'")
+            # The variable tells the command an empty block is meant (bash feeds an empty heredoc
+            # from /dev/null, which would otherwise look like a forgotten block).
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}RESEARCHGYM_BLOCK=1 {line.strip()} <<'{terminator}'")
             out.extend(lines[index + 1 : end])
             out.append(terminator)
             index = end + 1
