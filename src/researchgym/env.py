@@ -15,6 +15,7 @@ minimising; 0 means "as good as the baseline". A failed or missing submission ge
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -98,6 +99,7 @@ class ResearchEnv(gym.Env[str, str]):
         self._trajectory: TrajectoryWriter | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._state_tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._state_file: str | None = None
         self.workspace: Path | None = None
         self.trajectory_path: Path | None = None
         self._last_observation = ""
@@ -219,10 +221,11 @@ class ResearchEnv(gym.Env[str, str]):
 
     def tool_state(self) -> dict[str, Any]:
         """What the tools keep between commands: the open file and the window's first line."""
-        if self._state_tmp is None:
+        if self._state_file is None:
             return {}
         try:
-            return json.loads((Path(self._state_tmp.name) / "state.json").read_text())
+            with open(self._state_file, "rb") as handle:
+                return json.loads(handle.read())
         except (OSError, ValueError):
             return {}
 
@@ -260,6 +263,7 @@ class ResearchEnv(gym.Env[str, str]):
         ]
         hidden = [*self.task.hidden_paths(), self.task.source_dir, BUILTIN_DIR]
         self._state_tmp = tempfile.TemporaryDirectory(prefix="researchgym-state-")
+        self._state_file = os.path.join(self._state_tmp.name, "state.json")
         return SandboxSpec(workspace=self.workspace, mounts=mounts, hidden=hidden, limits=self.task.limits,
                            state_dir=Path(self._state_tmp.name), env={"RESEARCHGYM_WINDOW": str(self.window)})
 

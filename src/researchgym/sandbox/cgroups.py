@@ -48,6 +48,7 @@ class SandboxCgroup:
     dirs: dict[str, Path] = field(default_factory=dict)
     #: The limits actually written ("pids", "memory", "cpu"); the rest fall back to rlimits.
     applied: set[str] = field(default_factory=set)
+    _fds: dict[str, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, memory_mb: int | None, max_processes: int | None, cpus: float | None) -> "SandboxCgroup | None":
@@ -114,35 +115,32 @@ class SandboxCgroup:
             return None
         return current, (int(limit) if limit.isdigit() else 1 << 30)
 
-    def pids_refused(self) -> int:
-        """How many forks the pids limit has refused so far (the `max` line of pids.events)."""
-        path = self.dirs.get("v2") or self.dirs.get("pids")
+    def _counter(self, path: Path | None, name: str, key: bytes) -> int:
+        """A `key value` line of a cgroup file, read through a kept-open descriptor (these are
+        read twice per step, so the open is paid once)."""
         if path is None:
             return 0
+        fd = self._fds.get(name)
         try:
-            for line in (path / "pids.events").read_text().splitlines():
-                field, _, value = line.partition(" ")
-                if field == "max":
-                    return int(value)
-        except (OSError, ValueError):
-            pass
-        return 0
-
-    def oom_kills(self) -> int:
-        """How many processes the kernel has killed for exceeding the memory limit."""
-        path = self.dirs.get("v2")
-        name, key = ("memory.events", "oom_kill") if path else ("memory.oom_control", "oom_kill")
-        path = path or self.dirs.get("memory")
-        if path is None:
-            return 0
-        try:
-            for line in (path / name).read_text().splitlines():
-                field, _, value = line.partition(" ")
+            if fd is None:
+                fd = self._fds[name] = os.open(path / name, os.O_RDONLY)
+            for line in os.pread(fd, 4096, 0).splitlines():
+                field, _, value = line.partition(b" ")
                 if field == key:
                     return int(value)
         except (OSError, ValueError):
             pass
         return 0
+
+    def pids_refused(self) -> int:
+        """How many forks the pids limit has refused so far (the `max` line of pids.events)."""
+        return self._counter(self.dirs.get("v2") or self.dirs.get("pids"), "pids.events", b"max")
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel has killed for exceeding the memory limit."""
+        if "v2" in self.dirs:
+            return self._counter(self.dirs["v2"], "memory.events", b"oom_kill")
+        return self._counter(self.dirs.get("memory"), "memory.oom_control", b"oom_kill")
 
     def members(self) -> list[int]:
         """Host pids of every process in the group, wherever they were re-parented to."""
@@ -168,6 +166,9 @@ class SandboxCgroup:
             time.sleep(0.005)
 
     def remove(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
         self.kill_all()
         for path in self.dirs.values():
             for _ in range(50):
