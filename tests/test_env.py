@@ -53,14 +53,19 @@ def test_validation_and_hidden_test_scores_are_recorded_separately():
     env = researchgym.make("battleOfSexes")
     env.reset(seed=5)
     _, _, _, _, info = env.step("validate")
+    # The test score of a validation is computed only once the agent can no longer act.
+    assert info["scores"][0]["test"] == {"status": "pending"}
+    _, _, terminated, _, info = env.step("submit")
     entry = info["scores"][0]
     assert entry["validation"]["split"] == "validation" and entry["test"]["split"] == "test"
     assert entry["validation"]["value"] != entry["test"]["value"]  # different games
+    assert entry["test"]["value"] == info["scores"][1]["test"]["value"]  # same artefact, same games
     # The same seed gives the same scores: evaluation is reproducible.
     env.reset(seed=5)
     _, _, _, _, again = env.step("validate")
     assert again["scores"][0]["validation"]["value"] == entry["validation"]["value"]
     env.close()
+    assert env.scores[0]["test"]["value"] == entry["test"]["value"]
 
 
 def test_step_limit_truncates_and_autosubmits(tmp_path: Path):
@@ -114,17 +119,19 @@ def test_csv_task_scores_outside_and_survives_stray_output(tiny_task: Path):
     obs, *_ = env.step("validate")
     assert "submission_not_found" in obs and "submission.csv" in obs
     env.step("python solve.py")
-    obs, *_, info = env.step("validate")
+    obs, *_ = env.step("validate")
     assert "accuracy = 1" in obs
-    validation, test = info["scores"][-1]["validation"]["metrics"], info["scores"][-1]["test"]["metrics"]
-    assert validation["split"] == "validation" and test["split"] == "test"
-    # Test labels are withheld from the evaluator while validating, given when testing.
-    assert validation["saw_test_labels"] is False and test["saw_test_labels"] is True
+    solved = env.scores[-1]
     # Overwriting the evaluation file inside the workspace changes nothing.
     env.step("echo 'print(\"{\\\"accuracy\\\": 99}\")' > evaluate.py; echo 'y\n0\n0' > submission.csv")
     obs, reward, terminated, _, info = env.step("submit")
     assert terminated and info["final_score"] == 0.0
     assert reward == pytest.approx(-1.0)  # (0 - 0.5) / 0.5
+    # The validated artefact was kept: its test score is that of the solution, not the later file.
+    validation, test = solved["validation"]["metrics"], solved["test"]["metrics"]
+    assert validation["split"] == "validation" and test["split"] == "test" and test["accuracy"] == 1.0
+    # Test labels are withheld from the evaluator while validating, given when testing.
+    assert validation["saw_test_labels"] is False and test["saw_test_labels"] is True
     env.close()
 
 
@@ -175,4 +182,16 @@ def test_end_episode_autosubmits_with_reason(tmp_path: Path):
     assert info["exit_status"] == "autosubmission (cost_limit)" and info["final_score"] is not None
     types = [r["type"] for r in read_trajectory(env.trajectory_path)]
     assert types == ["reset", "autosubmit", "end"]
+    env.close()
+
+
+def test_a_fifo_or_symlink_as_tool_state_cannot_hang_the_host():
+    env = researchgym.make("battleOfSexes", limits={"command_timeout_s": 5})
+    env.reset(seed=0)
+    env.step("rm -f /run/researchgym/state.json; mkfifo /run/researchgym/state.json")
+    obs, *_ = env.step("echo still-responsive")  # reading the footer state must not block
+    assert obs.startswith("still-responsive") and "(Open file: n/a)" in obs
+    env.step("rm -f /run/researchgym/state.json; ln -s /etc/passwd /run/researchgym/state.json")
+    obs, *_ = env.step("echo ok")
+    assert "(Open file: n/a)" in obs
     env.close()

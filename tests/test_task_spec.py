@@ -152,7 +152,8 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path):
         ("domain: testing", "domian: testing", "domian", "unknown field"),
         ("src: starter/solve.py", "src: eval/secret.txt", "starter_files.0.src", "hidden_files"),
         ("src: starter/solve.py", "src: eval", "starter_files.0.src", "hidden_files"),
-        ("mount: data", "mount: data\n  - {name: more, data_path: data, mount: data/}", "datasets", "both mount at 'data'"),
+        ("mount: data", "mount: data\n  - {name: sub, data_path: data, mount: data/extra}", "datasets", "overlap"),
+        ("mount: data", "mount: data\n  - {name: more, data_path: data, mount: data/}", "datasets", "which overlap"),
     ],
 )
 def test_broken_task_yaml_names_file_and_field(tmp_path: Path, old, new, field, words):

@@ -2,9 +2,10 @@
 
 Actions are shell commands; observations are their output. `validate` (a command on the
 sandbox PATH) scores the current artefact on the validation split and shows the score;
-`submit` scores it on the hidden test split and terminates the episode. Every validation is
-also scored on the test split and recorded in `info["scores"]` (never shown to the agent), so
-both "best attempt" and "best submission" are known.
+`submit` scores it on the hidden test split and terminates the episode. Every validated
+artefact is also kept and scored on the test split when the episode ends (never shown to the
+agent, and never while it can still act, so its timing reveals nothing); the results are in the
+final `info["scores"]`, so both "best attempt" and "best submission" are known.
 
 Reward: 0 on every non-final step. On the final step (submit, or auto-submit when the step
 limit truncates the episode) it is the test score's improvement over the task's baseline,
@@ -17,17 +18,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
 from researchgym.errors import EvaluationError
-from researchgym.evaluation import Score, evaluate
+from researchgym.evaluation import Score, collect_artefact, evaluate
 from researchgym.runs.trajectory import TrajectoryWriter
 from researchgym.sandbox import Mount, Sandbox, SandboxSpec, create_sandbox
 from researchgym.sandbox.base import ExecResult
@@ -105,7 +106,8 @@ class ResearchEnv(gym.Env[str, str]):
         self._last_observation = ""
         self._last_cwd = ""
         self.last_step_seconds = 0.0
-        self._pool: ThreadPoolExecutor | None = None
+        self._snapshots: tempfile.TemporaryDirectory[str] | None = None
+        self._pending: list[tuple[dict[str, Any], Path]] = []
         self._reset_state(episode_seed=0)
 
     def _reset_state(self, episode_seed: int) -> None:
@@ -120,6 +122,7 @@ class ResearchEnv(gym.Env[str, str]):
     # ------------------------------------------------------------------ Gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
+        self._abandon_episode()
         self._teardown()
         episode_seed = seed if seed is not None else int(self.np_random.integers(2**31))
         self._reset_state(episode_seed)
@@ -168,6 +171,7 @@ class ResearchEnv(gym.Env[str, str]):
             truncated = True
         if terminated or truncated:
             reward = normalised_reward(self.task, self.final_score)
+            self._score_pending()
         if self.footer and not (terminated or truncated):
             parts.append(self._footer())
         observation = "\n".join(p for p in parts if p)
@@ -188,6 +192,7 @@ class ResearchEnv(gym.Env[str, str]):
             return self._last_observation, 0.0, self._info()
         observation = self._finish(f"autosubmission ({status})", kind="autosubmit")
         reward = normalised_reward(self.task, self.final_score)
+        self._score_pending()
         if self._trajectory is not None:
             self._trajectory.write({"type": "autosubmit", "reason": status, "observation": observation,
                                     "reward": reward, "scores": self.scores[-1:]})
@@ -199,15 +204,20 @@ class ResearchEnv(gym.Env[str, str]):
         return self._last_observation if self.render_mode == "ansi" else None
 
     def close(self) -> None:
-        if self._sandbox is not None and not self._done and self._trajectory is not None:
-            self.exit_status = self.exit_status or "closed"
+        self._abandon_episode()
+        self._teardown()
+        super().close()
+
+    def _abandon_episode(self) -> None:
+        """An episode left unfinished (close, or reset mid-episode) still gets its validations
+        scored on test and an `end` line with the status `closed`."""
+        if self._sandbox is None or self._done:
+            return
+        self.exit_status = self.exit_status or "closed"
+        self._score_pending()
+        if self._trajectory is not None:
             self._trajectory.write({"type": "end", "exit_status": self.exit_status, "steps": self.steps,
                                     "final_score": self.final_score, "scores": self.scores})
-        self._teardown()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        super().close()
 
     # --------------------------------------------------------------- internals
     def _instructions(self) -> str:
@@ -223,15 +233,25 @@ class ResearchEnv(gym.Env[str, str]):
         """What the tools keep between commands: the open file and the window's first line."""
         if self._state_file is None:
             return {}
+        # The agent can replace the file (a FIFO, a symlink, something huge): never block on
+        # it, never follow a link, read at most 64 KiB of a regular file.
         try:
-            with open(self._state_file, "rb") as handle:
-                return json.loads(handle.read())
+            fd = os.open(self._state_file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except OSError:
+            return {}
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return {}
+            state = json.loads(os.read(fd, 65536))
         except (OSError, ValueError):
             return {}
+        finally:
+            os.close(fd)
+        return state if isinstance(state, dict) else {}
 
     def _footer(self) -> str:
         remaining = self.task.limits.max_steps - self.steps
-        open_file = self.tool_state().get("open_file") or "n/a"
+        open_file = str(self.tool_state().get("open_file") or "n/a")[:500]
         return (f"(Current step: {self.steps}, remaining: {remaining}) (Open file: {open_file}) "
                 f"(Current directory: {self._last_cwd})")
 
@@ -289,25 +309,16 @@ class ResearchEnv(gym.Env[str, str]):
     def _validate(self) -> str:
         metric = self.task.metric
         entry: dict[str, Any] = {"step": self.steps, "kind": "validate"}
-        # The hidden test score is computed at the same time, in its own sandbox.
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="researchgym-eval")
-        test_future = self._pool.submit(self._score, "test") if self.task.evaluation.has_test_split else None
         try:
             validation = self._score("validation")
         except EvaluationError as exc:
             entry.update(status=exc.status, error=str(exc), detail=exc.detail)
-            if test_future is not None:
-                test_future.cancel()
             self.scores.append(entry)
             shown = f"\n{exc.detail}" if exc.detail else ""
             return f"Validation failed ({exc.status}): {exc}{shown}"
         entry["validation"] = validation.to_dict()
-        if test_future is not None:
-            try:
-                entry["test"] = test_future.result().to_dict()
-            except EvaluationError as exc:
-                entry["test"] = {"status": exc.status, "error": str(exc), "detail": exc.detail}
+        if self.task.evaluation.has_test_split:
+            self._snapshot_for_test(entry)
         else:
             entry["test"] = entry["validation"]
         self.scores.append(entry)
@@ -317,6 +328,34 @@ class ResearchEnv(gym.Env[str, str]):
             f"Validation score: {metric.name} = {validation.value:.6g} ({metric.direction}; "
             f"baseline {baseline if baseline is not None else 'n/a'}). All metrics: {shown}"
         )
+
+    def _snapshot_for_test(self, entry: dict[str, Any]) -> None:
+        """Keep a copy of the validated artefact; it is scored on the hidden test split when the
+        episode ends. Scoring it now would let the agent's code signal test data through how
+        long `validate` takes."""
+        assert self.workspace is not None
+        if self._snapshots is None:
+            self._snapshots = tempfile.TemporaryDirectory(prefix="researchgym-snapshots-")
+        folder = Path(self._snapshots.name) / f"step-{self.steps}"
+        folder.mkdir()
+        try:
+            collect_artefact(self.task, self.workspace, folder)
+        except (EvaluationError, OSError) as exc:
+            entry["test"] = {"status": getattr(exc, "status", "evaluation_error"), "error": str(exc)}
+            return
+        entry["test"] = {"status": "pending"}
+        self._pending.append((entry, folder))
+
+    def _score_pending(self) -> None:
+        """Score every validated artefact on the hidden test split (at the end of the episode)."""
+        pending, self._pending = self._pending, []
+        for entry, folder in pending:
+            try:
+                entry["test"] = evaluate(self.task, folder, split="test",
+                                         seed=self.task.derived_seed(self.episode_seed, "test"),
+                                         sandbox=self.sandbox_name).to_dict()
+            except EvaluationError as exc:
+                entry["test"] = {"status": exc.status, "error": str(exc), "detail": exc.detail}
 
     def _finish(self, status: str, *, kind: str) -> str:
         entry: dict[str, Any] = {"step": self.steps, "kind": kind}
@@ -383,7 +422,8 @@ class ResearchEnv(gym.Env[str, str]):
         if self._trajectory is not None:
             self._trajectory.close()
             self._trajectory = None
-        for tmp in (self._tmp, self._state_tmp):
+        for tmp in (self._tmp, self._state_tmp, self._snapshots):
             if tmp is not None:
                 tmp.cleanup()
-        self._tmp = self._state_tmp = None
+        self._tmp = self._state_tmp = self._snapshots = None
+        self._pending = []

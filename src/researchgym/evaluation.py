@@ -108,13 +108,13 @@ def place_evaluation_files(task: TaskSpec, folder: Path, withheld: list[Path]) -
     put there under the same name. Hidden files withheld for this split are left out."""
     for item in task.evaluation.files:
         source = task.path(item.src)
-        if _is_within(source, withheld):
-            continue
         target = folder / item.target
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         elif target.exists() or target.is_symlink():
-            target.unlink()
+            target.unlink()  # the agent's file of that name never stands in, withheld or not
+        if _is_within(source, withheld):
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, target, ignore=lambda d, names: [

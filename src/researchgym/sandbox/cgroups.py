@@ -96,6 +96,15 @@ class SandboxCgroup:
             group.remove()
             return None
 
+    def touch(self) -> None:
+        """Mark the groups as in use, so another process's stale sweep leaves them alone
+        while they are briefly empty (a shell restart)."""
+        for path in self.dirs.values():
+            try:
+                os.utime(path)
+            except OSError:
+                pass
+
     def join(self) -> None:
         """Move the calling process into every group (used in the child before exec)."""
         pid = str(os.getpid())

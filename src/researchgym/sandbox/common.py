@@ -35,6 +35,10 @@ class ShellSandbox:
         argv, env, host_cwd = self.launcher()
         at_limit = runaway_check(self.cgroup)
 
+        def on_start() -> None:
+            if self.cgroup is not None:
+                self.cgroup.touch()
+
         def on_runaway() -> int | None:
             if not at_limit() or self.shell is None:
                 return None
@@ -50,6 +54,7 @@ class ShellSandbox:
             preexec=make_preexec(limits, self.cgroup),
             max_output_chars=limits.max_output_chars,
             on_runaway=on_runaway,
+            on_start=on_start,
         )
         try:
             self.shell.start()

@@ -87,6 +87,7 @@ class PersistentShell:
         preexec: Callable[[], None] | None = None,
         max_output_chars: int = 20_000,
         on_runaway: Callable[[], int | None] | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> None:
         self.argv, self.env, self.workdir, self.cwd_host = argv, env, workdir, cwd
         self.preexec = preexec
@@ -94,6 +95,7 @@ class PersistentShell:
         #: Called after each command; returns a number of killed processes if the sandbox hit
         #: its process limit (a fork bomb) and had to be cleaned, else None.
         self.on_runaway = on_runaway
+        self.on_start = on_start
         self.proc: subprocess.Popen[bytes] | None = None
         self.shell_pid: int | None = None
         self.cwd = workdir
@@ -104,6 +106,8 @@ class PersistentShell:
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
+        if self.on_start is not None:
+            self.on_start()
         try:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -115,7 +119,7 @@ class PersistentShell:
                 preexec_fn=self.preexec,
                 bufsize=0,
             )
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             raise SandboxError(f"could not start the shell ({self.argv[0]}): {exc}") from exc
         self._jobs = set()
         self._eof = False

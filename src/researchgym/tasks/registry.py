@@ -9,6 +9,7 @@ returning such paths).
 from __future__ import annotations
 
 import os
+import warnings
 from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -26,12 +27,19 @@ def task_roots() -> list[Path]:
         if part:
             roots.append(Path(part).expanduser())
     for entry in entry_points(group="researchgym.tasks"):
-        target = entry.load()
-        if isinstance(target, ModuleType):  # a package of task folders
-            roots.append(Path(target.__file__ or "").parent)
-            continue
-        found = target() if callable(target) else target
-        roots.extend(Path(p) for p in (found if isinstance(found, (list, tuple)) else [found]))
+        try:
+            target = entry.load()
+            if isinstance(target, ModuleType):  # a package: its folder holds task folders
+                paths = list(getattr(target, "__path__", []))
+                if not paths:
+                    raise TypeError("names a module, not a package of task folders")
+                roots.extend(Path(p) for p in paths)
+                continue
+            found = target() if callable(target) else target
+            roots.extend(Path(p) for p in (found if isinstance(found, (list, tuple)) else [found]))
+        except Exception as exc:  # one broken plugin must not hide the other tasks
+            warnings.warn(f"researchgym: skipped the task entry point '{entry.name}' ({entry.value}): {exc}",
+                          stacklevel=2)
     return roots
 
 

@@ -161,11 +161,15 @@ class TaskSpec(_Strict):
     def _distinct_mount_points(cls, value: list[DatasetSpec]) -> list[DatasetSpec]:
         seen: dict[str, str] = {}
         for ds in value:
+            if not ds.is_local:
+                continue  # nothing is mounted for it
             point = ds.mount_point.strip("/")
-            if point in seen:
-                raise ValueError(
-                    f"datasets '{seen[point]}' and '{ds.name}' both mount at '{point}'; give one a different `mount`"
-                )
+            for other, name in seen.items():
+                if point == other or point.startswith(other + "/") or other.startswith(point + "/"):
+                    raise ValueError(
+                        f"datasets '{name}' and '{ds.name}' mount at '{other}' and '{point}', which overlap; "
+                        "give one a different `mount`"
+                    )
             seen[point] = ds.name
         return value
 
@@ -218,7 +222,8 @@ class TaskSpec(_Strict):
     def dataset_docs(self) -> str:
         lines = []
         for ds in self.datasets:
-            where = f"read-only, at `{ds.mount_point}`" if ds.is_local else f"fetch it at run time: `{ds.data_path}`"
+            where = (f"read-only, at `{ds.mount_point}`" if ds.is_local
+                     else f"remote dataset `{ds.data_path}`, not mounted: the sandbox has no network")
             lines.append(f"{ds.name} ({where}): {ds.description.strip()}")
         return "\n".join(lines) if lines else "This task has no dataset."
 
@@ -323,9 +328,9 @@ def check_files_exist(spec: TaskSpec, path: Path) -> None:
     for index, item in enumerate(spec.starter_files):
         source = spec.path(item.src)
         for secret in hidden:
-            if secret == source or secret.is_relative_to(source):
+            if secret == source or secret.is_relative_to(source) or source.is_relative_to(secret):
                 raise TaskConfigError(path, f"starter_files.{index}.src",
-                                      f"{item.src} is or contains {secret}, which is listed in hidden_files")
+                                      f"{item.src} overlaps {secret}, which is listed in hidden_files")
     for index, ds in enumerate(spec.datasets):
         if ds.is_local and not ds.resolved_path().exists():
             raise TaskConfigError(path, f"datasets.{index}.data_path", f"{ds.resolved_path()} does not exist")
