@@ -91,9 +91,11 @@ class BwrapSandbox(ShellSandbox):
             if os.path.exists(path):
                 ro(path)
         args += self._identity_files()
+        # Fresh /proc, /dev and /tmp first: a later bind (a virtualenv under /tmp, say) must not
+        # be covered by them.
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", AGENT_HOME]
         for prefix in python_prefixes():
             ro(prefix)
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", AGENT_HOME]
         args += ["--bind", str(spec.workspace), AGENT_WORKSPACE]
         binds.append((spec.workspace.resolve(), AGENT_WORKSPACE))
         for mount in spec.mounts:
