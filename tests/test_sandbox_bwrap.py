@@ -222,3 +222,11 @@ def test_cpu_quota_limits_a_busy_loop(make_sandbox):
     script = "import time\nend = time.time() + 2\nwhile time.time() < end: pass\nprint(time.process_time())"
     result = box.run(f"python3 -c '{script}'")
     assert 0.5 <= float(result.output.strip()) <= 1.4  # about half of 2 s of wall clock
+
+
+def test_sandbox_runs_the_hosts_python_environment(make_sandbox):
+    import sys
+
+    box = make_sandbox()
+    result = box.run("python -c 'import sys, pyflakes; print(sys.prefix)'")
+    assert result.exit_code == 0 and result.output.strip() == sys.prefix
