@@ -55,21 +55,48 @@ def _one_line(text: str, width: int = 70) -> str:
     return first if len(first) <= width else first[: width - 1] + "…"
 
 
-def _run(task: str, agent: str, sandbox: str, out: Path, seed: Optional[int], max_steps: Optional[int]) -> None:
+def _make_agent(agent: str | None, model: str | None, api_base: str | None, cost_limit: float | None,
+                agent_config: Path | None, temperature: float | None):
+    """The named agent; with --model, the ReAct agent over that model."""
     from researchgym.agents import create_agent
+
+    if model is None:
+        if agent == "react":
+            _fail("the react agent needs a model: pass --model NAME (e.g. openai/gpt-4o, local/smollm2)")
+        return create_agent(agent or "baseline")
+    from researchgym.agents.config import load_agent_config
+    from researchgym.models import create_model
+
+    overrides: dict = {}
+    if cost_limit is not None:
+        overrides["limits"] = {"cost_usd": cost_limit}
+    if temperature is not None:
+        overrides["model"] = {"temperature": temperature}
+    config = load_agent_config(agent_config, **overrides)
+    settings = config.model
+    kwargs = {"temperature": settings.temperature, "max_output_tokens": settings.max_output_tokens}
+    if not model.startswith(("local/", "replay:", "human")):
+        kwargs.update(top_p=settings.top_p, api_base=api_base)
+    return create_agent(agent or "react", model=create_model(model, **kwargs), config=config)
+
+
+def _run(task: str, agent: str | None, sandbox: str, out: Path, seed: Optional[int], max_steps: Optional[int],
+         model: str | None = None, api_base: str | None = None, cost_limit: float | None = None,
+         agent_config: Path | None = None, temperature: float | None = None) -> None:
     from researchgym.env import ResearchEnv
     from researchgym.runs.episode import StepEvent, run_episode
     from researchgym.tasks.registry import load_task
 
     try:
         spec = load_task(task)
-        agent_obj = create_agent(agent)
+        agent_obj = _make_agent(agent, model, api_base, cost_limit, agent_config, temperature)
         limits = {"max_steps": max_steps} if max_steps else None
         env = ResearchEnv(spec, sandbox=sandbox, limits=limits, trajectory_dir=out)
     except ResearchGymError as exc:
         _fail(str(exc))
         return
-    console.print(f"[bold]{spec.name}[/] ({spec.id}) with agent [bold]{agent}[/] in a [bold]{sandbox}[/] sandbox")
+    who = f"agent [bold]{agent_obj.name}[/]" + (f" on [bold]{model}[/]" if model else "")
+    console.print(f"[bold]{spec.name}[/] ({spec.id}) with {who} in a [bold]{sandbox}[/] sandbox")
 
     def show(event: StepEvent) -> None:
         info = event.info
@@ -92,6 +119,13 @@ def _run(task: str, agent: str, sandbox: str, out: Path, seed: Optional[int], ma
                       f"({spec.metric.direction}; baseline {baseline}) — exit status: {result.exit_status}")
     else:
         console.print(f"[bold red]no score[/] — exit status: {result.exit_status}")
+    if result.model_stats:
+        stats = result.model_stats
+        cost = f"${stats['total_cost']:.4f}" + ("" if stats.get("cost_known", True) else " (some calls unpriced)")
+        console.print(f"model: {stats['api_calls']} calls, {stats['tokens_sent']} tokens sent, "
+                      f"{stats['tokens_received']} received, {cost}")
+    if result.error:
+        console.print(f"[yellow]ended by[/]: {result.error}", highlight=False)
     console.print(f"trajectory: {result.trajectory}")
     if result.final_score is None:
         raise typer.Exit(code=1)
@@ -100,14 +134,19 @@ def _run(task: str, agent: str, sandbox: str, out: Path, seed: Optional[int], ma
 @app.command()
 def run(
     task: str = typer.Argument(..., help="task id, name, Gymnasium id, or path to a task folder/YAML"),
-    agent: str = typer.Option("baseline", help="agent name or module:Object"),
+    agent: Optional[str] = typer.Option(None, help="agent name or module:Object (default: baseline, or react with --model)"),
+    model: Optional[str] = typer.Option(None, help="model for the react agent: openai/gpt-4o, anthropic/..., local/smollm2, replay:FILE, human"),
+    api_base: Optional[str] = typer.Option(None, help="URL of an OpenAI-compatible server (vLLM, llama.cpp, ollama)"),
+    cost_limit: Optional[float] = typer.Option(None, help="USD per episode (default from the agent config: 4)"),
+    temperature: Optional[float] = typer.Option(None, help="sampling temperature (default 0)"),
+    agent_config: Optional[Path] = typer.Option(None, help="YAML file overriding the agent's prompts and settings"),
     sandbox: str = typer.Option("bwrap", help="sandbox provider: bwrap (isolated) or local (no isolation)"),
     out: Path = typer.Option(Path("runs"), help="folder for trajectories"),
     seed: Optional[int] = typer.Option(None, help="episode seed (random if omitted)"),
     max_steps: Optional[int] = typer.Option(None, help="override the task's step limit"),
 ) -> None:
     """Play one episode of TASK and print the final score and the trajectory path."""
-    _run(task, agent, sandbox, out, seed, max_steps)
+    _run(task, agent, sandbox, out, seed, max_steps, model, api_base, cost_limit, agent_config, temperature)
 
 
 @app.command()

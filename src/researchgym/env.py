@@ -105,6 +105,7 @@ class ResearchEnv(gym.Env[str, str]):
         self.trajectory_path: Path | None = None
         self._last_observation = ""
         self._last_cwd = ""
+        self._annotation: dict[str, Any] = {}
         self.last_step_seconds = 0.0
         self._snapshots: tempfile.TemporaryDirectory[str] | None = None
         self._pending: list[tuple[dict[str, Any], Path]] = []
@@ -183,6 +184,10 @@ class ResearchEnv(gym.Env[str, str]):
             self._end_episode()
         return observation, reward, terminated, truncated, info
 
+    def annotate_next_step(self, **fields: Any) -> None:
+        """Attach fields (the model's replies, tokens, cost) to the next step's trajectory line."""
+        self._annotation.update(fields)
+
     def end_episode(self, status: str) -> tuple[str, float, dict[str, Any]]:
         """End the episode now (a cost or time limit, an agent error) and auto-submit.
 
@@ -194,8 +199,9 @@ class ResearchEnv(gym.Env[str, str]):
         reward = normalised_reward(self.task, self.final_score)
         self._score_pending()
         if self._trajectory is not None:
-            self._trajectory.write({"type": "autosubmit", "reason": status, "observation": observation,
-                                    "reward": reward, "scores": self.scores[-1:]})
+            annotation, self._annotation = self._annotation, {}
+            self._trajectory.write({**annotation, "type": "autosubmit", "reason": status,
+                                    "observation": observation, "reward": reward, "scores": self.scores[-1:]})
         info = self._info()
         self._end_episode()
         return observation, reward, info
@@ -397,7 +403,9 @@ class ResearchEnv(gym.Env[str, str]):
                      terminated: bool, truncated: bool, total_s: float) -> None:
         if self._trajectory is None:
             return
+        annotation, self._annotation = self._annotation, {}
         self._trajectory.write({
+            **annotation,
             "type": "step", "step": self.steps, "action": action, "observation": observation,
             "exit_code": result.exit_code, "timed_out": result.timed_out, "cwd": result.cwd,
             "command_s": round(result.duration_s, 6), "step_s": round(total_s, 6),

@@ -57,6 +57,8 @@ class LimitExceeded(ResearchGymError):
 class FormatError(ResearchGymError):
     """The agent's reply could not be parsed into exactly one action."""
 
+    status = "format_error"
+
 
 class EvaluationError(ResearchGymError):
     """Scoring failed. `status` is the exit status to record (e.g. submission_not_found);

@@ -10,6 +10,7 @@ from researchgym.plugins import Registry
 AGENTS: Registry = Registry("agent", entry_point_group="researchgym.agents")
 AGENTS.add("baseline", "researchgym.agents.baseline:BaselineAgent")
 AGENTS.add("scripted", "researchgym.agents.scripted:ScriptedAgent")
+AGENTS.add("react", "researchgym.agents.react:ReactAgent")
 
 
 def create_agent(name: str, **kwargs: Any) -> Agent:

@@ -32,6 +32,8 @@ class EpisodeResult:
     duration_s: float
     trajectory: str | None
     scores: list[dict[str, Any]] = field(default_factory=list)
+    model_stats: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
     @property
     def best_validation(self) -> float | None:
@@ -57,14 +59,24 @@ def run_episode(
         reward, done = 0.0, False
         try:
             while not done:
-                action = agent.act(observation, info)
+                try:
+                    action = agent.act(observation, info)
+                finally:  # the model's replies are recorded even when the agent gives up
+                    turn = getattr(agent, "last_turn", None)
+                    if turn:
+                        env.annotate_next_step(**turn)
+                        agent.last_turn = None
                 observation, reward, terminated, truncated, info = env.step(action)
                 done = terminated or truncated
                 if on_step is not None:
                     on_step(StepEvent(info["step"], action, observation, reward, info))
         except Exception as exc:
-            observation, reward, info = env.end_episode(f"agent_error: {type(exc).__name__}: {exc}")
-        return _result(env, agent, info, reward, time.perf_counter() - started)
+            # Budgets, format errors, context overflows and API errors carry their exit status.
+            status = getattr(exc, "status", None) or "agent_error"
+            observation, reward, info = env.end_episode(status)
+            info = {**info, "error": f"{type(exc).__name__}: {exc}"}
+        result = _result(env, agent, info, reward, time.perf_counter() - started)
+        return result
     finally:
         env.close()  # also on Ctrl-C: the trajectory gets its `end` line, the sandbox goes
 
@@ -81,4 +93,6 @@ def _result(env: ResearchEnv, agent: Agent, info: dict[str, Any], reward: float,
         duration_s=seconds,
         trajectory=str(env.trajectory_path) if env.trajectory_path else None,
         scores=info["scores"],
+        model_stats=agent.stats() if hasattr(agent, "stats") else {},
+        error=info.get("error"),
     )

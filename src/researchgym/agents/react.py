@@ -1,0 +1,119 @@
+"""The default agent: ReAct over any model, as in MLGym's and SWE-agent's harnesses.
+
+Each turn the model sees the system prompt (with the generated command docs), the task, its
+own earlier replies and the last few observations, and answers with a short discussion and
+exactly one command in one fenced block. A reply that breaks the format is shown its error and
+asked again (at most `max_format_retries` times); then the episode ends with `format_error`.
+Budgets are checked before every call. Prompts live in YAML (`configs/default.yaml`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from jinja2 import Environment, StrictUndefined
+
+from researchgym.agents.budget import Budget
+from researchgym.agents.config import AgentConfig, load_agent_config
+from researchgym.errors import FormatError
+from researchgym.models.base import Message, Model
+from researchgym.tasks.spec import TaskSpec
+from researchgym.tools import render_command_docs
+
+_FENCE = re.compile(r"^[ \t]*```[^\n`]*\n(.*?)^[ \t]*```[ \t]*$", re.DOTALL | re.MULTILINE)
+
+
+def parse_reply(text: str) -> tuple[str, str]:
+    """Split a reply into (discussion, command). Exactly one fenced block is required."""
+    blocks = list(_FENCE.finditer(text))
+    if not blocks:
+        raise FormatError("no command found: put exactly one command in a fenced code block (```).")
+    if len(blocks) > 1:
+        raise FormatError(f"found {len(blocks)} code blocks; give exactly one command in one block.")
+    command = blocks[0].group(1).rstrip("\n")
+    if not command.strip():
+        raise FormatError("the code block is empty; put one command in it.")
+    return text[: blocks[0].start()].strip(), command
+
+
+class ReactAgent:
+    def __init__(self, model: Model, config: AgentConfig | None = None, *, run_budget: Budget | None = None) -> None:
+        self.model = model
+        self.config = config or load_agent_config()
+        self.name = self.config.name
+        self.run_budget = run_budget
+        self._jinja = Environment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+        self.history: list[Message] = []
+        self.budget = self._new_budget()
+        #: What the last act() did with the model; the runner writes it into the trajectory.
+        self.last_turn: dict[str, Any] | None = None
+
+    def _new_budget(self) -> Budget:
+        limits = self.config.limits
+        return Budget(cost_limit=limits.cost_usd, token_limit=limits.tokens, time_limit_s=limits.time_s)
+
+    def _render(self, template: str, **values: Any) -> str:
+        return self._jinja.from_string(template).render(**values)
+
+    def reset(self, task: TaskSpec, observation: str, info: dict[str, Any]) -> None:
+        templates = self.config.templates
+        self.budget = self._new_budget()
+        self.history = [
+            {"role": "system", "content": self._render(templates.system, command_docs=render_command_docs())},
+            {"role": "user", "content": self._render(templates.instance, task_prompt=observation,
+                                                     max_steps=info.get("max_steps", task.limits.max_steps))},
+        ]
+        self._first = True
+
+    def act(self, observation: str, info: dict[str, Any]) -> str:
+        if not self._first:
+            template = self.config.templates.observation
+            body = observation
+            if not observation.split("(Current step:")[0].strip():
+                template = self.config.templates.empty_observation
+            self.history.append({"role": "user", "content": self._render(template, observation=body)})
+        self._first = False
+        turns: list[dict[str, Any]] = []
+        retry: list[Message] = []
+        for _attempt in range(self.config.max_format_retries + 1):
+            messages = self.processed_history() + retry
+            for budget in (self.budget, self.run_budget):
+                if budget is not None:
+                    budget.check(self.model, messages)
+            response = self.model.query(messages)
+            for budget in (self.budget, self.run_budget):
+                if budget is not None:
+                    budget.charge(response)
+            turn = {"response": response.text, "input_tokens": response.input_tokens,
+                    "output_tokens": response.output_tokens, "cost": response.cost,
+                    "latency_s": round(response.latency_s, 3), "retries": response.retries}
+            turns.append(turn)
+            try:
+                thought, command = parse_reply(response.text)
+            except FormatError as exc:
+                turn["format_error"] = str(exc)
+                retry = [{"role": "assistant", "content": response.text},
+                         {"role": "user", "content": self._render(self.config.templates.format_error, error=str(exc))}]
+                continue
+            self.history.append({"role": "assistant", "content": response.text})
+            self.last_turn = {"model_turns": turns, "thought": thought, "model_stats": self.budget.stats()}
+            return command
+        self.last_turn = {"model_turns": turns, "model_stats": self.budget.stats()}
+        raise FormatError(f"{len(turns)} replies in a row broke the response format; last error: {turns[-1]['format_error']}")
+
+    def processed_history(self) -> list[Message]:
+        """The first two messages, every reply, and only the last N observations in full."""
+        keep = self.config.history.keep_last_observations
+        observations = [i for i, m in enumerate(self.history) if m["role"] == "user" and i > 1]
+        old = set(observations[:-keep]) if len(observations) > keep else set()
+        processed = []
+        for index, message in enumerate(self.history):
+            if index in old:
+                lines = message["content"].count("\n") + 1
+                message = {"role": "user", "content": self._render(self.config.templates.omitted_observation, lines=lines)}
+            processed.append(message)
+        return processed
+
+    def stats(self) -> dict[str, Any]:
+        return self.budget.stats()

@@ -1,0 +1,55 @@
+"""Model backends, chosen from a name.
+
+    local/smollm2            a real offline model (extra `local-llm`)
+    replay:PATH              the replies recorded in a trajectory, in order
+    human                    you type the replies
+    module:Object            your own class, called with the keyword arguments
+    anything else            litellm (`openai/gpt-4o`, `anthropic/claude-...`; --api-base for
+                             OpenAI-compatible servers such as vLLM, llama.cpp or ollama)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from researchgym.models.base import (
+    BudgetExceeded,
+    ContextWindowExceeded,
+    Message,
+    Model,
+    ModelAPIError,
+    ModelError,
+    ModelResponse,
+)
+from researchgym.plugins import load_object
+
+
+def create_model(name: str, **kwargs: Any) -> Model:
+    """Build the model `name` names; keyword arguments go to its constructor."""
+    if name.startswith("local/"):
+        from researchgym.models.local import LOCAL_MODELS
+
+        if name not in LOCAL_MODELS:
+            raise ModelError(f"unknown local model '{name}'; known: {', '.join(sorted(LOCAL_MODELS))}")
+        return LOCAL_MODELS[name](**_only(kwargs, "max_output_tokens", "temperature", "seed"))
+    if name.startswith("replay:"):
+        from researchgym.models.scripted import ReplayModel
+
+        return ReplayModel(name.split(":", 1)[1])
+    if name == "human":
+        from researchgym.models.scripted import HumanModel
+
+        return HumanModel()
+    if ":" in name and not name.startswith(("http:", "https:")):
+        return load_object(name)(**kwargs)
+    from researchgym.models.litellm_model import LiteLLMModel
+
+    return LiteLLMModel(name, **kwargs)
+
+
+def _only(kwargs: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k in keys and v is not None}
+
+
+__all__ = ["BudgetExceeded", "ContextWindowExceeded", "Message", "Model", "ModelAPIError", "ModelError",
+           "ModelResponse", "create_model"]

@@ -1,0 +1,84 @@
+"""Models that need no network: a list of replies (tests), a trajectory replayed, a human."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from researchgym.models.base import Message, ModelAPIError, ModelResponse, approx_tokens
+
+
+class ScriptedModel:
+    """Answers with the given replies in order; tokens are estimated, cost is optional."""
+
+    def __init__(self, replies: Iterable[str], *, name: str = "scripted", cost_per_call: float = 0.0,
+                 max_output_tokens: int = 1024) -> None:
+        self.name = name
+        self.replies = list(replies)
+        self.cost_per_call = cost_per_call
+        self.max_output_tokens = max_output_tokens
+        self.calls: list[list[Message]] = []
+
+    def query(self, messages: list[Message]) -> ModelResponse:
+        self.calls.append([dict(m) for m in messages])
+        if not self.replies:
+            raise ModelAPIError(f"{self.name}: no scripted reply left")
+        text = self.replies.pop(0)
+        return ModelResponse(text, sum(approx_tokens(m["content"]) for m in messages), approx_tokens(text),
+                             self.cost_per_call, self.name)
+
+    def estimate_input_cost(self, messages: list[Message]) -> float | None:
+        return 0.0
+
+    def max_output_cost(self) -> float | None:
+        return self.cost_per_call
+
+
+class ReplayModel(ScriptedModel):
+    """Replays the model replies recorded in a trajectory file, in order."""
+
+    def __init__(self, trajectory: str | Path) -> None:
+        replies = []
+        with open(trajectory, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                for turn in record.get("model_turns", []) if record.get("type") == "step" else []:
+                    replies.append(turn["response"])
+        if not replies:
+            raise ModelAPIError(f"{trajectory}: the trajectory holds no model replies to replay")
+        super().__init__(replies, name=f"replay:{trajectory}")
+
+
+class HumanModel:
+    """You are the model: the last message is shown, and your reply is read from the terminal
+    (end it with a line containing only `.`)."""
+
+    name = "human"
+    max_output_tokens = 100_000
+
+    def query(self, messages: list[Message]) -> ModelResponse:
+        print(messages[-1]["content"], file=sys.stderr)
+        print("\n--- your reply (end with a line containing only '.') ---", file=sys.stderr)
+        started = time.perf_counter()
+        lines = []
+        for line in sys.stdin:
+            if line.rstrip("\n") == ".":
+                break
+            lines.append(line)
+        else:
+            if not lines:
+                raise ModelAPIError("human: standard input closed")
+        text = "".join(lines)
+        return ModelResponse(text, 0, approx_tokens(text), 0.0, self.name, latency_s=time.perf_counter() - started)
+
+    def estimate_input_cost(self, messages: list[Message]) -> float | None:
+        return 0.0
+
+    def max_output_cost(self) -> float | None:
+        return 0.0
