@@ -146,13 +146,15 @@ def test_commands_cannot_read_the_protocol_stream(make_sandbox):
 def test_fork_bomb_is_contained_and_episode_continues(make_sandbox):
     box = make_sandbox(limits=Limits(command_timeout_s=5, max_processes=64))
     box.run(":(){ :|:& };:")
-    time.sleep(1.0)
-    notes = []
-    for _ in range(3):
+    notes: list[str] = []
+    for _ in range(50):  # the bomb needs a moment to reach the limit on a loaded machine
         result = box.run("echo still-here")
         notes += result.notes
+        if any("process limit" in note for note in notes):
+            break
+        time.sleep(0.2)
     assert "still-here" in result.output
-    assert any("process limit" in note for note in notes)
+    assert any("process limit" in note for note in notes), notes
     assert box.run("ls / > /dev/null && echo forks-work").output.strip().endswith("forks-work")
     assert int(box.run("ls /proc | grep -cE '^[0-9]+$'").output.strip()) < 10
 
