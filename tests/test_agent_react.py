@@ -209,3 +209,28 @@ def test_cli_runs_a_model_through_an_openai_compatible_server(server, tmp_path):
     assert "model: 5 calls" in result.output and "some calls unpriced" in result.output
     records = [json.loads(line) for line in next(tmp_path.glob("*.jsonl")).read_text().splitlines()]
     assert records[-1]["type"] == "end"
+
+
+def test_retry_after_is_honoured(server):
+    import time
+
+    server.faults = [Fault(429, retry_after=0.6, message="slow down")]
+    server.replies = ["ok"]
+    llm = create_model("openai/test-model", api_base=server.api_base, backoff_s=0.01, max_attempts=2)
+    started = time.monotonic()
+    response = llm.query([{"role": "user", "content": "hi"}])
+    assert response.text == "ok" and response.retries == 1
+    assert time.monotonic() - started >= 0.6
+
+
+def test_human_model_reads_replies_from_the_terminal(tmp_path):
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "researchgym"
+    typed = "I will submit the starter strategy.\n```\nsubmit\n```\n.\n"
+    completed = subprocess.run([str(exe), "run", "battleOfSexes", "--model", "human", "--out", str(tmp_path),
+                                "--seed", "0"], input=typed, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert "exit status: submitted" in completed.stdout
+    assert "your reply" in completed.stderr and "Battle of the Sexes" in completed.stderr

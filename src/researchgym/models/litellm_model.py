@@ -125,11 +125,15 @@ class LiteLLMModel:
 
 
 def _retry_after(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    value = headers.get("retry-after") or headers.get("Retry-After")
+    """The server's Retry-After in seconds: litellm keeps the real response headers in
+    `litellm_response_headers` (its `response` is a stand-in without them)."""
+    value = None
+    for headers in (getattr(exc, "litellm_response_headers", None), getattr(exc, "headers", None),
+                    getattr(getattr(exc, "response", None), "headers", None)):
+        if headers:
+            value = headers.get("retry-after") or headers.get("Retry-After")
+            if value is not None:
+                break
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
