@@ -393,13 +393,15 @@ def cmd_search_dir(args: list[str]) -> str:
             if len(hits) > MAX_MATCHES:
                 raise Refusal(f"more than {MAX_MATCHES} files match {term!r} in {root}. Narrow the search: "
                               "a longer term, or a subdirectory.")
-    if not hits:
-        return f'No matches found for "{term}" in {root}'
     total = sum(count for _, count in hits)
-    lines = [f'Found {total} matches for "{term}" in {root}:']
-    lines += [f"{path} ({count} matches)" for path, count in hits]
-    lines.append(f'End of matches for "{term}" in {root}')
-    return "\n".join(lines)
+    return _matches(term, root, total, [f"{path} ({count} matches)" for path, count in hits])
+
+
+def _matches(term: str, where: str, total: int, rows: list[str]) -> str:
+    if not rows:
+        return f'No matches found for "{term}" in {where}'
+    return "\n".join([f'Found {total} matches for "{term}" in {where}:', *rows,
+                      f'End of matches for "{term}" in {where}'])
 
 
 def cmd_search_file(args: list[str]) -> str:
@@ -416,12 +418,7 @@ def cmd_search_file(args: list[str]) -> str:
     matches = [(n, line) for n, line in enumerate(file.lines, 1) if term in line]
     if len(matches) > MAX_MATCHES:
         raise Refusal(f"more than {MAX_MATCHES} lines match {term!r} in {path}. Narrow the search with a longer term.")
-    if not matches:
-        return f'No matches found for "{term}" in {path}'
-    lines = [f'Found {len(matches)} matches for "{term}" in {path}:']
-    lines += [f"Line {n}:{line}" for n, line in matches]
-    lines.append(f'End of matches for "{term}" in {path}')
-    return "\n".join(lines)
+    return _matches(term, path, len(matches), [f"Line {n}:{line}" for n, line in matches])
 
 
 def cmd_find_file(args: list[str]) -> str:
