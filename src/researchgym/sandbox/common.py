@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from researchgym.sandbox.base import ExecResult, SandboxSpec
@@ -12,6 +13,21 @@ from researchgym.sandbox.shell import PersistentShell
 #: The agent-computer interface commands shipped with the package, and their library.
 PACKAGE_TOOLS = Path(__file__).resolve().parent.parent / "tools" / "bin"
 PACKAGE_TOOLS_LIB = Path(__file__).resolve().parent.parent / "tools" / "lib"
+
+
+def precompile_tools() -> None:
+    """Write the tools library's bytecode next to it (the sandbox mounts it read-only and would
+    otherwise recompile it on every command, ~5 ms each). Best effort: a read-only install
+    already has its bytecode from pip."""
+    import py_compile
+
+    for source in PACKAGE_TOOLS_LIB.glob("*.py"):
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        try:
+            if not cached.exists() or cached.stat().st_mtime < source.stat().st_mtime:
+                py_compile.compile(str(source), cfile=str(cached), doraise=True)
+        except (OSError, py_compile.PyCompileError):
+            pass
 
 
 class ShellSandbox:
@@ -30,6 +46,7 @@ class ShellSandbox:
         raise NotImplementedError
 
     def start(self) -> None:
+        precompile_tools()
         limits = self.spec.limits
         self.cgroup = SandboxCgroup.create(limits.memory_mb, limits.max_processes, limits.cpus)
         argv, env, host_cwd = self.launcher()

@@ -9,12 +9,10 @@ non-zero on a refusal, so scripts can tell.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import stat
 import sys
-from dataclasses import dataclass, field
 
 DEFAULT_WINDOW = 100
 MAX_MATCHES = 100
@@ -57,14 +55,14 @@ def window_size() -> int:
 
 
 # ----------------------------------------------------------------------------- files
-@dataclass
 class TextFile:
-    """A text file as lines without their endings, remembering how to write it back."""
+    """A text file as lines without their endings, remembering how to write it back.
+    (A plain class: importing dataclasses would add ~7 ms to every command.)"""
 
-    path: str
-    lines: list[str] = field(default_factory=list)
-    newline: str = "\n"
-    final_newline: bool = True
+    def __init__(self, path: str, lines: list[str] | None = None, newline: str = "\n",
+                 final_newline: bool = True) -> None:
+        self.path, self.lines = path, lines if lines is not None else []
+        self.newline, self.final_newline = newline, final_newline
 
     @classmethod
     def read(cls, path: str) -> "TextFile":
@@ -424,6 +422,8 @@ def cmd_search_file(args: list[str]) -> str:
 def cmd_find_file(args: list[str]) -> str:
     if not 1 <= len(args) <= 2:
         raise Refusal("Usage: find_file NAME [DIR] (NAME may use wildcards: *.py, data_??.csv)")
+    import fnmatch  # only here: it costs every other command a few ms
+
     pattern, root = args[0], args[1] if len(args) == 2 else "."
     if not os.path.isdir(root):
         raise Refusal(f"{root} is not a directory.")
