@@ -234,3 +234,11 @@ def test_human_model_reads_replies_from_the_terminal(tmp_path):
     assert completed.returncode == 0, completed.stderr
     assert "exit status: submitted" in completed.stdout
     assert "your reply" in completed.stderr and "Battle of the Sexes" in completed.stderr
+
+
+def test_default_config_allows_two_retries_then_format_error(server):
+    server.replies = ["no block", "still none", "nope", reply("submit")]
+    env = researchgym.make("battleOfSexes")
+    result = run_episode(env, make_agent(server), seed=0)
+    assert result.exit_status == "autosubmission (format_error)"
+    assert len(server.requests) == 3  # the reply with a block was never asked for
