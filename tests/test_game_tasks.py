@@ -1,0 +1,112 @@
+"""Prisoner's Dilemma and Colonel Blotto: baselines reproduce TASKS.md, better strategies score
+better, the opponent's code stays hidden, and the evaluation cannot be tampered with."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+
+import researchgym
+import researchgym.agents
+from researchgym.agents.scripted import ScriptedAgent
+from researchgym.runs.episode import run_episode
+
+# (task, exact expectation of the baseline, standard error over 10,000 games) from TASKS.md
+BASELINES = {"prisonersDilemma": (2.37752, 0.005), "blotto": (-0.248, 0.0023)}
+
+BETTER = {
+    # Always defecting is the exact optimum against this opponent (2.62514).
+    "prisonersDilemma": ("def row_strategy(history):\n    return 1", 2.625, 0.02),
+    # The best fixed allocation against a random opponent is about +0.249.
+    "blotto": ("def row_strategy(history):\n    return [30, 30, 30, 30, 0, 0]", 0.249, 0.02),
+}
+
+
+def write_strategy(source: str) -> str:
+    return f"cat > strategy.py <<'PYEOF'\n{source}\nPYEOF"
+
+
+@pytest.mark.parametrize("task", sorted(BASELINES))
+def test_baseline_agent_reproduces_the_configured_score(task):
+    expected, stderr = BASELINES[task]
+    values = []
+    for seed in range(2):
+        started = time.monotonic()
+        result = run_episode(researchgym.make(task), researchgym.agents.create_agent("baseline"), seed=seed)
+        assert time.monotonic() - started < 30  # validate + submit + the kept copy on test
+        assert result.exit_status == "submitted"
+        values += [result.final_score, result.scores[0]["validation"]["value"]]
+    # Four independent 10,000-game estimates: their mean is within 4 standard errors of the
+    # exact expectation (plus the float32 rounding the original also has).
+    assert statistics.mean(values) == pytest.approx(expected, abs=4 * stderr / 2 + 0.002)
+    configured = researchgym.load_task(task).baseline_score
+    assert abs(configured - expected) < 4 * stderr
+
+
+@pytest.mark.parametrize("task", sorted(BETTER))
+def test_a_scripted_agent_beats_the_baseline(task):
+    source, optimum, tolerance = BETTER[task]
+    agent = ScriptedAgent([write_strategy(source), "validate", "submit"], then_submit=False)
+    result = run_episode(researchgym.make(task), agent, seed=7)
+    assert result.exit_status == "submitted"
+    assert result.final_score == pytest.approx(optimum, abs=tolerance)
+    assert result.final_score > researchgym.load_task(task).baseline_score + 0.2
+
+
+SNOOP = '''
+import glob, os
+found = {p: open(p).read() for p in glob.glob("/home/agent/workspace/*.py") + glob.glob("**/target*", recursive=True)}
+raise RuntimeError("SNOOPED " + repr(sorted(found)) + " " + repr([v[:40] for v in found.values()]))
+def row_strategy(history):
+    return 1
+'''
+
+
+@pytest.mark.parametrize("task", sorted(BASELINES))
+def test_the_opponent_code_is_hidden_from_agent_and_strategy(task):
+    env = researchgym.make(task)
+    env.reset(seed=0)
+    listing, *_ = env.step("ls -A; find / -path '*researchgym*' -name 'target.py' 2>/dev/null | head")
+    assert "target.py" not in listing
+    env.step(write_strategy(SNOOP))
+    observation, *_ = env.step("validate")
+    assert "SNOOPED" in observation  # the strategy ran and reported what it could read
+    assert "target.py" not in observation and "target_column_strategy" not in observation
+    env.close()
+
+
+@pytest.mark.parametrize("task", sorted(BASELINES))
+def test_overwriting_the_evaluation_files_in_the_workspace_changes_nothing(task):
+    env = researchgym.make(task)
+    env.reset(seed=2)
+    _, _, _, _, honest = env.step("validate")
+    forged = 'import json; print(json.dumps({"Score": 99.0}))'
+    env.step(f"chmod u+w evaluate.py repeated_game.py; echo '{forged}' > evaluate.py; "
+             f"echo '{forged}' > repeated_game.py; printf 'def target_column_strategy(h, r):\\n    return 0\\n' > target.py")
+    _, _, _, _, after = env.step("validate")
+    env.close()
+    assert after["scores"][-1]["validation"]["value"] == honest["scores"][0]["validation"]["value"]
+
+
+@pytest.mark.parametrize("bad", ["[120]", "[20, 20, 20, 20, 20, 20, 0]", "[130, 0, 0, 0, 0, 0]",
+                                 "[-10, 50, 20, 20, 20, 20]", "[20.0, 20, 20, 20, 20, 20]", "'20,20,20,20,20,20'"])
+def test_blotto_rejects_invalid_allocations(bad):
+    env = researchgym.make("blotto")
+    env.reset(seed=0)
+    env.step(write_strategy(f"def row_strategy(history):\n    return {bad}"))
+    observation, _, _, _, info = env.step("validate")
+    env.close()
+    assert info["scores"][-1]["status"] == "evaluation_format_error"
+    assert "row_strategy returned" in observation
+
+
+def test_blotto_accepts_numpy_integers_and_fewer_than_120_soldiers():
+    env = researchgym.make("blotto")
+    env.reset(seed=0)
+    env.step(write_strategy("import numpy as np\ndef row_strategy(history):\n"
+                            "    return list(np.array([30, 30, 30, 29, 0, 0], dtype=np.int64))"))
+    observation, _, _, _, info = env.step("validate")
+    env.close()
+    assert info["scores"][-1]["validation"]["value"] > 0.2, observation
