@@ -29,17 +29,48 @@ def tasks() -> None:
     from researchgym.tasks.registry import all_tasks
 
     table = Table(title="researchgym tasks")
-    for column in ("id", "gym id", "domain", "metric", "direction", "baseline"):
+    for column in ("id", "gym id", "domain", "metric", "direction", "baseline", "needs"):
         table.add_column(column, no_wrap=column in ("id", "gym id"))
     errors: list[ResearchGymError] = []
     specs = all_tasks(errors=errors)  # type: ignore[arg-type]
     for spec in specs:
         baseline = spec.baseline_score
+        missing = set(spec.missing_requirements())
+        needs = ", ".join(f"{r} (missing)" if r in missing else r for r in spec.requirements) or "-"
         table.add_row(spec.id, spec.gym_id, spec.domain, spec.metric.name, spec.metric.direction,
-                      f"{baseline:.6g}" if baseline is not None else "-")
+                      f"{baseline:.6g}" if baseline is not None else "-", needs)
     console.print(table)
     for error in errors:
         console.print(f"[yellow]skipped a broken task:[/] {error}", highlight=False)
+
+
+@app.command()
+def prepare(task: str = typer.Argument(..., help="task id, name or path")) -> None:
+    """Build the task's datasets into the cache (done automatically on first use)."""
+    from researchgym.datasets import prepare_dataset
+    from researchgym.tasks.registry import load_task
+
+    try:
+        spec = load_task(task)
+    except ResearchGymError as exc:
+        _fail(str(exc))
+        return
+    prepared = [ds for ds in spec.datasets if ds.prepare]
+    if not prepared:
+        console.print(f"{spec.id}: nothing to prepare (its data ships with it)")
+        return
+    for ds in prepared:
+        target = spec.dataset_path(ds)
+        with console.status(f"preparing {ds.name} into {target}") as status:
+            try:
+                digests = prepare_dataset(spec.path(ds.prepare), target,
+                                          on_line=lambda line: status.update(f"{ds.name}: {line}"))
+            except ResearchGymError as exc:
+                _fail(str(exc))
+                return
+        console.print(f"[green]ready[/]: {ds.name} at {target}")
+        for name, digest in digests.items():
+            console.print(f"  {digest[:16]}  {name}", highlight=False)
 
 
 @app.command()

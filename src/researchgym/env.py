@@ -27,7 +27,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from researchgym.errors import EvaluationError
+from researchgym.errors import EvaluationError, TaskConfigError
 from researchgym.evaluation import Score, collect_artefact, evaluate
 from researchgym.runs.trajectory import TrajectoryWriter
 from researchgym.sandbox import Mount, Sandbox, SandboxSpec, create_sandbox
@@ -82,6 +82,13 @@ class ResearchEnv(gym.Env[str, str]):
         if limits:
             merged = self.task.limits.model_dump() | dict(limits)
             self.task = self.task.model_copy(update={"limits": TaskLimits.model_validate(merged)})
+        missing = self.task.missing_requirements()
+        if missing:
+            extras = ",".join(missing)
+            raise TaskConfigError(self.task.source_dir / "task.yaml", "requirements",
+                                  f"task '{self.task.id}' needs the extra(s) {extras}: "
+                                  f"pip install 'researchgym[{extras}]' (or make install-extras)")
+        self.task.ensure_datasets()  # once, into the cache; later uses find it there
         self.sandbox_name = sandbox
         self.trajectory_dir = Path(trajectory_dir) if trajectory_dir else None
         self.workspace_dir = Path(workspace_dir) if workspace_dir else None
@@ -283,7 +290,7 @@ class ResearchEnv(gym.Env[str, str]):
         assert self.workspace is not None
         inside = str(self.workspace) if self.sandbox_name == "local" else "/home/agent/workspace"
         mounts = [
-            Mount(ds.resolved_path(), f"{inside}/{ds.mount_point}", read_only=True)
+            Mount(self.task.dataset_path(ds), f"{inside}/{ds.mount_point}", read_only=True)
             for ds in self.task.datasets
             if ds.is_local
         ]

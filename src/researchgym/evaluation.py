@@ -179,7 +179,7 @@ def _eval_spec(
     limits = task.limits
     inside = str(folder) if sandbox == "local" else "/home/agent/workspace"
     mounts = [
-        Mount(ds.resolved_path(), f"{inside}/{ds.mount_point}", read_only=True)
+        Mount(task.dataset_path(ds), f"{inside}/{ds.mount_point}", read_only=True)
         for ds in task.datasets
         if ds.is_local
     ]

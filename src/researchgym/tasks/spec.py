@@ -18,6 +18,15 @@ from researchgym.sandbox.base import Limits
 
 TASK_FILE = "task.yaml"
 
+#: What each package extra must make importable (checked before a task runs).
+EXTRA_MODULES: dict[str, list[str]] = {
+    "tabular": ["pandas", "sklearn"],
+    "vision": ["torch"],
+    "local-llm": ["torch", "transformers", "gguf"],
+    "rl": ["jax", "gymnax"],
+    "nlp": ["transformers"],
+}
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -34,8 +43,12 @@ class DatasetSpec(_Strict):
     name: str
     description: str = ""
     #: A local folder (relative to the file that declared it) or a hub id when not local.
-    data_path: str
+    #: Omit it when `prepare` builds the data.
+    data_path: str = ""
     is_local: bool = True
+    #: A script in the task folder whose `prepare(target, report)` builds the data into the
+    #: cache, once (see researchgym.datasets).
+    prepare: str | None = None
     #: Where the data appears inside the agent's workspace, read-only.
     mount: str | None = None
     train_split: SplitSpec | None = None
@@ -48,7 +61,11 @@ class DatasetSpec(_Strict):
     def mount_point(self) -> str:
         return self.mount or "data"
 
-    def resolved_path(self) -> Path:
+    def resolved_path(self, task_id: str = "") -> Path:
+        if self.prepare:
+            from researchgym.datasets import prepared_path
+
+            return prepared_path(task_id or "shared", self.name)
         path = Path(self.data_path).expanduser()
         if not path.is_absolute() and self.base_dir is not None:
             path = self.base_dir / path
@@ -207,7 +224,32 @@ class TaskSpec(_Strict):
         return self.baseline.scores[0][self.metric.name] if self.baseline.scores else None
 
     def path(self, relative: str) -> Path:
+        """A task-folder path, or `data:<dataset>/<file>` for a file of a dataset."""
+        if relative.startswith("data:"):
+            name, _, rest = relative[len("data:"):].partition("/")
+            for ds in self.datasets:
+                if ds.name == name:
+                    return (ds.resolved_path(self.id) / rest).resolve()
+            raise KeyError(f"no dataset named '{name}' (in '{relative}')")
         return (self.source_dir / relative).resolve()
+
+    def dataset_path(self, ds: DatasetSpec) -> Path:
+        return ds.resolved_path(self.id)
+
+    def ensure_datasets(self, on_line: Any = None) -> None:
+        """Build every dataset that has a prepare script and is not in the cache yet."""
+        from researchgym.datasets import prepare_dataset
+
+        for ds in self.datasets:
+            if ds.prepare:
+                prepare_dataset(self.path(ds.prepare), self.dataset_path(ds), on_line=on_line)
+
+    def missing_requirements(self) -> list[str]:
+        """The package extras this task needs whose packages are not importable here."""
+        import importlib.util
+
+        return [extra for extra in self.requirements
+                if any(importlib.util.find_spec(m) is None for m in EXTRA_MODULES.get(extra, [extra]))]
 
     def hidden_paths(self) -> list[Path]:
         return [self.path(h.path) for h in self.hidden_files]
@@ -322,6 +364,8 @@ def check_files_exist(spec: TaskSpec, path: Path) -> None:
     """Name the field of a file the task refers to but does not have."""
     for field, files in (("starter_files", spec.starter_files), ("evaluation.files", spec.evaluation.files)):
         for index, item in enumerate(files):
+            if item.src.startswith("data:"):
+                continue  # a file of a dataset that may not be prepared yet
             if not spec.path(item.src).exists():
                 raise TaskConfigError(path, f"{field}.{index}.src", f"{spec.path(item.src)} does not exist")
     hidden = spec.hidden_paths()
@@ -332,5 +376,10 @@ def check_files_exist(spec: TaskSpec, path: Path) -> None:
                 raise TaskConfigError(path, f"starter_files.{index}.src",
                                       f"{item.src} overlaps {secret}, which is listed in hidden_files")
     for index, ds in enumerate(spec.datasets):
-        if ds.is_local and not ds.resolved_path().exists():
+        if ds.prepare:
+            if not spec.path(ds.prepare).is_file():
+                raise TaskConfigError(path, f"datasets.{index}.prepare", f"{spec.path(ds.prepare)} does not exist")
+        elif not ds.data_path:
+            raise TaskConfigError(path, f"datasets.{index}.data_path", "give a data_path, or a prepare script")
+        elif ds.is_local and not ds.resolved_path().exists():
             raise TaskConfigError(path, f"datasets.{index}.data_path", f"{ds.resolved_path()} does not exist")
