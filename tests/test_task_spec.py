@@ -181,3 +181,22 @@ def test_user_task_path_with_a_broken_folder(tmp_path: Path, monkeypatch):
     assert load_task("Tiny").id == "tiny"
     with pytest.raises(TaskConfigError):
         all_tasks()
+
+
+def test_a_task_whose_extra_is_missing_says_what_to_install(tmp_path: Path):
+    from researchgym.env import ResearchEnv
+
+    task = write_task(tmp_path, extra_yaml="requirements: [definitely-not-installed-extra]\n")
+    spec = load_task_file(task)
+    assert spec.missing_requirements() == ["definitely-not-installed-extra"]
+    with pytest.raises(TaskConfigError) as info:
+        ResearchEnv(spec)
+    assert "pip install 'researchgym[definitely-not-installed-extra]'" in str(info.value)
+    assert info.value.field == "requirements"
+
+
+def test_every_builtin_task_declares_direction_baseline_and_limits():
+    for spec in all_tasks():
+        assert spec.metric.direction in ("maximize", "minimize")
+        assert spec.baseline_score is not None
+        assert spec.limits.training_timeout_s > 0 and spec.limits.max_steps > 0
