@@ -107,3 +107,15 @@ def test_labels_of_the_test_set_are_hidden():
     listing, *_ = env.step("ls -R data")
     env.close()
     assert "validation.json" in listing and "test.json" not in listing
+
+
+def test_overwriting_solver_and_evaluate_in_the_workspace_changes_nothing():
+    env = researchgym.make(TASK)
+    env.reset(seed=0)
+    env.step("chmod u+w solver.py evaluate.py; echo 'print(\"{\\\"Time\\\": 0.001}\")' > evaluate.py; "
+             "printf 'class DPLL:\\n    def __init__(self, *a): self.num_decisions = 0\\n"
+             "    def solve(self): return True\\n' > solver.py")
+    _, _, _, _, info = env.step("validate")
+    env.close()
+    metrics = info["scores"][-1]["validation"]["metrics"]
+    assert metrics["Correct"] == 6000 and metrics["Decisions"] > 1000 and metrics["Time"] > 0.5
