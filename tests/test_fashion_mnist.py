@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import researchgym
-from researchgym.agents.scripted import ScriptedAgent
+import researchgym.agents
 from researchgym.runs.episode import run_episode
 
 pytest.importorskip("torch", reason="the vision extra is not installed")
@@ -31,14 +31,14 @@ def test_dataset_splits_and_hidden_labels():
 
 
 @pytest.mark.slow
-def test_one_epoch_of_the_baseline_recipe_learns():
-    agent = ScriptedAgent(["python baseline.py --epochs 1", "validate", "submit"], then_submit=False)
-    result = run_episode(researchgym.make(TASK), agent, seed=0)
+def test_baseline_agent_trains_the_full_recipe_end_to_end():
+    result = run_episode(researchgym.make(TASK), researchgym.agents.create_agent("baseline"), seed=0)
     assert result.exit_status == "submitted"
-    # One epoch (782 steps at lr 5e-5 after 500 warm-up steps) is far from converged but well
-    # above chance (0.1); the full 10-epoch figure is in benchmarks/RESULTS.md.
-    assert 0.5 < result.scores[0]["validation"]["value"] < 0.95
-    assert 0.5 < result.final_score < 0.95
+    # TASKS.md: configured 0.7835, but re-running the unmodified baseline gives 0.8478-0.8484.
+    # Ours trains on 50,000 images (10,000 are the validation split) on a CPU and measured
+    # 0.8428 on the test images; the band allows for torch versions and CPU kernels.
+    assert 0.82 < result.final_score < 0.87
+    assert 0.82 < result.scores[0]["validation"]["value"] < 0.87
 
 
 def test_submissions_are_checked_and_evaluate_py_cannot_be_replaced():
