@@ -107,6 +107,22 @@ def aup(
 
 
 @app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="folder holding the run's trajectory files"),
+    out: Optional[Path] = typer.Option(None, help="where to write (default RUN_DIR/report)"),
+) -> None:
+    """Tables (scores, AUP, ranks, cost, exit statuses, actions) and plots of a run."""
+    from researchgym.analysis.report import build_report
+
+    try:
+        folder = build_report(run_dir, out)
+    except ResearchGymError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"report: {folder / 'report.md'} and {folder / 'report.html'}", highlight=False)
+
+
+@app.command()
 def tools() -> None:
     """Show the agent-computer interface commands, as an agent's prompt lists them."""
     from researchgym.tools import render_command_docs

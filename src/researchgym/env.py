@@ -111,6 +111,8 @@ class ResearchEnv(gym.Env[str, str]):
         self.workspace: Path | None = None
         self.trajectory_path: Path | None = None
         self._last_observation = ""
+        #: Who plays (agent, model); written into each episode's `reset` line for reports.
+        self.run_info: dict[str, Any] = {}
         self._last_cwd = ""
         self._annotation: dict[str, Any] = {}
         self.last_step_seconds = 0.0
@@ -145,7 +147,7 @@ class ResearchEnv(gym.Env[str, str]):
             self._trajectory.write({
                 "type": "reset", "task": self.task.id, "gym_id": self.task.gym_id, "seed": episode_seed,
                 "sandbox": self.sandbox_name, "episode": self.episode_id, "prompt": prompt,
-                "limits": self.task.limits.model_dump(), "options": options or {},
+                "limits": self.task.limits.model_dump(), "options": options or {}, "run_info": self.run_info,
             })
         self._last_observation = prompt
         return prompt, self._info()

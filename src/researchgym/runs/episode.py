@@ -53,6 +53,9 @@ def run_episode(
 ) -> EpisodeResult:
     """Play until the episode terminates or is truncated. An agent crash auto-submits."""
     started = time.perf_counter()
+    model = getattr(agent, "model", None)
+    env.run_info = {"agent": getattr(agent, "name", type(agent).__name__),
+                    "model": getattr(model, "name", None) if model is not None else None}
     try:
         observation, info = env.reset(seed=seed)
         agent.reset(env.task, observation, info)

@@ -1,0 +1,1 @@
+"""Reading runs back: episodes from trajectories, and the report built from them."""

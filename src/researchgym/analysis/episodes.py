@@ -1,0 +1,93 @@
+"""Episodes read back from trajectory files, with the numbers reports need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from researchgym.runs.trajectory import read_trajectory
+
+EXIT_CATEGORIES = ("success", "max steps", "format", "cost", "context", "evaluation error", "API error", "runtime")
+ACTION_CATEGORIES = ("edit", "view", "search", "validate", "submit", "python", "bash")
+_ACTIONS = {
+    "edit": "edit", "insert": "edit", "create": "edit",
+    "open": "view", "goto": "view", "scroll_up": "view", "scroll_down": "view", "cat": "view", "head": "view",
+    "tail": "view", "less": "view",
+    "search_dir": "search", "search_file": "search", "find_file": "search", "grep": "search", "find": "search",
+    "ls": "search",
+    "validate": "validate", "submit": "submit",
+    "python": "python", "python3": "python", "torchrun": "python", "accelerate": "python",
+}
+
+
+@dataclass
+class Episode:
+    path: Path
+    task: str
+    method: str
+    seed: int | None
+    exit_status: str | None
+    final_score: float | None
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    model_stats: dict[str, Any] = field(default_factory=dict)
+
+    def attempt_scores(self) -> list[float]:
+        """Hidden-test scores of every scored artefact (validations and submissions)."""
+        values = []
+        for entry in self.scores:
+            test = entry.get("test") or {}
+            if isinstance(test.get("value"), (int, float)):
+                values.append(float(test["value"]))
+        return values
+
+    @property
+    def exit_category(self) -> str:
+        return exit_category(self.exit_status)
+
+
+def exit_category(status: str | None) -> str:
+    status = status or ""
+    if status == "submitted":
+        return "success"
+    if status.startswith("evaluation") or status == "submission_not_found":  # a submit that scored nothing
+        return "evaluation error"
+    for needle, category in (("max_steps", "max steps"), ("format_error", "format"), ("cost_limit", "cost"),
+                             ("token_limit", "cost"), ("time_limit", "cost"), ("context", "context"),
+                             ("evaluation", "evaluation error"), ("submission_not_found", "evaluation error"),
+                             ("api_error", "API error")):
+        if needle in status:
+            return category
+    return "runtime"
+
+
+def action_category(action: str) -> str:
+    words = action.strip().split()
+    return _ACTIONS.get(words[0], "bash") if words else "bash"
+
+
+def load_episodes(run_dir: str | Path) -> list[Episode]:
+    """Every finished episode under `run_dir` (trajectory files, searched recursively)."""
+    episodes = []
+    for path in sorted(Path(run_dir).rglob("*.jsonl")):
+        reset, end, actions, stats = None, None, [], {}
+        for record in read_trajectory(path):
+            kind = record.get("type")
+            if kind == "reset":
+                reset = record
+            elif kind == "step":
+                actions.append(record.get("action", ""))
+            elif kind == "end":
+                end = record
+            if record.get("model_stats"):
+                stats = record["model_stats"]
+        if reset is None or end is None:
+            continue  # not a trajectory, or an episode still running
+        info = reset.get("run_info") or {}
+        method = info.get("model") or info.get("agent") or "unknown"
+        if method == "baseline":  # keep the name `baseline` for the task's configured baseline
+            method = "baseline agent"
+        episodes.append(Episode(path, reset["task"], method, reset.get("seed"), end.get("exit_status"),
+                                end.get("final_score"), end.get("scores") or [], actions, stats))
+    return episodes

@@ -1,0 +1,185 @@
+"""`researchgym report`: tables and plots of a run, from its trajectories, as Markdown and HTML.
+
+Per task and method: best attempt (best hidden-test score of any scored artefact) and best
+submission (best final score) over the method's episodes, beside the task's baseline; AUP of
+both tables (the baseline is a method), mean rank and Borda count; cost and tokens; exit-status
+and action-category distributions. Directions come from each task's spec.
+"""
+
+from __future__ import annotations
+
+import html
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from researchgym.analysis.episodes import ACTION_CATEGORIES, EXIT_CATEGORIES, Episode, action_category, load_episodes
+from researchgym.errors import ResearchGymError, UnknownNameError
+from researchgym.metrics import borda, compute_aup, mean_ranks
+from researchgym.metrics.tables import plot_profiles
+from researchgym.tasks.registry import load_task
+
+STEP_BUCKET = 10
+
+
+def _best(values: list[float], direction: str) -> float | None:
+    return (max(values) if direction == "maximize" else min(values)) if values else None
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write report.md, report.html and the plots into `out_dir` (default RUN_DIR/report)."""
+    episodes = load_episodes(run_dir)
+    if not episodes:
+        raise ResearchGymError(f"{run_dir}: no finished episode (no trajectory with an `end` line) was found")
+    out = Path(out_dir) if out_dir else Path(run_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = sorted({e.task for e in episodes})
+    methods = sorted({e.method for e in episodes})
+    directions, baselines = {}, {}
+    for task in tasks:
+        try:
+            spec = load_task(task)
+            directions[task], baselines[task] = spec.metric.direction, spec.baseline_score
+        except UnknownNameError:
+            directions[task], baselines[task] = "maximize", None
+    by_cell: dict[tuple[str, str], list[Episode]] = defaultdict(list)
+    for episode in episodes:
+        by_cell[episode.task, episode.method].append(episode)
+    best: dict[str, dict[str, float | None]] = {}
+    last: dict[str, dict[str, float | None]] = {}
+    for task in tasks:
+        best[task] = {"baseline": baselines[task]}
+        last[task] = {"baseline": baselines[task]}
+        for method in methods:
+            cell = by_cell.get((task, method), [])
+            best[task][method] = _best([v for e in cell for v in e.attempt_scores()], directions[task])
+            last[task][method] = _best([e.final_score for e in cell if e.final_score is not None], directions[task])
+    aup = compute_aup({"best attempt": best, "best submission": last}, directions)
+    ranks, points = mean_ranks(best, directions), borda(best, directions)
+
+    sections = [f"# researchgym report: {Path(run_dir).name}",
+                f"{len(episodes)} episodes, {len(tasks)} tasks, {len(methods)} methods. "
+                "Best attempt = best hidden-test score of any scored artefact; best submission = best final "
+                "score; both over a method's episodes."]
+    rows = []
+    for task in tasks:
+        arrow = "max" if directions[task] == "maximize" else "min"
+        rows.append([task, arrow, _fmt(baselines[task])] +
+                    [f"{_fmt(best[task][m])} / {_fmt(last[task][m])}" for m in methods])
+    sections += ["## Scores (best attempt / best submission)", _table(["task", "dir", "baseline", *methods], rows)]
+    everyone = ["baseline", *methods]
+    sections += ["## AUP and ranks", _table(
+        ["method", "AUP best attempt", "AUP best submission", "mean rank", "Borda"],
+        [[m, f"{aup['best attempt'][m]:.3f}", f"{aup['best submission'][m]:.3f}", f"{ranks[m]:.2f}", f"{points[m]:g}"]
+         for m in everyone])]
+    cost_rows, costs = [], {}
+    for method in methods:
+        cell = [e for e in episodes if e.method == method]
+        spent = [float(e.model_stats.get("total_cost", 0.0)) for e in cell]
+        costs[method] = statistics.mean(spent) if spent else 0.0
+        known = all(e.model_stats.get("cost_known", True) for e in cell)
+        cost_rows.append([method, str(len(cell)), f"${sum(spent):.4f}" + ("" if known else " (some unpriced)"),
+                          str(sum(int(e.model_stats.get("tokens_sent", 0)) for e in cell)),
+                          str(sum(int(e.model_stats.get("tokens_received", 0)) for e in cell))])
+    sections += ["## Cost", _table(["method", "episodes", "cost", "tokens sent", "tokens received"], cost_rows)]
+    exits = {m: Counter(e.exit_category for e in episodes if e.method == m) for m in methods}
+    sections += ["## Exit statuses", _table(["method", *EXIT_CATEGORIES],
+                                            [[m, *(str(exits[m][c]) for c in EXIT_CATEGORIES)] for m in methods])]
+    actions = Counter(action_category(a) for e in episodes for a in e.actions)
+    buckets: dict[int, Counter] = defaultdict(Counter)
+    for episode in episodes:
+        for index, action in enumerate(episode.actions):
+            buckets[index // STEP_BUCKET][action_category(action)] += 1
+    bucket_rows = [[f"{b * STEP_BUCKET + 1}-{(b + 1) * STEP_BUCKET}", *(str(buckets[b][c]) for c in ACTION_CATEGORIES)]
+                   for b in sorted(buckets)]
+    sections += ["## Actions", _table(["", *ACTION_CATEGORIES], [["all steps", *(str(actions[c]) for c in ACTION_CATEGORIES)]]),
+                 "### By step", _table(["steps", *ACTION_CATEGORIES], bucket_rows)]
+
+    plots = _plots(out, best, last, directions, aup, costs, exits, actions)
+    sections += ["## Plots", *[f"![{name}]({name})" for name in plots]]
+    markdown = "\n\n".join(sections) + "\n"
+    (out / "report.md").write_text(markdown)
+    (out / "report.html").write_text(_html(markdown))
+    return out
+
+
+def _plots(out, best, last, directions, aup, costs, exits, actions) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    for suffix in ("png", "svg"):
+        plot_profiles({"best attempt": best, "best submission": last}, directions, out / f"profiles.{suffix}")
+    names.append("profiles.png")
+    figure, axis = plt.subplots(figsize=(6, 4.5))
+    for method, cost in costs.items():
+        axis.scatter(cost, aup["best attempt"][method], s=40)
+        axis.annotate(method, (cost, aup["best attempt"][method]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    axis.set_xlabel("mean cost per episode (USD)")
+    axis.set_ylabel("AUP (best attempt)")
+    axis.set_title("AUP vs cost")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(out / "aup_vs_cost.png")
+    plt.close(figure)
+    names.append("aup_vs_cost.png")
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    bottom = [0] * len(exits)
+    for category in EXIT_CATEGORIES:
+        heights = [exits[m][category] for m in exits]
+        axes[0].bar(list(exits), heights, bottom=bottom, label=category)
+        bottom = [b + h for b, h in zip(bottom, heights)]
+    axes[0].set_title("exit statuses")
+    axes[0].legend(fontsize=7)
+    axes[0].tick_params(axis="x", labelrotation=20)
+    axes[1].bar(list(ACTION_CATEGORIES), [actions[c] for c in ACTION_CATEGORIES], color="tab:green")
+    axes[1].set_title("actions")
+    figure.tight_layout()
+    figure.savefig(out / "statuses_and_actions.png")
+    plt.close(figure)
+    names.append("statuses_and_actions.png")
+    return names
+
+
+def _html(markdown: str) -> str:
+    """A small Markdown-to-HTML conversion for the report's headings, tables and images."""
+    body, table = [], []
+
+    def flush() -> None:
+        if table:
+            rows = [r for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
+            cells = [[html.escape(c.strip()) for c in r.strip().strip("|").split("|")] for r in rows]
+            head = "".join(f"<th>{c}</th>" for c in cells[0])
+            rest = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
+            body.append(f"<table><tr>{head}</tr>{rest}</table>")
+            table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.startswith("!["):
+            src = line[line.index("(") + 1 : line.rindex(")")]
+            body.append(f'<img src="{html.escape(src)}" alt="{html.escape(src)}">')
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>researchgym report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"

@@ -1,0 +1,55 @@
+"""`researchgym report` on a run made here: tables for every task, real plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import researchgym
+import researchgym.agents
+from researchgym.agents.scripted import ScriptedAgent
+from researchgym.analysis.episodes import action_category, exit_category, load_episodes
+from researchgym.cli import app
+from researchgym.runs.episode import run_episode
+
+
+def test_report_of_a_run(tmp_path: Path):
+    run = tmp_path / "run"
+    for task, best_move in (("battleOfSexes", 0), ("prisonersDilemma", 1)):
+        run_episode(researchgym.make(task, trajectory_dir=run), researchgym.agents.create_agent("baseline"), seed=0)
+        agent = ScriptedAgent(["open strategy.py", f"printf 'def row_strategy(h):\\n    return {best_move}\\n' > strategy.py",
+                               "validate", "submit"], then_submit=False)
+        agent.name = "fixer"
+        run_episode(researchgym.make(task, trajectory_dir=run, limits={"max_steps": 3}), agent, seed=1)
+    episodes = load_episodes(run)
+    assert {(e.task, e.method) for e in episodes} == {
+        ("battleOfSexes", "baseline agent"), ("battleOfSexes", "fixer"),
+        ("prisonersDilemma", "baseline agent"), ("prisonersDilemma", "fixer")}
+    result = CliRunner().invoke(app, ["report", str(run), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    for task in ("battleOfSexes", "prisonersDilemma"):
+        assert f"| {task} |" in markdown
+    assert "## AUP and ranks" in markdown and "| fixer |" in markdown
+    # The fixer hit its step limit on validate, so it was auto-submitted: counted as max steps.
+    assert "| fixer | 0 | 2 |" in markdown
+    for name in ("profiles.png", "aup_vs_cost.png", "statuses_and_actions.png"):
+        data = (tmp_path / "report" / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 10_000
+    assert "<table>" in (tmp_path / "report" / "report.html").read_text()
+
+
+def test_categories():
+    assert [action_category(a) for a in ("edit 1:2\nx\nend_of_edit", "open f.py", "grep -r x .", "validate",
+                                         "python train.py", "pip list", "")] == \
+        ["edit", "view", "search", "validate", "python", "bash", "bash"]
+    assert [exit_category(s) for s in ("submitted", "autosubmission (max_steps)", "autosubmission (format_error)",
+                                       "autosubmission (cost_limit)", "autosubmission (context_exceeded)",
+                                       "evaluation_format_error", "autosubmission (api_error)", "closed")] == \
+        ["success", "max steps", "format", "cost", "context", "evaluation error", "API error", "runtime"]
+
+
+def test_report_of_an_empty_folder_is_a_clear_error(tmp_path: Path):
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "no finished episode" in result.output
