@@ -1,0 +1,198 @@
+"""Running a matrix of episodes (tasks x methods x seeds) concurrently, into one run folder.
+
+Layout of a run folder:
+    run.json                      what was asked (tasks, methods, seeds, limits): used to resume
+    results.sqlite                the store (see store.py)
+    trajectories/<episode>/*.jsonl
+    workspaces/<episode>/         each episode's workspace (kept for inspection)
+
+Concurrency has three separate caps: episodes at once (threads), sandboxes alive at once, and
+model calls in flight per provider. An episode is marked running in the store before it starts
+and recorded in one transaction when it ends, so a crash loses only the episodes in flight;
+`resume` reruns exactly those (their partial files are removed first). Sandboxes die with the
+runner (bubblewrap's --die-with-parent), so a killed runner leaves none behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from researchgym.runs.store import Store, episode_id
+
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class Method:
+    """Who plays: an agent name, and a model name for agents that need one."""
+
+    agent: str
+    model: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.model or self.agent
+
+
+@dataclass
+class RunConfig:
+    tasks: list[str]
+    methods: list[Method]
+    seeds: list[int]
+    sandbox: str = "bwrap"
+    max_steps: int | None = None
+    cost_limit: float | None = None
+    api_base: str | None = None
+    max_episodes: int | None = None
+    max_sandboxes: int | None = None
+    max_calls_per_provider: int = 8
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        data = json.loads(text)
+        data["methods"] = [Method(**m) for m in data["methods"]]
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class EpisodePlan:
+    task: str
+    method: Method
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return episode_id(self.task, self.method.agent, self.method.model, self.seed)
+
+    @property
+    def folder_name(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.id)
+
+
+def default_caps() -> tuple[int, int]:
+    """(episodes, sandboxes): model-bound episodes mostly wait, so several per core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 8 * cores, 8 * cores
+
+
+class _LimitedModel:
+    """Wraps a model so that at most N calls per provider are in flight at once."""
+
+    def __init__(self, model: Any, gate: threading.Semaphore) -> None:
+        self._model, self._gate = model, gate
+        self.name = model.name
+        self.max_output_tokens = model.max_output_tokens
+
+    def query(self, messages):
+        with self._gate:
+            return self._model.query(messages)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+class Runner:
+    def __init__(self, run_dir: str | Path, config: RunConfig,
+                 on_event: Callable[[str, EpisodePlan, dict[str, Any]], None] | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.config = config
+        self.on_event = on_event
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / RUN_FILE).write_text(config.to_json())
+        self.store = Store(self.run_dir)
+        self.store.add_run(config.run_id, json.loads(config.to_json()))
+        episodes, sandboxes = default_caps()
+        self._sandboxes = threading.Semaphore(config.max_sandboxes or sandboxes)
+        self._max_episodes = config.max_episodes or episodes
+        self._providers: dict[str, threading.Semaphore] = {}
+        self._providers_lock = threading.Lock()
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, **kwargs: Any) -> "Runner":
+        path = Path(run_dir) / RUN_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{run_dir} is not a run folder (no {RUN_FILE})")
+        return cls(run_dir, RunConfig.from_json(path.read_text()), **kwargs)
+
+    def plans(self) -> list[EpisodePlan]:
+        return [EpisodePlan(t, m, s) for t in self.config.tasks for m in self.config.methods for s in self.config.seeds]
+
+    def run(self) -> dict[str, int]:
+        """Run every planned episode not finished yet; returns counts by status."""
+        plans = self.plans()
+        self.store.plan(self.config.run_id, [(p.task, p.method.agent, p.method.model, p.seed) for p in plans])
+        finished = {row["id"] for row in self.store.episodes("finished")}
+        todo = [p for p in plans if p.id not in finished]
+        with ThreadPoolExecutor(max_workers=max(1, min(self._max_episodes, len(todo) or 1))) as pool:
+            futures = [pool.submit(self._play, plan) for plan in todo]
+            for future in as_completed(futures):
+                future.result()
+        counts: dict[str, int] = {}
+        for row in self.store.episodes():
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        return counts
+
+    def _gate(self, model_name: str) -> threading.Semaphore:
+        provider = model_name.split("/", 1)[0] if "/" in model_name else model_name
+        with self._providers_lock:
+            return self._providers.setdefault(provider, threading.Semaphore(self.config.max_calls_per_provider))
+
+    def _make_agent(self, method: Method) -> Any:
+        from researchgym.agents import create_agent
+
+        if method.model is None:
+            return create_agent(method.agent)
+        from researchgym.agents.config import load_agent_config
+        from researchgym.models import create_model
+
+        overrides = {"limits": {"cost_usd": self.config.cost_limit}} if self.config.cost_limit else {}
+        config = load_agent_config(**overrides)
+        kwargs: dict[str, Any] = {}
+        if self.config.api_base and not method.model.startswith(("local/", "replay:", "human")) and ":" not in method.model:
+            kwargs["api_base"] = self.config.api_base
+        model = _LimitedModel(create_model(method.model, **kwargs), self._gate(method.model))
+        return create_agent(method.agent, model=model, config=config)
+
+    def _emit(self, kind: str, plan: EpisodePlan, data: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, plan, data)
+
+    def _play(self, plan: EpisodePlan) -> None:
+        from researchgym.env import ResearchEnv
+        from researchgym.runs.episode import run_episode
+
+        trajectories = self.run_dir / "trajectories" / plan.folder_name
+        workspaces = self.run_dir / "workspaces" / plan.folder_name
+        for leftover in (trajectories, workspaces):  # from an interrupted attempt
+            shutil.rmtree(leftover, ignore_errors=True)
+        with self._sandboxes:
+            self.store.mark_running(plan.id)
+            self._emit("started", plan, {})
+            started = time.perf_counter()
+            try:
+                limits = {"max_steps": self.config.max_steps} if self.config.max_steps else None
+                env = ResearchEnv(plan.task, sandbox=self.config.sandbox, limits=limits,
+                                  trajectory_dir=trajectories, workspace_dir=workspaces)
+                result = run_episode(env, self._make_agent(plan.method), seed=plan.seed).to_dict()
+            except Exception as exc:  # a broken task or agent fails this episode, not the run
+                self.store.mark_failed(plan.id, f"{type(exc).__name__}: {exc}")
+                self._emit("failed", plan, {"error": str(exc)})
+                return
+            result["duration_s"] = time.perf_counter() - started
+            self.store.record(plan.id, result, env.task.metric.name)
+            self._emit("finished", plan, result)

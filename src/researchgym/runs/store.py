@@ -1,0 +1,141 @@
+"""One SQLite database per run: runs, episodes, scores, and where the trajectories are.
+
+WAL mode, so readers (reports, a viewer) never block the runner; every write is one
+transaction, so a crash (even SIGKILL) leaves either the whole episode or none of it.
+Migrations are numbered: `MIGRATIONS[i]` brings a database from version i to i + 1.
+
+Schema (version 1):
+    meta(key TEXT PRIMARY KEY, value TEXT)            -- schema_version, created
+    runs(id TEXT PRIMARY KEY, created REAL, config TEXT)
+    episodes(id TEXT PRIMARY KEY,                     -- task|agent|model|seed
+             run_id TEXT, task TEXT, agent TEXT, model TEXT, seed INTEGER,
+             status TEXT,                              -- planned | running | finished | failed
+             exit_status TEXT, final_score REAL, steps INTEGER,
+             started REAL, finished REAL, duration_s REAL,
+             cost REAL, cost_known INTEGER, tokens_sent INTEGER, tokens_received INTEGER,
+             trajectory TEXT, error TEXT)
+    scores(episode_id TEXT, step INTEGER, kind TEXT, split TEXT, metric TEXT, value REAL, status TEXT)
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+DB_NAME = "results.sqlite"
+
+MIGRATIONS = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+    CREATE TABLE runs (id TEXT PRIMARY KEY, created REAL, config TEXT);
+    CREATE TABLE episodes (
+        id TEXT PRIMARY KEY, run_id TEXT, task TEXT, agent TEXT, model TEXT, seed INTEGER,
+        status TEXT NOT NULL DEFAULT 'planned', exit_status TEXT, final_score REAL, steps INTEGER,
+        started REAL, finished REAL, duration_s REAL, cost REAL, cost_known INTEGER,
+        tokens_sent INTEGER, tokens_received INTEGER, trajectory TEXT, error TEXT);
+    CREATE TABLE scores (episode_id TEXT, step INTEGER, kind TEXT, split TEXT, metric TEXT, value REAL,
+                         status TEXT);
+    CREATE INDEX scores_by_episode ON scores (episode_id);
+    """,
+]
+
+
+def episode_id(task: str, agent: str, model: str | None, seed: int) -> str:
+    return f"{task}|{agent}|{model or '-'}|{seed}"
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        self.path = path / DB_NAME if path.is_dir() or not path.suffix else path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            exists = db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone()
+            version = int(db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]) if exists else 0
+            for step in MIGRATIONS[version:]:
+                for statement in filter(str.strip, step.split(";")):
+                    db.execute(statement)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(len(MIGRATIONS)),))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ----------------------------------------------------------------- writes
+    def add_run(self, run_id: str, config: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?)", (run_id, time.time(), json.dumps(config)))
+
+    def plan(self, run_id: str, rows: list[tuple[str, str, str | None, int]]) -> None:
+        with self.transaction() as db:
+            for task, agent, model, seed in rows:
+                db.execute("INSERT OR IGNORE INTO episodes (id, run_id, task, agent, model, seed) VALUES (?,?,?,?,?,?)",
+                           (episode_id(task, agent, model, seed), run_id, task, agent, model, seed))
+
+    def mark_running(self, eid: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE episodes SET status='running', started=? WHERE id=?", (time.time(), eid))
+
+    def record(self, eid: str, result: dict[str, Any], metric: str) -> None:
+        """Store a finished episode and all its scores, atomically."""
+        stats = result.get("model_stats") or {}
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE episodes SET status='finished', exit_status=?, final_score=?, steps=?, finished=?, duration_s=?,"
+                " cost=?, cost_known=?, tokens_sent=?, tokens_received=?, trajectory=?, error=? WHERE id=?",
+                (result.get("exit_status"), result.get("final_score"), result.get("steps"), time.time(),
+                 result.get("duration_s"), stats.get("total_cost", 0.0), int(stats.get("cost_known", True)),
+                 stats.get("tokens_sent", 0), stats.get("tokens_received", 0), result.get("trajectory"),
+                 result.get("error"), eid))
+            db.execute("DELETE FROM scores WHERE episode_id=?", (eid,))
+            for entry in result.get("scores") or []:
+                for split in ("validation", "test"):
+                    score = entry.get(split)
+                    if isinstance(score, dict):
+                        db.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?)",
+                                   (eid, entry.get("step"), entry.get("kind"), split, metric, score.get("value"),
+                                    score.get("status", "scored")))
+                if entry.get("status"):
+                    db.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?)",
+                               (eid, entry.get("step"), entry.get("kind"), None, metric, None, entry["status"]))
+
+    def mark_failed(self, eid: str, error: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE episodes SET status='failed', error=?, finished=? WHERE id=?", (error, time.time(), eid))
+
+    # ------------------------------------------------------------------ reads
+    def episodes(self, status: str | None = None) -> list[dict[str, Any]]:
+        query, args = "SELECT * FROM episodes", ()
+        if status:
+            query, args = query + " WHERE status=?", (status,)
+        return [dict(row) for row in self._db.execute(query + " ORDER BY id", args)]
+
+    def scores(self, eid: str | None = None) -> list[dict[str, Any]]:
+        query, args = "SELECT * FROM scores", ()
+        if eid:
+            query, args = query + " WHERE episode_id=?", (eid,)
+        return [dict(row) for row in self._db.execute(query + " ORDER BY episode_id, step, split", args)]

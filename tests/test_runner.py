@@ -1,0 +1,106 @@
+"""The runner: a matrix of episodes at once into one SQLite store, and resume after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from researchgym.runs.runner import Method, RunConfig, Runner
+from researchgym.runs.store import Store
+
+TASKS = ["battleOfSexes", "prisonersDilemma", "blotto"]
+SUPPORT = str(Path(__file__).parent)
+
+
+@pytest.fixture(autouse=True)
+def support_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(SUPPORT)
+
+
+def test_a_matrix_runs_concurrently_into_the_store(tmp_path):
+    config = RunConfig(tasks=TASKS, methods=[Method("react", "support_models:Submitter"),
+                                             Method("react", "support_models:Fixer")],
+                       seeds=[0, 1], max_episodes=6)
+    started = time.monotonic()
+    counts = Runner(tmp_path / "run", config).run()
+    assert counts == {"finished": 12}
+    store = Store(tmp_path / "run")
+    episodes = store.episodes()
+    assert len(episodes) == 12 and {e["exit_status"] for e in episodes} == {"submitted"}
+    assert all(Path(e["trajectory"]).is_file() for e in episodes)
+    assert all(e["tokens_sent"] > 0 and e["cost"] == pytest.approx(0.002 if "Submitter" in e["model"] else 0.003)
+               for e in episodes)
+    scores = store.scores()
+    # Every episode: one validate (validation + test rows) and one submit (test row).
+    assert len(scores) == 36
+    best_submission = {}
+    for e in episodes:
+        key = (e["task"], e["model"])
+        best_submission[key] = max(best_submission.get(key, float("-inf")), e["final_score"])
+    for task in TASKS:
+        assert best_submission[task, "support_models:Fixer"] > best_submission[task, "support_models:Submitter"] + 0.2
+    attempts = {}
+    for row in scores:
+        if row["split"] == "test" and row["value"] is not None:
+            e = next(x for x in episodes if x["id"] == row["episode_id"])
+            attempts[(e["task"], e["model"])] = max(attempts.get((e["task"], e["model"]), float("-inf")), row["value"])
+    assert attempts == pytest.approx(best_submission)  # validated and submitted the same artefact
+    assert time.monotonic() - started < 120
+
+
+RUNNER = """
+import sys
+sys.path.insert(0, {support!r})
+from researchgym.runs.runner import Method, RunConfig, Runner
+config = RunConfig(tasks={tasks!r}, methods=[Method("react", "support_models:SlowFixer")], seeds=[0, 1],
+                   max_episodes=2)
+Runner({run!r}, config).run()
+"""
+
+
+def _sandbox_processes(marker: str) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
+    run = tmp_path / "killed"
+    code = RUNNER.format(support=SUPPORT, tasks=TASKS, run=str(run))
+    runner = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if (run / "results.sqlite").exists():
+            rows = Store(run).episodes()
+            if any(r["status"] == "finished" for r in rows) and any(r["status"] == "running" for r in rows):
+                break
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    time.sleep(0.5)
+    assert _sandbox_processes(str(run)) == []  # sandboxes died with the runner
+    interrupted = Store(run).episodes()
+    assert any(r["status"] == "running" for r in interrupted)
+    finished_before = {r["id"]: r["final_score"] for r in interrupted if r["status"] == "finished"}
+    counts = Runner.resume(run).run()
+    assert counts == {"finished": 6}
+    resumed = Store(run).episodes()
+    for eid, score in finished_before.items():  # finished episodes were not run again
+        assert next(r for r in resumed if r["id"] == eid)["final_score"] == score
+    reference = tmp_path / "reference"
+    Runner(reference, RunConfig.from_json((run / "run.json").read_text())).run()
+    expected = {(r["id"], r["exit_status"], r["final_score"]) for r in Store(reference).episodes()}
+    assert {(r["id"], r["exit_status"], r["final_score"]) for r in resumed} == expected
+    assert len(Store(run).scores()) == len(Store(reference).scores())  # no duplicated scores
