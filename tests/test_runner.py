@@ -104,3 +104,26 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     expected = {(r["id"], r["exit_status"], r["final_score"]) for r in Store(reference).episodes()}
     assert {(r["id"], r["exit_status"], r["final_score"]) for r in resumed} == expected
     assert len(Store(run).scores()) == len(Store(reference).scores())  # no duplicated scores
+
+
+def test_cli_matrix_run_resume_and_report_from_the_store(tmp_path):
+    from typer.testing import CliRunner
+
+    from researchgym.analysis.episodes import load_episodes
+    from researchgym.cli import app
+
+    cli = CliRunner()
+    result = cli.invoke(app, ["run", "battleOfSexes", "prisonersDilemma", "--seeds", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    run_dir = next(tmp_path.glob("run-*"))
+    assert "4 finished" in result.output and (run_dir / "results.sqlite").is_file()
+    again = cli.invoke(app, ["run", "--resume", str(run_dir)])
+    assert again.exit_code == 0 and "4 finished" in again.output  # nothing left to run
+    assert len(Store(run_dir).episodes()) == 4
+    episodes = load_episodes(run_dir)  # read from the store
+    assert len(episodes) == 4 and all(e.actions == ["validate", "submit"] for e in episodes)
+    report = cli.invoke(app, ["report", str(run_dir)])
+    assert report.exit_code == 0, report.output
+    markdown = (run_dir / "report" / "report.md").read_text()
+    assert "| battleOfSexes |" in markdown and "| prisonersDilemma |" in markdown
+    assert cli.invoke(app, ["run", "--suite", "nope"]).exit_code == 2

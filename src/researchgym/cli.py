@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -211,22 +212,99 @@ def _run(task: str, agent: str | None, sandbox: str, out: Path, seed: Optional[i
         raise typer.Exit(code=1)
 
 
+SUITES = {
+    "mlgym-cpu": ["battleOfSexes", "prisonersDilemma", "blotto", "3SATTime", "regressionKaggleHousePrice",
+                  "imageClassificationFMnist"],
+    "games": ["battleOfSexes", "prisonersDilemma", "blotto"],
+}
+
+
 @app.command()
 def run(
-    task: str = typer.Argument(..., help="task id, name, Gymnasium id, or path to a task folder/YAML"),
-    agent: Optional[str] = typer.Option(None, help="agent name or module:Object (default: baseline, or react with --model)"),
-    model: Optional[str] = typer.Option(None, help="model for the react agent: openai/gpt-4o, anthropic/..., local/smollm2, replay:FILE, human"),
+    task: list[str] = typer.Argument(None, help="task ids, names, Gymnasium ids or paths (several allowed)"),
+    agent: list[str] = typer.Option([], help="agent name or module:Object; repeat for several (default: baseline, or react with --model)"),
+    model: list[str] = typer.Option([], help="model for the react agent (repeat for several): openai/gpt-4o, local/smollm2, replay:FILE, human"),
     api_base: Optional[str] = typer.Option(None, help="URL of an OpenAI-compatible server (vLLM, llama.cpp, ollama)"),
     cost_limit: Optional[float] = typer.Option(None, help="USD per episode (default from the agent config: 4)"),
     temperature: Optional[float] = typer.Option(None, help="sampling temperature (default 0)"),
     agent_config: Optional[Path] = typer.Option(None, help="YAML file overriding the agent's prompts and settings"),
     sandbox: str = typer.Option("bwrap", help="sandbox provider: bwrap (isolated) or local (no isolation)"),
-    out: Path = typer.Option(Path("runs"), help="folder for trajectories"),
-    seed: Optional[int] = typer.Option(None, help="episode seed (random if omitted)"),
+    out: Path = typer.Option(Path("runs"), help="folder for trajectories (a run folder for several episodes)"),
+    seed: Optional[int] = typer.Option(None, help="episode seed for a single episode (random if omitted)"),
+    seeds: Optional[int] = typer.Option(None, help="run seeds 0..N-1 of every task and method (a matrix run)"),
+    suite: Optional[str] = typer.Option(None, help=f"a named set of tasks: {', '.join(SUITES)}"),
     max_steps: Optional[int] = typer.Option(None, help="override the task's step limit"),
+    max_episodes: Optional[int] = typer.Option(None, help="episodes at once (default 8 per core)"),
+    resume: Optional[Path] = typer.Option(None, help="finish the run in this folder: skip finished episodes, rerun the rest"),
 ) -> None:
-    """Play one episode of TASK and print the final score and the trajectory path."""
-    _run(task, agent, sandbox, out, seed, max_steps, model, api_base, cost_limit, agent_config, temperature)
+    """Play episodes and print scores. One task and one method: a single episode, step by step.
+    Several tasks, methods or --seeds: a matrix run into one run folder with a SQLite store."""
+    tasks = list(task or [])
+    if suite:
+        if suite not in SUITES:
+            _fail(f"unknown suite '{suite}'; known: {', '.join(SUITES)}")
+        tasks += SUITES[suite]
+    if resume is None and not tasks:
+        _fail("name at least one task (or --suite NAME, or --resume RUN_DIR)")
+    single = resume is None and len(tasks) == 1 and len(agent) <= 1 and len(model) <= 1 and seeds is None
+    if single:
+        _run(tasks[0], agent[0] if agent else None, sandbox, out, seed, max_steps, model[0] if model else None,
+             api_base, cost_limit, agent_config, temperature)
+        return
+    _run_matrix(tasks, agent, model, seeds or 1, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume)
+
+
+def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from researchgym.runs.runner import Method, RunConfig, Runner
+
+    if resume is not None:
+        try:
+            runner_factory = lambda on_event: Runner.resume(resume, on_event=on_event)  # noqa: E731
+            config = RunConfig.from_json((resume / "run.json").read_text())
+        except (OSError, ValueError) as exc:
+            _fail(f"cannot resume {resume}: {exc}")
+            return
+        run_dir = resume
+    else:
+        methods = [Method("react", m) for m in models] + [Method(a) for a in agents if a != "react"]
+        if not methods:
+            methods = [Method("baseline")]
+        config = RunConfig(tasks=tasks, methods=methods, seeds=list(range(seeds)), sandbox=sandbox,
+                           max_steps=max_steps, cost_limit=cost_limit, api_base=api_base, max_episodes=max_episodes)
+        run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{config.run_id[:6]}"
+        runner_factory = lambda on_event: Runner(run_dir, config, on_event=on_event)  # noqa: E731
+    total = len(config.tasks) * len(config.methods) * len(config.seeds)
+    state = {"running": 0, "failed": 0, "cost": 0.0}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console) as progress:
+        bar = progress.add_task("episodes", total=total, status="")
+
+        def on_event(kind, plan, data):
+            if kind == "started":
+                state["running"] += 1
+            else:
+                state["running"] -= 1
+                state["failed"] += kind == "failed"
+                state["cost"] += float((data.get("model_stats") or {}).get("total_cost", 0.0))
+                progress.advance(bar)
+            progress.update(bar, status=f"running {state['running']}, failed {state['failed']}, ${state['cost']:.4f}")
+
+        try:
+            runner = runner_factory(on_event)
+        except ResearchGymError as exc:
+            _fail(str(exc))
+            return
+        already = len(runner.store.episodes("finished"))
+        progress.advance(bar, already)
+        counts = runner.run()
+    console.print(f"run folder: {run_dir}  ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})",
+                  highlight=False)
+    console.print(f"report: researchgym report {run_dir}", highlight=False)
+    if counts.get("failed"):
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -68,7 +68,12 @@ def action_category(action: str) -> str:
 
 
 def load_episodes(run_dir: str | Path) -> list[Episode]:
-    """Every finished episode under `run_dir` (trajectory files, searched recursively)."""
+    """Every finished episode of a run: from its store when it has one, else from the
+    trajectory files under `run_dir` (searched recursively)."""
+    from researchgym.runs.store import DB_NAME, Store
+
+    if (Path(run_dir) / DB_NAME).is_file():
+        return _from_store(Store(run_dir))
     episodes = []
     for path in sorted(Path(run_dir).rglob("*.jsonl")):
         reset, end, actions, stats = None, None, [], {}
@@ -90,4 +95,25 @@ def load_episodes(run_dir: str | Path) -> list[Episode]:
             method = "baseline agent"
         episodes.append(Episode(path, reset["task"], method, reset.get("seed"), end.get("exit_status"),
                                 end.get("final_score"), end.get("scores") or [], actions, stats))
+    return episodes
+
+
+def _from_store(store) -> list[Episode]:
+    episodes = []
+    for row in store.episodes("finished"):
+        scores: dict[int, dict[str, Any]] = {}
+        for score in store.scores(row["id"]):
+            entry = scores.setdefault(score["step"], {"step": score["step"], "kind": score["kind"]})
+            if score["split"]:
+                entry[score["split"]] = {"value": score["value"]}
+        actions = []
+        if row["trajectory"] and Path(row["trajectory"]).is_file():
+            actions = [r.get("action", "") for r in read_trajectory(Path(row["trajectory"])) if r.get("type") == "step"]
+        method = row["model"] or row["agent"]
+        if method == "baseline":
+            method = "baseline agent"
+        stats = {"total_cost": row["cost"] or 0.0, "cost_known": bool(row["cost_known"]),
+                 "tokens_sent": row["tokens_sent"] or 0, "tokens_received": row["tokens_received"] or 0}
+        episodes.append(Episode(Path(row["trajectory"] or "."), row["task"], method, row["seed"], row["exit_status"],
+                                row["final_score"], list(scores.values()), actions, stats))
     return episodes
