@@ -127,3 +127,20 @@ def test_cli_matrix_run_resume_and_report_from_the_store(tmp_path):
     markdown = (run_dir / "report" / "report.md").read_text()
     assert "| battleOfSexes |" in markdown and "| prisonersDilemma |" in markdown
     assert cli.invoke(app, ["run", "--suite", "nope"]).exit_code == 2
+
+
+def test_the_same_episodes_through_a_local_ray_instance(tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    config = RunConfig(tasks=["battleOfSexes", "prisonersDilemma"], methods=[Method("baseline")], seeds=[0, 1])
+    counts = Runner(tmp_path / "ray", config, executor="ray").run()
+    assert counts == {"finished": 4}
+    local = Runner(tmp_path / "local", RunConfig.from_json((tmp_path / "ray" / "run.json").read_text())).run()
+    assert local == {"finished": 4}
+
+    def contents(folder):
+        store = Store(folder)
+        episodes = {(e["id"], e["exit_status"], e["final_score"]) for e in store.episodes()}
+        scores = {(s["episode_id"], s["step"], s["split"], s["value"]) for s in store.scores()}
+        return episodes, scores
+
+    assert contents(tmp_path / "ray") == contents(tmp_path / "local")

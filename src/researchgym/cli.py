@@ -236,6 +236,8 @@ def run(
     max_steps: Optional[int] = typer.Option(None, help="override the task's step limit"),
     max_episodes: Optional[int] = typer.Option(None, help="episodes at once (default 8 per core)"),
     resume: Optional[Path] = typer.Option(None, help="finish the run in this folder: skip finished episodes, rerun the rest"),
+    executor: str = typer.Option("local", help="local (threads here) or ray (Ray tasks; extra `ray`)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster: auto or ray://host:port (default: start Ray here)"),
 ) -> None:
     """Play episodes and print scores. One task and one method: a single episode, step by step.
     Several tasks, methods or --seeds: a matrix run into one run folder with a SQLite store."""
@@ -246,22 +248,28 @@ def run(
         tasks += SUITES[suite]
     if resume is None and not tasks:
         _fail("name at least one task (or --suite NAME, or --resume RUN_DIR)")
-    single = resume is None and len(tasks) == 1 and len(agent) <= 1 and len(model) <= 1 and seeds is None
+    single = (resume is None and len(tasks) == 1 and len(agent) <= 1 and len(model) <= 1 and seeds is None
+              and executor == "local")
     if single:
         _run(tasks[0], agent[0] if agent else None, sandbox, out, seed, max_steps, model[0] if model else None,
              api_base, cost_limit, agent_config, temperature)
         return
-    _run_matrix(tasks, agent, model, seeds or 1, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume)
+    if executor not in ("local", "ray"):
+        _fail(f"--executor must be local or ray, not '{executor}'")
+    _run_matrix(tasks, agent, model, seeds or 1, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume,
+                executor, address)
 
 
-def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume) -> None:
+def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume,
+                executor="local", address=None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from researchgym.runs.runner import Method, RunConfig, Runner
 
     if resume is not None:
         try:
-            runner_factory = lambda on_event: Runner.resume(resume, on_event=on_event)  # noqa: E731
+            runner_factory = lambda on_event: Runner.resume(resume, on_event=on_event, executor=executor,  # noqa: E731
+                                                            ray_address=address)
             config = RunConfig.from_json((resume / "run.json").read_text())
         except (OSError, ValueError) as exc:
             _fail(f"cannot resume {resume}: {exc}")
@@ -274,7 +282,8 @@ def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit
         config = RunConfig(tasks=tasks, methods=methods, seeds=list(range(seeds)), sandbox=sandbox,
                            max_steps=max_steps, cost_limit=cost_limit, api_base=api_base, max_episodes=max_episodes)
         run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{config.run_id[:6]}"
-        runner_factory = lambda on_event: Runner(run_dir, config, on_event=on_event)  # noqa: E731
+        runner_factory = lambda on_event: Runner(run_dir, config, on_event=on_event, executor=executor,  # noqa: E731
+                                                 ray_address=address)
     total = len(config.tasks) * len(config.methods) * len(config.seeds)
     state = {"running": 0, "failed": 0, "cost": 0.0}
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -108,7 +108,11 @@ class _LimitedModel:
 
 class Runner:
     def __init__(self, run_dir: str | Path, config: RunConfig,
-                 on_event: Callable[[str, EpisodePlan, dict[str, Any]], None] | None = None) -> None:
+                 on_event: Callable[[str, EpisodePlan, dict[str, Any]], None] | None = None,
+                 executor: str = "local", ray_address: str | None = None) -> None:
+        if executor not in ("local", "ray"):
+            raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
+        self.executor, self.ray_address = executor, ray_address
         self.run_dir = Path(run_dir)
         self.config = config
         self.on_event = on_event
@@ -134,14 +138,26 @@ class Runner:
 
     def run(self) -> dict[str, int]:
         """Run every planned episode not finished yet; returns counts by status."""
-        plans = self.plans()
-        self.store.plan(self.config.run_id, [(p.task, p.method.agent, p.method.model, p.seed) for p in plans])
-        finished = {row["id"] for row in self.store.episodes("finished")}
-        todo = [p for p in plans if p.id not in finished]
+        todo = self.pending()
+        if self.executor == "ray":
+            from researchgym.runs.ray_executor import run_on_ray
+
+            run_on_ray(self, todo, address=self.ray_address)
+            return self.counts()
         with ThreadPoolExecutor(max_workers=max(1, min(self._max_episodes, len(todo) or 1))) as pool:
             futures = [pool.submit(self._play, plan) for plan in todo]
             for future in as_completed(futures):
                 future.result()
+        return self.counts()
+
+    def pending(self) -> list[EpisodePlan]:
+        """Plan every episode in the store and return those not finished yet."""
+        plans = self.plans()
+        self.store.plan(self.config.run_id, [(p.task, p.method.agent, p.method.model, p.seed) for p in plans])
+        finished = {row["id"] for row in self.store.episodes("finished")}
+        return [p for p in plans if p.id not in finished]
+
+    def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for row in self.store.episodes():
             counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -152,47 +168,63 @@ class Runner:
         with self._providers_lock:
             return self._providers.setdefault(provider, threading.Semaphore(self.config.max_calls_per_provider))
 
-    def _make_agent(self, method: Method) -> Any:
-        from researchgym.agents import create_agent
-
-        if method.model is None:
-            return create_agent(method.agent)
-        from researchgym.agents.config import load_agent_config
-        from researchgym.models import create_model
-
-        overrides = {"limits": {"cost_usd": self.config.cost_limit}} if self.config.cost_limit else {}
-        config = load_agent_config(**overrides)
-        kwargs: dict[str, Any] = {}
-        if self.config.api_base and not method.model.startswith(("local/", "replay:", "human")) and ":" not in method.model:
-            kwargs["api_base"] = self.config.api_base
-        model = _LimitedModel(create_model(method.model, **kwargs), self._gate(method.model))
-        return create_agent(method.agent, model=model, config=config)
-
     def _emit(self, kind: str, plan: EpisodePlan, data: dict[str, Any]) -> None:
         if self.on_event is not None:
             self.on_event(kind, plan, data)
 
     def _play(self, plan: EpisodePlan) -> None:
-        from researchgym.env import ResearchEnv
-        from researchgym.runs.episode import run_episode
-
-        trajectories = self.run_dir / "trajectories" / plan.folder_name
-        workspaces = self.run_dir / "workspaces" / plan.folder_name
-        for leftover in (trajectories, workspaces):  # from an interrupted attempt
-            shutil.rmtree(leftover, ignore_errors=True)
         with self._sandboxes:
             self.store.mark_running(plan.id)
             self._emit("started", plan, {})
-            started = time.perf_counter()
-            try:
-                limits = {"max_steps": self.config.max_steps} if self.config.max_steps else None
-                env = ResearchEnv(plan.task, sandbox=self.config.sandbox, limits=limits,
-                                  trajectory_dir=trajectories, workspace_dir=workspaces)
-                result = run_episode(env, self._make_agent(plan.method), seed=plan.seed).to_dict()
-            except Exception as exc:  # a broken task or agent fails this episode, not the run
-                self.store.mark_failed(plan.id, f"{type(exc).__name__}: {exc}")
-                self._emit("failed", plan, {"error": str(exc)})
-                return
-            result["duration_s"] = time.perf_counter() - started
-            self.store.record(plan.id, result, env.task.metric.name)
-            self._emit("finished", plan, result)
+            outcome = play_episode(plan, self.config, self.run_dir, gate=self._gate)
+            self.settle(plan, outcome)
+
+    def settle(self, plan: EpisodePlan, outcome: dict[str, Any]) -> None:
+        """Record what an episode came to (from this process or a remote worker)."""
+        if outcome["status"] == "failed":
+            self.store.mark_failed(plan.id, outcome["error"])
+            self._emit("failed", plan, outcome)
+        else:
+            self.store.record(plan.id, outcome["result"], outcome["metric"])
+            self._emit("finished", plan, outcome["result"])
+
+
+def make_agent(method: Method, config: RunConfig, gate: Callable[[str], threading.Semaphore] | None = None) -> Any:
+    from researchgym.agents import create_agent
+
+    if method.model is None:
+        return create_agent(method.agent)
+    from researchgym.agents.config import load_agent_config
+    from researchgym.models import create_model
+
+    overrides = {"limits": {"cost_usd": config.cost_limit}} if config.cost_limit else {}
+    agent_config = load_agent_config(**overrides)
+    kwargs: dict[str, Any] = {}
+    if config.api_base and not method.model.startswith(("local/", "replay:", "human")) and ":" not in method.model:
+        kwargs["api_base"] = config.api_base
+    model = create_model(method.model, **kwargs)
+    if gate is not None:
+        model = _LimitedModel(model, gate(method.model))
+    return create_agent(method.agent, model=model, config=agent_config)
+
+
+def play_episode(plan: EpisodePlan, config: RunConfig, run_dir: Path,
+                 gate: Callable[[str], threading.Semaphore] | None = None) -> dict[str, Any]:
+    """Play one planned episode; never raises. Runs wherever it is called (a thread, a Ray worker)."""
+    from researchgym.env import ResearchEnv
+    from researchgym.runs.episode import run_episode
+
+    trajectories = Path(run_dir) / "trajectories" / plan.folder_name
+    workspaces = Path(run_dir) / "workspaces" / plan.folder_name
+    for leftover in (trajectories, workspaces):  # from an interrupted attempt
+        shutil.rmtree(leftover, ignore_errors=True)
+    started = time.perf_counter()
+    try:
+        limits = {"max_steps": config.max_steps} if config.max_steps else None
+        env = ResearchEnv(plan.task, sandbox=config.sandbox, limits=limits,
+                          trajectory_dir=trajectories, workspace_dir=workspaces)
+        result = run_episode(env, make_agent(plan.method, config, gate), seed=plan.seed).to_dict()
+    except Exception as exc:  # a broken task or agent fails this episode, not the run
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    result["duration_s"] = time.perf_counter() - started
+    return {"status": "finished", "result": result, "metric": env.task.metric.name}
