@@ -44,6 +44,7 @@ class ReactAgent:
         self.name = self.config.name
         self.run_budget = run_budget
         self._jinja = Environment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+        self._templates: dict[str, Any] = {}
         self.history: list[Message] = []
         self.budget = self._new_budget()
         #: What the last act() did with the model; the runner writes it into the trajectory.
@@ -54,7 +55,10 @@ class ReactAgent:
         return Budget(cost_limit=limits.cost_usd, token_limit=limits.tokens, time_limit_s=limits.time_s)
 
     def _render(self, template: str, **values: Any) -> str:
-        return self._jinja.from_string(template).render(**values)
+        compiled = self._templates.get(template)
+        if compiled is None:  # compiling costs ~1 ms; every turn renders
+            compiled = self._templates[template] = self._jinja.from_string(template)
+        return compiled.render(**values)
 
     def reset(self, task: TaskSpec, observation: str, info: dict[str, Any]) -> None:
         templates = self.config.templates

@@ -82,3 +82,30 @@ class HumanModel:
 
     def max_output_cost(self) -> float | None:
         return 0.0
+
+
+class SleepingModel:
+    """A stand-in for a remote model, for throughput benchmarks: every call sleeps
+    RESEARCHGYM_SLEEP_S seconds (default 1), then answers `echo step` until the episode has had
+    RESEARCHGYM_SLEEP_CALLS replies (default 10), then `submit`."""
+
+    name = "sleeping"
+    max_output_tokens = 16
+
+    def __init__(self, **_: object) -> None:
+        import os
+
+        self.delay_s = float(os.environ.get("RESEARCHGYM_SLEEP_S", "1"))
+        self.calls_per_episode = int(os.environ.get("RESEARCHGYM_SLEEP_CALLS", "10"))
+
+    def query(self, messages: list[Message]) -> ModelResponse:
+        time.sleep(self.delay_s)
+        turn = sum(1 for m in messages if m["role"] == "assistant")
+        command = "submit" if turn + 1 >= self.calls_per_episode else "echo step"
+        return ModelResponse(f"```\n{command}\n```", 1, 1, 0.0, self.name)
+
+    def estimate_input_cost(self, messages: list[Message]) -> float | None:
+        return 0.0
+
+    def max_output_cost(self) -> float | None:
+        return 0.0

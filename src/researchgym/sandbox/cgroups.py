@@ -75,22 +75,26 @@ class SandboxCgroup:
                 return group
             if not _writable(ROOT / "pids"):
                 return None
-            for controller in ("pids", "memory", "cpu"):
-                base = ROOT / controller
-                if _writable(base):
-                    path = base / name
+            path = ROOT / "pids" / name
+            path.mkdir()  # the one that matters: without it a root fork bomb is unbounded
+            group.dirs["pids"] = path
+            if max_processes:
+                (path / "pids.max").write_text(str(max_processes))
+                group.applied.add("pids")
+            settings = {"memory": [("memory.limit_in_bytes", memory_mb << 20)] if memory_mb else [],
+                        "cpu": [("cpu.cfs_period_us", 100_000), ("cpu.cfs_quota_us", int(cpus * 100_000))] if cpus else []}
+            for controller, values in settings.items():
+                if not values or not _writable(ROOT / controller):
+                    continue
+                try:  # best effort: rlimits stand in for a controller that cannot be used
+                    path = ROOT / controller / name
                     path.mkdir()
                     group.dirs[controller] = path
-            if max_processes:
-                (group.dirs["pids"] / "pids.max").write_text(str(max_processes))
-                group.applied.add("pids")
-            if memory_mb and "memory" in group.dirs:
-                (group.dirs["memory"] / "memory.limit_in_bytes").write_text(str(memory_mb << 20))
-                group.applied.add("memory")
-            if cpus and "cpu" in group.dirs:
-                (group.dirs["cpu"] / "cpu.cfs_period_us").write_text("100000")
-                (group.dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(int(cpus * 100_000)))
-                group.applied.add("cpu")
+                    for file, value in values:
+                        (path / file).write_text(str(value))
+                    group.applied.add(controller)
+                except OSError:
+                    pass
             return group
         except OSError:
             group.remove()

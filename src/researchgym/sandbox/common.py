@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import warnings
 from pathlib import Path
 
 from researchgym.sandbox.base import ExecResult, SandboxSpec
@@ -49,6 +51,10 @@ class ShellSandbox:
         precompile_tools()
         limits = self.spec.limits
         self.cgroup = SandboxCgroup.create(limits.memory_mb, limits.max_processes, limits.cpus)
+        if limits.max_processes and os.geteuid() == 0 and (self.cgroup is None or "pids" not in self.cgroup.applied):
+            warnings.warn("no writable pids cgroup here, and RLIMIT_NPROC does not bind root: the sandbox's "
+                          "process limit cannot be enforced (run as a normal user, or give root a cgroup)",
+                          RuntimeWarning, stacklevel=2)
         argv, env, host_cwd = self.launcher()
         at_limit = runaway_check(self.cgroup)
 
