@@ -21,9 +21,17 @@ PREFIX = "researchgym-"
 _STALE_AFTER_S = 600
 
 
-def remove_stale() -> None:
-    """Remove empty groups left by crashed runs (a group still in use is busy and stays)."""
+_last_sweep = [0.0]
+
+
+def remove_stale(every_s: float = 60.0) -> None:
+    """Remove empty groups left by crashed runs (a group still in use is busy and stays).
+    At most once a minute per process: with dozens of sandboxes starting, listing the cgroup
+    folders each time is measurable."""
     now = time.time()
+    if now - _last_sweep[0] < every_s:
+        return
+    _last_sweep[0] = now
     for base in (ROOT, ROOT / "pids", ROOT / "memory", ROOT / "cpu"):
         try:
             entries = [p for p in base.iterdir() if p.name.startswith(PREFIX)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from researchgym.sandbox.base import ExecResult, SandboxSpec
 from researchgym.sandbox.cgroups import SandboxCgroup
-from researchgym.sandbox.limits import make_preexec, runaway_check
+from researchgym.sandbox.limits import launch_prefix, runaway_check
 from researchgym.sandbox.shell import PersistentShell
 
 #: The agent-computer interface commands shipped with the package, and their library.
@@ -56,6 +56,8 @@ class ShellSandbox:
                           "process limit cannot be enforced (run as a normal user, or give root a cgroup)",
                           RuntimeWarning, stacklevel=2)
         argv, env, host_cwd = self.launcher()
+        prefix, preexec = launch_prefix(limits, self.cgroup)
+        argv = prefix + argv
         at_limit = runaway_check(self.cgroup)
 
         def on_start() -> None:
@@ -74,7 +76,7 @@ class ShellSandbox:
             env=env,
             workdir=self.workspace_path,
             cwd=host_cwd,
-            preexec=make_preexec(limits, self.cgroup),
+            preexec=preexec,
             max_output_chars=limits.max_output_chars,
             on_runaway=on_runaway,
             on_start=on_start,
@@ -109,7 +111,7 @@ class ShellSandbox:
         """Stop the shell and every process the sandbox started, detached ones included
         (they are found through the cgroup when there is one)."""
         if self.shell is not None:
-            self.shell.close()
+            self.shell.close(scan=self.cgroup is None)  # a cgroup finds every process without a scan
             self.shell = None
         if self.cgroup is not None:
             self.cgroup.remove()

@@ -109,10 +109,29 @@ def ns_pid(pid: int) -> int | None:
     return _status_field(pid, b"NSpid:")
 
 
-def find_host_pid(root: int, inner_pid: int) -> int | None:
-    """The host pid of the process at or below `root` whose namespaced pid is `inner_pid`."""
+def _descends_from(pid: int, root: int, depth: int = 4) -> bool:
+    for _ in range(depth):
+        stat = read_stat(pid)
+        if stat is None:
+            return False
+        pid = stat[0]
+        if pid == root:
+            return True
+    return False
+
+
+def find_host_pid(root: int, inner_pid: int, window: int = 512) -> int | None:
+    """The host pid of the process at or below `root` whose namespaced pid is `inner_pid`.
+
+    Pids are handed out in order, so the shell was almost always forked within a few hundred
+    pids after its launcher: those are tried first, which avoids reading the whole process table
+    (the costly part of starting a sandbox when dozens run at once).
+    """
     if ns_pid(root) == inner_pid:
         return root
+    for candidate in range(root + 1, root + window):
+        if ns_pid(candidate) == inner_pid and _descends_from(candidate, root):
+            return candidate
     for proc in descendants(root):
         if ns_pid(proc.pid) == inner_pid:
             return proc.pid

@@ -117,6 +117,7 @@ class PersistentShell:
                 env=self.env,
                 cwd=self.cwd_host,
                 preexec_fn=self.preexec,
+                start_new_session=True,
                 bufsize=0,
             )
         except (OSError, subprocess.SubprocessError) as exc:
@@ -137,12 +138,15 @@ class PersistentShell:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def close(self) -> None:
+    def close(self, scan: bool = True) -> None:
+        """Kill the shell and what it started. `scan=False` when the caller kills the rest another
+        way (a cgroup): scanning /proc is the costly part of closing when many sandboxes run."""
         proc, self.proc = self.proc, None
         if proc is None:
             return
         if proc.poll() is None:
-            procs.kill_below(proc.pid, keep=set(), rounds=5)
+            if scan:
+                procs.kill_below(proc.pid, keep=set(), rounds=5)
             proc.kill()
         try:
             proc.wait(timeout=5)
