@@ -28,9 +28,9 @@ from typing import Any
 import gymnasium as gym
 
 from researchgym.errors import EvaluationError, TaskConfigError
-from researchgym.evaluation import Score, collect_artefact, evaluate
+from researchgym.evaluation import Score, collect_artefact, dataset_mounts, evaluate
 from researchgym.runs.trajectory import TrajectoryWriter
-from researchgym.sandbox import Mount, Sandbox, SandboxSpec, create_sandbox
+from researchgym.sandbox import Sandbox, SandboxSpec, create_sandbox
 from researchgym.sandbox.base import ExecResult
 from researchgym.spaces import ShellText
 from researchgym.tasks.registry import BUILTIN_DIR, load_task
@@ -290,12 +290,7 @@ class ResearchEnv(gym.Env[str, str]):
 
     def _sandbox_spec(self) -> SandboxSpec:
         assert self.workspace is not None
-        inside = str(self.workspace) if self.sandbox_name == "local" else "/home/agent/workspace"
-        mounts = [
-            Mount(self.task.dataset_path(ds), f"{inside}/{ds.mount_point}", read_only=True)
-            for ds in self.task.datasets
-            if ds.is_local
-        ]
+        mounts = dataset_mounts(self.task, self.workspace, self.sandbox_name)
         hidden = [*self.task.hidden_paths(), self.task.source_dir, BUILTIN_DIR]
         self._state_tmp = tempfile.TemporaryDirectory(prefix="researchgym-state-")
         self._state_file = os.path.join(self._state_tmp.name, "state.json")

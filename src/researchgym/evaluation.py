@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from researchgym.errors import EvaluationError, SandboxError
-from researchgym.sandbox import Limits, Mount, SandboxSpec, create_sandbox
+from researchgym.sandbox import AGENT_WORKSPACE, Limits, Mount, SandboxSpec, create_sandbox
 from researchgym.tasks.spec import TaskSpec
 
 
@@ -173,19 +173,21 @@ def evaluate(
     return Score(split=split, metrics=metrics, value=float(value), duration_s=duration, output_tail=tail)
 
 
+def dataset_mounts(task: TaskSpec, host_workspace: Path, sandbox: str) -> list[Mount]:
+    """The task's local datasets, read-only, where the sandbox's workspace sees them: inside an
+    isolating sandbox at AGENT_WORKSPACE/<mount>, in the `local` one under the host folder."""
+    inside = str(host_workspace) if sandbox == "local" else AGENT_WORKSPACE
+    return [Mount(task.dataset_path(ds), f"{inside}/{ds.mount_point}", read_only=True)
+            for ds in task.datasets if ds.is_local]
+
+
 def _eval_spec(
     task: TaskSpec, folder: Path, split: str, seed: int, sandbox: str, token: str, withheld: list[Path]
 ) -> SandboxSpec:
     limits = task.limits
-    inside = str(folder) if sandbox == "local" else "/home/agent/workspace"
-    mounts = [
-        Mount(task.dataset_path(ds), f"{inside}/{ds.mount_point}", read_only=True)
-        for ds in task.datasets
-        if ds.is_local
-    ]
     return SandboxSpec(
         workspace=folder,
-        mounts=mounts,
+        mounts=dataset_mounts(task, folder, sandbox),
         hidden=withheld,
         env={"RESEARCHGYM_SPLIT": split, "RESEARCHGYM_SEED": str(seed), "RESEARCHGYM_RESULT_TOKEN": token},
         limits=Limits(

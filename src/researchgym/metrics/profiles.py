@@ -91,21 +91,32 @@ def aup(rho: np.ndarray, grid: np.ndarray) -> float:
     return round(float(np.sum(np.diff(grid) * rho[:-1])), 3)
 
 
+def all_methods(tables: Mapping[str, Table]) -> list[str]:
+    return sorted({m for table in tables.values() for row in table.values() for m in row})
+
+
+def tables_ratios(tables: Mapping[str, Table], directions: Mapping[str, str], baseline_method: str = "baseline",
+                  epsilon: float = EPSILON) -> dict[str, dict[str, TaskRatios]]:
+    """{table name: {task: ratios}}; every method of any table is rated on every task
+    (missing = infeasible), so tables compared together share their methods."""
+    methods = all_methods(tables)
+    return {
+        name: {task: task_ratios({m: row.get(m) for m in methods}, baseline_method,
+                                 directions.get(task, "maximize"), epsilon)
+               for task, row in table.items()}
+        for name, table in tables.items()
+    }
+
+
 def compute_aup(tables: Mapping[str, Table], directions: Mapping[str, str], baseline_method: str = "baseline",
                 epsilon: float = EPSILON) -> dict[str, dict[str, float]]:
     """AUP of every method in every named table ("best", "last"), on one shared tau grid.
 
     Returns {table name: {method: AUP}}; methods are the union over tasks (missing = None).
     """
-    methods = sorted({m for table in tables.values() for row in table.values() for m in row})
-    all_ratios = {}
-    for name, table in tables.items():
-        all_ratios[name] = {
-            task: task_ratios({m: row.get(m) for m in methods}, baseline_method, directions.get(task, "maximize"),
-                              epsilon)
-            for task, row in table.items()
-        }
+    all_ratios = tables_ratios(tables, directions, baseline_method, epsilon)
     grid = profile_grid(list(all_ratios.values()))
+    methods = all_methods(tables)
     return {name: {m: aup(profile(ratios, m, grid), grid) for m in methods} for name, ratios in all_ratios.items()}
 
 

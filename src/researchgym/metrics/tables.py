@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from researchgym.errors import ResearchGymError
-from researchgym.metrics.profiles import Table, profile, profile_grid, task_ratios
+from researchgym.metrics.profiles import Table, all_methods, profile, profile_grid, tables_ratios
 
 
 class TableError(ResearchGymError):
@@ -47,10 +47,8 @@ def plot_profiles(tables: Mapping[str, Table], directions: Mapping[str, str], pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = sorted({m for table in tables.values() for row in table.values() for m in row})
-    ratios = {name: {task: task_ratios({m: row.get(m) for m in methods}, baseline_method,
-                                       directions.get(task, "maximize")) for task, row in table.items()}
-              for name, table in tables.items()}
+    methods = all_methods(tables)
+    ratios = tables_ratios(tables, directions, baseline_method)
     grid = profile_grid(list(ratios.values()))
     figure, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 4.5), squeeze=False)
     for axis, (name, table_ratios) in zip(axes[0], ratios.items()):

@@ -9,6 +9,7 @@ refused outright rather than run line by line.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from researchgym.errors import ResearchGymError
 from researchgym.tools.docs import command_docs
@@ -18,6 +19,7 @@ class ActionError(ResearchGymError):
     """The action cannot be run as written; the message tells the agent how to fix it."""
 
 
+@lru_cache(maxsize=1)
 def _block_commands() -> dict[str, tuple[re.Pattern[str], str]]:
     r"""name -> (pattern of the command's first line, terminator), from the signatures:
     `edit <start_line>:<end_line>` becomes `edit \S+:\S+` with nothing else on the line."""
