@@ -18,19 +18,19 @@ ten round trips, not a hundred thousand.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import hashlib
 import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from isolation import kill_everyone_else, no_memory_access
 
 CHILD = r'''
 import json, operator, os, random, sys, traceback
@@ -96,43 +96,6 @@ for line in sys.stdin:
 
 Opponent = Callable[[list, random.Random], Any]
 Payoff = Callable[[Any, Any], float]
-
-
-def no_memory_access() -> None:
-    """PR_SET_DUMPABLE=0: a same-user process can no longer read our memory or environment."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
-    except OSError:
-        pass
-
-
-def kill_everyone_else() -> int:
-    """Kill every process the strategy may have left. Only inside a bubblewrap pid namespace,
-    which holds nothing but this evaluation; never on a host (the `local` sandbox)."""
-    try:
-        with open("/proc/1/comm") as handle:
-            if handle.read().strip() != "bwrap":
-                return 0
-    except OSError:
-        return 0
-    spare = {os.getpid()}
-    pid = os.getpid()
-    while pid > 1:
-        with open(f"/proc/{pid}/stat") as handle:
-            pid = int(handle.read().rsplit(")", 1)[1].split()[1])
-        spare.add(pid)
-    killed: set[int] = set()
-    for _ in range(100):
-        others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in spare]
-        if not others:
-            break
-        killed.update(others)
-        for other in others:
-            try:
-                os.kill(other, signal.SIGKILL)
-            except OSError:
-                pass
-    return len(killed)
 
 
 def load_opponent(folder: str, module: str, function: str) -> Opponent:

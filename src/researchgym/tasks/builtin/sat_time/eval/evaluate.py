@@ -13,13 +13,13 @@ Incorrect, Decisions.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
+
+from isolation import kill_everyone_else, no_memory_access
 
 CHILD = r'''
 import json, os, signal, sys, traceback
@@ -71,32 +71,8 @@ reply({"results": results})
 '''
 
 
-def kill_everyone_else() -> None:
-    """Kill anything the heuristic left running (only inside a bubblewrap pid namespace)."""
-    try:
-        with open("/proc/1/comm") as handle:
-            if handle.read().strip() != "bwrap":
-                return
-    except OSError:
-        return
-    spare, pid = {os.getpid()}, os.getpid()
-    while pid > 1:
-        with open(f"/proc/{pid}/stat") as handle:
-            pid = int(handle.read().rsplit(")", 1)[1].split()[1])
-        spare.add(pid)
-    for _ in range(100):
-        others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in spare]
-        if not others:
-            return
-        for other in others:
-            try:
-                os.kill(other, signal.SIGKILL)
-            except OSError:
-                pass
-
-
 def main() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE=0
+    no_memory_access()
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", default=os.environ.get("RESEARCHGYM_SPLIT", "validation"))
     parser.add_argument("--instance-timeout", type=float, default=5.0)
