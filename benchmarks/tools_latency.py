@@ -28,7 +28,7 @@ def main() -> None:
         "open small.py again": "open small.py",
         "edit small.py (lint passes)": "edit 5:5\n    return math.sqrt(abs(x))\nend_of_edit",
         "edit small.py (lint refuses)": "edit 5:5\n    return sqrt(x)\nend_of_edit",
-        f"search_file in big.py": "search_file value_99999 big.py",
+        "search_file in big.py": "search_file value_99999 big.py",
         "search_dir in workspace": "search_dir value_12345",
         "find_file *.py": "find_file '*.py'",
     }

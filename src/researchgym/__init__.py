@@ -7,13 +7,16 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium
 
 from researchgym.errors import TaskConfigError
 from researchgym.tasks.registry import all_tasks, load_task
 from researchgym.tasks.spec import TaskSpec
+
+if TYPE_CHECKING:
+    from researchgym.env import ResearchEnv
 
 __version__ = "0.1.0"
 

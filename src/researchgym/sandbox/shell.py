@@ -15,7 +15,6 @@ import select
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from researchgym.errors import SandboxError
 from researchgym.sandbox import procs

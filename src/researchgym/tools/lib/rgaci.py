@@ -276,11 +276,9 @@ def lint(source: str, filename: str) -> list[tuple[int, str]]:
 
 
 def _have_pyflakes() -> bool:
-    try:
-        import pyflakes  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("pyflakes") is not None
 
 
 def _new_errors(before: list[tuple[int, str]], after: list[tuple[int, str]]) -> list[tuple[int, str]]:
