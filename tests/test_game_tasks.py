@@ -110,3 +110,30 @@ def test_blotto_accepts_numpy_integers_and_fewer_than_120_soldiers():
     observation, _, _, _, info = env.step("validate")
     env.close()
     assert info["scores"][-1]["validation"]["value"] > 0.2, observation
+
+
+
+HUNT = '''
+import glob, re
+tokens, seeds = set(), set()
+for path in glob.glob("/proc/*/environ") + glob.glob("/proc/*/cmdline") + glob.glob("/home/agent/workspace/.*") + glob.glob("/tmp/**", recursive=True):
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read()
+    except OSError:
+        continue
+    tokens.update(re.findall(rb"[0-9a-f]{32}", text))
+    seeds.update(re.findall(rb'RESEARCHGYM_SEED=[0-9]+|seed.: *[0-9]+', text))
+raise RuntimeError(f"HUNTED {len(tokens)} tokens, seeds {sorted(seeds)}")
+'''
+
+
+def test_the_strategy_cannot_find_the_result_token_or_the_seed():
+    """The opponent's seed would let a strategy predict its random moves, and the token would
+    let a printed line pass for the result: neither may be anywhere the strategy can read."""
+    env = researchgym.make("prisonersDilemma")
+    env.reset(seed=3)
+    env.step(write_strategy(HUNT))
+    observation, *_ = env.step("validate")
+    env.close()
+    assert "HUNTED 0 tokens, seeds []" in observation

@@ -10,6 +10,7 @@ output that is a JSON object, so stray prints and warnings do not break scoring.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import tempfile
@@ -42,7 +43,7 @@ class Score:
 def last_json_object(text: str, token: str | None = None) -> dict[str, Any] | None:
     """The metrics line: the last JSON object carrying `token` if any line carries one, else
     the last JSON object. Evaluators that run agent code print the token (from the
-    RESEARCHGYM_RESULT_TOKEN environment variable, which they withhold from that code), so a
+    secrets file, see write_secrets, which they delete before running that code), so a
     line forged by the agent's code cannot pass for the result."""
     objects = []
     for line in text.splitlines():
@@ -144,7 +145,8 @@ def evaluate(
         except OSError as exc:
             raise EvaluationError("evaluation_error", f"could not prepare the evaluation folder: {exc}") from exc
         token = secrets.token_hex(16)
-        box = create_sandbox(sandbox, _eval_spec(task, folder, split, seed, sandbox, token, withheld))
+        write_secrets(folder, token, seed)
+        box = create_sandbox(sandbox, _eval_spec(task, folder, split, sandbox, withheld))
         command = task.evaluation.command.replace("{split}", split).replace("{seed}", str(seed))
         try:
             box.start()
@@ -181,15 +183,28 @@ def dataset_mounts(task: TaskSpec, host_workspace: Path, sandbox: str) -> list[M
             for ds in task.datasets if ds.is_local]
 
 
-def _eval_spec(
-    task: TaskSpec, folder: Path, split: str, seed: int, sandbox: str, token: str, withheld: list[Path]
-) -> SandboxSpec:
+SECRETS_FILE = ".researchgym-secrets.json"
+
+
+def write_secrets(folder: Path, token: str, seed: int) -> None:
+    """The result token and the seed go to a file the evaluator reads and deletes before it runs
+    any agent code. Never the environment: every process of the sandbox, the agent's code too,
+    can read the shell's /proc/<pid>/environ."""
+    path = folder / SECRETS_FILE
+    path.unlink(missing_ok=True)  # an artefact of that name never stands in
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump({"token": token, "seed": seed}, handle)
+
+
+def _eval_spec(task: TaskSpec, folder: Path, split: str, sandbox: str, withheld: list[Path]) -> SandboxSpec:
     limits = task.limits
+    inside = str(folder) if sandbox == "local" else AGENT_WORKSPACE
     return SandboxSpec(
         workspace=folder,
         mounts=dataset_mounts(task, folder, sandbox),
         hidden=withheld,
-        env={"RESEARCHGYM_SPLIT": split, "RESEARCHGYM_SEED": str(seed), "RESEARCHGYM_RESULT_TOKEN": token},
+        env={"RESEARCHGYM_SPLIT": split, "RESEARCHGYM_SECRETS_FILE": f"{inside}/{SECRETS_FILE}"},
         limits=Limits(
             memory_mb=limits.memory_mb,
             cpus=limits.cpus,

@@ -3,8 +3,9 @@
 The agent's `row_strategy` runs in a child process; the opponent runs here, with its own
 random generator. The child cannot reach the opponent, its generator or its seed:
 
-- the seed arrives in RESEARCHGYM_SEED and the result token in RESEARCHGYM_RESULT_TOKEN, both
-  removed from the environment before the child starts;
+- the seed and the result token arrive in the evaluation's secrets file, read and deleted before
+  the child starts (never in the environment, which any process could read from the shell's
+  /proc/<pid>/environ);
 - this process is non-dumpable, so the child cannot read its memory or /proc/<pid>/environ;
 - the opponent's source is imported here, then deleted from the evaluation folder before the
   child starts, so a strategy cannot read it (and print it in a failing validation);
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from isolation import kill_everyone_else, no_memory_access
+from isolation import kill_everyone_else, no_memory_access, take_secrets
 
 CHILD = r'''
 import json, operator, os, random, sys, traceback
@@ -161,9 +162,9 @@ def main(*, payoff: Payoff, moves: dict[str, Any], opponent: str = "target:targe
     parser.add_argument("--games", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    seed_text = os.environ.pop("RESEARCHGYM_SEED", None)
-    token = os.environ.pop("RESEARCHGYM_RESULT_TOKEN", None)
-    seed = int(seed_text) if seed_text else random.SystemRandom().randrange(2**63)
+    token, seed = take_secrets()
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**63)
     module, _, function = opponent.partition(":")
     try:
         opponent_fn = load_opponent(os.path.dirname(os.path.abspath(sys.argv[0])), module, function)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from isolation import kill_everyone_else, no_memory_access
+from isolation import kill_everyone_else, no_memory_access, take_secrets
 
 CHILD = r'''
 import json, os, signal, sys, traceback
@@ -77,8 +77,7 @@ def main() -> None:
     parser.add_argument("--split", default=os.environ.get("RESEARCHGYM_SPLIT", "validation"))
     parser.add_argument("--instance-timeout", type=float, default=5.0)
     args = parser.parse_args()
-    token = os.environ.pop("RESEARCHGYM_RESULT_TOKEN", None)
-    os.environ.pop("RESEARCHGYM_SEED", None)
+    token, _ = take_secrets()
 
     def fail(message: str) -> None:
         print(json.dumps({"error": message, "token": token}))
