@@ -163,7 +163,7 @@ def evaluate(
     if result.exit_code != 0 or metrics is None or "error" in metrics:
         reason = metrics.get("error") if metrics else None
         raise EvaluationError(
-            "evaluation_format_error",
+            _reported_status(metrics),
             f"evaluation failed (exit code {result.exit_code}): {reason or 'no JSON metrics line'}",
             tail,
         )
@@ -173,6 +173,18 @@ def evaluate(
             "evaluation_format_error", f"evaluation did not report the metric '{task.metric.name}': {metrics}"
         )
     return Score(split=split, metrics=metrics, value=float(value), duration_s=duration, output_tail=tail)
+
+
+#: Statuses an evaluator may give a rejected submission in its signed `error` line.
+REPORTABLE_STATUSES = ("evaluation_error", "submission_not_found", "evaluation_format_error")
+
+
+def _reported_status(metrics: dict[str, Any] | None) -> str:
+    """The status of a failed run: the evaluator's own verdict (`"status"` beside `"error"`,
+    say `evaluation_error` for a corrupt checkpoint) when it gives a known one, else
+    evaluation_format_error (MLGym's catch-all)."""
+    status = (metrics or {}).get("status")
+    return status if "error" in (metrics or {}) and status in REPORTABLE_STATUSES else "evaluation_format_error"
 
 
 def dataset_mounts(task: TaskSpec, host_workspace: Path, sandbox: str) -> list[Mount]:

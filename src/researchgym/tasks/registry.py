@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from researchgym.errors import TaskConfigError, UnknownNameError
-from researchgym.tasks.spec import TASK_FILE, TaskSpec, load_task_file
+from researchgym.tasks.spec import TASK_FILE, VARIANT_GLOB, TaskSpec, load_task_file
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 
@@ -43,12 +43,15 @@ def task_roots() -> list[Path]:
     return roots
 
 
-def task_dirs() -> list[Path]:
-    dirs = []
+def task_files() -> list[Path]:
+    """Every task file: `<folder>/task.yaml` and its variants `<folder>/task.<variant>.yaml`."""
+    files = []
     for root in task_roots():
         if root.is_dir():
-            dirs.extend(sorted(p.parent for p in root.glob(f"*/{TASK_FILE}")))
-    return dirs
+            for folder in sorted(p.parent for p in root.glob(f"*/{TASK_FILE}")):
+                files.append(folder / TASK_FILE)
+                files.extend(sorted(folder.glob(VARIANT_GLOB)))
+    return files
 
 
 @lru_cache(maxsize=None)
@@ -67,9 +70,9 @@ def all_tasks(errors: list[TaskConfigError] | None = None) -> list[TaskSpec]:
     """Every task found. With `errors`, broken task folders are collected there and skipped
     (so one bad folder on RESEARCHGYM_TASKS_PATH does not hide the others); without, they raise."""
     specs = []
-    for folder in task_dirs():
+    for file in task_files():
         try:
-            specs.append(_load(folder))
+            specs.append(_load(file))
         except TaskConfigError as exc:
             if errors is None:
                 raise

@@ -17,6 +17,8 @@ from researchgym.errors import TaskConfigError
 from researchgym.sandbox.base import Limits
 
 TASK_FILE = "task.yaml"
+#: Variants of a task live beside its task.yaml, e.g. `task.cpu.yaml` (usually with `extends`).
+VARIANT_GLOB = "task.*.yaml"
 
 #: What each package extra must make importable (checked before a task runs).
 EXTRA_MODULES: dict[str, list[str]] = {
@@ -327,6 +329,30 @@ def load_dataset_file(path: Path) -> DatasetSpec:
     return spec
 
 
+def _merged(base: Any, override: Any) -> Any:
+    """`override` over `base`: mappings merge key by key, anything else is replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in override.items()}}
+    return override
+
+
+def _read_with_base(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A task file, merged over the file its `extends` names (relative to it). A variant, such as
+    the CPU budget of an RL task, then states only what differs."""
+    data = _read_yaml(path)
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    if not isinstance(base_name, str):
+        raise TaskConfigError(path, "extends", "must be the path of another task file, relative to this one")
+    base_path = (path.parent / base_name).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise TaskConfigError(path, "extends", f"{base_name} extends this file again (a loop)")
+    if not base_path.is_file():
+        raise TaskConfigError(path, "extends", f"{base_path} does not exist")
+    return _merged(_read_with_base(base_path, (*seen, path.resolve())), data)
+
+
 def load_task_file(path: str | Path) -> TaskSpec:
     """Read a task: a folder with `task.yaml`, or a YAML file (ours or MLGym's format)."""
     path = Path(path)
@@ -334,7 +360,7 @@ def load_task_file(path: str | Path) -> TaskSpec:
         path = path / TASK_FILE
     if not path.exists():
         raise TaskConfigError(path, "", "file not found")
-    data = _read_yaml(path)
+    data = _read_with_base(path)
     if "task_entrypoint" in data or "dataset_configs" in data:
         from researchgym.tasks.mlgym import task_from_mlgym
 
