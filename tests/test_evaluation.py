@@ -22,3 +22,14 @@ def test_no_signed_line_when_evaluator_signs_means_no_result():
 def test_unsigned_evaluators_still_work():
     assert last_json_object('{"accuracy": 0.9}\n', "good") == {"accuracy": 0.9}
     assert last_json_object("no json at all") is None
+
+
+def test_an_evaluator_may_name_the_failure_status_but_only_a_known_one():
+    from researchgym.evaluation import _reported_status
+
+    assert _reported_status({"error": "corrupt checkpoint", "status": "evaluation_error"}) == "evaluation_error"
+    assert _reported_status({"error": "x", "status": "submission_not_found"}) == "submission_not_found"
+    # An unknown status, a status without an error, or no result at all: MLGym's catch-all.
+    assert _reported_status({"error": "x", "status": "submitted"}) == "evaluation_format_error"
+    assert _reported_status({"status": "evaluation_error"}) == "evaluation_format_error"
+    assert _reported_status(None) == "evaluation_format_error"

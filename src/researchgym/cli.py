@@ -214,8 +214,11 @@ def _run(task: str, agent: str | None, sandbox: str, out: Path, seed: Optional[i
 
 SUITES = {
     "mlgym-cpu": ["battleOfSexes", "prisonersDilemma", "blotto", "3SATTime", "regressionKaggleHousePrice",
-                  "imageClassificationFMnist"],
+                  "imageClassificationFMnist", "rl-mountain-car-continuous-cpu", "rl-breakout-minatar-cpu",
+                  "rl-meta-maze-cpu"],
     "games": ["battleOfSexes", "prisonersDilemma", "blotto"],
+    "rl-cpu": ["rl-mountain-car-continuous-cpu", "rl-breakout-minatar-cpu", "rl-meta-maze-cpu"],
+    "rl": ["rl-mountain-car-continuous", "rl-breakout-minatar", "rl-meta-maze"],
 }
 
 

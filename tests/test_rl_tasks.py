@@ -1,0 +1,158 @@
+"""The three RL tasks: the PPO baseline trains and is scored end to end through the env, bad
+checkpoints are an evaluation_error, the score is deterministic, and the submitted code cannot
+change its own score."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gymnax", reason="the rl extra is not installed")
+
+import researchgym  # noqa: E402
+from researchgym.evaluation import evaluate  # noqa: E402
+from researchgym.tasks.registry import BUILTIN_DIR  # noqa: E402
+
+TASKS = ["rl-mountain-car-continuous-cpu", "rl-breakout-minatar-cpu", "rl-meta-maze-cpu"]
+STARTER = BUILTIN_DIR / "_rl" / "starter"
+
+# A budget of two PPO updates, for tests: proves the pipeline, not the learning.
+TINY = (
+    "python - <<'PYEOF'\n"
+    "import yaml\n"
+    "config = yaml.safe_load(open('src/config.yaml'))\n"
+    "c = config['train_config']\n"
+    "c.update(num_train_envs=16, n_steps=8, n_minibatch=2, epoch_ppo=1, num_test_rollouts=8,\n"
+    "         evaluate_every_epochs=1000, num_train_steps=16 * 8 * 2)\n"
+    "c['network_config']['num_hidden_units'] = 16\n"
+    "yaml.safe_dump(config, open('src/tiny.yaml', 'w'))\n"
+    "PYEOF"
+)
+
+
+def untrained_checkpoints(task_id: str, folder: Path, seeds: range = range(5)) -> None:
+    """A submission without training: src/ from the starter, checkpoints from freshly
+    initialised networks (fast, and a valid artefact)."""
+    import jax
+    import jax.numpy as jnp
+
+    sys.path.insert(0, str(STARTER))
+    try:
+        from networks import make_model
+    finally:
+        sys.path.remove(str(STARTER))
+    shutil.copytree(STARTER, folder / "src", dirs_exist_ok=True)
+    shapes = {"rl-mountain-car-continuous-cpu": ((2,), 1, True, False),
+              "rl-breakout-minatar-cpu": ((10, 10, 4), 3, False, True),
+              "rl-meta-maze-cpu": ((15,), 4, False, False)}
+    obs_shape, action_dim, continuous, flatten = shapes[task_id]
+    network_config = {"num_hidden_units": 16, "num_hidden_layers": 2, "flatten_3d": flatten}
+    model = make_model(network_config, action_dim, continuous)
+    (folder / "checkpoints").mkdir(exist_ok=True)
+    for seed in seeds:
+        params = jax.device_get(model.init(jax.random.PRNGKey(seed), jnp.zeros((1, *obs_shape))))
+        with open(folder / "checkpoints" / f"config-42-{seed}.pkl", "wb") as handle:
+            pickle.dump({"log_steps": [0], "log_return": [0.0], "network": params,
+                         "train_config": {"network_config": network_config}}, handle)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_id", TASKS)
+def test_the_baseline_trains_at_a_tiny_budget_and_is_scored_through_the_env(task_id):
+    env = researchgym.make(task_id)
+    env.reset(seed=0)
+    env.step(TINY)
+    trained, *_ = env.step("python src/train.py --config src/tiny.yaml")
+    assert "Traceback" not in trained and "timed out" not in trained, trained
+    listing, *_ = env.step("ls checkpoints")
+    assert listing.split()[:5] == [f"tiny-42-{i}.pkl" for i in range(5)]
+    validated, *_ = env.step("validate")
+    assert "Validation score: Reward Mean" in validated, validated
+    _, _, terminated, _, info = env.step("submit")
+    env.close()
+    assert terminated and info["exit_status"] == "submitted", info["scores"]
+    validation = info["scores"][0]["validation"]["metrics"]
+    assert validation["episodes"] == 5 * 5 * 256 and len(validation["checkpoint_means"]) == 5
+    final = info["scores"][-1]["test"]
+    assert final["metrics"]["split"] == "test" and final["value"] == final["value"]  # a number, not NaN
+    assert info["scores"][0]["test"]["metrics"]["split"] == "test"  # the validated copy, scored at the end
+
+
+@pytest.mark.parametrize("task_id", ["rl-breakout-minatar-cpu", "rl-mountain-car-continuous-cpu"])
+def test_the_score_is_deterministic_for_its_seeds(task_id, tmp_path):
+    untrained_checkpoints(task_id, tmp_path)
+    task = researchgym.load_task(task_id)
+    first = evaluate(task, tmp_path, split="validation", seed=1)
+    again = evaluate(task, tmp_path, split="validation", seed=2)
+    test = evaluate(task, tmp_path, split="test", seed=1)
+    assert first.metrics == again.metrics
+    assert first.metrics["episodes"] == 6400
+    assert test.metrics["Reward Mean"] != first.metrics["Reward Mean"]  # other seeds, other episodes
+
+
+def submit_broken(task_id: str, break_it: str) -> tuple[str, dict]:
+    env = researchgym.make(task_id)
+    env.reset(seed=0)
+    untrained_checkpoints(task_id, env.workspace)
+    env.step(break_it)
+    observation, _, terminated, _, info = env.step("submit")
+    env.close()
+    assert terminated
+    return observation, info
+
+
+@pytest.mark.parametrize("break_it, message", [
+    ("rm checkpoints/config-42-3.pkl", "expected exactly 5 checkpoint files"),
+    ("head -c 100 /dev/urandom > checkpoints/config-42-2.pkl", "could not load checkpoints/config-42-2.pkl"),
+    ("python -c \"import pickle; pickle.dump({'network': 1}, open('checkpoints/config-42-0.pkl', 'wb'))\"",
+     "must hold a dict with the keys"),
+    ("printf 'import sys\\n' > src/networks.py", "could not import make_model from src/networks.py"),
+    ("python -c \"import pickle; d = pickle.load(open('checkpoints/config-42-1.pkl', 'rb')); "
+     "d['train_config']['network_config']['num_hidden_units'] = 32; "
+     "pickle.dump(d, open('checkpoints/config-42-1.pkl', 'wb'))\"", "could not load checkpoints/config-42-1.pkl"),
+])
+def test_a_missing_or_corrupt_checkpoint_is_an_evaluation_error(break_it, message):
+    observation, info = submit_broken("rl-meta-maze-cpu", break_it)
+    assert info["exit_status"] == "evaluation_error", info["scores"]
+    assert message in info["scores"][-1]["error"]
+    assert "Submission could not be scored (evaluation_error)" in observation
+
+
+CHEAT = '''
+import json, os, glob
+# A forged result line, an attempt to rewrite the evaluator, and a policy that is always NaN
+# after the forged line would have been printed.
+print(json.dumps({"Reward Mean": 1e9, "token": "0" * 32}), flush=True)
+for path in glob.glob("*.py"):
+    try:
+        open(path, "a").write("\\nprint('{\\"Reward Mean\\": 1e9}')\\n")
+    except OSError:
+        pass
+'''
+
+
+def test_the_submitted_code_cannot_raise_its_score(tmp_path):
+    task = researchgym.load_task("rl-meta-maze-cpu")
+    untrained_checkpoints("rl-meta-maze-cpu", tmp_path)
+    honest = evaluate(task, tmp_path, split="validation", seed=0)
+    networks = tmp_path / "src" / "networks.py"
+    networks.write_text(networks.read_text() + CHEAT)
+    cheated = evaluate(task, tmp_path, split="validation", seed=0)
+    assert cheated.metrics == honest.metrics
+    assert cheated.value < 100
+
+
+def test_a_policy_that_answers_nan_is_rejected(tmp_path):
+    task = researchgym.load_task("rl-meta-maze-cpu")
+    untrained_checkpoints("rl-meta-maze-cpu", tmp_path)
+    networks = tmp_path / "src" / "networks.py"
+    networks.write_text(networks.read_text().replace("return value, logits", "return value, logits * jnp.nan"))
+    from researchgym.errors import EvaluationError
+
+    with pytest.raises(EvaluationError) as caught:
+        evaluate(task, tmp_path, split="validation", seed=0)
+    assert caught.value.status == "evaluation_error" and "NaN" in str(caught.value)
