@@ -156,3 +156,36 @@ def test_a_policy_that_answers_nan_is_rejected(tmp_path):
     with pytest.raises(EvaluationError) as caught:
         evaluate(task, tmp_path, split="validation", seed=0)
     assert caught.value.status == "evaluation_error" and "NaN" in str(caught.value)
+
+
+# The paper's budgets (TASKS.md 11-13), as the -v0 tasks hand them to the agent.
+PAPER = {
+    "rl-mountain-car-continuous": dict(num_train_steps=20_000_000, num_train_envs=256, n_steps=256, gamma=0.99,
+                                       gae_lambda=0.99, clip_eps=0.1, entropy_coeff=0.1, lr_begin=6e-4,
+                                       lr_end=5e-4, hidden=(256, 4)),
+    "rl-breakout-minatar": dict(num_train_steps=10_000_000, num_train_envs=64, n_steps=128, gamma=0.999,
+                                gae_lambda=0.95, clip_eps=0.2, entropy_coeff=0.01, lr_begin=5e-4, lr_end=5e-4,
+                                hidden=(256, 2)),
+    "rl-meta-maze": dict(num_train_steps=10_000_000, num_train_envs=64, n_steps=32, gamma=0.99, gae_lambda=0.95,
+                         clip_eps=0.1, entropy_coeff=0.05, lr_begin=5e-4, lr_end=5e-4, hidden=(256, 2)),
+}
+
+
+@pytest.mark.parametrize("task_id", sorted(PAPER))
+def test_both_budgets_hand_the_agent_a_config_the_trainer_reads(task_id):
+    sys.path.insert(0, str(STARTER))
+    try:
+        from helpers import load_config
+    finally:
+        sys.path.remove(str(STARTER))
+    for variant in (task_id, f"{task_id}-cpu"):
+        spec = researchgym.load_task(variant)
+        source = next(spec.path(f.src) for f in spec.starter_files if f.target == "src/config.yaml")
+        config = load_config(source)  # numbers like 6e-04 parsed, required keys present
+        if variant == task_id:
+            expected = dict(PAPER[task_id])
+            units, layers = expected.pop("hidden")
+            assert {key: config[key] for key in expected} == pytest.approx(expected)
+            assert (config["network_config"]["num_hidden_units"], config["network_config"]["num_hidden_layers"]) \
+                == (units, layers)
+        assert spec.submission.artefacts == ["checkpoints", "src"] and spec.requirements == ["rl"]
