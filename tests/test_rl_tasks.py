@@ -4,14 +4,16 @@ change its own score."""
 
 from __future__ import annotations
 
-import pickle
+import importlib.util
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("gymnax", reason="the rl extra is not installed")
+if importlib.util.find_spec("gymnax") is None:  # checked without importing JAX into this process
+    pytest.skip("the rl extra is not installed", allow_module_level=True)
 
 import researchgym  # noqa: E402
 from researchgym.evaluation import evaluate  # noqa: E402
@@ -34,30 +36,34 @@ TINY = (
 )
 
 
-def untrained_checkpoints(task_id: str, folder: Path, seeds: range = range(5)) -> None:
-    """A submission without training: src/ from the starter, checkpoints from freshly
-    initialised networks (fast, and a valid artefact)."""
-    import jax
-    import jax.numpy as jnp
+MAKE_CHECKPOINTS = """
+import pickle, sys
+import jax, jax.numpy as jnp
+sys.path.insert(0, sys.argv[1])
+from networks import make_model
+folder, obs_shape, action_dim, continuous, flatten = sys.argv[2], eval(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1", sys.argv[6] == "1"
+network_config = {"num_hidden_units": 16, "num_hidden_layers": 2, "flatten_3d": flatten}
+model = make_model(network_config, action_dim, continuous)
+for seed in range(5):
+    params = jax.device_get(model.init(jax.random.PRNGKey(seed), jnp.zeros((1, *obs_shape))))
+    with open(f"{folder}/checkpoints/config-42-{seed}.pkl", "wb") as handle:
+        pickle.dump({"log_steps": [0], "log_return": [0.0], "network": params,
+                     "train_config": {"network_config": network_config}}, handle)
+"""
 
-    sys.path.insert(0, str(STARTER))
-    try:
-        from networks import make_model
-    finally:
-        sys.path.remove(str(STARTER))
+
+def untrained_checkpoints(task_id: str, folder: Path) -> None:
+    """A submission without training: src/ from the starter, checkpoints from freshly
+    initialised networks (fast, and a valid artefact). Built in a child process: JAX is
+    multithreaded, and a test process that imported it must not fork later (the Ray tests do)."""
     shutil.copytree(STARTER, folder / "src", dirs_exist_ok=True)
+    (folder / "checkpoints").mkdir(exist_ok=True)
     shapes = {"rl-mountain-car-continuous-cpu": ((2,), 1, True, False),
               "rl-breakout-minatar-cpu": ((10, 10, 4), 3, False, True),
               "rl-meta-maze-cpu": ((15,), 4, False, False)}
     obs_shape, action_dim, continuous, flatten = shapes[task_id]
-    network_config = {"num_hidden_units": 16, "num_hidden_layers": 2, "flatten_3d": flatten}
-    model = make_model(network_config, action_dim, continuous)
-    (folder / "checkpoints").mkdir(exist_ok=True)
-    for seed in seeds:
-        params = jax.device_get(model.init(jax.random.PRNGKey(seed), jnp.zeros((1, *obs_shape))))
-        with open(folder / "checkpoints" / f"config-42-{seed}.pkl", "wb") as handle:
-            pickle.dump({"log_steps": [0], "log_return": [0.0], "network": params,
-                         "train_config": {"network_config": network_config}}, handle)
+    subprocess.run([sys.executable, "-c", MAKE_CHECKPOINTS, str(STARTER), str(folder), repr(obs_shape),
+                    str(action_dim), str(int(continuous)), str(int(flatten))], check=True)
 
 
 @pytest.mark.slow
