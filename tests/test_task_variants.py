@@ -38,3 +38,17 @@ def test_a_broken_extends_names_the_field(tmp_path, extends, problem):
     with pytest.raises(TaskConfigError) as caught:
         load_task_file(folder / "task.loop.yaml")
     assert caught.value.field == "extends" and problem in str(caught.value)
+
+
+def test_a_variant_sees_a_change_to_the_file_it_extends(tmp_path, monkeypatch):
+    import os
+
+    folder = write_task(tmp_path)
+    (folder / "task.quick.yaml").write_text("extends: task.yaml\nid: tiny-quick\nname: TinyQuick\n")
+    monkeypatch.setenv("RESEARCHGYM_TASKS_PATH", str(tmp_path))
+    assert researchgym.load_task("tiny-quick").limits.max_steps == 5
+    base = folder / "task.yaml"
+    base.write_text(base.read_text().replace("max_steps: 5", "max_steps: 12"))
+    stat = base.stat()
+    os.utime(base, (stat.st_atime, stat.st_mtime + 10))  # a later modification time, whatever the clock
+    assert researchgym.load_task("tiny-quick").limits.max_steps == 12

@@ -55,14 +55,16 @@ def task_files() -> list[Path]:
 
 
 @lru_cache(maxsize=None)
-def _load_cached(path: str, mtime: float) -> TaskSpec:
+def _load_cached(path: str, stamp: tuple[float, ...]) -> TaskSpec:
     return load_task_file(path)
 
 
 def _load(path: Path) -> TaskSpec:
-    """Load (cached by file and modification time); callers get their own copy to change."""
+    """Load (cached by file and by the modification times of the YAML files beside it, so a
+    variant is read again when the task.yaml it extends changes); callers get their own copy."""
     file = path / TASK_FILE if path.is_dir() else path
-    spec = _load_cached(str(file.resolve()), file.stat().st_mtime if file.exists() else 0.0)
+    stamp = tuple(p.stat().st_mtime for p in sorted(file.parent.glob("*.yaml"))) if file.exists() else ()
+    spec = _load_cached(str(file.resolve()), stamp)
     return spec.model_copy(deep=True)
 
 
