@@ -150,3 +150,20 @@ def write_task(root: Path, *, hidden_secret: bool = True, extra_yaml: str = "") 
 @pytest.fixture
 def tiny_task(tmp_path: Path) -> Path:
     return write_task(tmp_path / "tasks")
+
+
+@pytest.fixture(scope="module")
+def hub_env(tmp_path_factory):
+    """A private hub mirror, hub cache and researchgym cache, with GPU tasks allowed on the CPU.
+
+    Yields the mirror folder; a test module writes the fixtures it needs into it (see
+    tests/hub_fixtures.py). Nothing touches the user's caches or the network.
+    """
+    root = tmp_path_factory.mktemp("hub")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RESEARCHGYM_HUB_MIRROR", str(root / "mirror"))
+        patch.setenv("HF_HOME", str(root / "hf-home"))
+        patch.setenv("RESEARCHGYM_CACHE", str(root / "researchgym-cache"))
+        patch.setenv("RESEARCHGYM_ALLOW_NO_GPU", "1")
+        patch.setenv("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        yield root / "mirror"

@@ -37,7 +37,10 @@ def tasks() -> None:
     for spec in specs:
         baseline = spec.baseline_score
         missing = set(spec.missing_requirements())
-        needs = ", ".join(f"{r} (missing)" if r in missing else r for r in spec.requirements) or "-"
+        needs_list = [f"{r} (missing)" if r in missing else r for r in spec.requirements]
+        if spec.requires.gpus:
+            needs_list.append(f"{spec.requires.gpus} GPU" + ("s" if spec.requires.gpus > 1 else ""))
+        needs = ", ".join(needs_list) or "-"
         table.add_row(spec.id, spec.gym_id, spec.domain, spec.metric.name, spec.metric.direction,
                       f"{baseline:.6g}" if baseline is not None else "-", needs)
     console.print(table)

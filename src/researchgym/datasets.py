@@ -28,6 +28,15 @@ class DatasetError(ResearchGymError):
     """A dataset could not be prepared; the message says why and what to do."""
 
 
+class DatasetUnavailableError(DatasetError):
+    """The data is neither cached nor fetchable here (no network): the message says how to pre-fetch."""
+
+
+#: Exit status of the prepare runner when the script raised researchgym.hub.DatasetUnavailable.
+_UNAVAILABLE_EXIT = 3
+_UNAVAILABLE_MARK = "RESEARCHGYM-DATASET-UNAVAILABLE "
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("RESEARCHGYM_CACHE") or Path.home() / ".cache" / "researchgym").expanduser()
 
@@ -60,18 +69,29 @@ def prepare_dataset(script: Path, target: Path, *, on_line: Callable[[str], None
         "import importlib.util, sys, pathlib\n"
         "spec = importlib.util.spec_from_file_location('prepare_dataset', sys.argv[1])\n"
         "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
-        "module.prepare(pathlib.Path(sys.argv[2]), lambda text: print(text, flush=True))\n"
+        "try:\n"
+        "    module.prepare(pathlib.Path(sys.argv[2]), lambda text: print(text, flush=True))\n"
+        "except Exception as exc:\n"
+        "    if type(exc).__name__ != 'DatasetUnavailable':\n"
+        "        raise\n"
+        f"    print({_UNAVAILABLE_MARK!r} + str(exc), flush=True)\n"
+        f"    sys.exit({_UNAVAILABLE_EXIT})\n"
     )
+    env = dict(os.environ, RESEARCHGYM_PREPARING_TASK=target.parent.name)
     try:
         process = subprocess.Popen([sys.executable, "-c", runner, str(script), str(staging)],
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         assert process.stdout is not None
         lines = []
         for line in process.stdout:
             lines.append(line.rstrip("\n"))
             if on_line is not None:
                 on_line(line.rstrip("\n"))
-        if process.wait() != 0:
+        status = process.wait()
+        unavailable = [line[len(_UNAVAILABLE_MARK):] for line in lines if line.startswith(_UNAVAILABLE_MARK)]
+        if status == _UNAVAILABLE_EXIT and unavailable:
+            raise DatasetUnavailableError(f"cannot prepare {target.parent.name}/{target.name}: {unavailable[-1]}")
+        if status != 0:
             tail = "\n".join(lines[-15:])
             raise DatasetError(f"preparing {target.name} with {script} failed:\n{tail}")
         digests = file_digests(staging)

@@ -28,6 +28,7 @@ from typing import Any
 import gymnasium as gym
 
 from researchgym.errors import EvaluationError, TaskConfigError
+from researchgym.hardware import check_gpus, sandbox_devices
 from researchgym.evaluation import Score, collect_artefact, dataset_mounts, evaluate
 from researchgym.runs.trajectory import TrajectoryWriter
 from researchgym.sandbox import Sandbox, SandboxSpec, create_sandbox
@@ -88,6 +89,7 @@ class ResearchEnv(gym.Env[str, str]):
             raise TaskConfigError(self.task.source_dir / "task.yaml", "requirements",
                                   f"task '{self.task.id}' needs the extra(s) {extras}: "
                                   f"pip install 'researchgym[{extras}]' (or make install-extras)")
+        check_gpus(self.task.id, self.task.requires.gpus, variants=self.task.requires.cpu_alternatives)
         self.task.ensure_datasets()  # once, into the cache; later uses find it there
         self.sandbox_name = sandbox
         self.trajectory_dir = Path(trajectory_dir) if trajectory_dir else None
@@ -295,7 +297,8 @@ class ResearchEnv(gym.Env[str, str]):
         self._state_tmp = tempfile.TemporaryDirectory(prefix="researchgym-state-")
         self._state_file = os.path.join(self._state_tmp.name, "state.json")
         return SandboxSpec(workspace=self.workspace, mounts=mounts, hidden=hidden, limits=self.task.limits,
-                           state_dir=Path(self._state_tmp.name), env={"RESEARCHGYM_WINDOW": str(self.window)})
+                           state_dir=Path(self._state_tmp.name), env={"RESEARCHGYM_WINDOW": str(self.window)},
+                           devices=sandbox_devices() if self.task.requires.gpus else [])
 
     @staticmethod
     def _strip_requests(output: str) -> tuple[str, bool, bool]:

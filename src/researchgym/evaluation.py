@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from researchgym.errors import EvaluationError, SandboxError
+from researchgym.hardware import sandbox_devices
 from researchgym.sandbox import AGENT_WORKSPACE, Limits, Mount, SandboxSpec, create_sandbox
 from researchgym.tasks.spec import TaskSpec
 
@@ -217,6 +218,7 @@ def _eval_spec(task: TaskSpec, folder: Path, split: str, sandbox: str, withheld:
         mounts=dataset_mounts(task, folder, sandbox),
         hidden=withheld,
         env={"RESEARCHGYM_SPLIT": split, "RESEARCHGYM_SECRETS_FILE": f"{inside}/{SECRETS_FILE}"},
+        devices=sandbox_devices() if task.requires.gpus else [],
         limits=Limits(
             memory_mb=limits.memory_mb,
             cpus=limits.cpus,

@@ -53,6 +53,8 @@ class SandboxSpec:
     network: bool = False
     #: A host folder for the tools' state, shared with the host (which reads it for the footer).
     state_dir: Path | None = None
+    #: Host device files to pass through (a GPU task's /dev/nvidia*); the local sandbox sees all.
+    devices: list[Path] = field(default_factory=list)
 
 
 @dataclass

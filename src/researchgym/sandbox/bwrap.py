@@ -94,6 +94,8 @@ class BwrapSandbox(ShellSandbox):
         # Fresh /proc, /dev and /tmp first: a later bind (a virtualenv under /tmp, say) must not
         # be covered by them.
         args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", AGENT_HOME]
+        for device in spec.devices:
+            args += ["--dev-bind", str(device), str(device)]
         for prefix in python_prefixes():
             ro(prefix)
         args += ["--bind", str(spec.workspace), AGENT_WORKSPACE]

@@ -26,7 +26,9 @@ EXTRA_MODULES: dict[str, list[str]] = {
     "vision": ["torch"],
     "local-llm": ["torch", "transformers", "gguf"],
     "rl": ["jax", "gymnax"],
-    "nlp": ["transformers"],
+    "nlp": ["torch", "transformers"],
+    "hub": ["datasets"],
+    "captioning": ["torch", "torchvision", "nltk", "PIL"],
 }
 
 
@@ -148,6 +150,14 @@ class TaskLimits(Limits):
         return self.command_timeout_s
 
 
+class HardwareSpec(_Strict):
+    """Hardware a task needs; checked before its environment is made (researchgym.hardware)."""
+
+    gpus: int = Field(0, ge=0)
+    #: Task ids to suggest to someone without the hardware (offline or CPU versions).
+    cpu_alternatives: list[str] = Field(default_factory=list)
+
+
 class TaskSpec(_Strict):
     id: str
     name: str
@@ -166,6 +176,8 @@ class TaskSpec(_Strict):
     limits: TaskLimits = Field(default_factory=TaskLimits)
     #: Package extras the task needs (e.g. `vision`).
     requirements: list[str] = Field(default_factory=list)
+    #: `requires: gpu` (one GPU) or `requires: {gpus: 2, cpu_alternatives: [...]}`.
+    requires: HardwareSpec = Field(default_factory=HardwareSpec)
     source_dir: Path = Field(default=Path("."), exclude=True)
 
     @field_validator("hidden_files", mode="before")
@@ -173,6 +185,15 @@ class TaskSpec(_Strict):
     def _bare_hidden_paths(cls, value: Any) -> Any:
         if isinstance(value, list):
             return [{"path": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("requires", mode="before")
+    @classmethod
+    def _gpu_shorthand(cls, value: Any) -> Any:
+        if value == "gpu":
+            return {"gpus": 1}
+        if isinstance(value, str):
+            raise ValueError(f"must be 'gpu' or a mapping like {{gpus: 2}}, got {value!r}")
         return value
 
     @field_validator("datasets")

@@ -1,9 +1,11 @@
-"""Score submission.csv for Fashion-MNIST: accuracy on the validation or the hidden test images.
+"""Score submission.csv for an image-classification task: accuracy on the validation or the
+hidden test images (Fashion-MNIST, CIFAR-10, MNIST-5k share this file).
 
     python evaluate.py --split validation|test
 
-Rows are matched by `id` (val-N / test-N); every id of the split must appear exactly once with
-a label from 0 to 9. Prints one JSON line with `accuracy`.
+Reads data/validation.npz (`labels`) and, for the test split, data/answers/test_labels.npy,
+which only the evaluator is given. Rows are matched by `id` (val-N / test-N); every id of the
+split must appear exactly once with a label from 0 to 9. Prints one JSON line with `accuracy`.
 """
 
 import argparse
