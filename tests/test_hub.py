@@ -28,7 +28,8 @@ def _offline_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("task, dataset", [("cifar10", "uoft-cs/cifar10")])
+@pytest.mark.parametrize("task, dataset", [("cifar10", "uoft-cs/cifar10"), ("mnli", "SetFit/mnli"),
+                                           ("coco-captioning", "lmms-lab/COCO-Caption")])
 def test_prepare_without_network_or_cache_fails_fast_with_what_to_do(tmp_path, task, dataset):
     pytest.importorskip("datasets", reason="the hub extra is not installed")
     started = time.monotonic()

@@ -90,17 +90,18 @@ def resized(image):
 
 
 def prepare(target: Path, report) -> None:
+    report(f"loading {REPO} split {SPLIT} (Hugging Face hub, cached by `datasets`)")
+    data = load_hub_dataset(REPO, split=SPLIT)
+    for column in ("image", "answer"):
+        if column not in data.column_names:
+            raise RuntimeError(f"{REPO} split {SPLIT} has no '{column}' column (it has {data.column_names})")
+    # The weights before the slow image work, so a missing file fails fast too.
     report(f"fetching the ImageNet ResNet-50 weights ({WEIGHTS_URL})")
     weights = fetch_url(WEIGHTS_URL, target / "encoder" / Path(WEIGHTS_URL).name)
     weights_sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
     if not weights_sha256.startswith("0676ba61"):  # torchvision names its files by the hash prefix
         report(f"note: {weights.name} has SHA-256 {weights_sha256[:16]}..., not torchvision's 0676ba61...")
 
-    report(f"loading {REPO} split {SPLIT} (Hugging Face hub, cached by `datasets`)")
-    data = load_hub_dataset(REPO, split=SPLIT)
-    for column in ("image", "answer"):
-        if column not in data.column_names:
-            raise RuntimeError(f"{REPO} split {SPLIT} has no '{column}' column (it has {data.column_names})")
     ids, id_field = image_ids(data)
     captions = [clean_captions(c) for c in data["answer"]]
     usable = np.array([i for i, c in enumerate(captions) if c], dtype=np.int64)
