@@ -1,0 +1,255 @@
+"""Scoring a TorchScript language model from its logits, for LM evaluators (FineWeb).
+
+The submission is a TorchScript module mapping token ids (batch, time) to logits (batch, time,
+vocab), position t predicting token t+1. Everything that decides the score happens here, in
+the evaluator: the loss is computed from the logits (the model never receives the targets), and
+three checks keep a model from seeing what it predicts:
+
+* **No file access.** TorchScript runs no Python, but `torch.from_file` is a TorchScript op and
+  would let a model read the hidden test tokens the evaluator itself must be able to read. Every
+  op of every method is listed after loading; `aten::from_file`, `aten::save`, any op outside
+  the `aten`/`prim` namespaces (distributed, profiler, debug loaders...) and objects of C++
+  classes (torch.classes) are refused.
+* **No code at load time.** A module with `__setstate__` runs it inside torch.jit.load; such an
+  archive is refused before loading (its code is plain text in the zip, which is also searched
+  for calls of the forbidden ops).
+* **No look-ahead.** Each batch also runs on a second, separately loaded copy of the model
+  (so no state kept in a module can tie the two runs together), with every row's tokens after a
+  secret random cut replaced by the same positions of another window of real text. The logits up
+  to the cut must not change. That check runs before the scored run, so nothing the model could
+  find in its inputs or in memory freed by earlier calls holds the batch's true later tokens
+  yet. The cuts are stratified over each batch's rows, so late positions are checked in every
+  batch.
+
+Shared by copying into the evaluation folder (`evaluation.files`), like isolation.py.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+import zipfile
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+#: Ops a submitted model may not use, with why.
+FORBIDDEN_OPS = {
+    "aten::from_file": "it reads files",
+    "aten::save": "it writes files",
+}
+ALLOWED_NAMESPACES = ("aten::", "prim::")
+#: Tolerance of the look-ahead check (shakespeare-char's): a model that shifts its logits by
+#: less than this through future tokens gains less than about 1e-3 nats.
+RTOL = ATOL = 1e-3
+
+
+class ScoringError(Exception):
+    """The submission cannot be scored; `status` is what the evaluator reports to researchgym."""
+
+    def __init__(self, message: str, status: str = "evaluation_error") -> None:
+        super().__init__(message)
+        self.status = status
+
+
+#: In the archive's TorchScript source (the canonical form torch.jit.save writes), calls of the
+#: forbidden ops and of ops of other namespaces; a second net under the op list of the graphs.
+_FORBIDDEN_CALL = re.compile(rb"\b(?:torch|ops\.aten)\.(from_file|save)\s*\(")
+_OTHER_NAMESPACE = re.compile(rb"\bops\.(?!aten\.|prim\.)(\w+)\.(\w+)")
+
+
+def _scan_code(path: str) -> None:
+    """Refuse, before loading, an archive whose code defines __setstate__ (run by torch.jit.load)
+    or calls a forbidden op."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if "/code/" not in f"/{info.filename}" or info.filename.endswith(".debug_pkl"):
+                    continue
+                code = archive.read(info)
+                if b"__setstate__" in code:
+                    raise ScoringError(f"{path} defines __setstate__ ({info.filename}), which would run while "
+                                       "loading; save a plain module (torch.jit.script(model).save(...))")
+                found = _FORBIDDEN_CALL.search(code)
+                if found:
+                    op = f"aten::{found.group(1).decode()}"
+                    raise ScoringError(f"{path} uses {op}, which is not allowed because {FORBIDDEN_OPS[op]}")
+                found = _OTHER_NAMESPACE.search(code)
+                if found:
+                    raise ScoringError(f"{path} uses the op {found.group(1).decode()}::{found.group(2).decode()}; "
+                                       "only aten:: and prim:: ops are allowed")
+    except zipfile.BadZipFile as exc:
+        raise ScoringError(f"{path} is not a TorchScript archive (torch.jit.save writes a zip file): {exc}") from exc
+
+
+def _graph_kinds(graph, kinds: set[str]) -> None:
+    graph = graph.copy()
+    torch._C._jit_pass_inline(graph)
+    _block_kinds(graph.block(), kinds)
+
+
+def _block_kinds(block, kinds: set[str]) -> None:
+    for node in block.nodes():
+        kinds.add(node.kind())
+        for value in node.outputs():  # objects of C++ classes run code no op list shows
+            kind = str(value.type())
+            if kind.startswith("__torch__.torch.classes."):
+                kinds.add(kind)
+        for inner in node.blocks():
+            _block_kinds(inner, kinds)
+        for name in node.attributeNames():  # e.g. the body of torch.jit.fork
+            if node.kindOf(name) == "g":
+                _graph_kinds(node.g(name), kinds)
+            elif node.kindOf(name) == "gs":
+                for graph in node.gs(name):
+                    _graph_kinds(graph, kinds)
+
+
+def used_ops(module: torch.jit.ScriptModule) -> set[str]:
+    """Every op kind in every method of the module and its submodules, calls inlined (forked
+    functions too), and the C++ classes (torch.classes) of any object they use."""
+    kinds: set[str] = set()
+    for _, sub in module.named_modules():
+        for name in sub._c._method_names():
+            _graph_kinds(sub._c._get_method(name).graph, kinds)
+    return kinds
+
+
+def load_model(path: str, device: torch.device) -> torch.jit.ScriptModule:
+    """Load and vet a submitted TorchScript model (see the module docstring)."""
+    if not os.path.isfile(path):
+        raise ScoringError(f"{path} is missing: save your model with torch.jit.script(model).save('{path}')",
+                           status="submission_not_found")
+    _scan_code(path)
+    try:
+        module = torch.jit.load(path, map_location=device)
+    except Exception as exc:
+        raise ScoringError(f"{path} is not a TorchScript module torch.jit.load can read: {exc}") from exc
+    for name, sub in module.named_modules():
+        if "__setstate__" in sub._c._method_names():
+            raise ScoringError(f"{path}: module '{name or '<root>'}' defines __setstate__; save a plain module")
+    try:
+        kinds = used_ops(module)
+    except Exception as exc:
+        raise ScoringError(f"{path}: cannot inspect the TorchScript code: {exc}") from exc
+    for kind in sorted(kinds):
+        if kind in FORBIDDEN_OPS:
+            raise ScoringError(f"{path} uses {kind}, which is not allowed because {FORBIDDEN_OPS[kind]}")
+        if kind.startswith("__torch__.torch.classes."):
+            raise ScoringError(f"{path} uses an object of the C++ class {kind.split('.', 3)[-1]}; only plain "
+                               "tensors and aten:: and prim:: ops are allowed")
+        if kind == "prim::CallFunction":  # left after inlining: code this check cannot see
+            raise ScoringError(f"{path} calls a function whose code cannot be inspected")
+        if not kind.startswith(ALLOWED_NAMESPACES):
+            raise ScoringError(f"{path} uses the op {kind}; only aten:: and prim:: ops are allowed")
+    module.eval()
+    return module
+
+
+def _logits(model: torch.jit.ScriptModule, ids: torch.Tensor, vocab: int) -> torch.Tensor:
+    try:
+        out = model(ids)
+    except Exception as exc:
+        raise ScoringError(f"the model failed on token ids of shape {tuple(ids.shape)}: {exc}") from exc
+    expected = (*ids.shape, vocab)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ScoringError(f"the model must return logits of shape (batch, time, vocab) = {expected}, got {got}")
+    if not out.is_floating_point():
+        raise ScoringError(f"the model must return floating-point logits, got {out.dtype}")
+    return out
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal within RTOL/ATOL; usually bit-identical, so the cheap test comes first."""
+    if torch.equal(a, b):
+        return True
+    a, b = a.float(), b.float()
+    return bool(((a - b).abs_() <= b.abs().mul_(RTOL).add_(ATOL)).all())
+
+
+def _first_difference(a: torch.Tensor, b: torch.Tensor) -> int:
+    a, b = a.float(), b.float()
+    bad = ((a - b).abs() > b.abs() * RTOL + ATOL).any(dim=-1) | (a.isnan() != b.isnan()).any(dim=-1)
+    return int(bad.nonzero()[0, 0]) if bad.any() else -1
+
+
+def _donor(windows: torch.Tensor, own: int, row: torch.Tensor, rng: random.Random) -> torch.Tensor:
+    """Real text to put after a cut: another window of the split, picked at random (a window's
+    own tokens reversed when the split has no other window)."""
+    full = len(windows)
+    others = full - 1 if own < full else full  # `own` == full: the short last window, not in `windows`
+    if others < 1:
+        return row.flip(0)
+    index = rng.randrange(others)
+    return windows[index + int(own < full and index >= own)]
+
+
+def stratified_cuts(rows: int, length: int, rng: random.Random) -> list[int]:
+    """One cut per row in [0, length - 2]: row i's falls in the i-th of `rows` equal strata,
+    then the cuts are shuffled over the rows."""
+    span = length - 1
+    cuts = [min(span - 1, int((i + rng.random()) * span / rows)) for i in range(rows)]
+    rng.shuffle(cuts)
+    return cuts
+
+
+def window_loss(
+    model: torch.jit.ScriptModule,
+    check_model: torch.jit.ScriptModule,
+    tokens: torch.Tensor,
+    *,
+    context: int,
+    vocab: int,
+    rows: int,
+    rng: random.Random,
+    device: torch.device,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[float, int]:
+    """Summed next-token cross-entropy (nats) over `tokens` and the number of tokens scored.
+
+    `tokens` (1-D, int64) is cut into consecutive windows of `context` tokens (the last one may
+    be shorter); in each, every token after the first is predicted from the ones before it. The
+    model gets a window at a time, `rows` windows per call; `check_model` is a second copy of
+    it, used only for the look-ahead check.
+    """
+    total, scored = 0.0, 0
+    full = len(tokens) // context
+    windows = tokens[: full * context].view(full, context)
+    batches = [(start, windows[start : start + rows]) for start in range(0, full, rows)]
+    rest = len(tokens) - full * context
+    if rest >= 2:
+        batches.append((full, tokens[full * context :].view(1, rest)))
+    with torch.no_grad():
+        for done, (first, x) in enumerate(batches):
+            count, length = x.shape
+            cuts = stratified_cuts(count, length, rng)
+            other = x.clone()
+            for r, cut in enumerate(cuts):
+                other[r, cut + 1 :] = _donor(windows, first + r, x[r], rng)[cut + 1 : length]
+            # The check runs first: until the scored call, neither the model's inputs nor memory it
+            # freed (which a later allocation may expose) hold this batch's true later tokens.
+            again = _logits(check_model, other.to(device), vocab)
+            logits = _logits(model, x.to(device), vocab)
+            targets = x[:, 1:].to(device)
+            for r in range(count):  # row by row: a whole batch's float32 copy would double the memory
+                loss = float(F.cross_entropy(logits[r, :-1].float(), targets[r], reduction="sum"))
+                if not math.isfinite(loss):
+                    raise ScoringError("the model's logits give a NaN or infinite loss (NaN or +inf logits, "
+                                       "or -inf for a token that occurs)")
+                total += loss
+            scored += count * (length - 1)
+            for r, cut in enumerate(cuts):
+                if not _same(logits[r, : cut + 1], again[r, : cut + 1]):
+                    position = _first_difference(logits[r, : cut + 1], again[r, : cut + 1])
+                    raise ScoringError(
+                        f"the model looks ahead: in window {first + r}, its logits at position {position} changed "
+                        f"when only tokens after position {cut} changed (the logits at position t may depend on "
+                        "tokens 0..t only)")
+            del logits, again
+            if progress is not None:
+                progress(done + 1, len(batches))
+    return total, scored
