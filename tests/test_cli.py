@@ -18,6 +18,8 @@ def test_tasks_lists_battle_of_sexes():
     result = runner.invoke(app, ["tasks"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "battleOfSexes" in result.output and "Score" in result.output and "maximize" in result.output
+    fineweb = next(line for line in result.output.splitlines() if "fineweb-lm" in line)
+    assert "hub" in fineweb and "1 GPU" in fineweb  # what it needs, hardware included
 
 
 def test_run_prints_progress_score_and_trajectory(tmp_path: Path):
@@ -52,3 +54,13 @@ def test_tools_lists_the_interface_commands():
     result = runner.invoke(app, ["tools"])
     assert result.exit_code == 0
     assert "open <path> [<line_number>]" in result.output and "end_of_edit" in result.output
+
+
+def test_every_suite_names_known_tasks():
+    from researchgym.cli import SUITES
+    from researchgym.tasks.registry import load_task
+
+    for name, tasks in SUITES.items():
+        for task in tasks:
+            assert load_task(task).id == task, (name, task)
+    assert len(SUITES["mlgym"]) == 13

@@ -31,7 +31,7 @@ def tasks() -> None:
 
     table = Table(title="researchgym tasks")
     for column in ("id", "gym id", "domain", "metric", "direction", "baseline", "needs"):
-        table.add_column(column, no_wrap=column in ("id", "gym id"))
+        table.add_column(column, no_wrap=column in ("id", "gym id", "needs"))
     errors: list[ResearchGymError] = []
     specs = all_tasks(errors=errors)  # type: ignore[arg-type]
     for spec in specs:

@@ -1,4 +1,4 @@
-"""Scoring a TorchScript language model from its logits, for LM evaluators (FineWeb).
+"""Scoring a TorchScript language model from its logits, for LM evaluators (FineWeb, Shakespeare).
 
 The submission is a TorchScript module mapping token ids (batch, time) to logits (batch, time,
 vocab), position t predicting token t+1. Everything that decides the score happens here, in
