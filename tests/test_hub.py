@@ -29,7 +29,8 @@ def _offline_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("task, dataset", [("cifar10", "uoft-cs/cifar10"), ("mnli", "SetFit/mnli"),
-                                           ("coco-captioning", "lmms-lab/COCO-Caption")])
+                                           ("coco-captioning", "lmms-lab/COCO-Caption"),
+                                           ("fineweb-lm", "kjj0/fineweb10B-gpt2")])
 def test_prepare_without_network_or_cache_fails_fast_with_what_to_do(tmp_path, task, dataset):
     pytest.importorskip("datasets", reason="the hub extra is not installed")
     started = time.monotonic()
