@@ -231,3 +231,15 @@ def test_sandbox_runs_the_hosts_python_environment(make_sandbox):
     box = make_sandbox()
     result = box.run("python -c 'import sys, pyflakes; print(sys.prefix)'")
     assert result.exit_code == 0 and result.output.strip() == sys.prefix
+
+
+def test_devices_are_passed_through_and_nothing_else(make_sandbox):
+    """A GPU task's /dev/nvidia* files reach the sandbox; here a device bwrap's /dev lacks stands in."""
+    device = next((Path(p) for p in ("/dev/loop-control", "/dev/vcs", "/dev/kmsg", "/dev/cpu_dma_latency")
+                   if Path(p).exists()), None)
+    if device is None:
+        pytest.skip("no spare character device on this machine")
+    plain = make_sandbox("bwrap")
+    assert plain.run(f"test -e {device} && echo present || echo absent").output.strip() == "absent"
+    with_device = make_sandbox("bwrap", devices=[device])
+    assert with_device.run(f"test -c {device} && echo present || echo absent").output.strip() == "present"

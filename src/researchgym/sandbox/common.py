@@ -55,6 +55,13 @@ class ShellSandbox:
             warnings.warn("no writable pids cgroup here, and RLIMIT_NPROC does not bind root: the sandbox's "
                           "process limit cannot be enforced (run as a normal user, or give root a cgroup)",
                           RuntimeWarning, stacklevel=2)
+        if self.spec.devices and limits.memory_mb and (self.cgroup is None or "memory" not in self.cgroup.applied):
+            # The fallback for a missing memory cgroup is an address-space limit, which CUDA
+            # cannot live with (it reserves far more address space than it uses).
+            warnings.warn(f"no writable memory cgroup here: the {limits.memory_mb} MiB memory limit is not enforced "
+                          "for this GPU sandbox (an address-space limit would break CUDA)",
+                          RuntimeWarning, stacklevel=2)
+            limits = limits.model_copy(update={"memory_mb": None})
         argv, env, host_cwd = self.launcher()
         prefix, preexec = launch_prefix(limits, self.cgroup)
         argv = prefix + argv
