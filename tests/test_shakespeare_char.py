@@ -102,6 +102,7 @@ def test_the_test_plays_are_hidden_and_a_missing_model_is_named():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # about 300 s alone on 2 cores; more when other work shares them
 def test_the_baseline_reproduces_its_recorded_score(task):
     result = run_episode(researchgym.make(TASK), researchgym.agents.create_agent("baseline"), seed=0)
     assert result.exit_status == "submitted", result.scores

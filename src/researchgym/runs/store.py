@@ -15,6 +15,11 @@ Schema (version 1):
              cost REAL, cost_known INTEGER, tokens_sent INTEGER, tokens_received INTEGER,
              trajectory TEXT, error TEXT)
     scores(episode_id TEXT, step INTEGER, kind TEXT, split TEXT, metric TEXT, value REAL, status TEXT)
+
+Version 2 adds ML-Bench judgments:
+    mlbench(run_id, sample, repo, setting, model, attempt,   -- primary key
+            language, code, reply, arguments_ok, type_ok, execution_ok, passed,
+            detail TEXT (JSON of the three checks), cost REAL, created REAL)
 """
 
 from __future__ import annotations
@@ -42,6 +47,14 @@ MIGRATIONS = [
     CREATE TABLE scores (episode_id TEXT, step INTEGER, kind TEXT, split TEXT, metric TEXT, value REAL,
                          status TEXT);
     CREATE INDEX scores_by_episode ON scores (episode_id);
+    """,
+    # 2: ML-Bench judgments, one row per (sample, setting, model, attempt); every check kept.
+    """
+    CREATE TABLE mlbench (
+        run_id TEXT, sample TEXT, repo TEXT, setting TEXT, model TEXT, attempt INTEGER,
+        language TEXT, code TEXT, reply TEXT, arguments_ok INTEGER, type_ok INTEGER, execution_ok INTEGER,
+        passed INTEGER, detail TEXT, cost REAL, created REAL,
+        PRIMARY KEY (run_id, sample, setting, model, attempt));
     """,
 ]
 
@@ -122,6 +135,21 @@ class Store:
                 if entry.get("status"):
                     db.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?)",
                                (eid, entry.get("step"), entry.get("kind"), None, metric, None, entry["status"]))
+
+    def record_mlbench(self, run_id: str, row: dict[str, Any]) -> None:
+        """One judged ML-Bench answer (replacing an earlier one for the same attempt)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO mlbench VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (run_id, row["sample"], row["repo"], row["setting"], row["model"], row["attempt"],
+                        row.get("language"), row.get("code"), row.get("reply"), int(row["arguments_ok"]),
+                        int(row["type_ok"]), int(row["execution_ok"]), int(row["passed"]),
+                        json.dumps(row.get("detail", {})), row.get("cost"), time.time()))
+
+    def mlbench_rows(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        query, args = "SELECT * FROM mlbench", ()
+        if run_id:
+            query, args = query + " WHERE run_id=?", (run_id,)
+        return [dict(row) for row in self._db.execute(query + " ORDER BY sample, setting, model, attempt", args)]
 
     def mark_failed(self, eid: str, error: str) -> None:
         with self.transaction() as db:

@@ -1,0 +1,107 @@
+"""Run a program only as far as its argparse parser, and print what the parser made of argv.
+
+    python -c "$(cat argshim.py)" script PATH.py ARGS...  |  module NAME ARGS...  |  console NAME ARGS...
+
+It is passed with -c, never run as a file, so that no folder of its own lands on sys.path: the
+program sees the sys.path it would have had (its own folder for a script, the working folder
+for -m), and a repository's source tree never shadows the installed package.
+
+Runs inside the judging sandbox, in the repository, with the repository's own code: whichever
+ArgumentParser the program builds parses the arguments, and the first (outermost) parse prints
+one line `@@argshim {json}` and ends the process before the program does any work. The JSON is
+{"namespace": {...}} (values made JSON-able), or {"error": "..."} when the parser rejects the
+arguments, or {"no_parser": true} when the program never used argparse (click, typer, ...).
+"""
+
+import argparse
+import json
+import os
+import runpy
+import sys
+
+MARK = "@@argshim "
+_original_known = argparse.ArgumentParser.parse_known_args
+_original_parse = argparse.ArgumentParser.parse_args
+_state = {"depth": 0, "strict": False}
+
+
+def _jsonable(value):
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(getattr(value, "name", value))  # open files (argparse.FileType) by name
+
+
+def _emit(payload) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.write(1, (MARK + json.dumps(payload) + "\n").encode())
+    os._exit(0)
+
+
+def _known(self, args=None, namespace=None):
+    _state["depth"] += 1
+    outermost = _state["depth"] == 1
+    try:
+        namespace, extras = _original_known(self, args, namespace)
+    except SystemExit as exc:
+        if outermost:
+            _emit({"error": f"the program's argument parser rejected the arguments (exit status {exc.code})"})
+        raise
+    finally:
+        _state["depth"] -= 1
+    if outermost:
+        if _state["strict"] and extras:
+            _emit({"error": f"unrecognized arguments: {' '.join(extras)}"})
+        _emit({"namespace": {k: _jsonable(v) for k, v in vars(namespace).items()}, "unknown": extras})
+    return namespace, extras
+
+
+def _parse(self, args=None, namespace=None):
+    if _state["depth"] == 0:
+        _state["strict"] = True
+    return _original_parse(self, args, namespace)
+
+
+def _error(self, message):
+    if _state["depth"] <= 1:
+        _emit({"error": f"the program's argument parser rejected the arguments: {message}"})
+    raise SystemExit(2)
+
+
+argparse.ArgumentParser.parse_known_args = _known
+argparse.ArgumentParser.parse_args = _parse
+argparse.ArgumentParser.error = _error
+
+
+def main() -> None:
+    mode, target, *argv = sys.argv[1:]
+    try:
+        if mode == "script":
+            sys.argv = [target, *argv]
+            sys.path[0] = os.path.dirname(os.path.abspath(target))  # as `python PATH.py` would have it
+            runpy.run_path(target, run_name="__main__")
+        elif mode == "module":
+            sys.argv = [target, *argv]
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        else:
+            sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]  # as an installed script
+            from importlib.metadata import entry_points
+
+            found = list(entry_points(group="console_scripts", name=target))
+            if not found:
+                _emit({"no_parser": True, "detail": f"no console script named {target}"})
+            sys.argv = [target, *argv]
+            found[0].load()()
+    except SystemExit:
+        pass
+    except BaseException as exc:  # the program failed before (or without) parsing: fall back
+        _emit({"no_parser": True, "detail": f"{type(exc).__name__}: {exc}"[:300]})
+    _emit({"no_parser": True})
+
+
+if __name__ == "__main__":
+    main()
