@@ -327,6 +327,69 @@ def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit
         raise typer.Exit(code=1)
 
 
+mlbench_app = typer.Typer(help="ML-Bench: repository-level ML tasks (LLM setting; judged by arguments, type, execution).",
+                          no_args_is_help=True)
+app.add_typer(mlbench_app, name="mlbench")
+
+
+@mlbench_app.command("llm")
+def mlbench_llm(
+    model: str = typer.Option(..., help="model name: openai/gpt-4o, local/smollm2, module:Object, ..."),
+    data: str = typer.Option("offline", help="a suite name, a .jsonl/.parquet file, or hf:<dataset>:<split>"),
+    pins: Optional[Path] = typer.Option(None, help="repository pins (YAML); default: the suite's repos.yaml"),
+    setting: str = typer.Option("oracle", help="context: code, retrieval, oracle or instruction"),
+    k: int = typer.Option(1, "-k", help="answers per sample (pass@k is computed for every k up to this)"),
+    temperature: float = typer.Option(1.0, help="sampling temperature (ML-Bench used 1.0 for API models)"),
+    budget_chars: int = typer.Option(100_000, help="character budget of the `code` context (400000 for 128k models)"),
+    api_base: Optional[str] = typer.Option(None, help="URL of an OpenAI-compatible server"),
+    limit: Optional[int] = typer.Option(None, help="only the first N samples"),
+    out: Path = typer.Option(Path("runs/mlbench"), help="run folder (results.sqlite); rerun to resume"),
+    sandbox: str = typer.Option("bwrap", help="sandbox provider for the judge"),
+) -> None:
+    """Ask a model for each sample's command, judge every answer, store it, print pass@k."""
+    from researchgym.mlbench.data import load_samples, suite_dir
+    from researchgym.mlbench.llm import Repositories, run_llm_setting
+    from researchgym.mlbench.repos import load_pins
+    from researchgym.models import create_model
+    from researchgym.runs.store import Store
+
+    try:
+        samples = load_samples(data)[:limit]
+        pin_file = pins or (suite_dir(data) / "repos.yaml" if not data.startswith("hf:") and
+                            Path(data).suffix not in (".jsonl", ".json", ".parquet") else None)
+        if pin_file is None:
+            _fail("samples from a file or the hub need --pins: a YAML list of repositories pinned to a version or commit")
+            return
+        repos = Repositories(load_pins(pin_file))
+        kwargs: dict = {"temperature": temperature}
+        if not model.startswith(("local/", "replay:", "human")) and ":" not in model.split("/")[0]:
+            kwargs["api_base"] = api_base
+        llm = create_model(model, **kwargs)
+        store = Store(out)
+        run_id = f"mlbench-{setting}"
+        store.add_run(run_id, {"data": data, "setting": setting, "k": k, "model": model, "temperature": temperature})
+
+        def show(row: dict) -> None:
+            mark = "[green]pass[/]" if row["passed"] else "[red]fail[/]"
+            checks = " ".join(f"{name}={'ok' if row[f'{name}_ok'] else 'no'}" for name in ("arguments", "type", "execution"))
+            console.print(f"{row['sample']} #{row['attempt']}: {mark}  {checks}", highlight=False)
+
+        summary = run_llm_setting(samples, llm, repos, store, run_id=run_id, setting=setting, k=k,
+                                  budget_chars=budget_chars, sandbox=sandbox, on_result=show)
+    except ResearchGymError as exc:
+        _fail(str(exc))
+        return
+    table = Table(title=f"ML-Bench, {setting} setting, {model}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name, value in summary.table().items():
+        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print("pass@k is the unbiased estimator; mlbench_first_pass@k is ML-Bench's original number "
+                  "(first passing answer among the first k), shown for comparison.", highlight=False)
+    console.print(f"results: {store.path}", highlight=False)
+
+
 @app.command()
 def demo(
     sandbox: str = typer.Option("bwrap", help="sandbox provider: bwrap or local"),

@@ -1,0 +1,141 @@
+"""ML-Bench's LLM setting: one call per sample attempt, with one of four contexts, judged.
+
+Every answer is judged and stored as soon as it exists (one SQLite row per attempt), so a
+crashed or interrupted run resumes where it stopped: attempts already in the store are skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from researchgym.mlbench.context import build_context
+from researchgym.mlbench.data import MLBenchError
+from researchgym.mlbench.extract import extract_code
+from researchgym.mlbench.judge import Judge
+from researchgym.mlbench.metrics import first_pass_at_k, pass_at_k
+from researchgym.mlbench.repos import RepoPin, materialize
+from researchgym.mlbench.schema import Sample
+from researchgym.models.base import Message, Model
+from researchgym.runs.store import Store
+
+SYSTEM = (
+    "You are an expert machine-learning engineer. You are given a GitHub repository and a task to do "
+    "with it. Reply with exactly one fenced code block: for a bash task a ```bash block holding the "
+    "command(s) to run from the task's folder; for a Python task a ```python block. Nothing else is run."
+)
+
+
+def task_message(sample: Sample, context: str) -> str:
+    kind = "bash command" if sample.is_bash else "Python code"
+    parts = [f"Repository: {sample.github or sample.repo_name}", f"Folder to run in: {sample.path}"]
+    if context:
+        parts.append(f"Repository information:\n{context}")
+    parts.append(f"Task: {sample.instruction}")
+    parts.append(f"Write the {kind} that does the task.")
+    return "\n\n".join(parts)
+
+
+def messages_for(sample: Sample, context: str) -> list[Message]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": task_message(sample, context)}]
+
+
+class Repositories:
+    """Repository trees by name, materialised on first use from the pins."""
+
+    def __init__(self, pins: dict[str, RepoPin]) -> None:
+        self.pins = pins
+        self._trees: dict[str, Path] = {}
+        self._judges: dict[str, Judge] = {}
+
+    def tree(self, name: str) -> Path:
+        if name not in self._trees:
+            if name not in self.pins:
+                raise MLBenchError(f"no pinned repository named '{name}' (pins: {', '.join(sorted(self.pins))}); "
+                                   "add it to the repository pins file")
+            self._trees[name] = materialize(self.pins[name])
+        return self._trees[name]
+
+    def judge(self, name: str, sandbox: str = "bwrap") -> Judge:
+        if name not in self._judges:
+            self._judges[name] = Judge(self.tree(name), sandbox=sandbox)
+        return self._judges[name]
+
+
+@dataclass
+class Summary:
+    setting: str
+    model: str
+    k: int
+    samples: int
+    #: Per sample key: the pass/fail of each attempt, in attempt order.
+    outcomes: dict[str, list[bool]] = field(default_factory=dict)
+    #: Share of attempts passing each check.
+    checks: dict[str, float] = field(default_factory=dict)
+
+    def pass_at(self, k: int) -> float:
+        return pass_at_k(self.outcomes, k)
+
+    def first_pass_at(self, k: int) -> float:
+        return first_pass_at_k(self.outcomes, k)
+
+    def table(self) -> dict[str, Any]:
+        ks = [k for k in (1, 2, 5, 10) if k <= self.k] or [self.k]
+        return {"setting": self.setting, "model": self.model, "samples": self.samples, "attempts": self.k,
+                **{f"pass@{k}": self.pass_at(k) for k in ks},
+                **{f"mlbench_first_pass@{k}": self.first_pass_at(k) for k in ks},
+                **{f"{name}_ok": value for name, value in self.checks.items()}}
+
+
+def summarize(rows: list[dict[str, Any]], *, setting: str, model: str, k: int) -> Summary:
+    outcomes: dict[str, list[bool]] = defaultdict(list)
+    totals = {"arguments": 0, "type": 0, "execution": 0}
+    chosen = [r for r in rows if r["setting"] == setting and r["model"] == model and r["attempt"] < k]
+    for row in sorted(chosen, key=lambda r: (r["sample"], r["attempt"])):
+        outcomes[row["sample"]].append(bool(row["passed"]))
+        for name in totals:
+            totals[name] += int(row[f"{name}_ok"])
+    checks = {name: value / len(chosen) for name, value in totals.items()} if chosen else {}
+    return Summary(setting, model, k, len(outcomes), dict(outcomes), checks)
+
+
+def run_llm_setting(
+    samples: list[Sample],
+    model: Model,
+    repos: Repositories,
+    store: Store,
+    *,
+    run_id: str,
+    setting: str = "oracle",
+    k: int = 1,
+    budget_chars: int = 100_000,
+    sandbox: str = "bwrap",
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> Summary:
+    """Ask `model` k times per sample, judge every answer, store it; return the summary."""
+    done = {(r["sample"], r["attempt"]) for r in store.mlbench_rows(run_id)
+            if r["setting"] == setting and r["model"] == model.name}
+    for sample in samples:
+        tree = repos.tree(sample.repo_name)  # the judge needs it in every setting
+        context = build_context(sample, tree, setting, budget_chars=budget_chars)
+        messages = messages_for(sample, context)
+        for attempt in range(k):
+            if (sample.key, attempt) in done:
+                continue
+            started = time.monotonic()
+            response = model.query(messages)
+            language, code = extract_code(response.text, bash_task=sample.is_bash)
+            judgment = repos.judge(sample.repo_name, sandbox).judge(sample, language, code)
+            row = {"sample": sample.key, "repo": sample.repo_name, "setting": setting, "model": model.name,
+                   "attempt": attempt, "language": language, "code": code, "reply": response.text,
+                   "arguments_ok": judgment.arguments.passed, "type_ok": judgment.type.passed,
+                   "execution_ok": judgment.execution.passed, "passed": judgment.passed,
+                   "detail": {**judgment.to_dict(), "seconds": time.monotonic() - started}, "cost": response.cost}
+            store.record_mlbench(run_id, row)
+            if on_result is not None:
+                on_result(row)
+    return summarize(store.mlbench_rows(run_id), setting=setting, model=model.name, k=k)

@@ -1,0 +1,167 @@
+"""ML-Bench judge on a tiny real git repository made here: pinned checkout, the repository's own
+argparse parser, typed comparison, type check, sandboxed execution where a timeout fails; code
+extraction; pass@k against hand-computed values."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from researchgym.mlbench.data import MLBenchError, load_samples
+from researchgym.mlbench.extract import extract_code
+from researchgym.mlbench.judge import Judge, find_invocation, same_value, shell_words
+from researchgym.mlbench.metrics import first_pass_at_k, pass_at_k
+from researchgym.mlbench.repos import RepoPin, materialize
+from researchgym.mlbench.schema import Sample
+
+TRAIN = textwrap.dedent('''
+    """Train a toy model."""
+    import argparse, json, time
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", choices=["cora", "citeseer"], default="cora")
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[16])
+    parser.add_argument("--no-cuda", action="store_true")
+    parser.add_argument("--out", default="model.json")
+    parser.add_argument("--sleep", type=float, default=0.0)
+    args = parser.parse_args()
+    time.sleep(args.sleep)
+    json.dump(vars(args), open(args.out, "w"))
+    print("trained", args.dataset)
+''')
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> tuple[Path, str]:
+    origin = tmp_path_factory.mktemp("origin")
+    _git(origin, "init", "-q")
+    (origin / "examples").mkdir()
+    (origin / "examples" / "train.py").write_text(TRAIN)
+    (origin / "README.md").write_text("# toy\n\nRun `python train.py --dataset cora --lr 0.01` in examples/.\n")
+    _git(origin, "add", "-A")
+    _git(origin, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "first")
+    commit = _git(origin, "rev-parse", "HEAD")
+    (origin / "examples" / "train.py").write_text("raise SystemExit('a later commit broke it')\n")
+    _git(origin, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "second")
+    return origin, commit
+
+
+@pytest.fixture(scope="module")
+def judge(repo, tmp_path_factory) -> Judge:
+    origin, commit = repo
+    tree = materialize(RepoPin(name="toy", source="git", url=str(origin), commit=commit),
+                       root=tmp_path_factory.mktemp("repos"))
+    assert "argparse" in (tree / "examples" / "train.py").read_text()  # the pinned commit, not HEAD
+    return Judge(tree)
+
+
+SAMPLE = Sample(id=1, path="./examples", instruction="Train on citeseer with lr 0, 5 epochs, hidden sizes 0 and 5",
+                arguments={"dataset": "citeseer", "lr": "0", "epochs": "5", "hidden-sizes": "0 5"},
+                expected_outputs=["model.json"], expected_stdout="trained citeseer", timeout_s=5)
+GOLD = "python train.py --dataset citeseer --lr 0 --epochs 5 --hidden-sizes 0 5"
+
+
+def test_an_unpinned_git_repository_is_refused(repo, tmp_path):
+    with pytest.raises(MLBenchError, match="no pinned commit"):
+        materialize(RepoPin(name="toy", source="git", url=str(repo[0])), root=tmp_path)
+
+
+def test_the_gold_command_passes_every_check(judge):
+    result = judge.judge(SAMPLE, "bash", GOLD)
+    assert result.passed, result
+    assert result.parser == "argparse" and result.parsed["lr"] == 0.0 and result.parsed["hidden_sizes"] == [0, 5]
+
+
+def test_equal_values_written_differently_pass(judge):
+    result = judge.judge(SAMPLE, "bash", "cd . && python -u train.py --epochs=5 --lr 0.0 --dataset citeseer "
+                                         "--hidden-sizes 0 5 --no-cuda")
+    assert result.arguments.passed, result.arguments
+
+
+def test_a_wrong_value_fails_even_when_its_text_is_elsewhere_in_the_command(judge):
+    # "0" and "5" both appear (in --hidden-sizes 0 5 and --epochs 5), which fooled ML-Bench's substring judge.
+    result = judge.judge(SAMPLE, "bash", "python train.py --dataset citeseer --lr 5 --epochs 5 --hidden-sizes 0 5")
+    assert not result.arguments.passed and "lr: expected '0', got 5.0" in result.arguments.detail
+    assert result.execution.passed and not result.passed
+
+
+def test_a_value_the_parser_rejects_fails_the_argument_check(judge):
+    result = judge.judge(SAMPLE, "bash", "python train.py --dataset pubmed --lr 0 --epochs 5 --hidden-sizes 0 5")
+    assert not result.arguments.passed and "rejected" in result.arguments.detail
+
+
+def test_a_command_that_hangs_fails_on_the_timeout(judge):
+    result = judge.judge(SAMPLE, "bash", GOLD + " --sleep 60")
+    assert result.arguments.passed and not result.execution.passed
+    assert "timed out" in result.execution.detail and not result.passed
+
+
+def test_python_code_for_a_bash_task_fails_the_type_check(judge):
+    code = "import subprocess\nsubprocess.run(['python', 'train.py', '--dataset', 'citeseer'])"
+    result = judge.judge(SAMPLE, "python", code)
+    assert not result.type.passed and not result.passed
+
+
+def test_missing_outputs_and_wrong_output_fail_execution(judge):
+    result = judge.judge(SAMPLE, "bash", GOLD + " --out elsewhere.json")
+    assert not result.execution.passed and "model.json" in result.execution.detail
+
+
+def test_value_comparison_is_typed():
+    assert same_value("0", 0.0) and same_value("0.10", 0.1) and not same_value("0", 10)
+    assert same_value("true", True) and same_value("false", False) and not same_value("0", True)
+    assert same_value("1 2", [1, 2]) and not same_value("1 2", [1, 2, 3])
+    assert same_value("./data/x.csv", "data/x.csv") and not same_value("cora", "Cora")
+    assert not same_value("0", "10")  # not a substring match
+
+
+def test_shell_words_and_invocations():
+    options, positional = shell_words(["cfg.cfg", "--lr=0.1", "-n", "5", "--flag", "--values", "1", "-2", "--x", "-1"])
+    assert options == {"lr": "0.1", "n": "5", "flag": True, "values": ["1", "-2"], "x": "-1"}
+    assert positional == ["cfg.cfg"]
+    assert find_invocation("cd src && CUDA=0 python -u run.py --a 1") == ("script", "run.py", ["--a", "1"], "src")
+    assert find_invocation("python -m spacy train c.cfg")[:2] == ("module", "spacy")
+    assert find_invocation("sacrebleu ref.txt -i hyp.txt")[:2] == ("console", "sacrebleu")
+
+
+def test_code_extraction_prefers_the_tasks_language():
+    reply = "Here:\n```python\nprint(1)\n```\nor\n```bash\n$ python train.py --lr 0\n```\n"
+    assert extract_code(reply, bash_task=True) == ("bash", "python train.py --lr 0")
+    assert extract_code(reply, bash_task=False) == ("python", "print(1)")
+    assert extract_code("python train.py --lr 0") == ("", "python train.py --lr 0")
+    assert extract_code("```\nls\n```") == ("", "ls")
+
+
+def test_unbiased_pass_at_k_against_hand_computed_values():
+    # n=5, c=2: pass@1 = 2/5; pass@2 = 1 - C(3,2)/C(5,2) = 1 - 3/10 = 0.7; pass@5 = 1.
+    outcomes = {"a": [False, True, False, True, False], "b": [False] * 5, "c": [True] * 5}
+    assert pass_at_k({"a": outcomes["a"]}, 1) == pytest.approx(0.4)
+    assert pass_at_k({"a": outcomes["a"]}, 2) == pytest.approx(0.7)
+    assert pass_at_k(outcomes, 1) == pytest.approx((0.4 + 0 + 1) / 3)
+    assert pass_at_k(outcomes, 5) == pytest.approx(2 / 3)
+    # ML-Bench's number depends on order: task a's first pass is at position 2.
+    assert first_pass_at_k(outcomes, 1) == pytest.approx(1 / 3)
+    assert first_pass_at_k(outcomes, 2) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="needs at least 6"):
+        pass_at_k(outcomes, 6)
+
+
+def test_samples_load_from_jsonl_with_arguments_as_text_and_errors_name_the_line(tmp_path):
+    good = tmp_path / "s.jsonl"
+    good.write_text('{"id": 1, "github": "https://github.com/x/toy", "instruction": "do", '
+                    '"arguments": "{\'lr\': 0, \'--epochs\': 5}", "type": "Bash Script", "output": "python t.py"}\n')
+    [sample] = load_samples(good)
+    assert sample.arguments == {"lr": "0", "epochs": "5"} and sample.repo_name == "toy" and sample.is_bash
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good.read_text() + '{"id": 2, "instruction": "x", "arguments": "__import__(\'os\')"}\n')
+    with pytest.raises(MLBenchError, match=r"bad.jsonl:2: field 'arguments'"):
+        load_samples(bad)
