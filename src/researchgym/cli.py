@@ -390,6 +390,52 @@ def mlbench_llm(
     console.print(f"results: {store.path}", highlight=False)
 
 
+@mlbench_app.command("agent")
+def mlbench_agent(
+    model: str = typer.Option(..., help="model for ML-Agent: openai/gpt-4o, local/smollm2, module:Object, ..."),
+    data: str = typer.Option("offline", help="a suite name, a .jsonl/.parquet file, or hf:<dataset>:<split>"),
+    pins: Optional[Path] = typer.Option(None, help="repository pins (YAML); default: the suite's repos.yaml"),
+    temperature: float = typer.Option(0.0, help="sampling temperature"),
+    api_base: Optional[str] = typer.Option(None, help="URL of an OpenAI-compatible server"),
+    limit: Optional[int] = typer.Option(None, help="only the first N samples"),
+    out: Path = typer.Option(Path("runs/mlbench-agent"), help="run folder (results.sqlite, trajectories/); rerun to resume"),
+    sandbox: str = typer.Option("bwrap", help="sandbox provider"),
+) -> None:
+    """ML-Agent in the sandboxed repository, one episode per sample; run.sh is judged and stored."""
+    from researchgym.mlbench.agent import MLAgent, run_agent_setting
+    from researchgym.mlbench.data import load_samples, suite_dir
+    from researchgym.mlbench.llm import Repositories
+    from researchgym.mlbench.repos import load_pins
+    from researchgym.models import create_model
+    from researchgym.runs.store import Store
+
+    try:
+        samples = load_samples(data)[:limit]
+        pin_file = pins or (suite_dir(data) / "repos.yaml" if not data.startswith("hf:") and
+                            Path(data).suffix not in (".jsonl", ".json", ".parquet") else None)
+        if pin_file is None:
+            _fail("samples from a file or the hub need --pins: a YAML list of repositories pinned to a version or commit")
+            return
+        kwargs: dict = {"temperature": temperature}
+        if not model.startswith(("local/", "replay:", "human")) and ":" not in model.split("/")[0]:
+            kwargs["api_base"] = api_base
+        agent = MLAgent(create_model(model, **kwargs))
+        store = Store(out)
+        store.add_run("mlbench-agent", {"data": data, "model": model, "agent": agent.name})
+        summary = run_agent_setting(samples, agent, Repositories(load_pins(pin_file)), store, run_id="mlbench-agent",
+                                    model_name=model, out=out, sandbox=sandbox,
+                                    on_result=lambda row: console.print(
+                                        f"{row['sample']}: {'[green]pass[/]' if row['passed'] else '[red]fail[/]'}",
+                                        highlight=False))
+    except ResearchGymError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"ML-Agent, {model}: {summary.pass_at(1):.4f} of {summary.samples} samples pass "
+                  f"(arguments {summary.checks.get('arguments', 0):.2f}, type {summary.checks.get('type', 0):.2f}, "
+                  f"execution {summary.checks.get('execution', 0):.2f})", highlight=False)
+    console.print(f"results: {store.path}", highlight=False)
+
+
 @app.command()
 def demo(
     sandbox: str = typer.Option("bwrap", help="sandbox provider: bwrap or local"),

@@ -220,22 +220,6 @@ class Judge:
                 box.close()
         return Judgment(sample.key, arguments, kind, execution, parsed, parser)
 
-    def judge_workspace(self, sample: Sample, workspace: Path, script: str = "run.sh") -> Judgment:
-        """The agent setting: judge the `run.sh` an agent left in the sample's folder of `workspace`."""
-        path = workspace / sample.path / script
-        if not path.is_file():
-            missing = Check(False, f"no {script} in {sample.path}")
-            return Judgment(sample.key, missing, missing, missing)
-        code = path.read_text(errors="replace")
-        kind = type_check(sample, "bash", code)
-        box = self._sandbox(workspace, sample)
-        try:
-            arguments, parsed, parser = self._arguments(box, workspace, sample, code)
-            execution = self._execute(box, workspace, sample, code, run_setup=False)
-        finally:
-            box.close()
-        return Judgment(sample.key, arguments, kind, execution, parsed, parser)
-
     # -------------------------------------------------------------- internals
     def _sandbox(self, workspace: Path, sample: Sample):
         limits = Limits(command_timeout_s=sample.timeout_s, memory_mb=self.memory_mb, max_processes=512,
@@ -270,11 +254,11 @@ class Judge:
         check = compare_arguments(sample.arguments, options, positional)
         return check, {**options, "_positional": positional}, "shell words"
 
-    def _execute(self, box, workspace: Path, sample: Sample, code: str, run_setup: bool = True) -> Check:
+    def _execute(self, box, workspace: Path, sample: Sample, code: str) -> Check:
         folder = workspace / sample.path
         if not folder.is_dir():
             return Check(False, f"the task's folder {sample.path} does not exist in the repository")
-        if run_setup and sample.setup.strip():
+        if sample.setup.strip():
             (folder / ".researchgym-setup.sh").write_text(sample.setup)
             setup = box.run(f"cd {self._folder(sample)} && bash .researchgym-setup.sh", timeout_s=SETUP_TIMEOUT_S)
             if setup.timed_out or setup.exit_code != 0:

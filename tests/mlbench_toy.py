@@ -1,0 +1,48 @@
+"""A tiny real git repository for the ML-Bench tests: an argparse training script at a pinned
+commit, and a later commit that breaks it (so a checkout of HEAD would be caught)."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+
+TRAIN = textwrap.dedent('''
+    """Train a toy model."""
+    import argparse, json, time
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", choices=["cora", "citeseer"], default="cora")
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[16])
+    parser.add_argument("--no-cuda", action="store_true")
+    parser.add_argument("--out", default="model.json")
+    parser.add_argument("--sleep", type=float, default=0.0)
+    args = parser.parse_args()
+    time.sleep(args.sleep)
+    json.dump(vars(args), open(args.out, "w"))
+    print("trained", args.dataset)
+''')
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_toy_repo(origin: Path) -> str:
+    """Create the repository in `origin`; return the commit to pin."""
+    _git(origin, "init", "-q")
+    (origin / "examples").mkdir()
+    (origin / "examples" / "train.py").write_text(TRAIN)
+    (origin / "README.md").write_text("# toy\n\nRun `python train.py --dataset cora --lr 0.01` in examples/.\n")
+    (origin / "examples" / "README.md").write_text("# examples\n\nTraining script: train.py.\n")
+    _git(origin, "add", "-A")
+    _git(origin, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "first")
+    commit = _git(origin, "rev-parse", "HEAD")
+    (origin / "examples" / "train.py").write_text("raise SystemExit('a later commit broke it')\n")
+    _git(origin, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "second")
+    return commit
+
+
