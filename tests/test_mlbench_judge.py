@@ -100,6 +100,53 @@ def test_shell_words_and_invocations():
     assert find_invocation("sacrebleu ref.txt -i hyp.txt")[:2] == ("console", "sacrebleu")
 
 
+def test_pipelines_and_redirections_are_not_arguments():
+    assert find_invocation("cat hyp.txt | sacrebleu ref.txt -w 0 > out.json 2>&1") == \
+        ("console", "sacrebleu", ["ref.txt", "-w", "0"], "")
+    assert find_invocation("time python run.py --n 2 >> log.txt < in.txt; echo done") == \
+        ("script", "run.py", ["--n", "2"], "")
+    assert find_invocation("head -n 3 x | python -m pkg.cli --sep '|' 2>/dev/null | tee log") == \
+        ("module", "pkg.cli", ["--sep", "|"], "")
+
+
+CLICK_TOOL = """
+import click
+
+@click.group()
+def cli():
+    pass
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("config")
+@click.option("--smooth-method", "-s", "method", type=click.Choice(["exp", "floor"]), default="exp")
+@click.option("--steps", type=int, default=1)
+@click.pass_context
+def train(ctx, config, method, steps):
+    open("ran.txt", "w").write("the command ran")
+
+if __name__ == "__main__":
+    cli()
+"""
+
+
+def test_click_programs_are_parsed_by_their_own_parser_without_running(tmp_path):
+    pytest.importorskip("click")
+    (tmp_path / "tool.py").write_text(CLICK_TOOL)
+    sample = Sample(id="c1", repo="toy", path=".", arguments={"config": "a.cfg", "smooth-method": "floor",
+                    "steps": "3", "paths.train": "x.spacy"}, instruction="train", oracle="", type="bash",
+                    output="python tool.py train a.cfg -s floor --steps 3 --paths.train x.spacy")
+    judge = Judge(tmp_path)
+    good = judge.judge(sample, "bash", "python tool.py train ./a.cfg --smooth-method=floor --steps 3 "
+                                       "--paths.train x.spacy")
+    assert good.parser == "click" and good.parsed["method"] == "floor" and good.parsed["steps"] == 3
+    assert good.arguments.passed, good.arguments.detail  # by option string, extras as shell words
+    wrong = judge.judge(sample, "bash", "python tool.py train a.cfg -s exp --steps 3 --paths.train x.spacy")
+    assert not wrong.arguments.passed and "smooth-method" in wrong.arguments.detail
+    rejected = judge.judge(sample, "bash", "python tool.py train a.cfg -s floor --steps 3.5 --paths.train x.spacy")
+    assert not rejected.arguments.passed and "rejected" in rejected.arguments.detail
+    assert not (tmp_path / "ran.txt").exists()  # the judge works on copies
+
+
 def test_code_extraction_prefers_the_tasks_language():
     reply = "Here:\n```python\nprint(1)\n```\nor\n```bash\n$ python train.py --lr 0\n```\n"
     assert extract_code(reply, bash_task=True) == ("bash", "python train.py --lr 0")

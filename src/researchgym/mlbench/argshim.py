@@ -9,11 +9,14 @@ for -m), and a repository's source tree never shadows the installed package.
 Runs inside the judging sandbox, in the repository, with the repository's own code: whichever
 ArgumentParser the program builds parses the arguments, and the first (outermost) parse prints
 one line `@@argshim {json}` and ends the process before the program does any work. The JSON is
-{"namespace": {...}} (values made JSON-able), or {"error": "..."} when the parser rejects the
-arguments, or {"no_parser": true} when the program never used argparse (click, typer, ...).
+{"namespace": {...}, "options": {option string: dest}} (values made JSON-able), or
+{"error": "..."} when the parser rejects the arguments, or {"no_parser": true} when the program
+used neither argparse nor click (Typer's commands are click commands).
 """
 
 import argparse
+import enum
+import importlib
 import json
 import os
 import runpy
@@ -26,8 +29,12 @@ _state = {"depth": 0, "strict": False}
 
 
 def _jsonable(value):
+    if isinstance(value, enum.Enum):
+        value = value.value
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if isinstance(value, (list, tuple, set)):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
@@ -56,8 +63,22 @@ def _known(self, args=None, namespace=None):
     if outermost:
         if _state["strict"] and extras:
             _emit({"error": f"unrecognized arguments: {' '.join(extras)}"})
-        _emit({"namespace": {k: _jsonable(v) for k, v in vars(namespace).items()}, "unknown": extras})
+        _emit({"namespace": {k: _jsonable(v) for k, v in vars(namespace).items()}, "unknown": extras,
+               "options": _option_destinations(self)})
     return namespace, extras
+
+
+def _option_destinations(parser) -> dict:
+    """Option string -> destination, sub-parsers included (`--smooth-method` -> `bleu_smooth_method`)."""
+    found = {}
+    for action in parser._actions:
+        for option in action.option_strings:
+            found.setdefault(option, action.dest)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                for option, dest in _option_destinations(sub).items():
+                    found.setdefault(option, dest)
+    return found
 
 
 def _parse(self, args=None, namespace=None):
@@ -75,6 +96,44 @@ def _error(self, message):
 argparse.ArgumentParser.parse_known_args = _known
 argparse.ArgumentParser.parse_args = _parse
 argparse.ArgumentParser.error = _error
+
+
+def _patch_click(package: str) -> None:
+    """Click (and the copy Typer carries as typer._click): a leaf command about to run reports
+    the parameters its parser produced instead; a usage error reports the rejection."""
+    try:
+        core = importlib.import_module(f"{package}.core")
+        exceptions = importlib.import_module(f"{package}.exceptions")
+    except Exception:
+        return
+    original_invoke = core.Command.invoke
+
+    def invoke(self, ctx):
+        if getattr(self, "commands", None) is not None:  # a group: its sub-command comes next
+            return original_invoke(self, ctx)
+        params, options, context = {}, {}, ctx
+        while context is not None:
+            for key, value in context.params.items():
+                params.setdefault(key, _jsonable(value))
+            for param in context.command.params:
+                for option in [*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])]:
+                    if option.startswith("-"):
+                        options.setdefault(option, param.name)
+            context = context.parent
+        _emit({"namespace": params, "unknown": list(ctx.args), "options": options, "parser": "click"})
+
+    def show(self, file=None):
+        _emit({"error": f"the program's argument parser rejected the arguments: {self.format_message()}",
+               "parser": "click"})
+
+    core.Command.invoke = invoke
+    for name in ("ClickException", "UsageError"):
+        if hasattr(exceptions, name):
+            setattr(getattr(exceptions, name), "show", show)
+
+
+for _package in ("click", "typer._click"):
+    _patch_click(_package)
 
 
 def main() -> None:

@@ -1,10 +1,12 @@
 """Judging an ML-Bench answer: three checks, each reported on its own.
 
-1. **Arguments**, compared by meaning: the command is parsed by the repository's own argparse
-   parser (argshim.py, run in the sandbox with `python -c`) and every expected argument is compared with the
-   parsed value by type (numbers as numbers, flags as booleans, lists element-wise, paths
-   normalised). A program without argparse falls back to a shell-word parser (`--k v`, `--k=v`,
-   `-k v`, flags). Never substring matching (ML-Bench's "0" matched almost anything).
+1. **Arguments**, compared by meaning: the command is parsed by the repository's own parser
+   (argparse or click/Typer, through argshim.py run in the sandbox with `python -c`), and every
+   expected argument is compared with the parsed value by type (numbers as numbers, flags as
+   booleans, lists element-wise, paths normalised), by destination or by option string. A program
+   with neither falls back to a shell-word parser (`--k v`, `--k=v`, `-k v`, flags). Never
+   substring matching (ML-Bench's "0" matched almost anything). Pipelines and redirections are
+   understood: `cat x | prog --a 1 > out` runs prog with `--a 1`.
 2. **Type**: a bash task needs a shell answer, a Python task Python code.
 3. **Execution** in a bubblewrap sandbox holding a fresh copy of the repository, no network, a
    time limit: the sample's `setup` runs first, then the answer. A timeout is a failure (ML-Bench
@@ -32,10 +34,13 @@ from researchgym.sandbox import AGENT_WORKSPACE, Limits, SandboxSpec, create_san
 
 ARGSHIM = Path(__file__).with_name("argshim.py")
 NOT_PROGRAMS = {"cd", "export", "set", "mkdir", "echo", "source", ".", "pip", "pip3", "ls", "cat", "conda",
-                "rm", "cp", "mv", "touch", "wget", "curl", "git", "unset", "true"}
+                "rm", "cp", "mv", "touch", "wget", "curl", "git", "unset", "true", "head", "tail", "tee", "grep",
+                "sort", "printf", "sed", "awk", "wc", "xargs"}
+PREFIXES = {"time", "nohup", "env", "exec", "stdbuf"}  # run the command that follows them
 TRUE = {"true", "1", "yes", "y", "on"}
 FALSE = {"false", "0", "no", "n", "off"}
 SETUP_TIMEOUT_S = 300.0
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @dataclass
@@ -67,18 +72,80 @@ def _logical_lines(code: str) -> list[str]:
     return [line.strip() for line in joined.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
+SEPARATORS = {"&&", "||", ";", "|", "|&", "&", "(", ")", ";;"}
+OPERATOR_CHARS = set("|&;<>()")
+_FD_BEFORE_REDIRECT = re.compile(r"(?:(?<=\s)|^)\d+(?=[<>])")
+
+
+def _shell_tokens(line: str) -> list[tuple[str, bool]]:
+    """(text, is_operator) of a shell line: quotes and backslashes as bash reads them, runs of
+    `|&;<>()` outside quotes as operators. An unclosed quote raises ValueError."""
+    tokens: list[tuple[str, bool]] = []
+    word: list[str] = []
+    in_word = False
+    index = 0
+    while index < len(line):
+        char = line[index]
+        if char in "'\"":
+            close = index + 1
+            while close < len(line) and line[close] != char:
+                close += 2 if char == '"' and line[close] == "\\" else 1
+            if close >= len(line):
+                raise ValueError(f"no closing quotation in {line!r}")
+            body = line[index + 1:close]
+            word.append(body if char == "'" else re.sub(r'\\([\\"$`])', r"\1", body))
+            in_word, index = True, close + 1
+        elif char == "\\" and index + 1 < len(line):
+            word.append(line[index + 1])
+            in_word, index = True, index + 2
+        elif char.isspace() or char in OPERATOR_CHARS:
+            if in_word:
+                tokens.append(("".join(word), False))
+                word, in_word = [], False
+            if char in OPERATOR_CHARS:
+                end = index
+                while end < len(line) and line[end] in OPERATOR_CHARS:
+                    end += 1
+                tokens.append((line[index:end], True))
+                index = end
+            else:
+                index += 1
+        else:
+            word.append(char)
+            in_word, index = True, index + 1
+    if in_word:
+        tokens.append(("".join(word), False))
+    return tokens
+
+
+def shell_commands(line: str) -> list[list[str]]:
+    """The simple commands of one shell line, each as its words: split at `&&`, `||`, `;`, pipes
+    and `&`, with redirections (`> f`, `2>&1`, `< f`, `<<EOF`) and their targets dropped."""
+    commands: list[list[str]] = [[]]
+    tokens = iter(_shell_tokens(_FD_BEFORE_REDIRECT.sub("", line)))
+    for text, operator in tokens:
+        if operator and text in SEPARATORS:
+            commands.append([])
+        elif operator and set(text) <= set("<>&|"):
+            next(tokens, None)  # the redirection's target (a file, a descriptor, a heredoc word)
+        elif not operator:
+            commands[-1].append(text)
+    return [words for words in commands if words]
+
+
 def find_invocation(code: str) -> tuple[str, str, list[str], str] | None:
     """(mode, target, argv, cd) of the command that runs the program: `python x.py ...` is a
-    script, `python -m m ...` a module, anything else a console program; `cd` before it is kept."""
+    script, `python -m m ...` a module, anything else a console program; `cd` before it is kept.
+    Pipelines count (`cat x | prog ...` runs prog) and redirections are not arguments."""
     cd = ""
     for line in _logical_lines(code):
-        for part in re.split(r"\s*(?:&&|;)\s*", line):
-            try:
-                words = shlex.split(part)
-            except ValueError:
-                continue
-            while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
-                words = words[1:]  # VAR=value prefixes
+        try:
+            commands = shell_commands(line)
+        except ValueError:
+            continue
+        for words in commands:
+            while words and (words[0] in PREFIXES or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0])):
+                words = words[1:]  # VAR=value and `time`-like prefixes
             if not words:
                 continue
             if words[0] == "cd" and len(words) > 1:
@@ -158,11 +225,18 @@ def same_value(expected: str, actual: Any) -> bool:
     return text == actual_text
 
 
-def compare_arguments(expected: dict[str, str], parsed: dict[str, Any], positional: list[str]) -> Check:
+def compare_arguments(expected: dict[str, str], parsed: dict[str, Any], positional: list[str],
+                      aliases: dict[str, str] | None = None) -> Check:
+    """Every expected argument against the parsed values. `aliases` maps the parser's option
+    strings to their destinations (sacrebleu's `--smooth-method` is stored as `bleu_smooth_method`),
+    so an expected key may be written either way."""
     values = {_key(k): v for k, v in parsed.items()}
+    aliases = {_key(k): _key(v) for k, v in (aliases or {}).items()}
     problems = []
     for name, wanted in expected.items():
         key = _key(name)
+        if key not in values and aliases.get(key) in values:
+            key = aliases[key]
         if key in values:
             if not same_value(wanted, values[key]):
                 problems.append(f"{name}: expected {wanted!r}, got {values[key]!r}")
@@ -214,8 +288,9 @@ class Judge:
             shutil.copytree(self.repo_dir, workspace, symlinks=True)
             box = self._sandbox(workspace, sample)
             try:
-                arguments, parsed, parser = self._arguments(box, workspace, sample, code)
                 execution = self._execute(box, workspace, sample, code)
+                # after the execution: a program without a parser we can stop runs in full here
+                arguments, parsed, parser = self._arguments(box, workspace, sample, code)
             finally:
                 box.close()
         return Judgment(sample.key, arguments, kind, execution, parsed, parser)
@@ -245,11 +320,16 @@ class Judge:
         result = box.run(command, timeout_s=60)
         line = next((ln for ln in reversed(result.output.splitlines()) if ln.startswith("@@argshim ")), None)
         payload = json.loads(line[len("@@argshim "):]) if line else {"no_parser": True}
+        parser = payload.get("parser", "argparse")
         if "error" in payload:
-            return Check(False, payload["error"]), {}, "argparse"
+            return Check(False, payload["error"]), {}, parser
         if "namespace" in payload:
-            check = compare_arguments(sample.arguments, payload["namespace"], [])
-            return check, payload["namespace"], "argparse"
+            # arguments the parser left to the program (spaCy's `--paths.train x` config
+            # overrides, parse_known_args extras) are read as shell words
+            extra, extra_positional = shell_words(payload.get("unknown") or [])
+            parsed = {**extra, **payload["namespace"]}
+            check = compare_arguments(sample.arguments, parsed, extra_positional, payload.get("options"))
+            return check, parsed, parser
         options, positional = shell_words(argv)
         check = compare_arguments(sample.arguments, options, positional)
         return check, {**options, "_positional": positional}, "shell words"
@@ -278,6 +358,6 @@ class Judge:
         missing = [name for name in sample.expected_outputs if not (folder / name).exists()]
         if missing:
             return Check(False, f"exit status 0 but the expected output(s) {missing} were not created")
-        if sample.expected_stdout and not re.search(sample.expected_stdout, result.output):
+        if sample.expected_stdout and not re.search(sample.expected_stdout, ANSI.sub("", result.output), re.MULTILINE):
             return Check(False, f"exit status 0 but the output does not match {sample.expected_stdout!r}")
         return Check(True, "exit status 0" + (f", created {sample.expected_outputs}" if sample.expected_outputs else ""))
