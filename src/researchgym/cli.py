@@ -127,11 +127,16 @@ def report(
 
 
 @app.command()
-def tools() -> None:
+def tools(
+    enable: list[str] = typer.Option([], "--enable", help="Also show a tool group's commands: memory, literature."),
+) -> None:
     """Show the agent-computer interface commands, as an agent's prompt lists them."""
-    from researchgym.tools import render_command_docs
+    from researchgym.tools import available_commands, command_docs, render_command_docs
 
-    console.print(render_command_docs(), highlight=False, markup=False)
+    console.print(render_command_docs(available_commands(enable)), highlight=False, markup=False)
+    extra = sorted({doc.requires for doc in command_docs() if doc.requires and doc.requires not in enable})
+    if extra:
+        console.print(f"\n(More commands when a run enables them: --enable {' / '.join(extra)})", highlight=False)
 
 
 def _one_line(text: str, width: int = 70) -> str:
@@ -164,9 +169,25 @@ def _make_agent(agent: str | None, model: str | None, api_base: str | None, cost
     return create_agent(agent or "react", model=create_model(model, **kwargs), config=config)
 
 
+def _research_tools(memory: bool, memory_scope: str, memory_k: int, literature: bool,
+                    literature_corpus: Optional[Path], literature_offline: bool) -> dict | None:
+    """The run's host tools from the command line; None when none is enabled."""
+    if memory_scope not in ("episode", "task"):
+        _fail(f"--memory-scope must be episode or task, not '{memory_scope}'")
+    literature = literature or literature_corpus is not None or literature_offline
+    if not (memory or literature):
+        return None
+    tools: dict = {"memory": {"enabled": memory, "scope": memory_scope, "k": memory_k},
+                   "literature": {"enabled": literature, "offline": literature_offline}}
+    if literature_corpus is not None:
+        tools["literature"]["corpus"] = str(literature_corpus.resolve())
+    return tools
+
+
 def _run(task: str, agent: str | None, sandbox: str, out: Path, seed: Optional[int], max_steps: Optional[int],
          model: str | None = None, api_base: str | None = None, cost_limit: float | None = None,
-         agent_config: Path | None = None, temperature: float | None = None) -> None:
+         agent_config: Path | None = None, temperature: float | None = None,
+         research_tools: dict | None = None) -> None:
     from researchgym.env import ResearchEnv
     from researchgym.runs.episode import StepEvent, run_episode
     from researchgym.tasks.registry import load_task
@@ -175,8 +196,10 @@ def _run(task: str, agent: str | None, sandbox: str, out: Path, seed: Optional[i
         spec = load_task(task)
         agent_obj = _make_agent(agent, model, api_base, cost_limit, agent_config, temperature)
         limits = {"max_steps": max_steps} if max_steps else None
-        env = ResearchEnv(spec, sandbox=sandbox, limits=limits, trajectory_dir=out)
-    except ResearchGymError as exc:
+        if research_tools and research_tools["memory"]["enabled"] and research_tools["memory"]["scope"] == "task":
+            research_tools["memory"]["directory"] = str((out / "memory").resolve())
+        env = ResearchEnv(spec, sandbox=sandbox, limits=limits, trajectory_dir=out, research_tools=research_tools)
+    except (ResearchGymError, ValueError) as exc:
         _fail(str(exc))
         return
     who = f"agent [bold]{agent_obj.name}[/]" + (f" on [bold]{model}[/]" if model else "")
@@ -249,6 +272,12 @@ def run(
     resume: Optional[Path] = typer.Option(None, help="finish the run in this folder: skip finished episodes, rerun the rest"),
     executor: str = typer.Option("local", help="local (threads here) or ray (Ray tasks; extra `ray`)"),
     address: Optional[str] = typer.Option(None, help="Ray cluster: auto or ray://host:port (default: start Ray here)"),
+    memory: bool = typer.Option(False, "--memory", help="give agents memory_write/memory_read (extra `memory`)"),
+    memory_scope: str = typer.Option("episode", help="episode: a fresh memory each episode; task: kept across a task's episodes (per method)"),
+    memory_k: int = typer.Option(2, help="memories memory_read returns by default"),
+    literature: bool = typer.Option(False, "--literature", help="give agents literature_search and parse_pdf (online: Semantic Scholar, arXiv)"),
+    literature_corpus: Optional[Path] = typer.Option(None, help="folder of PDFs / JSONL abstracts for literature_search --offline"),
+    literature_offline: bool = typer.Option(False, help="literature_search only ever searches the local corpus"),
 ) -> None:
     """Play episodes and print scores. One task and one method: a single episode, step by step.
     Several tasks, methods or --seeds: a matrix run into one run folder with a SQLite store."""
@@ -259,20 +288,21 @@ def run(
         tasks += SUITES[suite]
     if resume is None and not tasks:
         _fail("name at least one task (or --suite NAME, or --resume RUN_DIR)")
+    research_tools = _research_tools(memory, memory_scope, memory_k, literature, literature_corpus, literature_offline)
     single = (resume is None and len(tasks) == 1 and len(agent) <= 1 and len(model) <= 1 and seeds is None
               and executor == "local")
     if single:
         _run(tasks[0], agent[0] if agent else None, sandbox, out, seed, max_steps, model[0] if model else None,
-             api_base, cost_limit, agent_config, temperature)
+             api_base, cost_limit, agent_config, temperature, research_tools)
         return
     if executor not in ("local", "ray"):
         _fail(f"--executor must be local or ray, not '{executor}'")
     _run_matrix(tasks, agent, model, seeds or 1, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume,
-                executor, address)
+                executor, address, research_tools)
 
 
 def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume,
-                executor="local", address=None) -> None:
+                executor="local", address=None, research_tools=None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from researchgym.runs.runner import Method, RunConfig, Runner
@@ -291,7 +321,8 @@ def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit
         if not methods:
             methods = [Method("baseline")]
         config = RunConfig(tasks=tasks, methods=methods, seeds=list(range(seeds)), sandbox=sandbox,
-                           max_steps=max_steps, cost_limit=cost_limit, api_base=api_base, max_episodes=max_episodes)
+                           max_steps=max_steps, cost_limit=cost_limit, api_base=api_base, max_episodes=max_episodes,
+                           research_tools=research_tools)
         run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{config.run_id[:6]}"
         runner_factory = lambda on_event: Runner(run_dir, config, on_event=on_event, executor=executor,  # noqa: E731
                                                  ray_address=address)

@@ -37,6 +37,7 @@ from researchgym.spaces import ShellText
 from researchgym.tasks.registry import BUILTIN_DIR, load_task
 from researchgym.tasks.spec import TaskLimits, TaskSpec
 from researchgym.tools.actions import ActionError, prepare_action
+from researchgym.tools.services import EpisodeServices, ResearchToolsConfig
 
 VALIDATE_MARKER = "@@researchgym:validate@@"
 SUBMIT_MARKER = "@@researchgym:submit@@"
@@ -78,6 +79,7 @@ class ResearchEnv(gym.Env[str, str]):
         render_mode: str | None = None,
         window: int = 100,
         footer: bool = True,
+        research_tools: ResearchToolsConfig | dict[str, Any] | None = None,
     ) -> None:
         self.task: TaskSpec = task if isinstance(task, TaskSpec) else load_task(task)
         if limits:
@@ -91,6 +93,10 @@ class ResearchEnv(gym.Env[str, str]):
                                   f"pip install 'researchgym[{extras}]' (or make install-extras)")
         check_gpus(self.task.id, self.task.requires.gpus, variants=self.task.requires.cpu_alternatives)
         self.task.ensure_datasets()  # once, into the cache; later uses find it there
+        #: Host tools (memory, literature search) served to the sandbox through the gateway.
+        self.research_tools = ResearchToolsConfig.model_validate(research_tools or {})
+        self.research_tools.check()
+        self._services: EpisodeServices | None = None
         self.sandbox_name = sandbox
         self.trajectory_dir = Path(trajectory_dir) if trajectory_dir else None
         self.workspace_dir = Path(workspace_dir) if workspace_dir else None
@@ -139,6 +145,9 @@ class ResearchEnv(gym.Env[str, str]):
         episode_seed = seed if seed is not None else int(self.np_random.integers(2**31))
         self._reset_state(episode_seed)
         self.workspace = self._make_workspace()
+        if self.research_tools.groups:
+            self._services = EpisodeServices(self.research_tools, task_id=self.task.id, episode_id=self.episode_id,
+                                             step=lambda: self.steps)
         self._sandbox = create_sandbox(self.sandbox_name, self._sandbox_spec())
         self._sandbox.start()
         self._last_cwd = self._sandbox.workspace_path
@@ -150,6 +159,7 @@ class ResearchEnv(gym.Env[str, str]):
                 "type": "reset", "task": self.task.id, "gym_id": self.task.gym_id, "seed": episode_seed,
                 "sandbox": self.sandbox_name, "episode": self.episode_id, "prompt": prompt,
                 "limits": self.task.limits.model_dump(), "options": options or {}, "run_info": self.run_info,
+                "research_tools": self.research_tools.model_dump(mode="json") if self.research_tools.groups else None,
             })
         self._last_observation = prompt
         return prompt, self._info()
@@ -187,6 +197,9 @@ class ResearchEnv(gym.Env[str, str]):
         if self.footer and not (terminated or truncated):
             parts.append(self._footer())
         observation = "\n".join(p for p in parts if p)
+        calls = self._services.drain() if self._services is not None else []
+        if calls:  # every gateway call of the step, refused ones included, goes in its trajectory line
+            self._annotation.setdefault("tool_calls", []).extend(calls)
         self._last_observation = observation
         info = self._info(result)
         self.last_step_seconds = time.perf_counter() - started
@@ -269,8 +282,9 @@ class ResearchEnv(gym.Env[str, str]):
     def _footer(self) -> str:
         remaining = self.task.limits.max_steps - self.steps
         open_file = str(self.tool_state().get("open_file") or "n/a")[:500]
+        memory = f" {self._services.footer()}" if self._services is not None and self._services.memory else ""
         return (f"(Current step: {self.steps}, remaining: {remaining}) (Open file: {open_file}) "
-                f"(Current directory: {self._last_cwd})")
+                f"(Current directory: {self._last_cwd}){memory}")
 
     def _make_workspace(self) -> Path:
         if self.workspace_dir is not None:
@@ -296,9 +310,11 @@ class ResearchEnv(gym.Env[str, str]):
         hidden = [*self.task.hidden_paths(), self.task.source_dir, BUILTIN_DIR]
         self._state_tmp = tempfile.TemporaryDirectory(prefix="researchgym-state-")
         self._state_file = os.path.join(self._state_tmp.name, "state.json")
+        gateway = self._services.gateway if self._services is not None else None
         return SandboxSpec(workspace=self.workspace, mounts=mounts, hidden=hidden, limits=self.task.limits,
                            state_dir=Path(self._state_tmp.name), env={"RESEARCHGYM_WINDOW": str(self.window)},
-                           devices=sandbox_devices() if self.task.requires.gpus else [])
+                           devices=sandbox_devices() if self.task.requires.gpus else [],
+                           gateway_dir=gateway.folder if gateway is not None else None)
 
     @staticmethod
     def _strip_requests(output: str) -> tuple[str, bool, bool]:
@@ -399,6 +415,7 @@ class ResearchEnv(gym.Env[str, str]):
             "scores": [dict(s) for s in self.scores],
             "exit_status": self.exit_status,
             "final_score": self.final_score,
+            "tool_groups": self.research_tools.groups,
         }
         if self._done or self.exit_status is not None:
             info["trajectory"] = str(self.trajectory_path) if self.trajectory_path else None
@@ -429,11 +446,17 @@ class ResearchEnv(gym.Env[str, str]):
             self._trajectory = None
         if self._sandbox is not None:
             self._sandbox.close()
+        if self._services is not None:
+            self._services.close()
+            self._services = None
 
     def _teardown(self) -> None:
         if self._sandbox is not None:
             self._sandbox.close()
             self._sandbox = None
+        if self._services is not None:
+            self._services.close()
+            self._services = None
         if self._trajectory is not None:
             self._trajectory.close()
             self._trajectory = None

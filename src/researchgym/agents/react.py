@@ -19,7 +19,7 @@ from researchgym.agents.config import AgentConfig, load_agent_config
 from researchgym.errors import FormatError
 from researchgym.models.base import Message, Model
 from researchgym.tasks.spec import TaskSpec
-from researchgym.tools import render_command_docs
+from researchgym.tools import available_commands, render_command_docs
 
 _FENCE = re.compile(r"^[ \t]*```[^\n`]*\n(.*?)^[ \t]*```[ \t]*$", re.DOTALL | re.MULTILINE)
 
@@ -64,7 +64,8 @@ class ReactAgent:
         templates = self.config.templates
         self.budget = self._new_budget()
         self.history = [
-            {"role": "system", "content": self._render(templates.system, command_docs=render_command_docs())},
+            {"role": "system", "content": self._render(
+                templates.system, command_docs=render_command_docs(available_commands(info.get("tool_groups", ()))))},
             {"role": "user", "content": self._render(templates.instance, task_prompt=observation,
                                                      max_steps=info.get("max_steps", task.limits.max_steps))},
         ]

@@ -11,19 +11,17 @@
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from pathlib import Path
 
 from researchgym.mlbench.schema import Sample
+from researchgym.retrieval import BM25
 
 SETTINGS = ("code", "retrieval", "oracle", "instruction")
 TEXT_SUFFIXES = {".md", ".rst", ".txt", ".py", ".sh", ".yaml", ".yml", ".cfg", ".toml", ".json"}
 DOC_SUFFIXES = {".md", ".rst", ".txt"}
 SKIP_DIRS = {".git", "__pycache__", "node_modules", ".github", "build", "dist"}
 MAX_FILE_CHARS = 200_000
-TOKEN = re.compile(r"[A-Za-z0-9_]+")
 
 
 def repository_files(repo: Path) -> list[Path]:
@@ -75,23 +73,8 @@ def bm25_window(repo: Path, query: str, *, window: int = 10, k1: float = 1.5, b:
                 windows.append(f"({path.relative_to(repo)})\n" + "\n".join(chunk))
     if not windows:
         return ""
-    docs = [Counter(t.lower() for t in TOKEN.findall(w)) for w in windows]
-    lengths = [sum(d.values()) for d in docs]
-    average = sum(lengths) / len(lengths) or 1.0
-    frequency = Counter(term for d in docs for term in d)
-    terms = [t.lower() for t in TOKEN.findall(query)]
-
-    def score(index: int) -> float:
-        total = 0.0
-        for term in terms:
-            tf = docs[index].get(term, 0)
-            if not tf:
-                continue
-            idf = math.log(1 + (len(docs) - frequency[term] + 0.5) / (frequency[term] + 0.5))
-            total += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[index] / average))
-        return total
-
-    best = max(range(len(windows)), key=score)
+    index = BM25(windows, k1=k1, b=b)
+    best, _score = index.top(query, 1)[0]
     return windows[best]
 
 

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from researchgym.errors import ResearchGymError
 from researchgym.runs.store import Store, episode_id
 
 RUN_FILE = "run.json"
@@ -57,6 +58,8 @@ class RunConfig:
     max_episodes: int | None = None
     max_sandboxes: int | None = None
     max_calls_per_provider: int = 8
+    #: Host tools for the agents (researchgym.tools.services.ResearchToolsConfig as a dict).
+    research_tools: dict[str, Any] | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def to_json(self) -> str:
@@ -113,6 +116,13 @@ class Runner:
         if executor not in ("local", "ray"):
             raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
         self.executor, self.ray_address = executor, ray_address
+        if config.research_tools:
+            from researchgym.tools.services import ResearchToolsConfig
+
+            try:
+                ResearchToolsConfig.model_validate(config.research_tools).check()
+            except ValueError as exc:
+                raise ResearchGymError(f"research_tools: {exc}") from None
         self.run_dir = Path(run_dir)
         self.config = config
         self.on_event = on_event
@@ -208,6 +218,17 @@ def make_agent(method: Method, config: RunConfig, gate: Callable[[str], threadin
     return create_agent(method.agent, model=model, config=agent_config)
 
 
+def episode_research_tools(config: RunConfig, plan: EpisodePlan, run_dir: Path) -> dict[str, Any] | None:
+    """The run's research tools for one episode: a task-scoped memory lives in the run folder,
+    one per method, so one model's findings never reach another's episodes."""
+    tools = json.loads(json.dumps(config.research_tools)) if config.research_tools else None
+    memory = (tools or {}).get("memory") or {}
+    if memory.get("enabled") and memory.get("scope") == "task" and not memory.get("directory"):
+        label = re.sub(r"[^A-Za-z0-9_.-]+", "_", plan.method.label)
+        memory["directory"] = str(Path(run_dir) / "memory" / label)
+    return tools
+
+
 def play_episode(plan: EpisodePlan, config: RunConfig, run_dir: Path,
                  gate: Callable[[str], threading.Semaphore] | None = None) -> dict[str, Any]:
     """Play one planned episode; never raises. Runs wherever it is called (a thread, a Ray worker)."""
@@ -222,7 +243,8 @@ def play_episode(plan: EpisodePlan, config: RunConfig, run_dir: Path,
     try:
         limits = {"max_steps": config.max_steps} if config.max_steps else None
         env = ResearchEnv(plan.task, sandbox=config.sandbox, limits=limits,
-                          trajectory_dir=trajectories, workspace_dir=workspaces)
+                          trajectory_dir=trajectories, workspace_dir=workspaces,
+                          research_tools=episode_research_tools(config, plan, run_dir))
         result = run_episode(env, make_agent(plan.method, config, gate), seed=plan.seed).to_dict()
     except Exception as exc:  # a broken task or agent fails this episode, not the run
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}

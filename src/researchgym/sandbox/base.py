@@ -16,6 +16,9 @@ TOOLS_DIR = "/opt/researchgym/bin"
 TOOLS_LIB_DIR = "/opt/researchgym/lib"
 #: Where the tools keep per-episode state (open file, window) inside an isolating sandbox.
 STATE_DIR = "/run/researchgym"
+#: Where the host tool gateway's folder (holding its Unix socket) appears in a sandbox.
+GATEWAY_DIR = "/run/researchgym-gateway"
+GATEWAY_SOCKET = "gateway.sock"
 
 
 class Limits(BaseModel):
@@ -55,6 +58,9 @@ class SandboxSpec:
     state_dir: Path | None = None
     #: Host device files to pass through (a GPU task's /dev/nvidia*); the local sandbox sees all.
     devices: list[Path] = field(default_factory=list)
+    #: The host tool gateway's folder (its socket is `gateway.sock`), bound read-only; commands
+    #: find the socket through $RESEARCHGYM_GATEWAY.
+    gateway_dir: Path | None = None
 
 
 @dataclass

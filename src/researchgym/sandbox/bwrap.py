@@ -17,6 +17,8 @@ from researchgym.errors import SandboxError
 from researchgym.sandbox.base import (
     AGENT_HOME,
     AGENT_WORKSPACE,
+    GATEWAY_DIR,
+    GATEWAY_SOCKET,
     STATE_DIR,
     TOOLS_DIR,
     TOOLS_LIB_DIR,
@@ -109,6 +111,8 @@ class BwrapSandbox(ShellSandbox):
         ro(PACKAGE_TOOLS_LIB, TOOLS_LIB_DIR)
         if spec.state_dir is not None:
             args += ["--bind", str(spec.state_dir), STATE_DIR]
+        if spec.gateway_dir is not None:
+            args += ["--ro-bind", str(spec.gateway_dir), GATEWAY_DIR]
         args += self._masks(binds)
         args += ["--chdir", AGENT_WORKSPACE, "/bin/bash", "--noprofile", "--norc"]
         return args
@@ -133,6 +137,8 @@ class BwrapSandbox(ShellSandbox):
         env = default_env(f"{TOOLS_DIR}:{python_bin_path()}", home=AGENT_HOME)
         if self.spec.state_dir is not None:
             env["RESEARCHGYM_STATE_DIR"] = STATE_DIR
+        if self.spec.gateway_dir is not None:
+            env["RESEARCHGYM_GATEWAY"] = f"{GATEWAY_DIR}/{GATEWAY_SOCKET}"
         env.update(self.spec.env)
         return self.argv(), env, None
 

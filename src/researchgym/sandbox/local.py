@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 
-from researchgym.sandbox.base import SandboxSpec
+from researchgym.sandbox.base import GATEWAY_SOCKET, SandboxSpec
 from researchgym.sandbox.bwrap import default_env, python_bin_path
 from researchgym.sandbox.common import PACKAGE_TOOLS, ShellSandbox
 
@@ -42,5 +42,7 @@ class LocalSandbox(ShellSandbox):
         env = default_env(f"{PACKAGE_TOOLS}:{python_bin_path()}", home=self.workspace_path)
         if self.spec.state_dir is not None:
             env["RESEARCHGYM_STATE_DIR"] = str(self.spec.state_dir)
+        if self.spec.gateway_dir is not None:
+            env["RESEARCHGYM_GATEWAY"] = str(self.spec.gateway_dir / GATEWAY_SOCKET)
         env.update(self.spec.env)
         return ["/bin/bash", "--noprofile", "--norc"], env, self.workspace_path

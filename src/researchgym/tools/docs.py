@@ -34,6 +34,8 @@ class CommandDoc:
     arguments: tuple[Argument, ...] = field(default_factory=tuple)
     #: For block commands (edit, insert): the line that ends the block.
     end_name: str | None = None
+    #: The tool group a run must enable for the command to work (memory, literature), if any.
+    requires: str | None = None
 
 
 def parse_header(path: Path) -> CommandDoc:
@@ -55,22 +57,30 @@ def parse_header(path: Path) -> CommandDoc:
         for name, spec in (data.get("arguments") or {}).items()
     )
     return CommandDoc(data["name"], str(data["signature"]).strip(), " ".join(str(data["docstring"]).split()),
-                      arguments, data.get("end_name"))
+                      arguments, data.get("end_name"), data.get("requires"))
 
 
 @lru_cache(maxsize=1)
 def command_docs() -> tuple[CommandDoc, ...]:
     """Every command shipped in `bin/`, in a stable order (viewing, editing, search, scoring)."""
     order = ["open", "goto", "scroll_up", "scroll_down", "create", "edit", "insert",
-             "search_dir", "search_file", "find_file", "validate", "submit"]
+             "search_dir", "search_file", "find_file", "memory_write", "memory_read", "literature_search",
+             "parse_pdf", "validate", "submit"]
     docs = [parse_header(path) for path in TOOLS_BIN.iterdir() if path.is_file()]
     return tuple(sorted(docs, key=lambda d: (order.index(d.name) if d.name in order else len(order), d.name)))
+
+
+def available_commands(groups: list[str] | tuple[str, ...] | None = ()) -> tuple[CommandDoc, ...]:
+    """The commands an agent can use when the run enables these tool groups; None means all."""
+    if groups is None:
+        return command_docs()
+    return tuple(doc for doc in command_docs() if doc.requires is None or doc.requires in groups)
 
 
 def render_command_docs(docs: tuple[CommandDoc, ...] | None = None) -> str:
     """The command list for an agent's prompt: signature, description, then each argument."""
     parts = []
-    for doc in docs or command_docs():
+    for doc in available_commands() if docs is None else docs:
         lines = [doc.signature, f"  {doc.docstring}"]
         for arg in doc.arguments:
             need = "required" if arg.required else "optional"
