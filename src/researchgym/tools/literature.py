@@ -214,6 +214,19 @@ def public_address(host: str) -> bool:
     return True
 
 
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is a new request: its host must pass the same public-address check."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self.allow_private = allow_private
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        host = urllib.parse.urlparse(newurl).hostname or ""
+        if not self.allow_private and not public_address(host):
+            raise ToolFailure(f"the download redirected to {host}, a local or private address; refused")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def fetch_pdf(url: str, *, max_bytes: int, timeout_s: float = 30.0, allow_private: bool = False) -> bytes:
     parts = urllib.parse.urlparse(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -224,9 +237,12 @@ def fetch_pdf(url: str, *, max_bytes: int, timeout_s: float = 30.0, allow_privat
         raise ToolFailure(f"{parts.hostname} cannot be reached (no network here); copy the PDF into the "
                           "workspace and run parse_pdf on its path")
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "application/pdf"})
+    opener = urllib.request.build_opener(_CheckedRedirects(allow_private))
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with opener.open(request, timeout=timeout_s) as response:
             data = response.read(max_bytes + 1)
+    except ToolFailure:
+        raise
     except (OSError, urllib.error.URLError) as exc:
         raise ToolFailure(f"cannot download {url}: {exc}") from None
     if len(data) > max_bytes:
