@@ -370,3 +370,27 @@ def test_parse_pdf_fetches_a_url_through_the_gateway_but_never_a_local_address_b
     finally:
         env.close()
         server.shutdown()
+
+
+# ---------------------------------------------------------------------------- CLI
+def test_the_cli_turns_the_tools_on_and_names_a_bad_corpus(tmp_path):
+    from typer.testing import CliRunner
+
+    from researchgym.cli import app
+
+    needs_memory_model()
+    cli = CliRunner()
+    listed = cli.invoke(app, ["tools"])
+    assert "memory_write" not in listed.output and "--enable literature / memory" in listed.output
+    assert "memory_write <text>" in cli.invoke(app, ["tools", "--enable", "memory"]).output
+    result = cli.invoke(app, ["run", "battleOfSexes", "--out", str(tmp_path), "--seed", "1", "--memory",
+                              "--memory-scope", "task", "--max-steps", "3"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    [trajectory] = tmp_path.glob("*.jsonl")
+    reset = json.loads(trajectory.read_text().splitlines()[0])
+    assert reset["research_tools"]["memory"] | {"directory": None} == {
+        "enabled": True, "scope": "task", "k": 2, "directory": None, "max_entries": 1000, "max_chars": 4000}
+    assert reset["research_tools"]["memory"]["directory"] == str((tmp_path / "memory").resolve())
+    bad = cli.invoke(app, ["run", "battleOfSexes", "--out", str(tmp_path), "--literature-corpus",
+                           str(tmp_path / "no-such-folder")])
+    assert bad.exit_code != 0 and "literature.corpus" in bad.output and "no-such-folder" in bad.output
