@@ -60,37 +60,26 @@ def main() -> None:
         "memory": {"enabled": True}, "literature": {"enabled": True, "corpus": str(corpus), "offline": True}})
     load_s = time.perf_counter() - started
     env.reset(seed=0)
-    cases = {
-        "echo hi (plain shell step)": "echo hi",
-        "memory_write (one embedding)": "memory_write the learning rate 0.01 worked best for the MLP --tags lr",
-        "memory_read, 10+ entries": "memory_read which learning rate worked",
-    }
     print(f"researchgym research tools through env.step (bwrap), p50 of {RUNS} runs")
     print(f"(environment construction with the embedding model loaded: {load_s:.1f} s)\n")
     print(f"{'command':44} {'p50 ms':>9} {'max ms':>9}")
+
+    def report(label: str, action: str) -> None:
+        samples = []
+        for _ in range(RUNS):
+            begun = time.perf_counter()
+            env.step(action)
+            samples.append(time.perf_counter() - begun)
+        print(f"{label:44} {p50_ms(samples)[0]:9.1f} {p50_ms(samples)[1]:9.1f}")
+
     try:
-        for label, action in cases.items():
-            samples = []
-            for _ in range(RUNS):
-                begun = time.perf_counter()
-                env.step(action)
-                samples.append(time.perf_counter() - begun)
-            print(f"{label:44} {p50_ms(samples)[0]:9.1f} {p50_ms(samples)[1]:9.1f}")
+        report("echo hi (plain shell step)", "echo hi")
+        report("memory_write (one embedding)", "memory_write the learning rate 0.01 worked best --tags lr")
+        report("memory_read, 15+ entries", "memory_read which learning rate worked")
         for _ in range(200):
             env.step("memory_write filler finding about nothing in particular")
-        samples = []
-        for _ in range(RUNS):
-            begun = time.perf_counter()
-            env.step("memory_read which learning rate worked")
-            samples.append(time.perf_counter() - begun)
-        print(f"{'memory_read, 200+ entries':44} {p50_ms(samples)[0]:9.1f} {p50_ms(samples)[1]:9.1f}")
-        samples = []
-        for _ in range(RUNS):
-            begun = time.perf_counter()
-            env.step("literature_search gradient boosting for tables --n 5")
-            samples.append(time.perf_counter() - begun)
-        label = f"literature_search, {CORPUS_PAPERS} abstracts"
-        print(f"{label:44} {p50_ms(samples)[0]:9.1f} {p50_ms(samples)[1]:9.1f}")
+        report("memory_read, 200+ entries", "memory_read which learning rate worked")
+        report(f"literature_search, {CORPUS_PAPERS} abstracts", "literature_search gradient boosting for tables --n 5")
     finally:
         env.close()
     trip = p50_ms(bare_round_trip())

@@ -21,7 +21,8 @@ from researchgym.runs.runner import EpisodePlan, Method, RunConfig, episode_rese
 from researchgym.tools import available_commands
 from researchgym.tools.docs import TOOLS_LIB
 from researchgym.tools import literature
-from researchgym.tools.gateway import GatewayTool, ToolGateway
+from researchgym.hub import reachable
+from researchgym.tools.gateway import GatewayTool, ToolFailure, ToolGateway
 from researchgym.tools.literature import LocalCorpus, OnlineSearch
 from researchgym.tools.services import ResearchToolsConfig
 
@@ -281,6 +282,12 @@ def test_online_search_without_network_fails_fast_and_suggests_offline(tmp_path)
         assert PAPERS[0][0] in run(env, "literature_search --offline residual networks")
     finally:
         env.close()
+    hosts = ("api.semanticscholar.org", "export.arxiv.org")
+    if not any(reachable(host) for host in hosts):  # the real APIs, on a machine without network
+        started = time.perf_counter()
+        with pytest.raises(ToolFailure, match="cannot reach api.semanticscholar.org, export.arxiv.org.*--offline"):
+            OnlineSearch(["semantic_scholar", "arxiv"]).search("x", 3, offline_hint="use --offline")
+        assert time.perf_counter() - started < 15
 
 
 class _ScholarAndArxiv(BaseHTTPRequestHandler):
