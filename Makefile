@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: install demo test bench clean system-deps
+.PHONY: install demo test bench clean system-deps browser-deps
 
 install: $(VENV)/.installed
 
@@ -50,7 +50,16 @@ $(VENV)/.dev-installed: $(VENV)/.installed
 demo: install
 	$(BIN)/researchgym demo
 
-test: $(VENV)/.dev-installed
+# The viewer's tests drive Debian's Chromium with Playwright (no browser download).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium"; \
+	  (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null 2>&1)) || \
+	  echo "warning: could not install chromium; the viewer's browser tests will be skipped"; \
+	fi
+
+test: $(VENV)/.dev-installed browser-deps
 	$(BIN)/python -m pytest
 
 bench: install

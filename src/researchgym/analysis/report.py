@@ -9,21 +9,15 @@ and action-category distributions. Directions come from each task's spec.
 from __future__ import annotations
 
 import html
-import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from researchgym.analysis.episodes import ACTION_CATEGORIES, EXIT_CATEGORIES, Episode, action_category, load_episodes
-from researchgym.errors import ResearchGymError, UnknownNameError
-from researchgym.metrics import borda, compute_aup, mean_ranks
+from researchgym.analysis.episodes import ACTION_CATEGORIES, EXIT_CATEGORIES, action_category, load_episodes
+from researchgym.analysis.summary import summarize
+from researchgym.errors import ResearchGymError
 from researchgym.metrics.tables import plot_profiles
-from researchgym.tasks.registry import load_task
 
 STEP_BUCKET = 10
-
-
-def _best(values: list[float], direction: str) -> float | None:
-    return (max(values) if direction == "maximize" else min(values)) if values else None
 
 
 def _fmt(value: float | None) -> str:
@@ -43,29 +37,9 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         raise ResearchGymError(f"{run_dir}: no finished episode (no trajectory with an `end` line) was found")
     out = Path(out_dir) if out_dir else Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    tasks = sorted({e.task for e in episodes})
-    methods = sorted({e.method for e in episodes})
-    directions, baselines = {}, {}
-    for task in tasks:
-        try:
-            spec = load_task(task)
-            directions[task], baselines[task] = spec.metric.direction, spec.baseline_score
-        except UnknownNameError:
-            directions[task], baselines[task] = "maximize", None
-    by_cell: dict[tuple[str, str], list[Episode]] = defaultdict(list)
-    for episode in episodes:
-        by_cell[episode.task, episode.method].append(episode)
-    best: dict[str, dict[str, float | None]] = {}
-    last: dict[str, dict[str, float | None]] = {}
-    for task in tasks:
-        best[task] = {"baseline": baselines[task]}
-        last[task] = {"baseline": baselines[task]}
-        for method in methods:
-            cell = by_cell.get((task, method), [])
-            best[task][method] = _best([v for e in cell for v in e.attempt_scores()], directions[task])
-            last[task][method] = _best([e.final_score for e in cell if e.final_score is not None], directions[task])
-    aup = compute_aup({"best attempt": best, "best submission": last}, directions)
-    ranks, points = mean_ranks(best, directions), borda(best, directions)
+    summary = summarize(episodes)
+    tasks, methods, directions, baselines = summary.tasks, summary.methods, summary.directions, summary.baselines
+    best, last, aup, ranks, points = summary.best, summary.last, summary.aup, summary.ranks, summary.borda
 
     sections = [f"# researchgym report: {Path(run_dir).name}",
                 f"{len(episodes)} episodes, {len(tasks)} tasks, {len(methods)} methods. "
@@ -82,17 +56,16 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         ["method", "AUP best attempt", "AUP best submission", "mean rank", "Borda"],
         [[m, f"{aup['best attempt'][m]:.3f}", f"{aup['best submission'][m]:.3f}", f"{ranks[m]:.2f}", f"{points[m]:g}"]
          for m in everyone])]
-    cost_rows, costs = [], {}
+    cost_rows, costs = [], summary.costs
     for method in methods:
         cell = [e for e in episodes if e.method == method]
         spent = [float(e.model_stats.get("total_cost", 0.0)) for e in cell]
-        costs[method] = statistics.mean(spent) if spent else 0.0
         known = all(e.model_stats.get("cost_known", True) for e in cell)
         cost_rows.append([method, str(len(cell)), f"${sum(spent):.4f}" + ("" if known else " (some unpriced)"),
                           str(sum(int(e.model_stats.get("tokens_sent", 0)) for e in cell)),
                           str(sum(int(e.model_stats.get("tokens_received", 0)) for e in cell))])
     sections += ["## Cost", _table(["method", "episodes", "cost", "tokens sent", "tokens received"], cost_rows)]
-    exits = {m: Counter(e.exit_category for e in episodes if e.method == m) for m in methods}
+    exits = summary.exits
     sections += ["## Exit statuses", _table(["method", *EXIT_CATEGORIES],
                                             [[m, *(str(exits[m][c]) for c in EXIT_CATEGORIES)] for m in methods])]
     actions = Counter(action_category(a) for e in episodes for a in e.actions)

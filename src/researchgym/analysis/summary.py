@@ -1,0 +1,79 @@
+"""The numbers a run is judged by, computed once for the report and the viewer: per task and
+method the best attempt and best submission beside the baseline, AUP of both, ranks, costs and
+exit categories."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from researchgym.analysis.episodes import Episode
+from researchgym.errors import UnknownNameError
+from researchgym.metrics import borda, compute_aup, mean_ranks
+from researchgym.tasks.registry import load_task
+
+Table = dict[str, dict[str, float | None]]
+
+
+def best_of(values: list[float], direction: str) -> float | None:
+    return (max(values) if direction == "maximize" else min(values)) if values else None
+
+
+@dataclass
+class RunSummary:
+    tasks: list[str]
+    methods: list[str]
+    directions: dict[str, str]
+    baselines: dict[str, float | None]
+    #: task -> method (and "baseline") -> best hidden-test score of any scored artefact.
+    best: Table
+    #: task -> method (and "baseline") -> best final score.
+    last: Table
+    #: "best attempt" / "best submission" -> method -> AUP.
+    aup: dict[str, dict[str, float]]
+    ranks: dict[str, float]
+    borda: dict[str, float]
+    #: method -> mean cost per episode.
+    costs: dict[str, float]
+    exits: dict[str, Counter] = field(default_factory=dict)
+    episodes: dict[tuple[str, str], list[Episode]] = field(default_factory=dict)
+
+
+def task_facts(tasks: list[str]) -> tuple[dict[str, str], dict[str, float | None]]:
+    """Each task's metric direction and baseline score (a task no longer known: maximise, none)."""
+    directions, baselines = {}, {}
+    for task in tasks:
+        try:
+            spec = load_task(task)
+            directions[task], baselines[task] = spec.metric.direction, spec.baseline_score
+        except UnknownNameError:
+            directions[task], baselines[task] = "maximize", None
+    return directions, baselines
+
+
+def summarize(episodes: list[Episode]) -> RunSummary:
+    tasks = sorted({e.task for e in episodes})
+    methods = sorted({e.method for e in episodes})
+    directions, baselines = task_facts(tasks)
+    by_cell: dict[tuple[str, str], list[Episode]] = defaultdict(list)
+    for episode in episodes:
+        by_cell[episode.task, episode.method].append(episode)
+    best: Table = {}
+    last: Table = {}
+    for task in tasks:
+        best[task] = {"baseline": baselines[task]}
+        last[task] = {"baseline": baselines[task]}
+        for method in methods:
+            cell = by_cell.get((task, method), [])
+            best[task][method] = best_of([v for e in cell for v in e.attempt_scores()], directions[task])
+            last[task][method] = best_of([e.final_score for e in cell if e.final_score is not None], directions[task])
+    aup = compute_aup({"best attempt": best, "best submission": last}, directions) if tasks else {}
+    costs = {}
+    for method in methods:
+        spent = [float(e.model_stats.get("total_cost", 0.0)) for e in episodes if e.method == method]
+        costs[method] = statistics.mean(spent) if spent else 0.0
+    exits = {m: Counter(e.exit_category for e in episodes if e.method == m) for m in methods}
+    return RunSummary(tasks, methods, directions, baselines, best, last, aup,
+                      mean_ranks(best, directions) if tasks else {}, borda(best, directions) if tasks else {},
+                      costs, exits, dict(by_cell))

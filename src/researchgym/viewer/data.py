@@ -1,0 +1,211 @@
+"""What the viewer shows, read from a run folder: its SQLite store (when it has one) and its
+trajectory files. Read-only, and re-read on every request so a running run shows new steps.
+
+Episodes are addressed by key only (the episode id made URL-safe, as the runner names its
+folders): the key maps to a trajectory through an index built here from the store and the
+folder's own files, and a path that resolves outside the run folder is never read. Long observations are cut for the page; the full text has its own request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from researchgym.analysis.episodes import Episode, exit_category
+from researchgym.analysis.summary import summarize
+from researchgym.runs.store import DB_NAME, Store
+from researchgym.runs.trajectory import read_trajectory
+
+PAGE_OBSERVATION_CHARS = 20_000
+PAGE_TEXT_CHARS = 50_000
+
+
+class NotFound(Exception):
+    """No such episode or step in this run."""
+
+
+def _cut(text: Any, limit: int) -> tuple[str, int]:
+    text = "" if text is None else str(text)
+    return text[:limit], len(text)
+
+
+def _folder_name(episode_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", episode_id)
+
+
+class RunData:
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        if not self.run_dir.is_dir():
+            raise FileNotFoundError(f"{run_dir} is not a folder")
+
+    # ------------------------------------------------------------------ index
+    def _inside(self, path: Path) -> bool:
+        try:
+            return path.resolve().is_relative_to(self.run_dir) and path.is_file()
+        except OSError:
+            return False
+
+    def _rows(self) -> list[dict[str, Any]]:
+        """One row per episode: the store's (every status), else one per trajectory file."""
+        if (self.run_dir / DB_NAME).is_file():
+            store = Store(self.run_dir)
+            try:
+                rows = store.episodes()
+                by_step: dict[str, dict[int, dict[str, Any]]] = {}
+                for score in store.scores():
+                    entry = by_step.setdefault(score["episode_id"], {}).setdefault(
+                        score["step"], {"step": score["step"], "kind": score["kind"]})
+                    if score["split"]:
+                        entry[score["split"]] = {"value": score["value"]}
+            finally:
+                store.close()
+            for row in rows:
+                path = Path(row["trajectory"]) if row.get("trajectory") else None
+                if path is None or not self._inside(path):
+                    found = sorted((self.run_dir / "trajectories" / _folder_name(row["id"])).glob("*.jsonl"))
+                    path = found[-1] if found else None
+                row["path"] = path if path is not None and self._inside(path) else None
+                row["scores"] = list(by_step.get(row["id"], {}).values())
+            return rows
+        rows = []
+        for path in sorted(self.run_dir.rglob("*.jsonl")):
+            if not self._inside(path):
+                continue
+            head = self._head(path)
+            if head is None:
+                continue
+            info = head.get("run_info") or {}
+            rows.append({"id": str(path.relative_to(self.run_dir).with_suffix("")), "task": head.get("task"), "agent": info.get("agent"),
+                         "model": info.get("model"), "seed": head.get("seed"), "status": None, "path": path})
+        return rows
+
+    @staticmethod
+    def _head(path: Path) -> dict[str, Any] | None:
+        for record in read_trajectory(path):
+            return record if record.get("type") == "reset" else None
+        return None
+
+    def _episode_rows(self) -> dict[str, dict[str, Any]]:
+        return {_folder_name(row["id"]): row for row in self._rows()}
+
+    # ------------------------------------------------------------- overview
+    def overview(self) -> dict[str, Any]:
+        episodes, finished = [], []
+        for row in self._rows():
+            summary = self._summary(row)
+            episodes.append(summary)
+            if summary["status"] == "finished":
+                finished.append(Episode(row["path"] or Path("."), summary["task"], summary["method"], summary["seed"],
+                                        summary["exit_status"], summary["final_score"], summary["scores"], [],
+                                        {"total_cost": summary["cost"] or 0.0}))
+        result: dict[str, Any] = {"run": self.run_dir.name, "episodes": episodes, "config": self._config()}
+        if finished:
+            summary = summarize(finished)
+            result["summary"] = {
+                "tasks": summary.tasks, "methods": summary.methods, "directions": summary.directions,
+                "baselines": summary.baselines, "best_attempt": summary.best, "best_submission": summary.last,
+                "aup": summary.aup, "costs": summary.costs,
+                "exits": {m: dict(c) for m, c in summary.exits.items()}}
+        return result
+
+    def _config(self) -> dict[str, Any] | None:
+        path = self.run_dir / "run.json"
+        try:
+            return json.loads(path.read_text()) if path.is_file() else None
+        except ValueError:
+            return None
+
+    def _summary(self, row: dict[str, Any]) -> dict[str, Any]:
+        """An episode's line in the overview, from its trajectory (fresher than the store)."""
+        method = row.get("model") or row.get("agent") or "unknown"
+        summary: dict[str, Any] = {
+            "id": row["id"], "key": _folder_name(row["id"]), "task": row.get("task"), "method": "baseline agent" if method == "baseline" else method,
+            "seed": row.get("seed"), "status": row.get("status"), "exit_status": row.get("exit_status"),
+            "final_score": row.get("final_score"), "steps": row.get("steps") or 0, "cost": row.get("cost"),
+            "tokens_sent": row.get("tokens_sent"), "tokens_received": row.get("tokens_received"),
+            "error": row.get("error"), "scores": row.get("scores") or [], "has_trajectory": row.get("path") is not None}
+        path = row.get("path")
+        if path is not None and row.get("status") != "finished":  # a finished one: the store has it all
+            steps = 0
+            for record in read_trajectory(path):
+                kind = record.get("type")
+                if kind == "reset":
+                    info = record.get("run_info") or {}
+                    summary["task"] = summary["task"] or record.get("task")
+                    if summary["method"] == "unknown":
+                        summary["method"] = info.get("model") or info.get("agent") or "unknown"
+                elif kind == "step":
+                    steps = record.get("step", steps + 1)
+                    stats = record.get("model_stats") or {}
+                    if stats:
+                        summary["cost"] = stats.get("total_cost", summary["cost"])
+                        summary["tokens_sent"] = stats.get("tokens_sent", summary["tokens_sent"])
+                        summary["tokens_received"] = stats.get("tokens_received", summary["tokens_received"])
+                elif kind == "end":
+                    summary.update(exit_status=record.get("exit_status"), final_score=record.get("final_score"),
+                                   scores=record.get("scores") or [])
+                    summary["status"] = summary["status"] or "finished"
+            summary["steps"] = max(steps, summary["steps"])
+            summary["status"] = summary["status"] or "running"
+        summary["status"] = summary["status"] or "planned"
+        summary["exit_category"] = exit_category(summary["exit_status"]) if summary["exit_status"] else None
+        return summary
+
+    # -------------------------------------------------------------- episodes
+    def _path(self, key: str) -> tuple[dict[str, Any], Path]:
+        row = self._episode_rows().get(key)
+        if row is None:
+            raise NotFound(f"no episode {key!r} in this run")
+        if row.get("path") is None:
+            raise NotFound(f"episode {row['id']!r} has no trajectory yet")
+        return row, row["path"]
+
+    def episode(self, key: str) -> dict[str, Any]:
+        """One episode by its key (the `key` of its overview entry)."""
+        row, path = self._path(key)
+        result: dict[str, Any] = {"id": row["id"], "key": key, "summary": self._summary(row), "steps": [], "reset": None,
+                                  "end": None, "autosubmit": None}
+        for record in read_trajectory(path):
+            kind = record.get("type")
+            if kind == "reset":
+                prompt, prompt_chars = _cut(record.get("prompt"), PAGE_TEXT_CHARS)
+                result["reset"] = {"task": record.get("task"), "seed": record.get("seed"), "prompt": prompt,
+                                   "prompt_chars": prompt_chars, "limits": record.get("limits"),
+                                   "run_info": record.get("run_info"), "sandbox": record.get("sandbox")}
+            elif kind == "step":
+                result["steps"].append(self._step(record))
+            elif kind == "autosubmit":
+                observation, chars = _cut(record.get("observation"), PAGE_OBSERVATION_CHARS)
+                result["autosubmit"] = {"reason": record.get("reason"), "observation": observation,
+                                        "observation_chars": chars}
+            elif kind == "end":
+                result["end"] = {k: record.get(k) for k in ("exit_status", "final_score", "steps", "scores")}
+        return result
+
+    @staticmethod
+    def _step(record: dict[str, Any]) -> dict[str, Any]:
+        observation, chars = _cut(record.get("observation"), PAGE_OBSERVATION_CHARS)
+        turns = record.get("model_turns") or []
+        thought, _ = _cut(record.get("thought"), PAGE_TEXT_CHARS)
+        return {
+            "step": record.get("step"), "action": _cut(record.get("action"), PAGE_TEXT_CHARS)[0],
+            "thought": thought, "observation": observation, "observation_chars": chars,
+            "exit_code": record.get("exit_code"), "timed_out": record.get("timed_out"),
+            "step_s": record.get("step_s"), "cwd": record.get("cwd"), "scores": record.get("scores") or [],
+            "input_tokens": sum(int(t.get("input_tokens") or 0) for t in turns),
+            "output_tokens": sum(int(t.get("output_tokens") or 0) for t in turns),
+            "cost": sum(float(t.get("cost") or 0.0) for t in turns),
+            "format_errors": [t["format_error"] for t in turns if t.get("format_error")],
+            "model_stats": record.get("model_stats"), "tool_calls": record.get("tool_calls") or [],
+        }
+
+    def observation(self, key: str, step: int) -> str:
+        """The full observation of one step."""
+        row, path = self._path(key)
+        for record in read_trajectory(path):
+            if record.get("type") == "step" and record.get("step") == step:
+                return str(record.get("observation") or "")
+        raise NotFound(f"episode {row['id']!r} has no step {step}")

@@ -1,0 +1,41 @@
+"""A self-contained copy of the viewer: the front end plus every answer the API would give, in
+`static/data.js`, so `index.html` opens from disk (browsers refuse `fetch` on file:// pages,
+but load scripts)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from researchgym.viewer.data import RunData
+from researchgym.viewer.server import STATIC, STATIC_FILES
+
+BUNDLE_MARK = "<!-- bundle -->"
+
+
+def export_bundle(run_dir: str | Path, out_dir: str | Path) -> Path:
+    data = RunData(run_dir)
+    out = Path(out_dir)
+    (out / "static").mkdir(parents=True, exist_ok=True)
+    overview = data.overview()
+    episodes, observations = {}, {}
+    for summary in overview["episodes"]:
+        if not summary["has_trajectory"]:
+            continue
+        episode = data.episode(summary["key"])
+        episodes[summary["key"]] = episode
+        cut = {step["step"]: data.observation(summary["key"], step["step"])
+               for step in episode["steps"] if step["observation_chars"] > len(step["observation"])}
+        if cut:
+            observations[summary["key"]] = cut
+    bundle = {"overview": overview, "episodes": episodes, "observations": observations}
+    text = json.dumps(bundle, default=str).replace("</", "<\\/")  # never ends the script early
+    (out / "static" / "data.js").write_text(f"window.RG_BUNDLE = {text};\n", encoding="utf-8")
+    for name in STATIC_FILES:
+        if name != "index.html":
+            shutil.copyfile(STATIC / name, out / "static" / name)
+    index = (STATIC / "index.html").read_text(encoding="utf-8")
+    (out / "index.html").write_text(index.replace(BUNDLE_MARK, '<script src="static/data.js"></script>'),
+                                    encoding="utf-8")
+    return out / "index.html"
