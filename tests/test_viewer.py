@@ -204,3 +204,18 @@ def test_the_exported_bundle_opens_from_disk_without_a_server(browser, run_dir, 
     page.wait_for_function("document.querySelector('#step-2 pre.observation').textContent.length > 1000000")
     assert not errors, errors
     page.close()
+
+
+def test_the_cli_exports_a_bundle_and_names_a_missing_folder(run_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from researchgym.cli import app
+
+    cli = CliRunner()
+    result = cli.invoke(app, ["view", str(run_dir), "--export", str(tmp_path / "bundle")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "bundle" / "index.html").is_file() and (tmp_path / "bundle" / "static" / "data.js").is_file()
+    bundle = (tmp_path / "bundle" / "static" / "data.js").read_text()
+    assert bundle.startswith("window.RG_BUNDLE = ") and "</script" not in bundle
+    missing = cli.invoke(app, ["view", str(tmp_path / "nowhere")])
+    assert missing.exit_code != 0 and "is not a folder" in missing.output
