@@ -10,6 +10,7 @@ from pathlib import Path
 from researchgym.sandbox.base import ExecResult, SandboxSpec
 from researchgym.sandbox.cgroups import SandboxCgroup
 from researchgym.sandbox.limits import launch_prefix, runaway_check
+from researchgym.sandbox.quota import QuotaWatch
 from researchgym.sandbox.shell import PersistentShell
 
 #: The agent-computer interface commands shipped with the package, and their library.
@@ -101,7 +102,15 @@ class ShellSandbox:
         # A fork bomb left by an earlier command is cleaned up before this one needs to fork.
         cleaned = self.shell.on_runaway()
         ooms = self.cgroup.oom_kills() if self.cgroup else 0
-        result = self.shell.run(command, timeout_s or self.spec.limits.command_timeout_s)
+        limits = self.spec.limits
+        if limits.max_workspace_mb or limits.max_workspace_files:
+            with QuotaWatch(self.spec.workspace, limits.max_workspace_mb, limits.max_workspace_files,
+                            stop=self.shell.interrupt) as watch:
+                result = self.shell.run(command, timeout_s or limits.command_timeout_s)
+            if watch.note():
+                result.notes.append(watch.note())
+        else:
+            result = self.shell.run(command, timeout_s or limits.command_timeout_s)
         if cleaned is not None:
             result.notes.insert(0, f"the sandbox was at its process limit; {cleaned} leftover processes were killed")
         if self.cgroup is not None and self.cgroup.oom_kills() > ooms:

@@ -41,6 +41,8 @@ def make_preexec(limits: Limits, cgroup: SandboxCgroup | None) -> Callable[[], N
         settings.append((resource.RLIMIT_FSIZE, limits.max_file_size_mb << 20))
     if limits.cpu_seconds:
         settings.append((resource.RLIMIT_CPU, limits.cpu_seconds))
+    if limits.max_open_files:
+        settings.append((resource.RLIMIT_NOFILE, limits.max_open_files))
     affinity: set[int] | None = None
     if limits.cpus and "cpu" not in applied:
         available = sorted(os.sched_getaffinity(0))
@@ -81,6 +83,8 @@ def launch_prefix(limits: Limits, cgroup: SandboxCgroup | None) -> tuple[list[st
         lines.append(f"ulimit -f {limits.max_file_size_mb << 10}")  # 1 KiB blocks (bash)
     if limits.cpu_seconds:
         lines.append(f"ulimit -t {limits.cpu_seconds}")
+    if limits.max_open_files:
+        lines.append(f"ulimit -n {limits.max_open_files}")
     lines.append('exec "$@"')
     return ["/bin/bash", "--noprofile", "--norc", "-c", "; ".join(lines), "researchgym-launch"], None
 

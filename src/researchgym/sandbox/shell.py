@@ -13,6 +13,7 @@ import os
 import secrets
 import select
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 
@@ -27,6 +28,7 @@ _QUOTE_TABLE = str.maketrans({chr(b): text for b, text in _ESCAPES.items()})
 
 _READ_CHUNK = 1 << 16
 _KILL_GRACE_S = 2.0
+_INTERRUPT_POLL_S = 0.25  # how soon a stop requested from another thread is seen
 
 
 def ansi_c_quote(command: str) -> str:
@@ -102,6 +104,9 @@ class PersistentShell:
         self._syntax_error = False
         self._eof = False
         self._marker = f"__RG_{secrets.token_hex(8)}__"
+        #: Set from another thread (the workspace quota watch) to stop the running command as
+        #: a timeout would, shell restart included when a builtin loop ignores the kill.
+        self._interrupt = threading.Event()
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -167,6 +172,7 @@ class PersistentShell:
             f"if eval {check}; then unset -f __rg_syntax; __rg_syn=0; eval {ansi_c_quote(command)} < /dev/null; "
             "else __rg_syn=1; false; fi"
         )
+        self._interrupt.clear()
         result = self._roundtrip(wrapped, timeout_s)
         if self._syntax_error:
             result.exit_code = 2  # bash's status for a syntax error
@@ -213,6 +219,8 @@ class PersistentShell:
         timed_out = False
         while True:
             now = time.perf_counter()
+            if self._interrupt.is_set() and not timed_out:
+                deadline = now
             if now >= deadline:
                 if timed_out:
                     if not recover:
@@ -221,9 +229,10 @@ class PersistentShell:
                     return self._abandon(capture, started, timeout_s)
                 timed_out = True
                 self._kill_command()
-                deadline = time.perf_counter() + _KILL_GRACE_S
+                # a stopped command (quota) gets no grace: a builtin loop would go on writing
+                deadline = time.perf_counter() + (_INTERRUPT_POLL_S if self._interrupt.is_set() else _KILL_GRACE_S)
                 continue
-            ready, _, _ = select.select([fd], [], [], deadline - now)
+            ready, _, _ = select.select([fd], [], [], min(deadline - now, _INTERRUPT_POLL_S))
             if not ready:
                 continue
             chunk = os.read(fd, _READ_CHUNK)
@@ -256,7 +265,8 @@ class PersistentShell:
             cwd=self.cwd,
         )
         if timed_out:
-            result.notes.append(f"command timed out after {timeout_s:g}s and was killed")
+            result.notes.append("command was stopped" if self._interrupt.is_set() else
+                                f"command timed out after {timeout_s:g}s and was killed")
         if cut:
             result.notes.append(f"output was {cut:,} bytes too long; the middle was cut")
         return result
@@ -265,12 +275,13 @@ class PersistentShell:
         """The command survived its kill (e.g. a shell-builtin loop): restart the shell."""
         output, cut = capture.render(bytes(capture.buf))
         elapsed = time.perf_counter() - started
+        why = "was stopped" if self._interrupt.is_set() else f"timed out after {timeout_s:g}s and was killed"
+        self._interrupt.clear()  # the new shell's start-up must not be stopped too
         self.close()
         self.start()
         result = ExecResult(output, None, elapsed, timed_out=True, cut_bytes=cut, cwd=self.cwd)
         result.notes.append(
-            f"command timed out after {timeout_s:g}s and was killed; the shell had to be restarted "
-            "(working directory and exported variables were reset)"
+            f"command {why}; the shell had to be restarted (working directory and exported variables were reset)"
         )
         return result
 
@@ -286,6 +297,10 @@ class PersistentShell:
             pid = stat[0]
             keep.add(pid)
         return keep
+
+    def interrupt(self) -> None:
+        """Stop the running command from another thread, as its timeout would."""
+        self._interrupt.set()
 
     def _kill_command(self) -> None:
         """Kill every process group started by the running command; keep the shell and old jobs.
