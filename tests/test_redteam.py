@@ -275,3 +275,31 @@ def test_filling_the_workspace_is_stopped_at_its_quota(task, limits, attack, wor
         still_works(env)
     finally:
         env.close()
+
+
+# ---------------------------------------------------- code submissions that attack their evaluation
+HANG = "import time\n\ndef row_strategy(history):\n    time.sleep(10**6)\n    return 0"
+FORK_BOMB = ("import os\n\ndef row_strategy(history):\n    while True:\n        try:\n            os.fork()\n"
+             "        except OSError:\n            pass")
+
+
+@pytest.mark.parametrize("source, words", [(HANG, "evaluation_timeout"), (FORK_BOMB, "validation failed")])
+def test_a_strategy_that_hangs_or_forks_gets_a_named_evaluation_failure(source, words):
+    import researchgym
+
+    spec = researchgym.load_task("battleOfSexes")  # the real task, its evaluation limited to 20 s
+    spec = spec.model_copy(update={"evaluation": spec.evaluation.model_copy(update={"timeout_s": 20})})
+    env = ResearchEnv(spec, limits={"max_steps": 10})
+    try:
+        env.reset(seed=0)
+        act(env, f"cat > strategy.py <<'PYEOF'\n{source}\nPYEOF")
+        started = time.perf_counter()
+        output = act(env, "validate")
+        assert time.perf_counter() - started < 60  # the evaluation's own time limit holds
+        assert "Validation score" not in output and env.scores[-1].get("status"), output
+        assert words in output.lower()
+        still_works(env)
+    finally:
+        env.close()
+    leftovers = subprocess.run(["pgrep", "-f", "evaluate.py --split"], capture_output=True, text=True).stdout.split()
+    assert not leftovers, leftovers
