@@ -22,6 +22,8 @@ class Fault:
     retry_after: float | None = None
     delay_s: float = 0.0
     message: str = "injected failure"
+    #: Sent as the body (status 200, JSON content type) instead of an error: e.g. cut-off JSON.
+    raw: bytes | None = None
 
 
 @dataclass
@@ -88,6 +90,16 @@ class ChatServer:
                 if fault is not None:
                     if fault.delay_s:
                         time.sleep(fault.delay_s)
+                    if fault.raw is not None:
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(fault.raw)))
+                        self.end_headers()
+                        try:
+                            self.wfile.write(fault.raw)
+                        except (BrokenPipeError, ConnectionResetError):
+                            pass
+                        return
                     headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
                     kind = {429: "rate_limit_exceeded", 400: "invalid_request_error"}.get(fault.status, "server_error")
                     code = "context_length_exceeded" if "context" in fault.message else kind

@@ -380,7 +380,12 @@ def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit
             return
         already = len(runner.store.episodes("finished"))
         progress.advance(bar, already)
-        counts = runner.run()
+        try:
+            counts = runner.run()
+        except ResearchGymError as exc:
+            progress.stop()
+            _fail(str(exc))
+            return
     console.print(f"run folder: {run_dir}  ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})",
                   highlight=False)
     console.print(f"report: researchgym report {run_dir}", highlight=False)

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import threading
 import time
 import uuid
@@ -109,6 +110,10 @@ class _LimitedModel:
         return getattr(self._model, name)
 
 
+class RunInterrupted(ResearchGymError):
+    """The run stopped before its end (its folder could not be written); resume finishes it."""
+
+
 class Runner:
     def __init__(self, run_dir: str | Path, config: RunConfig,
                  on_event: Callable[[str, EpisodePlan, dict[str, Any]], None] | None = None,
@@ -134,6 +139,7 @@ class Runner:
         self._sandboxes = threading.Semaphore(config.max_sandboxes or sandboxes)
         self._max_episodes = config.max_episodes or episodes
         self._providers: dict[str, threading.Semaphore] = {}
+        self._store_failure: str | None = None
         self._providers_lock = threading.Lock()
 
     @classmethod
@@ -154,10 +160,16 @@ class Runner:
 
             run_on_ray(self, todo, address=self.ray_address)
             return self.counts()
+        self._store_failure: str | None = None
         with ThreadPoolExecutor(max_workers=max(1, min(self._max_episodes, len(todo) or 1))) as pool:
             futures = [pool.submit(self._play, plan) for plan in todo]
             for future in as_completed(futures):
                 future.result()
+        if self._store_failure is not None:
+            raise RunInterrupted(
+                f"the run folder {self.run_dir} could not be written ({self._store_failure}); the run stopped "
+                f"with {self.counts().get('finished', 0)} episode(s) recorded. Free space (or fix the disk) and "
+                f"finish it with: researchgym run --resume {self.run_dir}")
         return self.counts()
 
     def pending(self) -> list[EpisodePlan]:
@@ -183,11 +195,18 @@ class Runner:
             self.on_event(kind, plan, data)
 
     def _play(self, plan: EpisodePlan) -> None:
+        """One episode; when the run folder cannot be written (a full disk), the episodes not
+        started yet are skipped and run() raises, so a resume can finish them."""
         with self._sandboxes:
-            self.store.mark_running(plan.id)
-            self._emit("started", plan, {})
-            outcome = play_episode(plan, self.config, self.run_dir, gate=self._gate)
-            self.settle(plan, outcome)
+            if self._store_failure is not None:
+                return
+            try:
+                self.store.mark_running(plan.id)
+                self._emit("started", plan, {})
+                outcome = play_episode(plan, self.config, self.run_dir, gate=self._gate)
+                self.settle(plan, outcome)
+            except (sqlite3.OperationalError, OSError) as exc:
+                self._store_failure = self._store_failure or f"{type(exc).__name__}: {exc}"
 
     def settle(self, plan: EpisodePlan, outcome: dict[str, Any]) -> None:
         """Record what an episode came to (from this process or a remote worker)."""

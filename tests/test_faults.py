@@ -1,0 +1,122 @@
+"""Fault injection: a model server that fails in every way a real one does, a sandbox killed
+in the middle of a step. Nothing finished is lost and every episode ends with a named status."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import write_task
+from openai_server import ChatServer, Fault
+from researchgym.agents.react import ReactAgent
+from researchgym.env import ResearchEnv
+from researchgym.models import create_model
+from researchgym.runs.episode import run_episode
+
+TRUNCATED = b'{"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assi'
+NOT_JSON = b"<html><body>502 Bad Gateway</body></html>"
+
+
+def reply(command: str) -> str:
+    return f"DISCUSSION\nnext\n\n```\n{command}\n```\n"
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def agent_for(server: ChatServer, attempts: int) -> ReactAgent:
+    model = create_model("openai/test-model", api_base=server.api_base, max_attempts=attempts, backoff_s=0.01,
+                         max_backoff_s=0.05, timeout_s=2.0)
+    return ReactAgent(model)
+
+
+def test_every_kind_of_server_failure_is_retried_and_the_episode_goes_on(tiny_task, tmp_path):
+    server = ChatServer(replies=[reply("python solve.py"), reply("submit")], faults=[
+        Fault(500), Fault(429, retry_after=0.01), Fault(503), Fault(raw=TRUNCATED), Fault(raw=NOT_JSON),
+        Fault(delay_s=4.0, raw=TRUNCATED),  # a hang: the client's 2 s timeout fires first
+    ]).start()
+    try:
+        env = ResearchEnv(str(tiny_task / "task.yaml"), trajectory_dir=tmp_path)
+        result = run_episode(env, agent_for(server, attempts=8), seed=0)
+    finally:
+        server.stop()
+    assert result.exit_status == "submitted" and result.final_score == 1.0, result
+    records = lines(env.trajectory_path)
+    first = next(r for r in records if r["type"] == "step")
+    assert first["model_turns"][0]["retries"] == 6
+
+
+def test_failures_that_outlast_the_retries_end_with_a_named_status_and_keep_every_step(tiny_task, tmp_path):
+    server = ChatServer(replies=[reply("python solve.py")]).start()
+    try:
+        env = ResearchEnv(str(tiny_task / "task.yaml"), trajectory_dir=tmp_path)
+        agent = agent_for(server, attempts=3)
+        original = server._next
+
+        def fail_after_first():  # the first call succeeds, every later one is cut off
+            fault, answer = original()
+            return (None, answer) if answer is not None else (Fault(raw=TRUNCATED), None)
+
+        server._next = fail_after_first
+        result = run_episode(env, agent, seed=0)
+    finally:
+        server.stop()
+    assert result.exit_status.startswith("autosubmission (api_error") or "api_error" in result.exit_status, result
+    records = lines(env.trajectory_path)
+    assert [r["type"] for r in records][0] == "reset" and records[-1]["type"] == "end"
+    assert any(r["type"] == "step" and r["action"] == "python solve.py" for r in records)
+    assert result.final_score == 1.0  # the auto-submission scored the work done before the failure
+
+
+def test_a_sandbox_killed_mid_step_is_reported_and_the_episode_goes_on(tiny_task, tmp_path):
+    env = ResearchEnv(str(tiny_task / "task.yaml"), trajectory_dir=tmp_path, limits={"max_steps": 10})
+    env.reset(seed=0)
+    shell = env._sandbox.shell
+    killer = threading.Timer(1.0, lambda: os.killpg(shell.proc.pid, signal.SIGKILL))
+    killer.start()
+    try:
+        observation, _r, terminated, truncated, info = env.step("sleep 8; echo never")
+        assert not (terminated or truncated)
+        assert "never" not in observation and info["exit_code"] is None, observation
+        after, *_ = env.step("python solve.py && echo recovered")
+        assert "recovered" in after
+        assert "new one was started" in observation + after, (observation, after)
+        assert "Validation score" in env.step("validate")[0]
+    finally:
+        killer.cancel()
+        env.close()
+    steps = [r for r in lines(env.trajectory_path) if r["type"] == "step"]
+    assert [s["step"] for s in steps] == [1, 2, 3]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_stops_the_run_cleanly_and_resume_finishes_it(tmp_path):
+    import subprocess
+
+    from researchgym.runs.runner import Method, RunConfig, RunInterrupted, Runner
+    from researchgym.runs.store import Store
+
+    run = tmp_path / "run"
+    run.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(run)], check=True)
+    try:
+        config = RunConfig(tasks=["battleOfSexes"], methods=[Method("baseline")], seeds=[0, 1, 2, 3])
+        runner = Runner(run, config)
+        filler = run / "filler"
+        stats = os.statvfs(run)
+        with open(filler, "wb") as handle:
+            handle.write(b"x" * (stats.f_bavail * stats.f_frsize - 30_000))
+        with pytest.raises(RunInterrupted, match="could not be written .*disk is full.*--resume"):
+            runner.run()
+        filler.unlink()
+        assert Runner.resume(run).run() == {"finished": 4}
+        assert all(e["exit_status"] == "submitted" for e in Store(run).episodes())
+    finally:
+        subprocess.run(["umount", "-l", str(run)], check=False)
