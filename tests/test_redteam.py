@@ -303,3 +303,30 @@ def test_a_strategy_that_hangs_or_forks_gets_a_named_evaluation_failure(source, 
         env.close()
     leftovers = subprocess.run(["pgrep", "-f", "evaluate.py --split"], capture_output=True, text=True).stdout.split()
     assert not leftovers, leftovers
+
+
+def test_a_pickled_checkpoint_with_embedded_code_never_runs_in_the_lm_evaluator(tmp_path):
+    """torch.save writes a pickle; a language-model submission must be TorchScript. Loading the
+    pickle in its place fails without unpickling it, so its payload never runs."""
+    torch = pytest.importorskip("torch")
+    import importlib.util
+
+    from researchgym.tasks.registry import BUILTIN_DIR
+
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    model = tmp_path / "model.pt"
+    torch.save({"weights": torch.zeros(2), "payload": Payload()}, model)
+    spec = importlib.util.spec_from_file_location("lm_scoring_under_test", BUILTIN_DIR / "_shared" / "lm_scoring.py")
+    scoring = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scoring)
+    with pytest.raises(scoring.ScoringError, match="not a TorchScript module"):
+        scoring.load_model(str(model), torch.device("cpu"))
+    assert not marker.exists()
+    with pytest.raises(Exception):  # torch's safe loader refuses it as well
+        torch.load(model, weights_only=True)
+    assert not marker.exists()
