@@ -79,6 +79,26 @@ def test_the_gateway_serves_declared_tools_and_refuses_the_rest(monkeypatch):
     assert not Path(gateway.socket_path).exists()  # closed with the episode
 
 
+def test_connections_past_the_concurrency_cap_are_refused_not_queued(monkeypatch):
+    import socket as sockets
+
+    client = _client()
+    with ToolGateway([GatewayTool("echo", lambda args: {"output": "x"})]) as gateway:
+        monkeypatch.setenv("RESEARCHGYM_GATEWAY", str(gateway.socket_path))
+        idle = []
+        for _ in range(8):  # connect and say nothing: each holds a slot until its read times out
+            connection = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+            connection.connect(str(gateway.socket_path))
+            idle.append(connection)
+        time.sleep(0.3)
+        with pytest.raises(client.GatewayError, match="more than 8 tool calls at once"):
+            client.call("echo")
+        for connection in idle:
+            connection.close()
+        time.sleep(0.3)
+        assert client.call("echo")["output"] == "x"
+
+
 def test_a_command_without_a_gateway_says_the_run_must_enable_the_tool(monkeypatch):
     client = _client()
     monkeypatch.delenv("RESEARCHGYM_GATEWAY", raising=False)

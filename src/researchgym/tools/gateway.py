@@ -7,7 +7,8 @@ way per connection: `{"tool": NAME, "args": {...}}` in, `{"ok": true, ...}` or
 `{"ok": false, "error": "..."}` out.
 
 Only declared tools are served, every request is size-limited (per tool) before it is parsed,
-an episode has a call budget, and every call, refused or not, is logged; the environment
+at most 8 calls are served at once, an episode has a call budget, and every call, refused or
+not, is logged; the environment
 drains the log into the step's trajectory line.
 """
 
@@ -28,6 +29,7 @@ SOCKET_NAME = "gateway.sock"
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 REQUEST_READ_TIMEOUT_S = 10.0
+MAX_CONCURRENT_CALLS = 8  # connections served at once; more are refused, not queued
 LOGGED_ARG_CHARS = 300
 
 
@@ -62,10 +64,21 @@ class _Handler(socketserver.StreamRequestHandler):
         gateway = self.server.gateway
         started = time.perf_counter()
         record: dict[str, Any] = {"tool": None, "ok": False}
-        try:
-            reply = gateway._serve(self.rfile, record)
-        except Exception as exc:  # a handler bug must not kill the gateway; the agent sees why
-            reply = {"ok": False, "error": f"the tool failed: {type(exc).__name__}: {exc}"}
+        if not gateway._slots.acquire(blocking=False):  # an agent opening connections by the thousand
+            self.connection.settimeout(1.0)
+            try:  # read the request (briefly) so that closing does not reset the connection
+                self.rfile.readline(DEFAULT_MAX_REQUEST_BYTES)
+            except OSError:
+                pass
+            reply = {"ok": False, "error": f"more than {MAX_CONCURRENT_CALLS} tool calls at once; make them one "
+                                           "after another"}
+        else:
+            try:
+                reply = gateway._serve(self.rfile, record)
+            except Exception as exc:  # a handler bug must not kill the gateway; the agent sees why
+                reply = {"ok": False, "error": f"the tool failed: {type(exc).__name__}: {exc}"}
+            finally:
+                gateway._slots.release()
         body = json.dumps(reply).encode() + b"\n"
         if len(body) > MAX_RESPONSE_BYTES:
             reply = {"ok": False, "error": f"the reply ({len(body)} bytes) exceeds the gateway's "
@@ -99,6 +112,7 @@ class ToolGateway:
         self.calls = 0
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_CALLS)
         self._tmp = tempfile.TemporaryDirectory(prefix="researchgym-gateway-")
         self.folder = Path(self._tmp.name)
         self.socket_path = self.folder / SOCKET_NAME
