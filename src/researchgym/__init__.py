@@ -28,6 +28,13 @@ def make(task_id: str, **kwargs: Any) -> "ResearchEnv":
     return ResearchEnv(load_task(task_id), **kwargs)
 
 
+def make_vec(task_ids: str | list[str], num_envs: int, **kwargs: Any) -> Any:
+    """Several environments stepped together (gymnasium.vector; see researchgym.training.vector)."""
+    from researchgym.training.vector import make_vec as build
+
+    return build(task_ids, num_envs, **kwargs)
+
+
 def register_builtin_envs() -> None:
     """Register every known task as `researchgym/<Name>-v<version>` with Gymnasium."""
     errors: list[TaskConfigError] = []

@@ -38,21 +38,14 @@ from researchgym.tasks.registry import BUILTIN_DIR, load_task
 from researchgym.tasks.spec import TaskLimits, TaskSpec
 from researchgym.tools.actions import ActionError, prepare_action
 from researchgym.tools.services import EpisodeServices, ResearchToolsConfig
+from researchgym.training.rewards import FAILED_REWARD, Rewarder, RewardEvent, RewardFn, normalise
 
 VALIDATE_MARKER = "@@researchgym:validate@@"
 SUBMIT_MARKER = "@@researchgym:submit@@"
-FAILED_REWARD = -1.0
-
-
 def normalised_reward(task: TaskSpec, score: float | None) -> float:
-    if score is None:
-        return FAILED_REWARD
-    baseline = task.baseline_score
-    if baseline is None:
-        return float(score) if task.metric.direction == "maximize" else -float(score)
-    scale = abs(baseline) or 1.0
-    gain = score - baseline if task.metric.direction == "maximize" else baseline - score
-    return float(gain / scale)
+    """The final score as a reward: gain over the baseline relative to |baseline|; -1 unscored."""
+    value = normalise(task, score)
+    return FAILED_REWARD if value is None else value
 
 
 def make_read_only(path: Path) -> None:
@@ -80,6 +73,7 @@ class ResearchEnv(gym.Env[str, str]):
         window: int = 100,
         footer: bool = True,
         research_tools: ResearchToolsConfig | dict[str, Any] | None = None,
+        reward: str | RewardFn = "final",
     ) -> None:
         self.task: TaskSpec = task if isinstance(task, TaskSpec) else load_task(task)
         if limits:
@@ -97,6 +91,8 @@ class ResearchEnv(gym.Env[str, str]):
         self.research_tools = ResearchToolsConfig.model_validate(research_tools or {})
         self.research_tools.check()
         self._services: EpisodeServices | None = None
+        #: How steps are rewarded: "final", "dense" or a callable (researchgym.training.rewards).
+        self.rewarder = Rewarder(reward)
         self.sandbox_name = sandbox
         self.trajectory_dir = Path(trajectory_dir) if trajectory_dir else None
         self.workspace_dir = Path(workspace_dir) if workspace_dir else None
@@ -144,6 +140,7 @@ class ResearchEnv(gym.Env[str, str]):
         self._teardown()
         episode_seed = seed if seed is not None else int(self.np_random.integers(2**31))
         self._reset_state(episode_seed)
+        self.rewarder.reset()
         self.workspace = self._make_workspace()
         if self.research_tools.groups:
             self._services = EpisodeServices(self.research_tools, task_id=self.task.id, episode_id=self.episode_id,
@@ -160,6 +157,7 @@ class ResearchEnv(gym.Env[str, str]):
                 "sandbox": self.sandbox_name, "episode": self.episode_id, "prompt": prompt,
                 "limits": self.task.limits.model_dump(), "options": options or {}, "run_info": self.run_info,
                 "research_tools": self.research_tools.model_dump(mode="json") if self.research_tools.groups else None,
+                "reward": self.rewarder.name,
             })
         self._last_observation = prompt
         return prompt, self._info()
@@ -181,9 +179,13 @@ class ResearchEnv(gym.Env[str, str]):
         output, wants_validate, wants_submit = self._strip_requests(result.output)
         result.output = output
         parts = [result.observation()] if (result.output or result.notes) else []
-        reward, terminated, truncated = 0.0, False, False
+        terminated, truncated = False, False
+        best_before, kind, validation = self.rewarder.best, "step", None
         if wants_validate and not wants_submit:
             parts.append(self._validate())
+            kind = "validate"
+            scored = self.scores[-1] if self.scores and self.scores[-1]["step"] == self.steps else {}
+            validation = normalise(self.task, (scored.get("validation") or {}).get("value"))
         if wants_submit:
             parts.append(self._finish("submitted", kind="submit"))
             terminated = True
@@ -191,9 +193,11 @@ class ResearchEnv(gym.Env[str, str]):
             parts.append(f"[researchgym] step limit ({self.task.limits.max_steps}) reached: auto-submitting.")
             parts.append(self._finish("autosubmission (max_steps)", kind="autosubmit"))
             truncated = True
+        final = None
         if terminated or truncated:
-            reward = normalised_reward(self.task, self.final_score)
+            kind, final = "end", normalise(self.task, self.final_score)
             self._score_pending()
+        reward = self.rewarder(RewardEvent(kind, self.steps, validation, final, best_before, self.task))
         if self.footer and not (terminated or truncated):
             parts.append(self._footer())
         observation = "\n".join(p for p in parts if p)
@@ -220,7 +224,8 @@ class ResearchEnv(gym.Env[str, str]):
         if self._sandbox is None or self._done:
             return self._last_observation, 0.0, self._info()
         observation = self._finish(f"autosubmission ({status})", kind="autosubmit")
-        reward = normalised_reward(self.task, self.final_score)
+        reward = self.rewarder(RewardEvent("end", self.steps, None, normalise(self.task, self.final_score),
+                                           self.rewarder.best, self.task))
         self._score_pending()
         if self._trajectory is not None:
             annotation, self._annotation = self._annotation, {}
@@ -416,6 +421,7 @@ class ResearchEnv(gym.Env[str, str]):
             "exit_status": self.exit_status,
             "final_score": self.final_score,
             "tool_groups": self.research_tools.groups,
+            "reward_mode": self.rewarder.name,
         }
         if self._done or self.exit_status is not None:
             info["trajectory"] = str(self.trajectory_path) if self.trajectory_path else None

@@ -71,6 +71,11 @@ class ReactAgent:
         ]
         self._first = True
 
+    @property
+    def opening_messages(self) -> list[Message]:
+        """The system prompt and the first user message of the episode, as sent."""
+        return [dict(m) for m in self.history[:2]]
+
     def act(self, observation: str, info: dict[str, Any]) -> str:
         if not self._first:
             template = self.config.templates.observation

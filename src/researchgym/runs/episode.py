@@ -59,6 +59,9 @@ def run_episode(
     try:
         observation, info = env.reset(seed=seed)
         agent.reset(env.task, observation, info)
+        opening = getattr(agent, "opening_messages", None)
+        if opening:  # the exact first messages (system prompt, task), for training-data export
+            env.annotate_next_step(opening_messages=opening)
         reward, done = 0.0, False
         try:
             while not done:

@@ -1,0 +1,6 @@
+"""For training agents: reward options, vectorised environments, curricula, and runs exported
+as datasets for supervised fine-tuning and RL."""
+
+from researchgym.training.rewards import RewardEvent, Rewarder
+
+__all__ = ["RewardEvent", "Rewarder"]
