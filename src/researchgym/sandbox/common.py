@@ -43,6 +43,7 @@ class ShellSandbox:
         self.spec = spec
         self.cgroup: SandboxCgroup | None = None
         self.shell: PersistentShell | None = None
+        self._quota: QuotaWatch | None = None  # started with the first command
 
     # Subclasses say how bash is launched and with which environment.
     def launcher(self) -> tuple[list[str], dict[str, str], str | None]:
@@ -103,9 +104,11 @@ class ShellSandbox:
         cleaned = self.shell.on_runaway()
         ooms = self.cgroup.oom_kills() if self.cgroup else 0
         limits = self.spec.limits
-        if limits.max_workspace_mb or limits.max_workspace_files:
-            with QuotaWatch(self.spec.workspace, limits.max_workspace_mb, limits.max_workspace_files,
-                            stop=self.shell.interrupt) as watch:
+        if (limits.max_workspace_mb or limits.max_workspace_files) and self._quota is None:
+            self._quota = QuotaWatch(self.spec.workspace, limits.max_workspace_mb, limits.max_workspace_files,
+                                     stop=lambda: self.shell.interrupt() if self.shell is not None else None)
+        if self._quota is not None:
+            with self._quota.watching() as watch:
                 result = self.shell.run(command, timeout_s or limits.command_timeout_s)
             if watch.note():
                 result.notes.append(watch.note())
@@ -126,6 +129,9 @@ class ShellSandbox:
     def close(self) -> None:
         """Stop the shell and every process the sandbox started, detached ones included
         (they are found through the cgroup when there is one)."""
+        if self._quota is not None:
+            self._quota.close()
+            self._quota = None
         if self.shell is not None:
             self.shell.close(scan=self.cgroup is None)  # a cgroup finds every process without a scan
             self.shell = None
