@@ -101,11 +101,7 @@ def load_episodes(run_dir: str | Path) -> list[Episode]:
 def _from_store(store) -> list[Episode]:
     episodes = []
     for row in store.episodes("finished"):
-        scores: dict[int, dict[str, Any]] = {}
-        for score in store.scores(row["id"]):
-            entry = scores.setdefault(score["step"], {"step": score["step"], "kind": score["kind"]})
-            if score["split"]:
-                entry[score["split"]] = {"value": score["value"]}
+        scores = store.score_entries(row["id"]).get(row["id"], [])
         actions = []
         if row["trajectory"] and Path(row["trajectory"]).is_file():
             actions = [r.get("action", "") for r in read_trajectory(Path(row["trajectory"])) if r.get("type") == "step"]
@@ -115,5 +111,5 @@ def _from_store(store) -> list[Episode]:
         stats = {"total_cost": row["cost"] or 0.0, "cost_known": bool(row["cost_known"]),
                  "tokens_sent": row["tokens_sent"] or 0, "tokens_received": row["tokens_received"] or 0}
         episodes.append(Episode(Path(row["trajectory"] or "."), row["task"], method, row["seed"], row["exit_status"],
-                                row["final_score"], list(scores.values()), actions, stats))
+                                row["final_score"], scores, actions, stats))
     return episodes

@@ -73,6 +73,12 @@ class RunConfig:
         return cls(**data)
 
 
+def safe_name(text: str) -> str:
+    """`text` as one file name: the run folder's trajectories/<name>, memory/<name> (the viewer
+    finds a running episode's trajectory by the same name)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
 @dataclass(frozen=True)
 class EpisodePlan:
     task: str
@@ -85,7 +91,7 @@ class EpisodePlan:
 
     @property
     def folder_name(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.id)
+        return safe_name(self.id)
 
 
 def default_caps() -> tuple[int, int]:
@@ -243,7 +249,7 @@ def episode_research_tools(config: RunConfig, plan: EpisodePlan, run_dir: Path) 
     tools = json.loads(json.dumps(config.research_tools)) if config.research_tools else None
     memory = (tools or {}).get("memory") or {}
     if memory.get("enabled") and memory.get("scope") == "task" and not memory.get("directory"):
-        label = re.sub(r"[^A-Za-z0-9_.-]+", "_", plan.method.label)
+        label = safe_name(plan.method.label)
         memory["directory"] = str(Path(run_dir) / "memory" / label)
     return tools
 

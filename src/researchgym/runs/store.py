@@ -162,6 +162,17 @@ class Store:
             query, args = query + " WHERE status=?", (status,)
         return [dict(row) for row in self._db.execute(query + " ORDER BY id", args)]
 
+    def score_entries(self, eid: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Scores as trajectories write them: episode id -> one entry per scored step,
+        `{"step", "kind", "validation": {"value"}, "test": {"value"}}`."""
+        by_step: dict[str, dict[int, dict[str, Any]]] = {}
+        for score in self.scores(eid):
+            entry = by_step.setdefault(score["episode_id"], {}).setdefault(
+                score["step"], {"step": score["step"], "kind": score["kind"]})
+            if score["split"]:
+                entry[score["split"]] = {"value": score["value"]}
+        return {episode: list(entries.values()) for episode, entries in by_step.items()}
+
     def scores(self, eid: str | None = None) -> list[dict[str, Any]]:
         query, args = "SELECT * FROM scores", ()
         if eid:

@@ -9,12 +9,12 @@ folder's own files, and a path that resolves outside the run folder is never rea
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from researchgym.analysis.episodes import Episode, exit_category
 from researchgym.analysis.summary import summarize
+from researchgym.runs.runner import safe_name
 from researchgym.runs.store import DB_NAME, Store
 from researchgym.runs.trajectory import read_trajectory
 
@@ -29,10 +29,6 @@ class NotFound(Exception):
 def _cut(text: Any, limit: int) -> tuple[str, int]:
     text = "" if text is None else str(text)
     return text[:limit], len(text)
-
-
-def _folder_name(episode_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", episode_id)
 
 
 class RunData:
@@ -54,21 +50,16 @@ class RunData:
             store = Store(self.run_dir)
             try:
                 rows = store.episodes()
-                by_step: dict[str, dict[int, dict[str, Any]]] = {}
-                for score in store.scores():
-                    entry = by_step.setdefault(score["episode_id"], {}).setdefault(
-                        score["step"], {"step": score["step"], "kind": score["kind"]})
-                    if score["split"]:
-                        entry[score["split"]] = {"value": score["value"]}
+                scores = store.score_entries()
             finally:
                 store.close()
             for row in rows:
                 path = Path(row["trajectory"]) if row.get("trajectory") else None
                 if path is None or not self._inside(path):
-                    found = sorted((self.run_dir / "trajectories" / _folder_name(row["id"])).glob("*.jsonl"))
+                    found = sorted((self.run_dir / "trajectories" / safe_name(row["id"])).glob("*.jsonl"))
                     path = found[-1] if found else None
                 row["path"] = path if path is not None and self._inside(path) else None
-                row["scores"] = list(by_step.get(row["id"], {}).values())
+                row["scores"] = scores.get(row["id"], [])
             return rows
         rows = []
         for path in sorted(self.run_dir.rglob("*.jsonl")):
@@ -89,7 +80,7 @@ class RunData:
         return None
 
     def _episode_rows(self) -> dict[str, dict[str, Any]]:
-        return {_folder_name(row["id"]): row for row in self._rows()}
+        return {safe_name(row["id"]): row for row in self._rows()}
 
     # ------------------------------------------------------------- overview
     def overview(self) -> dict[str, Any]:
@@ -122,7 +113,7 @@ class RunData:
         """An episode's line in the overview, from its trajectory (fresher than the store)."""
         method = row.get("model") or row.get("agent") or "unknown"
         summary: dict[str, Any] = {
-            "id": row["id"], "key": _folder_name(row["id"]), "task": row.get("task"), "method": "baseline agent" if method == "baseline" else method,
+            "id": row["id"], "key": safe_name(row["id"]), "task": row.get("task"), "method": "baseline agent" if method == "baseline" else method,
             "seed": row.get("seed"), "status": row.get("status"), "exit_status": row.get("exit_status"),
             "final_score": row.get("final_score"), "steps": row.get("steps") or 0, "cost": row.get("cost"),
             "tokens_sent": row.get("tokens_sent"), "tokens_received": row.get("tokens_received"),
