@@ -1,19 +1,37 @@
-"""Scoring a submission in a fresh sandbox that the agent never touched.
+"""Scoring a submission in fresh sandboxes that the agent never touched.
 
-The artefact is copied out of the workspace (paths outside it are refused), the task's
-evaluation files are copied beside it (they win over anything the agent wrote with the same
-name), the datasets are mounted read-only with the hidden files this split may use (test
-labels are withheld while validating), and the evaluation command runs with that folder as its working directory. Its metrics are the last line of its
-output that is a JSON object, so stray prints and warnings do not break scoring.
+The protocol, the same for every task (docs/security.md, "The evaluation protocol"):
+
+1. The artefact is snapshotted out of the workspace without following links (snapshot.py):
+   regular files and folders only, sizes capped by apparent and allocated size.
+2. The evaluator runs in a sandbox of its own with the task's evaluation files, the datasets
+   read-only and the hidden files this split may use (test labels are withheld while
+   validating). When the task runs agent code (`evaluation.agent_code`: a strategy, a
+   heuristic, a policy), that code runs in a second sandbox holding the artefact and the task's
+   public server files only: no dataset, no hidden file, no secret. The two are joined by two
+   pipes and nothing else (see _shared/agent_link.py); the evaluator checks every answer.
+3. The result travels on a channel the agent's code cannot write: a file in a folder bound
+   into the evaluator's sandbox alone (`result: channel`, required with agent code). Tasks that
+   run no agent code may keep MLGym's convention (`result: stdout`: the last JSON object line
+   of the output). Either way the result is parsed strictly (finite numbers, bounded size and
+   nesting); anything else is `evaluation_format_error`, never a crash.
+4. The seed the evaluator gets is the caller's: for the test split a secret drawn from the
+   operating system's random source and held by the host (see eval_secrets.py).
+
+Nothing raised while scoring escapes as anything but an EvaluationError with a status, so no
+artefact can make its episode end as `failed` (and be played again on resume).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import shutil
+import stat
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +39,16 @@ from typing import Any
 
 from researchgym.errors import EvaluationError, SandboxError
 from researchgym.hardware import sandbox_devices
-from researchgym.sandbox import AGENT_WORKSPACE, Limits, Mount, SandboxSpec, create_sandbox
-from researchgym.tasks.spec import TaskSpec
+from researchgym.sandbox import AGENT_WORKSPACE, ExecResult, Limits, Mount, SandboxSpec, create_sandbox
+from researchgym.snapshot import SnapshotLimits, snapshot, whole_workspace
+from researchgym.tasks.builtin._shared.agent_link import LINK_VARIABLE, RESULT_VARIABLE, strict_loads
+from researchgym.tasks.spec import FileSpec, TaskSpec
+
+#: Where the evaluator's result folder appears in an isolating sandbox.
+RESULT_DIR = "/run/researchgym-result"
+RESULT_NAME = "result.json"
+#: The largest result (or output line) read as one.
+MAX_RESULT_BYTES = 1 << 20
 
 
 @dataclass
@@ -41,20 +67,27 @@ class Score:
         return {"split": self.split, "metrics": self.metrics, "value": self.value}
 
 
+def _metrics_object(text: str) -> dict[str, Any] | None:
+    """One strictly parsed JSON object, or None."""
+    if len(text) > MAX_RESULT_BYTES:
+        return None
+    try:
+        value = strict_loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def last_json_object(text: str, token: str | None = None) -> dict[str, Any] | None:
-    """The metrics line: the last JSON object carrying `token` if any line carries one, else
-    the last JSON object. Evaluators that run agent code print the token (from the
-    secrets file, see write_secrets, which they delete before running that code), so a
-    line forged by the agent's code cannot pass for the result."""
+    """The metrics line of `result: stdout`: the last JSON object carrying `token` if any line
+    carries one, else the last JSON object. Lines are parsed strictly (a line with NaN,
+    Infinity or absurd nesting is not a metrics line)."""
     objects = []
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("{") and line.endswith("}"):
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(value, dict):
+            value = _metrics_object(line)
+            if value is not None:
                 objects.append(value)
     if token is not None and any("token" in obj for obj in objects):
         signed = [obj for obj in objects if obj.get("token") == token]
@@ -64,51 +97,40 @@ def last_json_object(text: str, token: str | None = None) -> dict[str, Any] | No
     return objects[-1] if objects else None
 
 
-def _copy_inside(source: Path, target: Path, root: Path, seen: set[Path] | None = None) -> None:
-    """Copy a file or folder, following symlinks only while they stay inside `root`."""
-    seen = set() if seen is None else seen
-    resolved = source.resolve()
-    if not resolved.is_relative_to(root):
-        raise EvaluationError("submission_not_found", f"{source} points outside the workspace ({resolved})")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if resolved.is_dir():
-        if resolved in seen:  # a symlink loop
-            return
-        seen.add(resolved)
-        target.mkdir(exist_ok=True)
-        for child in resolved.iterdir():
-            _copy_inside(child, target / child.name, root, seen)
-    else:
-        shutil.copyfile(resolved, target)
+def read_result_file(folder: Path) -> dict[str, Any] | None:
+    """The evaluator's result from its channel: exactly one JSON object, or None."""
+    try:
+        descriptor = os.open(folder / RESULT_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        data = handle.read(MAX_RESULT_BYTES + 1)
+    try:
+        return _metrics_object(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
 
 
 def collect_artefact(task: TaskSpec, workspace: Path, destination: Path) -> list[str]:
-    """Copy the submission artefact from the workspace; raise if any part is missing."""
-    root = workspace.resolve()
+    """Snapshot the submission artefact from the workspace; raise if any part is missing or is
+    anything but regular files and folders."""
     mounts = {ds.mount_point.strip("/").split("/")[0] for ds in task.datasets}
-    names = task.submission.artefacts or [
-        p.name for p in sorted(root.iterdir()) if p.name not in mounts and not p.is_symlink()
-    ]
-    for name in names:
-        source = root / name
-        if not source.exists():
-            raise EvaluationError(
-                "submission_not_found",
-                f"the submission artefact '{name}' was not found in the workspace (expected at {name}, "
-                "relative to the workspace root)",
-            )
-        _copy_inside(source, destination / name, root)
-    return names
+    names = task.submission.artefacts or whole_workspace(workspace, skip=mounts)
+    limits = SnapshotLimits(max_bytes=task.limits.max_workspace_mb << 20 if task.limits.max_workspace_mb else None,
+                            max_files=task.limits.max_workspace_files)
+    return snapshot(workspace, names, destination, limits)
 
 
 def _is_within(path: Path, folders: list[Path]) -> bool:
     return any(path == folder or path.is_relative_to(folder) for folder in folders)
 
 
-def place_evaluation_files(task: TaskSpec, folder: Path, withheld: list[Path]) -> None:
-    """Copy the task's evaluation files next to the artefact; they replace anything the agent
-    put there under the same name. Hidden files withheld for this split are left out."""
-    for item in task.evaluation.files:
+def place_files(task: TaskSpec, files: list[FileSpec], folder: Path, withheld: list[Path]) -> None:
+    """Copy task files next to the artefact; they replace anything the agent put there under the
+    same name. Hidden files withheld for this split are left out."""
+    for item in files:
         source = task.path(item.src)
         target = folder / item.target
         if target.is_dir() and not target.is_symlink():
@@ -126,6 +148,10 @@ def place_evaluation_files(task: TaskSpec, folder: Path, withheld: list[Path]) -
             shutil.copyfile(source, target)
 
 
+def place_evaluation_files(task: TaskSpec, folder: Path, withheld: list[Path]) -> None:
+    place_files(task, task.evaluation.files, folder, withheld)
+
+
 def evaluate(
     task: TaskSpec,
     workspace: Path,
@@ -134,49 +160,183 @@ def evaluate(
     seed: int,
     sandbox: str = "bwrap",
 ) -> Score:
-    """Score the artefact now in `workspace` on `split`. Raises EvaluationError with a status."""
+    """Score the artefact now in `workspace` on `split`. Raises EvaluationError with a status,
+    and nothing else: a fault of researchgym's while scoring is `evaluation_error` too."""
     started = time.perf_counter()
-    withheld = task.withheld_paths(split)
-    with tempfile.TemporaryDirectory(prefix="researchgym-eval-") as tmp:
-        folder = Path(tmp) / "workspace"
-        folder.mkdir()
+    try:
+        with tempfile.TemporaryDirectory(prefix="researchgym-eval-") as tmp:
+            run = _EvaluationRun(task, Path(tmp), split, seed, sandbox)
+            run.prepare(workspace)
+            return run.score(started)
+    except EvaluationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        raise EvaluationError("evaluation_error",
+                              f"researchgym could not score the submission: {type(exc).__name__}: {exc}") from exc
+
+
+@dataclass
+class _Outcome:
+    evaluator: ExecResult
+    agent_code: ExecResult | None
+    result_file: dict[str, Any] | None
+
+
+class _EvaluationRun:
+    """One evaluation: its folders, its one or two sandboxes, its result."""
+
+    def __init__(self, task: TaskSpec, root: Path, split: str, seed: int, sandbox: str) -> None:
+        self.task, self.root, self.split, self.seed, self.sandbox = task, root, split, seed, sandbox
+        self.withheld = task.withheld_paths(split)
+        self.code = task.evaluation.agent_code
+        self.artefact = root / "artefact"
+        self.evaluator = root / "evaluator" if self.code else self.artefact
+        self.results = root / "result"
+        self.token = secrets.token_hex(16)
+
+    def prepare(self, workspace: Path) -> None:
+        for folder in {self.artefact, self.evaluator, self.results}:
+            folder.mkdir()
+        collect_artefact(self.task, workspace, self.artefact)
         try:
-            collect_artefact(task, workspace, folder)
-            place_evaluation_files(task, folder, withheld)
+            if self.code is not None:
+                place_files(self.task, self.code.files, self.artefact, self.withheld)
+            place_evaluation_files(self.task, self.evaluator, self.withheld)
         except OSError as exc:
             raise EvaluationError("evaluation_error", f"could not prepare the evaluation folder: {exc}") from exc
-        token = secrets.token_hex(16)
-        write_secrets(folder, token, seed)
-        box = create_sandbox(sandbox, _eval_spec(task, folder, split, sandbox, withheld))
-        command = task.evaluation.command.replace("{split}", split).replace("{seed}", str(seed))
+        write_secrets(self.evaluator, self.token, self.seed)
+
+    def _inside(self, folder: Path, isolated: str) -> str:
+        return str(folder) if self.sandbox == "local" else isolated
+
+    def _limits(self) -> Limits:
+        limits = self.task.limits
+        return Limits(memory_mb=limits.memory_mb, cpus=limits.cpus, max_processes=limits.max_processes,
+                      max_file_size_mb=limits.max_file_size_mb, command_timeout_s=self.task.evaluation.timeout_s,
+                      max_output_chars=200_000)
+
+    def _evaluator_spec(self, link: tuple[int, int] | None) -> SandboxSpec:
+        env = {"RESEARCHGYM_SPLIT": self.split,
+               "RESEARCHGYM_SECRETS_FILE": f"{self._inside(self.evaluator, AGENT_WORKSPACE)}/{SECRETS_FILE}",
+               RESULT_VARIABLE: f"{self._inside(self.results, RESULT_DIR)}/{RESULT_NAME}"}
+        if link is not None:
+            env[LINK_VARIABLE] = f"{link[0]},{link[1]}"
+        mounts = dataset_mounts(self.task, self.evaluator, self.sandbox)
+        if self.sandbox != "local":
+            mounts.append(Mount(self.results, RESULT_DIR, read_only=False))
+        return SandboxSpec(workspace=self.evaluator, mounts=mounts, hidden=self.withheld, env=env,
+                           devices=sandbox_devices() if self.task.requires.gpus else [],
+                           limits=self._limits(), pass_fds=link or ())
+
+    def _agent_code_spec(self, link: tuple[int, int]) -> SandboxSpec:
+        from researchgym.tasks.registry import BUILTIN_DIR
+
+        hidden = [*self.task.hidden_paths(), self.task.source_dir, BUILTIN_DIR]
+        return SandboxSpec(workspace=self.artefact, hidden=hidden, limits=self._limits(),
+                           devices=sandbox_devices() if self.task.requires.gpus else [], pass_fds=link)
+
+    def _run(self) -> _Outcome:
+        command = self.task.evaluation.command.replace("{split}", self.split).replace("{seed}", str(self.seed))
+        timeout = self.task.evaluation.timeout_s
+        if self.code is None:
+            box = create_sandbox(self.sandbox, self._evaluator_spec(None))
+            try:
+                box.start()
+                return _Outcome(box.run(command, timeout_s=timeout), None, read_result_file(self.results))
+            finally:
+                box.close()
+        to_agent_read, to_agent_write = os.pipe()
+        from_agent_read, from_agent_write = os.pipe()
+        pipes = [to_agent_read, to_agent_write, from_agent_read, from_agent_write]
+        evaluator = create_sandbox(self.sandbox, self._evaluator_spec((to_agent_write, from_agent_read)))
+        agent = create_sandbox(self.sandbox, self._agent_code_spec((to_agent_read, from_agent_write)))
         try:
-            box.start()
-            result = box.run(command, timeout_s=task.evaluation.timeout_s)
+            try:
+                evaluator.start()
+                agent.start()
+            finally:
+                for descriptor in pipes:  # the sandboxes hold them now; EOF must reach each side
+                    os.close(descriptor)
+            # The agent's code gets the link as stdin/stdout; its shell keeps no copy, so the
+            # evaluator reads end-of-file as soon as that code exits.
+            serve = _holding_only(f"{{ {self.code.command} ; }} <&{to_agent_read} >&{from_agent_write} "
+                                  f"{to_agent_read}<&- {from_agent_write}>&-", (to_agent_read, from_agent_write))
+            served: list[ExecResult] = []
+            server = threading.Thread(target=lambda: served.append(agent.run(serve, timeout_s=timeout + 60)),
+                                      daemon=True, name="researchgym-agent-code")
+            server.start()
+            result = evaluator.run(_holding_only(command, (to_agent_write, from_agent_read)), timeout_s=timeout)
+            outcome = _Outcome(result, None, read_result_file(self.results))
+            shell = getattr(agent, "shell", None)
+            while server.is_alive():  # stop the agent's code: the evaluator is done with it
+                if shell is not None:
+                    shell.interrupt()
+                server.join(timeout=0.2)
+                if shell is None:
+                    break
+            outcome.agent_code = served[0] if served else None
+            return outcome
+        finally:
+            agent.close()
+            evaluator.close()
+
+    def score(self, started: float) -> Score:
+        try:
+            outcome = self._run()
         except SandboxError as exc:
             raise EvaluationError("evaluation_error", f"the evaluation sandbox failed: {exc}") from exc
-        finally:
-            box.close()
-    tail = result.output[-4000:].replace(token, "<result-token>")
-    duration = time.perf_counter() - started
-    if result.timed_out:
-        raise EvaluationError("evaluation_timeout", f"evaluation took longer than {task.evaluation.timeout_s:g}s", tail)
-    metrics = last_json_object(result.output, token)
-    if result.exit_code != 0 or metrics is None or "error" in metrics:
-        reason = metrics.get("error") if metrics else None
-        raise EvaluationError(
-            _reported_status(metrics),
-            f"evaluation failed (exit code {result.exit_code}): {reason or 'no JSON metrics line'}",
-            tail,
-        )
+        result = outcome.evaluator
+        tail = result.output[-4000:]
+        if outcome.agent_code is not None and outcome.agent_code.output.strip():
+            tail = (f"--- output of the agent's code ---\n{outcome.agent_code.output[-3000:]}\n"
+                    f"--- output of the evaluator ---\n{tail}")
+        tail = tail.replace(self.token, "<result-token>")
+        duration = time.perf_counter() - started
+        timeout = self.task.evaluation.timeout_s
+        if result.timed_out:
+            raise EvaluationError("evaluation_timeout", f"evaluation took longer than {timeout:g}s", tail)
+        if self.task.evaluation.result_channel:
+            metrics = outcome.result_file
+            missing = "the evaluator wrote no valid result on its channel (one JSON object, finite numbers)"
+        else:
+            metrics = last_json_object(result.output, self.token)
+            missing = "no JSON metrics line"
+        if metrics is None or "error" in metrics or result.exit_code != 0:
+            reason = metrics.get("error") if metrics else None
+            raise EvaluationError(
+                _reported_status(metrics),
+                f"evaluation failed (exit code {result.exit_code}): {reason or missing}",
+                tail,
+            )
+        return Score(split=self.split, metrics=metrics, value=metric_value(self.task, metrics), duration_s=duration,
+                     output_tail=tail)
+
+
+def _holding_only(command: str, descriptors: tuple[int, ...]) -> str:
+    """Run `command` in the background and close the shell's own copies of the link's
+    descriptors, so each side reads end-of-file as soon as the other side's process exits."""
+    closing = " ".join(f"{fd}<&-" for fd in descriptors)
+    return f"{{ {command}\n}} & exec {closing}; wait $! 2>/dev/null"
+
+
+def metric_value(task: TaskSpec, metrics: dict[str, Any]) -> float:
+    """The task's metric as a finite float, or evaluation_format_error."""
     value = metrics.get(task.metric.name)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise EvaluationError(
-            "evaluation_format_error", f"evaluation did not report the metric '{task.metric.name}': {metrics}"
-        )
-    return Score(split=split, metrics=metrics, value=float(value), duration_s=duration, output_tail=tail)
+        shown = json.dumps(metrics)[:500]
+        raise EvaluationError("evaluation_format_error",
+                              f"evaluation did not report the metric '{task.metric.name}': {shown}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise EvaluationError("evaluation_format_error",
+                              f"the metric '{task.metric.name}' is not a finite number ({str(value)[:40]})")
+    return number
 
 
-#: Statuses an evaluator may give a rejected submission in its signed `error` line.
+#: Statuses an evaluator may give a rejected submission in its `error` result.
 REPORTABLE_STATUSES = ("evaluation_error", "submission_not_found", "evaluation_format_error")
 
 
@@ -200,31 +360,10 @@ SECRETS_FILE = ".researchgym-secrets.json"
 
 
 def write_secrets(folder: Path, token: str, seed: int) -> None:
-    """The result token and the seed go to a file the evaluator reads and deletes before it runs
-    any agent code. Never the environment: every process of the sandbox, the agent's code too,
-    can read the shell's /proc/<pid>/environ."""
+    """The result token and the seed go to a file the evaluator reads and deletes (see
+    _shared/isolation.py). Never the environment of a process that may run agent code."""
     path = folder / SECRETS_FILE
     path.unlink(missing_ok=True)  # an artefact of that name never stands in
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         json.dump({"token": token, "seed": seed}, handle)
-
-
-def _eval_spec(task: TaskSpec, folder: Path, split: str, sandbox: str, withheld: list[Path]) -> SandboxSpec:
-    limits = task.limits
-    inside = str(folder) if sandbox == "local" else AGENT_WORKSPACE
-    return SandboxSpec(
-        workspace=folder,
-        mounts=dataset_mounts(task, folder, sandbox),
-        hidden=withheld,
-        env={"RESEARCHGYM_SPLIT": split, "RESEARCHGYM_SECRETS_FILE": f"{inside}/{SECRETS_FILE}"},
-        devices=sandbox_devices() if task.requires.gpus else [],
-        limits=Limits(
-            memory_mb=limits.memory_mb,
-            cpus=limits.cpus,
-            max_processes=limits.max_processes,
-            max_file_size_mb=limits.max_file_size_mb,
-            command_timeout_s=task.evaluation.timeout_s,
-            max_output_chars=200_000,
-        ),
-    )

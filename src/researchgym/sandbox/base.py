@@ -64,6 +64,9 @@ class SandboxSpec:
     #: The host tool gateway's folder (its socket is `gateway.sock`), bound read-only; commands
     #: find the socket through $RESEARCHGYM_GATEWAY.
     gateway_dir: Path | None = None
+    #: Host file descriptors the sandbox's shell (and its commands) inherit under the same
+    #: numbers: the pipes that join an evaluator to the agent's code it scores.
+    pass_fds: tuple[int, ...] = ()
 
 
 @dataclass

@@ -89,9 +89,11 @@ class PersistentShell:
         max_output_chars: int = 20_000,
         on_runaway: Callable[[], int | None] | None = None,
         on_start: Callable[[], None] | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.argv, self.env, self.workdir, self.cwd_host = argv, env, workdir, cwd
         self.preexec = preexec
+        self.pass_fds = pass_fds
         self.max_output_chars = max_output_chars
         #: Called after each command; returns a number of killed processes if the sandbox hit
         #: its process limit (a fork bomb) and had to be cleaned, else None.
@@ -123,6 +125,7 @@ class PersistentShell:
                 preexec_fn=self.preexec,
                 start_new_session=True,
                 bufsize=0,
+                pass_fds=self.pass_fds,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             raise SandboxError(f"could not start the shell ({self.argv[0]}): {exc}") from exc

@@ -104,12 +104,24 @@ class BaselineSpec(_Strict):
     scores: list[dict[str, float]] = Field(default_factory=list)
 
 
+class AgentCodeSpec(_Strict):
+    """The agent's code that an evaluator scores by talking to it (a strategy, a heuristic, a
+    policy). It runs in a sandbox of its own holding only the artefact and these public `files`
+    (the task's small server that imports the agent's code), with no dataset, no hidden file and
+    no secret; its stdin and stdout are the link to the evaluator (see _shared/agent_link.py)."""
+
+    command: str
+    files: list[FileSpec] = Field(default_factory=list)
+
+
 class EvaluationSpec(_Strict):
     """How a submission is scored, in a fresh sandbox that never belonged to the agent.
 
     `command` runs with the evaluation folder as its working directory and may use the
-    placeholders `{split}` (validation or test) and `{seed}`. The last line of its output that
-    is a JSON object holds the metrics.
+    placeholders `{split}` (validation or test) and `{seed}`. With `result: channel` the
+    evaluator writes its metrics, once, to the file named by $RESEARCHGYM_RESULT_FILE, which
+    only its sandbox can reach; with `result: stdout` (MLGym's convention, the default for
+    tasks that run no agent code) the last line of its output that is a JSON object holds them.
     """
 
     command: str
@@ -117,6 +129,22 @@ class EvaluationSpec(_Strict):
     timeout_s: float = Field(600.0, gt=0)
     #: Whether validate and submit are scored on separate splits (validation vs hidden test).
     has_test_split: bool = True
+    #: The agent's code, when the evaluator runs some: it then gets a sandbox of its own.
+    agent_code: AgentCodeSpec | None = None
+    #: Where the result travels: `channel` (a file only the evaluator can write) or `stdout`.
+    result: Literal["channel", "stdout"] | None = None
+
+    @model_validator(mode="after")
+    def _agent_code_reports_on_the_channel(self) -> "EvaluationSpec":
+        if self.agent_code is not None and self.result == "stdout":
+            raise ValueError("result: stdout cannot be used with agent_code: the agent's code could write "
+                             "that output; evaluators that run agent code report on the channel")
+        return self
+
+    @property
+    def result_channel(self) -> bool:
+        """True when the result must come from the result file (and never from the output)."""
+        return self.result == "channel" or (self.result is None and self.agent_code is not None)
 
 
 Split = Literal["validation", "test"]
@@ -409,19 +437,22 @@ def load_task_file(path: str | Path) -> TaskSpec:
 
 def check_files_exist(spec: TaskSpec, path: Path) -> None:
     """Name the field of a file the task refers to but does not have."""
-    for field, files in (("starter_files", spec.starter_files), ("evaluation.files", spec.evaluation.files)):
+    agent_files = spec.evaluation.agent_code.files if spec.evaluation.agent_code else []
+    for field, files in (("starter_files", spec.starter_files), ("evaluation.files", spec.evaluation.files),
+                         ("evaluation.agent_code.files", agent_files)):
         for index, item in enumerate(files):
             if item.src.startswith("data:"):
                 continue  # a file of a dataset that may not be prepared yet
             if not spec.path(item.src).exists():
                 raise TaskConfigError(path, f"{field}.{index}.src", f"{spec.path(item.src)} does not exist")
     hidden = spec.hidden_paths()
-    for index, item in enumerate(spec.starter_files):
-        source = spec.path(item.src)
-        for secret in hidden:
-            if secret == source or secret.is_relative_to(source) or source.is_relative_to(secret):
-                raise TaskConfigError(path, f"starter_files.{index}.src",
-                                      f"{item.src} overlaps {secret}, which is listed in hidden_files")
+    for field, files in (("starter_files", spec.starter_files), ("evaluation.agent_code.files", agent_files)):
+        for index, item in enumerate(files):
+            source = spec.path(item.src)
+            for secret in hidden:
+                if secret == source or secret.is_relative_to(source) or source.is_relative_to(secret):
+                    raise TaskConfigError(path, f"{field}.{index}.src",
+                                          f"{item.src} overlaps {secret}, which is listed in hidden_files")
     for index, ds in enumerate(spec.datasets):
         if ds.prepare:
             if not spec.path(ds.prepare).is_file():
