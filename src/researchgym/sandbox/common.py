@@ -89,6 +89,7 @@ class ShellSandbox:
             max_output_chars=limits.max_output_chars,
             on_runaway=on_runaway,
             on_start=on_start,
+            pass_fds=self.spec.pass_fds,
         )
         try:
             self.shell.start()
