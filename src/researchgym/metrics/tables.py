@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,7 +17,7 @@ class TableError(ResearchGymError):
 
 def read_score_table(path: str | Path) -> dict[str, dict[str, float | None]]:
     """A CSV with a `Task` column, a `baseline` column and one column per method; an empty cell
-    means no valid result."""
+    means no valid result. A cell that is not a finite number (including inf and nan) is an error."""
     path = Path(path)
     try:
         with open(path, newline="") as handle:
@@ -35,20 +36,24 @@ def read_score_table(path: str | Path) -> dict[str, dict[str, float | None]]:
                 values[method] = float(cell) if cell else None
             except ValueError:
                 raise TableError(f"{path}, line {line}, column '{method}': {cell!r} is not a number") from None
+            if values[method] is not None and not math.isfinite(values[method]):
+                raise TableError(f"{path}, line {line}, column '{method}' (task '{task}'): {cell!r} is not a finite "
+                                 "number; leave the cell empty for no valid result")
         table[task] = values
     return table
 
 
 def plot_profiles(tables: Mapping[str, Table], directions: Mapping[str, str], path: str | Path,
-                  baseline_method: str = "baseline") -> None:
-    """One panel per table (best attempt, last submission): rho_m(tau) for every method."""
+                  baseline_method: str = "baseline", *, negative_infeasible: bool = True) -> None:
+    """One panel per table (best attempt, last submission): rho_m(tau) for every method, rated
+    exactly as compute_aup rates them (same arguments, same grid)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     methods = all_methods(tables)
-    ratios = tables_ratios(tables, directions, baseline_method)
+    ratios = tables_ratios(tables, directions, baseline_method, negative_infeasible=negative_infeasible)
     grid = profile_grid(list(ratios.values()))
     figure, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 4.5), squeeze=False)
     for axis, (name, table_ratios) in zip(axes[0], ratios.items()):
