@@ -151,7 +151,7 @@ def test_artefact_symlink_out_of_workspace_is_refused(tiny_task: Path):
         env.reset(seed=0)
     env.step(f"ln -s {tiny_task}/data/answers.csv submission.csv")
     obs, *_, info = env.step("validate")
-    assert "outside the workspace" in obs
+    assert "submission.csv is a symbolic link" in obs and "submission_not_found" in obs
     env.close()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from researchgym.eval_secrets import read_secret
 from researchgym.runs.runner import Method, RunConfig, Runner
 from researchgym.runs.store import Store
 
@@ -99,11 +100,19 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     resumed = Store(run).episodes()
     for eid, score in finished_before.items():  # finished episodes were not run again
         assert next(r for r in resumed if r["id"] == eid)["final_score"] == score
+    # The resumed episodes used the run's stored evaluation secret: a new run given that secret
+    # (--eval-seed-file RUN_DIR) reproduces every test score.
     reference = tmp_path / "reference"
-    Runner(reference, RunConfig.from_json((run / "run.json").read_text())).run()
+    Runner(reference, RunConfig.from_json((run / "run.json").read_text()), eval_secret=read_secret(run)).run()
     expected = {(r["id"], r["exit_status"], r["final_score"]) for r in Store(reference).episodes()}
     assert {(r["id"], r["exit_status"], r["final_score"]) for r in resumed} == expected
     assert len(Store(run).scores()) == len(Store(reference).scores())  # no duplicated scores
+    # Without it, the hidden test games are other games: the scores cannot be predicted from the
+    # run's public configuration.
+    other = tmp_path / "other"
+    Runner(other, RunConfig.from_json((run / "run.json").read_text())).run()
+    assert read_secret(other) != read_secret(run)
+    assert {(r["id"], r["final_score"]) for r in Store(other).episodes()} != {(i, s) for i, _, s in expected}
 
 
 def test_cli_matrix_run_resume_and_report_from_the_store(tmp_path):
@@ -134,7 +143,8 @@ def test_the_same_episodes_through_a_local_ray_instance(tmp_path):
     config = RunConfig(tasks=["battleOfSexes", "prisonersDilemma"], methods=[Method("baseline")], seeds=[0, 1])
     counts = Runner(tmp_path / "ray", config, executor="ray").run()
     assert counts == {"finished": 4}
-    local = Runner(tmp_path / "local", RunConfig.from_json((tmp_path / "ray" / "run.json").read_text())).run()
+    local = Runner(tmp_path / "local", RunConfig.from_json((tmp_path / "ray" / "run.json").read_text()),
+                   eval_secret=read_secret(tmp_path / "ray")).run()  # the same hidden test seeds
     assert local == {"finished": 4}
 
     def contents(folder):

@@ -239,7 +239,7 @@ def _research_tools(memory: bool, memory_scope: str, memory_k: int, literature: 
 def _run(task: str, agent: str | None, sandbox: str, out: Path, seed: Optional[int], max_steps: Optional[int],
          model: str | None = None, api_base: str | None = None, cost_limit: float | None = None,
          agent_config: Path | None = None, temperature: float | None = None,
-         research_tools: dict | None = None) -> None:
+         research_tools: dict | None = None, eval_secret: bytes | None = None) -> None:
     from researchgym.env import ResearchEnv
     from researchgym.runs.episode import StepEvent, run_episode
     from researchgym.tasks.registry import load_task
@@ -250,7 +250,8 @@ def _run(task: str, agent: str | None, sandbox: str, out: Path, seed: Optional[i
         limits = {"max_steps": max_steps} if max_steps else None
         if research_tools and research_tools["memory"]["enabled"] and research_tools["memory"]["scope"] == "task":
             research_tools["memory"]["directory"] = str((out / "memory").resolve())
-        env = ResearchEnv(spec, sandbox=sandbox, limits=limits, trajectory_dir=out, research_tools=research_tools)
+        env = ResearchEnv(spec, sandbox=sandbox, limits=limits, trajectory_dir=out, research_tools=research_tools,
+                          eval_secret=eval_secret)
     except (ResearchGymError, ValueError) as exc:
         _fail(str(exc))
         return
@@ -330,6 +331,9 @@ def run(
     literature: bool = typer.Option(False, "--literature", help="give agents literature_search and parse_pdf (online: Semantic Scholar, arXiv)"),
     literature_corpus: Optional[Path] = typer.Option(None, help="folder of PDFs / JSONL abstracts for literature_search --offline"),
     literature_offline: bool = typer.Option(False, help="literature_search only ever searches the local corpus"),
+    eval_seed_file: Optional[Path] = typer.Option(
+        None, help="reuse a run's evaluation secret (its run folder, or a file with the secret in hex): the same "
+                   "hidden test seeds, to reproduce its test scores"),
 ) -> None:
     """Play episodes and print scores. One task and one method: a single episode, step by step.
     Several tasks, methods or --seeds: a matrix run into one run folder with a SQLite store."""
@@ -341,20 +345,28 @@ def run(
     if resume is None and not tasks:
         _fail("name at least one task (or --suite NAME, or --resume RUN_DIR)")
     research_tools = _research_tools(memory, memory_scope, memory_k, literature, literature_corpus, literature_offline)
+    eval_secret = None
+    if eval_seed_file is not None:
+        from researchgym.eval_secrets import read_secret
+
+        try:
+            eval_secret = read_secret(eval_seed_file)
+        except ResearchGymError as exc:
+            _fail(str(exc))
     single = (resume is None and len(tasks) == 1 and len(agent) <= 1 and len(model) <= 1 and seeds is None
               and executor == "local")
     if single:
         _run(tasks[0], agent[0] if agent else None, sandbox, out, seed, max_steps, model[0] if model else None,
-             api_base, cost_limit, agent_config, temperature, research_tools)
+             api_base, cost_limit, agent_config, temperature, research_tools, eval_secret)
         return
     if executor not in ("local", "ray"):
         _fail(f"--executor must be local or ray, not '{executor}'")
     _run_matrix(tasks, agent, model, seeds or 1, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume,
-                executor, address, research_tools)
+                executor, address, research_tools, eval_secret)
 
 
 def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume,
-                executor="local", address=None, research_tools=None) -> None:
+                executor="local", address=None, research_tools=None, eval_secret=None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from researchgym.runs.runner import Method, RunConfig, Runner
@@ -362,7 +374,7 @@ def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit
     if resume is not None:
         try:
             runner_factory = lambda on_event: Runner.resume(resume, on_event=on_event, executor=executor,  # noqa: E731
-                                                            ray_address=address)
+                                                            ray_address=address, eval_secret=eval_secret)
             config = RunConfig.from_json((resume / "run.json").read_text())
         except (OSError, ValueError) as exc:
             _fail(f"cannot resume {resume}: {exc}")
@@ -377,7 +389,7 @@ def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit
                            research_tools=research_tools)
         run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{config.run_id[:6]}"
         runner_factory = lambda on_event: Runner(run_dir, config, on_event=on_event, executor=executor,  # noqa: E731
-                                                 ray_address=address)
+                                                 ray_address=address, eval_secret=eval_secret)
     total = len(config.tasks) * len(config.methods) * len(config.seeds)
     state = {"running": 0, "failed": 0, "cost": 0.0}
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -29,6 +29,7 @@ import gymnasium as gym
 
 from researchgym.errors import EvaluationError, TaskConfigError
 from researchgym.hardware import check_gpus, sandbox_devices
+from researchgym.eval_secrets import new_secret, test_seed
 from researchgym.evaluation import Score, collect_artefact, dataset_mounts, evaluate
 from researchgym.runs.trajectory import TrajectoryWriter
 from researchgym.sandbox import Sandbox, SandboxSpec, create_sandbox
@@ -74,6 +75,7 @@ class ResearchEnv(gym.Env[str, str]):
         footer: bool = True,
         research_tools: ResearchToolsConfig | dict[str, Any] | None = None,
         reward: str | RewardFn = "final",
+        eval_secret: bytes | None = None,
     ) -> None:
         self.task: TaskSpec = task if isinstance(task, TaskSpec) else load_task(task)
         if limits:
@@ -93,6 +95,9 @@ class ResearchEnv(gym.Env[str, str]):
         self._services: EpisodeServices | None = None
         #: How steps are rewarded: "final", "dense" or a callable (researchgym.training.rewards).
         self.rewarder = Rewarder(reward)
+        #: The host's secret behind the test split's seeds (eval_secrets.py): a run's, or a fresh
+        #: one from the operating system's random source, never derived from the episode seed.
+        self._eval_secret = eval_secret if eval_secret is not None else new_secret()
         self.sandbox_name = sandbox
         self.trajectory_dir = Path(trajectory_dir) if trajectory_dir else None
         self.workspace_dir = Path(workspace_dir) if workspace_dir else None
@@ -128,6 +133,7 @@ class ResearchEnv(gym.Env[str, str]):
         self.episode_seed = episode_seed
         self.episode_id = uuid.uuid4().hex[:12]
         self.steps = 0
+        self._snapshot_bytes = 0
         self.scores: list[dict[str, Any]] = []
         self.exit_status: str | None = None
         self.final_score: float | None = None
@@ -335,10 +341,16 @@ class ResearchEnv(gym.Env[str, str]):
                 kept.append(line)
         return "\n".join(kept), validate, submit
 
+    def _eval_seed(self, split: str) -> int:
+        """Validation: reproducible from the episode seed. Test: unpredictable without the host's
+        secret, the same for every evaluation of the episode."""
+        if split == "test":
+            return test_seed(self._eval_secret, self.task.id, self.episode_seed)
+        return self.task.derived_seed(self.episode_seed, split)
+
     def _score(self, split: str) -> Score:
         assert self.workspace is not None
-        return evaluate(self.task, self.workspace, split=split,
-                        seed=self.task.derived_seed(self.episode_seed, split), sandbox=self.sandbox_name)
+        return evaluate(self.task, self.workspace, split=split, seed=self._eval_seed(split), sandbox=self.sandbox_name)
 
     def _validate(self) -> str:
         metric = self.task.metric
@@ -375,8 +387,20 @@ class ResearchEnv(gym.Env[str, str]):
         try:
             collect_artefact(self.task, self.workspace, folder)
         except (EvaluationError, OSError) as exc:
+            shutil.rmtree(folder, ignore_errors=True)
             entry["test"] = {"status": getattr(exc, "status", "evaluation_error"), "error": str(exc)}
             return
+        # The kept copies are host disk the agent fills by validating: they share the
+        # workspace's quota, and a validation past it is not scored on the test split.
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        budget = (self.task.limits.max_workspace_mb or 0) << 20
+        if budget and self._snapshot_bytes + size > budget:
+            shutil.rmtree(folder, ignore_errors=True)
+            entry["test"] = {"status": "not_scored",
+                             "error": f"the validated artefacts kept for the test split passed the workspace quota "
+                                      f"({budget >> 20} MiB); this one was not kept"}
+            return
+        self._snapshot_bytes += size
         entry["test"] = {"status": "pending"}
         self._pending.append((entry, folder))
 
@@ -385,8 +409,7 @@ class ResearchEnv(gym.Env[str, str]):
         pending, self._pending = self._pending, []
         for entry, folder in pending:
             try:
-                entry["test"] = evaluate(self.task, folder, split="test",
-                                         seed=self.task.derived_seed(self.episode_seed, "test"),
+                entry["test"] = evaluate(self.task, folder, split="test", seed=self._eval_seed("test"),
                                          sandbox=self.sandbox_name).to_dict()
             except EvaluationError as exc:
                 entry["test"] = {"status": exc.status, "error": str(exc), "detail": exc.detail}

@@ -31,7 +31,7 @@ def run_on_ray(runner: "Runner", plans: list["EpisodePlan"], address: str | None
         for plan in plans:
             runner.store.mark_running(plan.id)
             runner._emit("started", plan, {})
-            pending[remote.remote(plan, runner.config, str(runner.run_dir))] = plan
+            pending[remote.remote(plan, runner.config, str(runner.run_dir), eval_secret=runner.eval_secret)] = plan
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:

@@ -123,7 +123,7 @@ class RunInterrupted(ResearchGymError):
 class Runner:
     def __init__(self, run_dir: str | Path, config: RunConfig,
                  on_event: Callable[[str, EpisodePlan, dict[str, Any]], None] | None = None,
-                 executor: str = "local", ray_address: str | None = None) -> None:
+                 executor: str = "local", ray_address: str | None = None, eval_secret: bytes | None = None) -> None:
         if executor not in ("local", "ray"):
             raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
         self.executor, self.ray_address = executor, ray_address
@@ -141,6 +141,8 @@ class Runner:
         (self.run_dir / RUN_FILE).write_text(config.to_json())
         self.store = Store(self.run_dir)
         self.store.add_run(config.run_id, json.loads(config.to_json()))
+        #: Behind every episode's test seed; kept in the store, the same on resume (eval_secrets.py).
+        self.eval_secret = self.store.eval_secret(eval_secret)
         episodes, sandboxes = default_caps()
         self._sandboxes = threading.Semaphore(config.max_sandboxes or sandboxes)
         self._max_episodes = config.max_episodes or episodes
@@ -209,7 +211,7 @@ class Runner:
             try:
                 self.store.mark_running(plan.id)
                 self._emit("started", plan, {})
-                outcome = play_episode(plan, self.config, self.run_dir, gate=self._gate)
+                outcome = play_episode(plan, self.config, self.run_dir, gate=self._gate, eval_secret=self.eval_secret)
                 self.settle(plan, outcome)
             except (sqlite3.OperationalError, OSError) as exc:
                 self._store_failure = self._store_failure or f"{type(exc).__name__}: {exc}"
@@ -255,7 +257,8 @@ def episode_research_tools(config: RunConfig, plan: EpisodePlan, run_dir: Path) 
 
 
 def play_episode(plan: EpisodePlan, config: RunConfig, run_dir: Path,
-                 gate: Callable[[str], threading.Semaphore] | None = None) -> dict[str, Any]:
+                 gate: Callable[[str], threading.Semaphore] | None = None,
+                 eval_secret: bytes | None = None) -> dict[str, Any]:
     """Play one planned episode; never raises. Runs wherever it is called (a thread, a Ray worker)."""
     from researchgym.env import ResearchEnv
     from researchgym.runs.episode import run_episode
@@ -269,7 +272,7 @@ def play_episode(plan: EpisodePlan, config: RunConfig, run_dir: Path,
         limits = {"max_steps": config.max_steps} if config.max_steps else None
         env = ResearchEnv(plan.task, sandbox=config.sandbox, limits=limits,
                           trajectory_dir=trajectories, workspace_dir=workspaces,
-                          research_tools=episode_research_tools(config, plan, run_dir))
+                          research_tools=episode_research_tools(config, plan, run_dir), eval_secret=eval_secret)
         result = run_episode(env, make_agent(plan.method, config, gate), seed=plan.seed).to_dict()
     except Exception as exc:  # a broken task or agent fails this episode, not the run
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}

@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from researchgym.errors import ResearchGymError
+
 DB_NAME = "results.sqlite"
 
 MIGRATIONS = [
@@ -99,6 +101,24 @@ class Store:
         self._db.close()
 
     # ----------------------------------------------------------------- writes
+    def eval_secret(self, given: bytes | None = None) -> bytes:
+        """The run's evaluation secret (see eval_secrets.py): the stored one, else `given` or a
+        fresh one, stored now. A `given` secret that differs from a stored one is refused: a
+        run's test seeds never change halfway."""
+        from researchgym.eval_secrets import STORE_KEY, new_secret, parse_secret
+
+        with self.transaction() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (STORE_KEY,)).fetchone()
+            if row is not None:
+                stored = parse_secret(row[0], str(self.path))
+                if given is not None and given != stored:
+                    raise ResearchGymError(f"{self.path} already has another evaluation secret: a run keeps its "
+                                           "test seeds (resume it without --eval-seed-file)")
+                return stored
+            secret = given if given is not None else new_secret()
+            db.execute("INSERT INTO meta VALUES (?, ?)", (STORE_KEY, secret.hex()))
+            return secret
+
     def add_run(self, run_id: str, config: dict[str, Any]) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?)", (run_id, time.time(), json.dumps(config)))
