@@ -84,13 +84,19 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 308:  # beyond any float: no metric, count or move is that large
+        raise ValueError(f"the integer {text[:20]}... ({len(text)} digits) is too large")
+    return int(text)
+
+
 def strict_loads(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
-    """JSON with finite numbers only (no NaN, Infinity, 1e999 or integers too long to be
-    numbers) and at most `max_depth` levels of nesting. ValueError otherwise."""
+    """JSON with finite numbers only (no NaN, Infinity, 1e999, no integer beyond a float's range)
+    and at most `max_depth` levels of nesting. ValueError otherwise."""
     text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
     if _depth(text) > max_depth:
         raise ValueError(f"JSON nested deeper than {max_depth} levels")
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int)
 
 
 def dumps(value: Any) -> bytes:
