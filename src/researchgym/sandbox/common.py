@@ -10,7 +10,8 @@ from pathlib import Path
 from researchgym.sandbox.base import ExecResult, SandboxSpec
 from researchgym.sandbox.cgroups import SandboxCgroup
 from researchgym.sandbox.limits import launch_prefix, runaway_check
-from researchgym.sandbox.quota import QuotaWatch
+from researchgym.sandbox import procs
+from researchgym.sandbox.quota import QuotaWatch, quota_areas
 from researchgym.sandbox.shell import PersistentShell
 
 #: The agent-computer interface commands shipped with the package, and their library.
@@ -44,6 +45,7 @@ class ShellSandbox:
         self.cgroup: SandboxCgroup | None = None
         self.shell: PersistentShell | None = None
         self._quota: QuotaWatch | None = None  # started with the first command
+        self._quota_areas = quota_areas(spec)  # every host folder the sandbox can write
 
     # Subclasses say how bash is launched and with which environment.
     def launcher(self) -> tuple[list[str], dict[str, str], str | None]:
@@ -105,14 +107,13 @@ class ShellSandbox:
         cleaned = self.shell.on_runaway()
         ooms = self.cgroup.oom_kills() if self.cgroup else 0
         limits = self.spec.limits
-        if (limits.max_workspace_mb or limits.max_workspace_files) and self._quota is None:
-            self._quota = QuotaWatch(self.spec.workspace, limits.max_workspace_mb, limits.max_workspace_files,
-                                     stop=lambda: self.shell.interrupt() if self.shell is not None else None)
+        if self._quota is None and self._quota_areas:
+            self._quota = QuotaWatch(self._quota_areas, stop=self._quota_stop, kill=self._quota_kill)
         if self._quota is not None:
             with self._quota.watching() as watch:
                 result = self.shell.run(command, timeout_s or limits.command_timeout_s)
-            if watch.note():
-                result.notes.append(watch.note())
+            result.notes[:0] = watch.earlier_notes  # why a background job, or the shell, died meanwhile
+            result.notes.extend(watch.command_notes)
         else:
             result = self.shell.run(command, timeout_s or limits.command_timeout_s)
         if cleaned is not None:
@@ -122,6 +123,25 @@ class ShellSandbox:
                 f"a process was killed because the sandbox ran out of memory (limit {self.spec.limits.memory_mb} MiB)"
             )
         return result
+
+    def _quota_stop(self) -> None:
+        """The quota watch's way to stop the running command (from its thread), as a timeout would."""
+        if self.shell is not None:
+            self.shell.interrupt()
+
+    def _quota_kill(self, shell_too: bool) -> None:
+        """The quota watch's way to stop every writer: all the sandbox's processes but its shell,
+        or the shell too (the next command then starts a new one). Called while no command runs."""
+        shell = self.shell
+        if shell is None:
+            return
+        if not shell_too:
+            shell.kill_everything_but_shell()
+            return
+        proc = shell.proc
+        if proc is not None and proc.poll() is None:
+            procs.kill_below(proc.pid, keep=set())
+            proc.kill()
 
     @property
     def cwd(self) -> str:
