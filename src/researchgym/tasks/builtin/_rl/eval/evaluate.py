@@ -7,95 +7,153 @@ The submission is `checkpoints/` (exactly 5 `*.pkl` files, as src/train.py write
 TASKS.md 11-13): for each checkpoint and each of 5 seeds, reset 256 environments with that
 seed, run `max_frames` steps with actions *sampled* from the policy, and sum each episode's
 rewards up to its first `done`. The score `Reward Mean` is the mean of those 6,400 returns.
-Validation uses seeds 0-4 (MLGym's); the test split uses other seeds, 100-104.
+Validation uses seeds 0-4 (MLGym's). The test split's 5 seeds are drawn here, one-way (SHA-256),
+from the secret seed researchgym hands this evaluator alone; they are never 0-4 and nothing the
+agent can read reveals them (the metrics show only `seeds_fingerprint`, a truncated SHA-256 of
+the seeds, which tells two evaluations' episodes apart). Run by hand, the test split draws
+fresh seeds each time.
 
-What is trusted: the environment, the random keys, the sampling and the sums run here. The
-agent's network and checkpoints run in a separate process (policy_server.py) that only ever
-sees observations and answers with distribution parameters (logits, or a Gaussian's mean and
-scale), so neither its code nor its pickles can touch the rewards or print a result that passes
-(the result line carries a token the agent's code cannot read). The same seeds always give the
+What is trusted: the environment, the random keys, the sampling, the sums and every check run
+here, in the evaluator's sandbox, which holds none of the agent's files. The agent's network and
+checkpoints run in another sandbox (policy_server.py, which imports src/networks.py and unpickles
+the checkpoints there and only there); the two talk through frames (agent_link.py) and that side
+only ever sees observations and answers with distribution parameters (logits, or a Gaussian's
+mean and scale). Every answer is checked here (exact size, finite numbers, positive scale) within
+a deadline, and the result goes to a channel that side cannot write.
+
+This evaluator never sees the artefact's files, so it asks: the server lists checkpoints/*.pkl
+and says whether src/networks.py exists, the count (5) is enforced here, and each checkpoint is
+then loaded by one of the listed names. That side could lie about its files; it gains nothing,
+because whatever policy it serves is exactly what is scored. The same seeds always give the
 same score.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
+import hashlib
 import json
 import os
-import subprocess
+import secrets
 import sys
-import threading
-from multiprocessing.connection import Connection
+import time
 from typing import Any
 
-from isolation import kill_everyone_else, no_memory_access, take_secrets
+from agent_link import AgentLink, LinkError, report, report_error, strict_loads
+from isolation import no_memory_access, take_secrets
 
-SEEDS = {"validation": [0, 1, 2, 3, 4], "test": [100, 101, 102, 103, 104]}
+VALIDATION_SEEDS = [0, 1, 2, 3, 4]
+SEEDS_PER_SPLIT = 5
 CHECKPOINTS = 5
+#: The largest error frame accepted from the policy server (its message, 20,000 bytes, and a kind).
+MAX_ERROR_FRAME = 20_001
+#: The largest listing of checkpoints/ accepted.
+MAX_LISTING_FRAME = 64 << 10
+MAX_NAME = 255
 
 
 class PolicyError(Exception):
     """The submission's policy could not be loaded or misbehaved: the submission is rejected."""
 
 
+def split_seeds(split: str, seed: int | None) -> list[int]:
+    """The environment seeds of a split: MLGym's 0-4 for validation; for the test split, 5
+    distinct seeds in [5, 2**31) derived one-way from the evaluation's secret seed."""
+    if split == "validation":
+        return list(VALIDATION_SEEDS)
+    if seed is None:  # run by hand: no secret, so no fixed public test set either
+        seed = secrets.randbits(63)
+    seeds: list[int] = []
+    counter = 0
+    while len(seeds) < SEEDS_PER_SPLIT:
+        digest = hashlib.sha256(f"researchgym-rl-test-seeds:{seed}:{counter}".encode()).digest()
+        value = int.from_bytes(digest[:4], "big") >> 1  # 31 bits: a valid jax.random.PRNGKey seed
+        if value not in VALIDATION_SEEDS and value not in seeds:
+            seeds.append(value)
+        counter += 1
+    return seeds
+
+
+def seeds_fingerprint(seeds: list[int]) -> str:
+    """A one-way fingerprint of a seed list (to tell evaluations apart without showing seeds)."""
+    return hashlib.sha256(("researchgym-rl-seeds:" + ",".join(map(str, seeds))).encode()).hexdigest()[:16]
+
+
+def valid_name(name: Any) -> bool:
+    """A plain file name in checkpoints/ as glob('checkpoints/*.pkl') finds them."""
+    return (isinstance(name, str) and 4 < len(name) <= MAX_NAME and name.endswith(".pkl")
+            and not name.startswith(".") and "/" not in name and "\\" not in name and "\0" not in name
+            and name.isprintable())
+
+
 class PolicyServer:
-    """The agent's policy in its own process, spoken to through byte frames (never pickles)."""
+    """The agent's policy behind the link: every exchange has a deadline and a size limit."""
 
-    def __init__(self, setup: dict[str, Any], load_timeout_s: float, step_timeout_s: float) -> None:
-        self.step_timeout_s = step_timeout_s
-        to_child, child_in = os.pipe()
-        child_out, from_child = os.pipe()
-        here = os.path.dirname(os.path.abspath(__file__))
-        self.process = subprocess.Popen(
-            [sys.executable, os.path.join(here, "policy_server.py"), str(to_child), str(from_child)],
-            pass_fds=(to_child, from_child), start_new_session=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("RESEARCHGYM_")},
-        )
-        os.close(to_child)
-        os.close(from_child)
-        self.outbox = Connection(child_in, readable=False)
-        self.inbox = Connection(child_out, writable=False)
-        self.ask(json.dumps(setup).encode(), load_timeout_s, "start (importing src/networks.py)")
+    def __init__(self, link: AgentLink, load_timeout_s: float, step_timeout_s: float) -> None:
+        self.link, self.load_timeout_s, self.step_timeout_s = link, load_timeout_s, step_timeout_s
 
-    def ask(self, message: bytes, timeout_s: float, doing: str) -> bytes:
-        """Send one frame and wait for the answer; a stuck or dead policy process is an error."""
-        expired = threading.Event()
-
-        def expire() -> None:
-            expired.set()
-            self.process.kill()  # unblocks a send into a full pipe as well as the wait
-
-        timer = threading.Timer(timeout_s, expire)
-        timer.start()
+    def exchange(self, payload: bytes, timeout_s: float, limit: int, doing: str, expected: str = "") -> bytes:
+        """Send one frame and receive the answer (at most `limit` bytes, or an error message),
+        the whole exchange within `timeout_s`. `expected` describes a valid answer, for errors."""
+        deadline = time.monotonic() + timeout_s
         try:
-            self.outbox.send_bytes(message)
-            reply = self.inbox.recv_bytes()
-        except (OSError, EOFError):
-            if expired.is_set():
+            self.link.send(payload, timeout_s)
+            reply = self.link.receive(max(deadline - time.monotonic(), 0.001), max(limit, MAX_ERROR_FRAME), doing)
+        except LinkError as exc:
+            if time.monotonic() >= deadline:
                 raise PolicyError(f"the policy did not {doing} within {timeout_s:g}s") from None
-            code = self.process.wait()
-            raise PolicyError(f"the policy process died while asked to {doing} (exit status {code}; "
-                              "its output is above)") from None
-        finally:
-            timer.cancel()
+            raise PolicyError(f"the policy server failed while asked to {doing}: {exc}{expected}") from None
         if reply[:1] == b"E":
             raise PolicyError(reply[1:].decode("utf-8", "replace"))
         return reply
 
-    def load(self, path: str, timeout_s: float) -> None:
-        self.ask(b"L" + path.encode(), timeout_s, f"load {path}")
+    def listing(self, setup: dict[str, Any]) -> list[str]:
+        """The checkpoint names the server offers, checked: exactly 5 plain `*.pkl` names."""
+        reply = self.exchange(json.dumps(setup).encode(), self.load_timeout_s, MAX_LISTING_FRAME,
+                              "start (list checkpoints/)")
+        listing: Any = None
+        if reply[:1] == b"K":
+            try:
+                listing = strict_loads(reply[1:])
+            except (ValueError, RecursionError):  # a UnicodeDecodeError is a ValueError
+                pass
+        if not (isinstance(listing, dict) and isinstance(listing.get("checkpoints"), list)
+                and isinstance(listing.get("networks_py"), bool)):
+            raise PolicyError("the policy server's first answer is not a listing of checkpoints/ "
+                              "(K and a JSON object with checkpoints and networks_py)")
+        names, networks = listing["checkpoints"], listing["networks_py"]
+        if not all(valid_name(name) for name in names) or len(set(names)) != len(names):
+            raise PolicyError("the policy server listed checkpoint names that are not distinct plain file names "
+                              f"ending in .pkl: {json.dumps(names)[:500]}")
+        if len(names) != CHECKPOINTS:
+            raise PolicyError(f"expected exactly {CHECKPOINTS} checkpoint files checkpoints/*.pkl (one per training "
+                              f"seed, as `python src/train.py` writes them), found {len(names)}: "
+                              f"{str([f'checkpoints/{name}' for name in names])[:2000]}")
+        if not networks:
+            raise PolicyError("src/networks.py is missing: the evaluation rebuilds the policy with its make_model")
+        return sorted(names)
 
-    def act(self, obs: Any) -> bytes:
-        return self.ask(b"O" + obs.tobytes(), self.step_timeout_s, "answer a batch of observations")[1:]
+    def load(self, name: str) -> None:
+        path = f"checkpoints/{name}"
+        reply = self.exchange(b"L" + name.encode(), self.load_timeout_s, 1, f"load {path}")
+        if reply != b"K":
+            raise PolicyError(f"the policy server answered the request to load {path} with "
+                              f"{reply[:20]!r} instead of K")
+
+    def act(self, obs: Any, rows: int, width: int, continuous: bool) -> bytes:
+        reply = self.exchange(b"O" + obs.tobytes(), self.step_timeout_s, 1 + rows * width * 4,
+                              "answer a batch of observations", f" ({contract(rows, width, continuous)})")
+        if reply[:1] != b"A":
+            raise PolicyError(f"the policy server answered a batch of observations with a frame of kind "
+                              f"{reply[:1]!r} instead of A")
+        return reply[1:]
 
     def close(self) -> None:
         try:
-            self.outbox.send_bytes(b"Q")
-        except OSError:
+            self.link.send(b"Q", 1.0)
+        except LinkError:
             pass
-        self.process.kill()
-        self.process.wait()
+        self.link.close()
 
 
 def make_rollout(env: Any, env_params: Any, seeds: list[int], envs_per_seed: int, continuous: bool,
@@ -137,22 +195,30 @@ def make_rollout(env: Any, env_params: Any, seeds: list[int], envs_per_seed: int
     return carry, step
 
 
+def contract(rows: int, width: int, continuous: bool) -> str:
+    kind = f"(mean, scale) with {width // 2} columns each" if continuous else f"logits with {width} columns"
+    return (f"expected {kind} per observation, {rows * width} float32 numbers in all (see the contract in "
+            "src/networks.py)")
+
+
 def check_policy(raw: bytes, rows: int, width: int, continuous: bool) -> Any:
+    """The policy's answer as a (rows, width) float32 array, or PolicyError: exactly the
+    expected size, finite, and for a Gaussian a positive scale."""
     import numpy as np
 
-    out = np.frombuffer(raw, dtype=np.float32)
-    if out.size != rows * width:
-        kind = f"(mean, scale) with {width // 2} columns each" if continuous else f"logits with {width} columns"
-        raise PolicyError(f"the policy answered {out.size} numbers for {rows} observations; expected {kind} "
-                          "per observation (see the contract in src/networks.py)")
+    if len(raw) != rows * width * 4:
+        raise PolicyError(f"the policy answered {len(raw) / 4:g} numbers ({len(raw)} bytes) for {rows} "
+                          f"observations; {contract(rows, width, continuous)}")
+    out = np.frombuffer(raw, dtype=np.float32).reshape(rows, width)
     if not np.isfinite(out).all():
         raise PolicyError("the policy output contains NaN or infinity")
-    if continuous and (out.reshape(rows, width)[:, width // 2:] <= 0).any():
+    if continuous and (out[:, width // 2:] <= 0).any():
         raise PolicyError("the policy's scale must be positive")
-    return out.reshape(rows, width)
+    return out
 
 
-def evaluate(args: argparse.Namespace, files: list[str]) -> dict[str, Any]:
+def evaluate(args: argparse.Namespace, seed: int | None) -> dict[str, Any]:
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import gymnax
     import jax
     import numpy as np
@@ -163,20 +229,24 @@ def evaluate(args: argparse.Namespace, files: list[str]) -> dict[str, Any]:
     continuous = isinstance(action_space, spaces.Box)
     action_dim = int(action_space.shape[0]) if continuous else int(action_space.n)
     obs_shape = tuple(env.observation_space(env_params).shape)
-    seeds = SEEDS[args.split]
+    seeds = split_seeds(args.split, seed)
     rows = len(seeds) * args.envs_per_seed
     width = 2 * action_dim if continuous else action_dim
     setup = {"obs_shape": obs_shape, "action_dim": action_dim, "continuous": continuous, "batch": rows}
-    server = PolicyServer(setup, args.load_timeout, args.step_timeout)
-    initial, step = make_rollout(env, env_params, seeds, args.envs_per_seed, continuous, action_dim)
+    here = os.path.dirname(os.path.abspath(__file__))
+    server = PolicyServer(AgentLink.open([sys.executable, os.path.join(here, "policy_server.py")]),
+                          args.load_timeout, args.step_timeout)
     means, all_returns = [], []
     try:
-        for path in files:
-            server.load(path, args.load_timeout)
+        names = server.listing(setup)
+        initial, step = make_rollout(env, env_params, seeds, args.envs_per_seed, continuous, action_dim)
+        for name in names:
+            server.load(name)
             carry = initial  # every checkpoint meets the same episodes
             for _ in range(args.max_frames):
                 obs = np.asarray(carry[0], dtype=np.float32).reshape(rows, *obs_shape)
-                carry = step(carry, check_policy(server.act(obs), rows, width, continuous))
+                answer = server.act(obs, rows, width, continuous)
+                carry = step(carry, check_policy(answer, rows, width, continuous))
                 if bool(jax.device_get(carry[4]).all()):
                     break  # every episode has ended; later rewards would not count
             returns = np.asarray(carry[3], dtype=np.float64).ravel()
@@ -184,40 +254,31 @@ def evaluate(args: argparse.Namespace, files: list[str]) -> dict[str, Any]:
             all_returns.append(returns)
     finally:
         server.close()
-        kill_everyone_else()
     returns = np.concatenate(all_returns)
     return {"Reward Mean": float(returns.mean()), "Reward Std": float(returns.std()),
-            "checkpoint_means": [round(m, 4) for m in means], "episodes": int(returns.size)}
+            "checkpoint_means": [round(m, 4) for m in means], "episodes": int(returns.size),
+            "seeds_fingerprint": seeds_fingerprint(seeds)}
 
 
 def main() -> None:
     no_memory_access()
-    token, _ = take_secrets()
+    _, seed = take_secrets()
     parser = argparse.ArgumentParser(description="Score checkpoints/ (5 *.pkl) with src/networks.py.")
     parser.add_argument("--env", required=True, help="gymnax environment id")
     parser.add_argument("--max-frames", type=int, required=True, help="steps per evaluation episode")
-    parser.add_argument("--split", choices=sorted(SEEDS), default=os.environ.get("RESEARCHGYM_SPLIT", "validation"))
+    parser.add_argument("--split", choices=["validation", "test"],
+                        default=os.environ.get("RESEARCHGYM_SPLIT", "validation"))
     parser.add_argument("--envs-per-seed", type=int, default=256)
-    parser.add_argument("--load-timeout", type=float, default=300.0, help="seconds to import and load one checkpoint")
+    parser.add_argument("--load-timeout", type=float, default=300.0,
+                        help="seconds to import src/networks.py and load one checkpoint")
     parser.add_argument("--step-timeout", type=float, default=60.0, help="seconds for the policy to answer one step")
     args = parser.parse_args()
-
-    def fail(message: str) -> None:
-        print(f"evaluation failed: {message}", file=sys.stderr)
-        print("\n" + json.dumps({"error": message, "status": "evaluation_error", "token": token}), flush=True)
-        sys.exit(1)
-
-    files = sorted(glob.glob("checkpoints/*.pkl"))
-    if len(files) != CHECKPOINTS:
-        fail(f"expected exactly {CHECKPOINTS} checkpoint files checkpoints/*.pkl (one per training seed, as "
-             f"`python src/train.py` writes them), found {len(files)}: {files}")
-    if not os.path.isfile("src/networks.py"):
-        fail("src/networks.py is missing: the evaluation rebuilds the policy with its make_model")
     try:
-        metrics = evaluate(args, files)
+        metrics = evaluate(args, seed)
     except PolicyError as exc:
-        fail(str(exc))
-    print("\n" + json.dumps({**metrics, "split": args.split, "token": token}), flush=True)
+        report_error(str(exc), "evaluation_error")
+        sys.exit(1)
+    report({**metrics, "split": args.split})
 
 
 if __name__ == "__main__":

@@ -1,26 +1,39 @@
 """The agent's side of the RL evaluation: serves the submitted policy, nothing else.
 
-Started by evaluate.py as a separate process. It imports the agent's `src/networks.py`, loads
-one checkpoint at a time (unpickling runs code, so it happens here, never in the evaluator) and
-answers each batch of observations with the policy's distribution parameters. It never sees
-the environment's state, the rewards, the random keys or the result token.
+In an evaluation this runs in a sandbox of its own that holds the artefact (`checkpoints/`,
+`src/`) and this task's public files, and nothing else: no environment state, no rewards, no
+random keys, no seeds, no result channel. It imports the agent's `src/networks.py`, loads one
+checkpoint at a time (unpickling runs code, so it happens here and only here, never in the
+evaluator) and answers each batch of observations with the policy's distribution parameters.
+Run by hand, evaluate.py starts it as a subprocess in the workspace.
 
-Protocol (multiprocessing Connection byte frames; the evaluator never unpickles anything):
-  evaluator -> here: first a JSON setup frame, then b"L" + checkpoint path, b"O" + float32
-  observations, or b"Q" to stop;
-  here -> evaluator: b"K" (ready / loaded), b"A" + float32 array (logits, or mean then scale),
-  or b"E" + an error message, after which this process exits.
+Protocol: frames over stdin/stdout (see agent_link.py; the evaluator never unpickles anything).
+  evaluator -> here: first a JSON setup frame, then b"L" + a checkpoint's file name (one this
+  server listed), b"O" + float32 observations, or b"Q" to stop;
+  here -> evaluator: to the setup, b"K" + JSON {"checkpoints": sorted names of
+  checkpoints/*.pkl, "networks_py": whether src/networks.py exists}; to a load, b"K"; to
+  observations, b"A" + float32 array (logits, or mean then scale); or b"E" + an error message,
+  after which this process exits. src/networks.py is imported at the first load.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import pickle
 import sys
 import traceback
-from multiprocessing.connection import Connection
 from typing import Any, Callable
+
+from agent_link import AgentEnd
+
+#: The longest error message sent (in bytes; the evaluator accepts a little more).
+MAX_MESSAGE = 20_000
+
+
+def list_checkpoints() -> list[str]:
+    return sorted(os.path.basename(path) for path in glob.glob("checkpoints/*.pkl"))
 
 
 def load_policy(path: str, make_model: Callable[..., Any], setup: dict[str, Any]) -> Callable[[Any], Any]:
@@ -32,7 +45,7 @@ def load_policy(path: str, make_model: Callable[..., Any], setup: dict[str, Any]
     with open(path, "rb") as handle:
         checkpoint = pickle.load(handle)
     if not isinstance(checkpoint, dict) or not {"network", "train_config"} <= set(checkpoint):
-        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        found = sorted(map(str, checkpoint)) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise ValueError(f"{path} must hold a dict with the keys log_steps, log_return, network and "
                          f"train_config (as src/train.py saves it); found {found}")
     try:
@@ -61,44 +74,52 @@ def load_policy(path: str, make_model: Callable[..., Any], setup: dict[str, Any]
 
 
 def main() -> None:
-    inbox = Connection(int(sys.argv[1]), writable=False)
-    outbox = Connection(int(sys.argv[2]), readable=False)
-    os.dup2(2, 1)  # prints from the agent's code go to stderr, never into the protocol
-    sys.stdout = sys.stderr
+    end = AgentEnd.from_stdio()  # from here on, prints of the agent's code go to stderr
 
     def fail(message: str) -> None:
-        outbox.send_bytes(b"E" + message.encode("utf-8", "replace")[:20_000])
+        end.send(b"E" + message.encode("utf-8", "replace")[:MAX_MESSAGE])
 
-    setup = json.loads(inbox.recv_bytes())
-    sys.path.insert(0, os.path.abspath("src"))
-    try:
-        import numpy as np
-
-        from networks import make_model  # the agent's code
-    except BaseException:
-        fail("could not import make_model from src/networks.py:\n" + traceback.format_exc(limit=6))
+    setup = end.receive_json()
+    if setup is None:
         return
-    outbox.send_bytes(b"K")
+    names = list_checkpoints()
+    end.send(b"K" + json.dumps({"checkpoints": names, "networks_py": os.path.isfile("src/networks.py")}).encode())
+    import numpy as np
+
+    make_model: Callable[..., Any] | None = None
     respond: Callable[[Any], Any] | None = None
     obs_shape = tuple(setup["obs_shape"])
     while True:
-        message = inbox.recv_bytes()
+        message = end.receive()
+        if message is None:
+            return
         kind, body = message[:1], message[1:]
         if kind == b"L":
-            path = body.decode()
+            name = body.decode("utf-8", "replace")
+            if name not in names:
+                fail(f"asked to load {name!r}, which is not one of the checkpoints listed: {names}")
+                return
+            path = f"checkpoints/{name}"
+            if make_model is None:
+                sys.path.insert(0, os.path.abspath("src"))
+                try:
+                    from networks import make_model  # the agent's code
+                except BaseException:
+                    fail("could not import make_model from src/networks.py:\n" + traceback.format_exc(limit=6))
+                    return
             try:
                 respond = load_policy(path, make_model, setup)
             except BaseException:
                 fail(f"could not load {path}:\n" + traceback.format_exc(limit=6))
                 return
-            outbox.send_bytes(b"K")
+            end.send(b"K")
         elif kind == b"O" and respond is not None:
             try:
                 out = respond(np.frombuffer(body, dtype=np.float32).reshape((-1, *obs_shape)))
             except BaseException:
                 fail("the policy failed on a batch of observations:\n" + traceback.format_exc(limit=6))
                 return
-            outbox.send_bytes(b"A" + out.tobytes())
+            end.send(b"A" + out.tobytes())
         else:
             return
 
