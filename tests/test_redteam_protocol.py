@@ -454,7 +454,8 @@ def test_an_artefact_cannot_make_its_episode_fail_and_be_played_again(tmp_path, 
 def probe(box, hidden: list[Path], workspace: str = "/home/agent/workspace") -> dict[str, list[str]]:
     """Inside a started sandbox: which hidden paths can be read by their host path or their place
     in the workspace, which files of their names exist anywhere, what the workspace holds, and
-    how many RESEARCHGYM_ variables the environment has."""
+    how many of the evaluator's RESEARCHGYM_ variables (secrets file, link, result channel,
+    split) the environment has."""
     names = sorted({p.name for p in hidden} | {".researchgym-secrets.json"})
     probes = " ".join(f"'{p}'" for p in hidden)
     find = " -o ".join(f"-name '{n}'" for n in names)
@@ -462,7 +463,8 @@ def probe(box, hidden: list[Path], workspace: str = "/home/agent/workspace") -> 
     result = box.run(
         f"echo ==READ; for p in {probes}; do head -c 64 \"$p\" >/dev/null 2>&1 && echo \"$p\"; done; "
         f"echo ==FIND; find / \\( {prune} \\) -prune -o \\( {find} \\) -print 2>/dev/null | grep -v '^/usr/' || true; "
-        f"echo ==LS; ls -A {workspace}; echo ==ENV; env | grep -c RESEARCHGYM_ || true", timeout_s=300)
+        f"echo ==LS; ls -A {workspace}; echo ==ENV; env | grep -c -e RESEARCHGYM_SECRETS -e RESEARCHGYM_AGENT_LINK "
+        "-e RESEARCHGYM_RESULT -e RESEARCHGYM_SPLIT || true", timeout_s=300)
     sections: dict[str, list[str]] = {}
     current: list[str] = []
     for line in result.output.splitlines():
@@ -540,4 +542,4 @@ def test_no_hidden_file_of_a_builtin_task_is_reachable_from_its_agent_code_sandb
     assert sections["READ"] == [], output  # no hidden or evaluator file readable by its host path
     assert sections["FIND"] == [], output  # nor found anywhere by name
     assert set(sections["LS"]) <= {f.target.split("/")[0] for f in task.evaluation.agent_code.files}
-    assert sections["ENV"] == ["0"]  # no RESEARCHGYM_ variable: no link, seed or channel names
+    assert sections["ENV"] == ["0"]  # no evaluator variable: no link, secrets file or channel
