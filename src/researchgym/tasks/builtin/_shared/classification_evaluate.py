@@ -5,20 +5,22 @@ hidden test images (Fashion-MNIST, CIFAR-10, MNIST-5k share this file).
 
 Reads data/validation.npz (`labels`) and, for the test split, data/answers/test_labels.npy,
 which only the evaluator is given. Rows are matched by `id` (val-N / test-N); every id of the
-split must appear exactly once with a label from 0 to 9. Prints one JSON line with `accuracy`.
+split must appear exactly once with a label from 0 to 9. Reports `accuracy` on the result
+channel (agent_link.report; a JSON line when run by hand).
 """
 
 import argparse
 import csv
-import json
 import os
 import sys
 
 import numpy as np
 
+from agent_link import report, report_error
+
 
 def fail(message: str) -> None:
-    print(json.dumps({"error": message}))
+    report_error(message)
     sys.exit(1)
 
 
@@ -52,7 +54,7 @@ def main() -> None:
     labels = np.array([predicted[i] for i in ids])
     if labels.min() < 0 or labels.max() > 9:
         fail("labels must be integers from 0 to 9")
-    print(json.dumps({"accuracy": float((labels == truth).mean()), "split": args.split}))
+    report({"accuracy": float((labels == truth).mean()), "split": args.split})
 
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ replaced). The cut comes from this evaluation's secret seed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
 
+from agent_link import report as emit
 from isolation import no_memory_access, take_secrets
 
 CONTEXT = 1024
@@ -48,13 +48,13 @@ def read_tokens(path: str):
 
 def main() -> None:
     no_memory_access()
-    token, seed = take_secrets()
+    _, seed = take_secrets()
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", choices=sorted(SPLITS), default=os.environ.get("RESEARCHGYM_SPLIT", "validation"))
     args = parser.parse_args()
 
     def report(**fields) -> None:
-        print("\n" + json.dumps({**fields, "token": token}), flush=True)
+        emit(fields)
 
     def fail(message: str, status: str = "evaluation_error") -> None:
         print(f"evaluation failed: {message}", file=sys.stderr, flush=True)

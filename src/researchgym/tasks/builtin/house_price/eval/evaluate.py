@@ -4,11 +4,11 @@
 
 Predictions are matched to the truth by Id (not by row position): every Id of the split must
 appear exactly once with a finite SalePrice, or the submission is rejected with a reason.
-Prints one JSON line with r2 (the primary metric) and rmse.
+Reports r2 (the primary metric) and rmse on the result channel (agent_link.report; a JSON
+line when run by hand).
 """
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -16,9 +16,11 @@ import sys
 import pandas as pd
 from sklearn.metrics import mean_squared_error, r2_score
 
+from agent_link import report, report_error
+
 
 def fail(message: str) -> None:
-    print(json.dumps({"error": message}))
+    report_error(message)
     sys.exit(1)
 
 
@@ -46,7 +48,7 @@ def main() -> None:
     if not all(math.isfinite(x) for x in predicted):
         fail("submission.csv has SalePrice values that are not finite numbers")
     rmse = math.sqrt(mean_squared_error(merged["SalePrice"], predicted))
-    print(json.dumps({"r2": r2_score(merged["SalePrice"], predicted), "rmse": rmse, "split": args.split}))
+    report({"r2": float(r2_score(merged["SalePrice"], predicted)), "rmse": rmse, "split": args.split})
 
 
 if __name__ == "__main__":

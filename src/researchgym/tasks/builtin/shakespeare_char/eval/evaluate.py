@@ -23,6 +23,7 @@ import os
 import random
 import sys
 
+from agent_link import report as emit
 from isolation import no_memory_access, take_secrets
 
 CONTEXT = 256
@@ -32,14 +33,15 @@ SPLITS = {"validation": "data/validation.txt", "test": "data/answers/test.txt"}
 
 def main() -> None:
     no_memory_access()
-    token, seed = take_secrets()
+    _, seed = take_secrets()
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", choices=sorted(SPLITS), default=os.environ.get("RESEARCHGYM_SPLIT", "validation"))
     args = parser.parse_args()
 
     def fail(message: str, status: str = "evaluation_error") -> None:
         print(f"evaluation failed: {message}", file=sys.stderr)
-        print("\n" + json.dumps({"error": message, "status": status, "token": token}), flush=True)
+        print("", flush=True)
+        emit({"error": message, "status": status})
         sys.exit(1)
 
     import torch
@@ -65,8 +67,7 @@ def main() -> None:
     except ScoringError as exc:
         fail(str(exc), exc.status)
     loss = total / scored
-    print("\n" + json.dumps({"loss": loss, "bits_per_char": loss / 0.6931471805599453, "characters": scored,
-                             "split": args.split, "token": token}), flush=True)
+    emit({"loss": loss, "bits_per_char": loss / 0.6931471805599453, "characters": scored, "split": args.split})
 
 
 if __name__ == "__main__":
