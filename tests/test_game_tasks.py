@@ -83,8 +83,9 @@ def test_overwriting_the_evaluation_files_in_the_workspace_changes_nothing(task)
     env.reset(seed=2)
     _, _, _, _, honest = env.step("validate")
     forged = 'import json; print(json.dumps({"Score": 99.0}))'
-    env.step(f"chmod u+w evaluate.py repeated_game.py; echo '{forged}' > evaluate.py; "
-             f"echo '{forged}' > repeated_game.py; printf 'def target_column_strategy(h, r):\\n    return 0\\n' > target.py")
+    env.step(f"chmod u+w evaluate.py repeated_game.py strategy_server.py agent_link.py; echo '{forged}' > evaluate.py; "
+             f"echo '{forged}' > repeated_game.py; echo '{forged}' > strategy_server.py; echo '{forged}' > agent_link.py; "
+             f"printf 'def target_column_strategy(h, r):\\n    return 0\\n' > target.py")
     _, _, _, _, after = env.step("validate")
     env.close()
     assert after["scores"][-1]["validation"]["value"] == honest["scores"][0]["validation"]["value"]
@@ -137,3 +138,47 @@ def test_the_strategy_cannot_find_the_result_token_or_the_seed():
     observation, *_ = env.step("validate")
     env.close()
     assert "HUNTED 0 tokens, seeds []" in observation
+
+
+def test_the_blotto_opponent_draws_exactly_what_randint_would():
+    """The hidden Blotto opponent draws its integers from random bits directly (three times
+    faster); its allocations are exactly those of the randint/randrange formulation it had, so
+    the configured baseline still reproduces."""
+    import importlib.util
+    import random
+
+    spec = importlib.util.spec_from_file_location("blotto_target", researchgym.load_task("blotto").path("eval/target.py"))
+    target = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(target)
+
+    def reference(rng):
+        while True:
+            draws = [rng.randint(0, 120) for _ in range(6)]
+            if sum(draws):
+                break
+        allocation = [value * 120 // sum(draws) for value in draws]
+        allocation[rng.randrange(6)] += 120 - sum(allocation)
+        return allocation
+
+    for seed in [*range(50), 2**63 - 1]:
+        fast, slow = random.Random(seed), random.Random(seed)
+        for _ in range(500):
+            allocation = target.target_column_strategy([], fast)
+            assert allocation == reference(slow) and sum(allocation) == 120 and min(allocation) >= 0
+        assert fast.random() == slow.random()  # and the generators are left in the same state
+
+
+def test_evaluate_py_runs_by_hand_in_the_workspace():
+    """The starter files hold the strategy server and the link, so `python evaluate.py` plays
+    by hand (Battle of Sexes, whose opponent is public) or says the opponent is hidden."""
+    env = researchgym.make("battleOfSexes")
+    env.reset(seed=0)
+    env.step(write_strategy("def row_strategy(history):\n    return 0"))
+    observation, *_ = env.step("python evaluate.py --games 2000")
+    env.close()
+    assert '"Score": 1.4' in observation, observation
+    env = researchgym.make("prisonersDilemma")
+    env.reset(seed=0)
+    observation, *_ = env.step("python evaluate.py --games 100")
+    env.close()
+    assert "the opponent (target.py) is not in" in observation and "run `validate`" in observation

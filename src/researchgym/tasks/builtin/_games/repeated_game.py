@@ -1,176 +1,295 @@
 """The engine shared by the repeated-game tasks (Battle of Sexes, Prisoner's Dilemma, Blotto).
 
-The agent's `row_strategy` runs in a child process; the opponent runs here, with its own
-random generator. The child cannot reach the opponent, its generator or its seed:
+This is the evaluator. It holds the opponent (target.py), the opponent's random generator,
+the payoffs and every check of a move, and runs none of the agent's code: the agent's
+`row_strategy` runs behind strategy_server.py, in a separate sandbox that holds the artefact and
+nothing of the evaluator's, and the two exchange JSON frames over a link (agent_link.py):
 
-- the seed and the result token arrive in the evaluation's secrets file, read and deleted before
-  the child starts (never in the environment, which any process could read from the shell's
-  /proc/<pid>/environ);
-- this process is non-dumpable, so the child cannot read its memory or /proc/<pid>/environ;
-- the opponent's source is imported here, then deleted from the evaluation folder before the
-  child starts, so a strategy cannot read it (and print it in a failing validation);
-- every process the strategy leaves behind is killed before the result line is printed, and the
-  line carries the token, so nothing the strategy prints can pass for the result.
+- the opponent's generator is `random.Random(seed)`, the seed being the evaluation's (from the
+  secrets file: for the test split a secret of the host's); the strategy's side gets a seed
+  derived from it one-way (SHA-256), so it can neither recompute nor predict the opponent;
+- every answer is untrusted data: its shape, types and ranges are checked here (a move is 0 or
+  1; an allocation is exactly `fields` non-negative integers summing to at most `total`; bools
+  are allowed as 0/1 for binary moves only; floats, even 20.0, never), and any fault of the
+  strategy's (an invalid move, an exception, garbage, silence past a deadline, a crash) fails
+  the evaluation with a message that says what was wrong;
+- the result is reported on the evaluation's result channel, which the strategy cannot reach.
 
 Games are played in lock-step (one message per round for all games), so 10,000 games cost
-ten round trips, not a hundred thousand.
+ten round trips, not a hundred thousand. Run by hand (`python evaluate.py` in the workspace),
+the strategy server is started as a subprocess and the result is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
 import random
-import shutil
-import subprocess
+import re
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from isolation import kill_everyone_else, no_memory_access, take_secrets
+from agent_link import MAX_DEPTH, AgentLink, LinkError, report, report_error, strict_loads
+from isolation import take_secrets
 
-CHILD = r'''
-import json, operator, os, random, sys, traceback
-proto = os.fdopen(os.dup(1), "w")
-os.dup2(2, 1)  # anything the strategy prints goes to stderr, not into the protocol
-sys.stdout = sys.stderr
-setup = json.loads(sys.stdin.readline())
-rule = setup["moves"]
-random.seed(setup["seed"])
-try:
-    import numpy
-    numpy.random.seed(setup["seed"] % 2**32)
-except ImportError:
-    pass
-
-def fail(message):
-    proto.write(json.dumps({"error": message}) + "\n")
-    proto.flush()
-    sys.exit(0)
-
-def check(move):
-    if rule["kind"] == "binary":
-        try:
-            value = operator.index(move)
-        except TypeError:
-            raise TypeError(f"row_strategy returned {move!r} ({type(move).__name__}); it must return 0 or 1") from None
-        if value not in (0, 1):
-            raise ValueError(f"row_strategy returned {value}; it must return 0 or 1")
-        return value
-    fields, total = rule["fields"], rule["total"]
-    if not isinstance(move, (list, tuple)) or len(move) != fields:
-        raise ValueError(f"row_strategy returned {move!r}; it must return a list of exactly {fields} integers")
-    try:
-        values = [operator.index(x) for x in move]
-    except TypeError:
-        raise TypeError(f"row_strategy returned {move!r}; every entry must be an integer") from None
-    if min(values) < 0 or sum(values) > total:
-        raise ValueError(f"row_strategy returned {values}; entries must be >= 0 and sum to at most {total}")
-    return values
-
-try:
-    sys.path.insert(0, os.getcwd())
-    from strategy import row_strategy
-except BaseException:
-    fail("could not import row_strategy from strategy.py:\n" + traceback.format_exc())
-histories = [[] for _ in range(setup["games"])]
-for line in sys.stdin:
-    columns = json.loads(line)
-    if columns:
-        for history, col in zip(histories, columns):
-            history[-1] = (history[-1][0], col)
-    moves = []
-    try:
-        for history in histories:
-            move = check(row_strategy(list(history)))
-            moves.append(move)
-            history.append((move, None))
-    except BaseException:
-        fail(traceback.format_exc())
-    proto.write(json.dumps(moves) + "\n")
-    proto.flush()
-'''
+#: Seconds the strategy's side may take to start (import strategy.py).
+SETUP_TIMEOUT_S = 30.0
+#: Seconds the strategy may take to answer one round (one move in each of the games).
+ROUND_TIMEOUT_S = 20.0
+#: Seconds all rounds together may take (the evaluation as a whole has 120).
+GAME_TIMEOUT_S = 80.0
+#: The longest error text shown (the end of a traceback is kept).
+MAX_ERROR = 4000
+#: The largest setup answer accepted, and the bytes allowed per game in a round's answer.
+SETUP_LIMIT = 64 << 10
+BYTES_PER_GAME = 1 << 10
+#: No number in an answer has more digits (as agent_link.strict_loads: beyond any float).
+LONGEST_NUMBER = 308
+_LONG_NUMBER = re.compile(rb"[0-9]{%d}" % (LONGEST_NUMBER + 1))
 
 Opponent = Callable[[list, random.Random], Any]
 Payoff = Callable[[Any, Any], float]
+BatchPayoff = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class StrategyError(Exception):
+    """The submission cannot be scored; the message says why (shown to the agent)."""
+
+
+# ------------------------------------------------------------------------ the strategy's seed
+def strategy_seed(seed: int) -> int:
+    """The seed of the strategy's `random` (and numpy): one-way from the evaluation's seed."""
+    return int.from_bytes(hashlib.sha256(f"row:{seed}".encode()).digest()[:8], "little")
+
+
+# ------------------------------------------------------------------------ checking answers
+def _described(value: Any) -> bool:
+    """The server's stand-in for a value JSON cannot carry: {"type": ..., "repr": ...}."""
+    return isinstance(value, dict) and set(value) == {"type", "repr"} and all(isinstance(v, str) for v in value.values())
+
+
+def _item(value: Any) -> str:
+    if _described(value):
+        return value["repr"][:60]
+    if isinstance(value, list):
+        return "[" + ", ".join(_item(v) for v in value[:16]) + (", ...]" if len(value) > 16 else "]")
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def show(value: Any) -> str:
+    """A received move for a message: its text and its type, as row_strategy returned it."""
+    kind = value["type"][:40] if _described(value) else type(value).__name__
+    text = _item(value)
+    return text[:200] + ("..." if len(text) > 200 else "") + f" ({kind})"
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int  # not bool, not float (JSON gives nothing else that is numeric)
+
+
+def check_binary(moves: list[Any], where: Callable[[int], str]) -> list[int]:
+    """0 or 1 (a bool counts as 0 or 1, as operator.index would take it; 1.0 does not)."""
+    kinds = set(map(type, moves))
+    if kinds <= {int, bool} and set(moves) <= {0, 1}:  # the fast path: every move valid
+        return [int(move) for move in moves] if bool in kinds else moves
+    for game, move in enumerate(moves):
+        if type(move) not in (int, bool) or move not in (0, 1):
+            raise StrategyError(f"{where(game)}: row_strategy returned {show(move)}; it must return 0 or 1")
+    raise AssertionError("unreachable")
+
+
+def check_allocations(moves: list[Any], fields: int, total: int, where: Callable[[int], str]) -> list[list[int]]:
+    """Exactly `fields` integers (no bool, no float, not nested), each >= 0, summing to at most
+    `total`."""
+    if all(type(move) is list and len(move) == fields for move in moves):  # the fast path
+        flat = [value for move in moves for value in move]
+        if set(map(type, flat)) <= {int} and (not flat or (min(flat) >= 0 and max(flat) <= total)):
+            sums = np.asarray(flat, dtype=np.int64).reshape(len(moves), fields).sum(axis=1)
+            if not len(sums) or int(sums.max()) <= total:
+                return moves
+    for game, move in enumerate(moves):
+        message = f"{where(game)}: row_strategy returned {show(move)}; "
+        if type(move) is not list or len(move) != fields:
+            raise StrategyError(message + f"it must return a list of exactly {fields} integers")
+        for value in move:
+            if not _is_int(value):
+                raise StrategyError(message + f"every entry must be an integer from 0 to {total} (not {show(value)})")
+        if min(move) < 0 or sum(move) > total:
+            raise StrategyError(message + f"entries must be >= 0 and sum to at most {total}")
+    raise AssertionError("unreachable")
+
+
+def parse_answer(frame: bytes) -> Any:
+    """A round's answer, parsed as strictly as agent_link.strict_loads does. A frame without
+    strings (every valid answer) has its nesting measured with numpy: the same bound, without a
+    Python loop over a quarter of a megabyte per round."""
+    if b'"' in frame or not frame:
+        return strict_loads(frame)
+    if _LONG_NUMBER.search(frame):
+        raise ValueError(f"a number of more than {LONGEST_NUMBER} digits")
+    data = np.frombuffer(frame, dtype=np.uint8)
+    steps = ((data == ord("[")) | (data == ord("{"))).astype(np.int32)
+    steps -= ((data == ord("]")) | (data == ord("}"))).astype(np.int32)
+    if int(np.cumsum(steps).max()) > MAX_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels")
+    return json.loads(frame, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(f"{text[:40]} is not a finite number")
+    return value
+
+
+# ------------------------------------------------------------------------ playing
+class Game:
+    """One evaluation: the opponent and its generator here, the strategy behind the link."""
+
+    def __init__(self, link: AgentLink, opponent: Opponent, payoff: Payoff, moves: dict[str, Any], seed: int,
+                 games: int, rounds: int, batch_payoff: BatchPayoff | None = None, *,
+                 setup_timeout_s: float = SETUP_TIMEOUT_S, round_timeout_s: float = ROUND_TIMEOUT_S,
+                 game_timeout_s: float = GAME_TIMEOUT_S) -> None:
+        self.link, self.opponent, self.moves = link, opponent, moves
+        self.seed, self.games, self.rounds = seed, games, rounds
+        self.setup_timeout_s, self.round_timeout_s, self.game_timeout_s = setup_timeout_s, round_timeout_s, game_timeout_s
+        self.binary = moves["kind"] == "binary"
+        if batch_payoff is None:
+            if not self.binary:
+                raise ValueError("allocation games need a batch payoff")
+            table = np.array([[payoff(row, col) for col in (0, 1)] for row in (0, 1)], dtype=np.float32)
+            batch_payoff = lambda rows, cols: table[rows, cols]  # noqa: E731
+        self.batch_payoff = batch_payoff
+
+    def _ask(self, request: Any, timeout_s: float, limit: int, doing: str,
+             meanwhile: Callable[[], None] | None = None) -> Any:
+        """One exchange, the whole of it within `timeout_s`; a fault of the strategy's side
+        becomes a StrategyError. `meanwhile` runs between sending and receiving (the opponent
+        moves while the strategy thinks)."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            self.link.send_json(request, timeout_s)
+            if meanwhile is not None:
+                meanwhile()
+            frame = self.link.receive(max(deadline - time.monotonic(), 0.001), limit, doing)
+        except LinkError as exc:
+            if time.monotonic() >= deadline:
+                raise StrategyError(f"the strategy did not {doing} within {timeout_s:g}s") from None
+            raise StrategyError(f"the strategy failed to {doing}: {exc}") from None
+        try:
+            answer = parse_answer(frame)
+        except (ValueError, RecursionError) as exc:
+            raise StrategyError(f"the strategy's side sent an answer that is not valid JSON here when asked to "
+                                f"{doing}: {exc}") from None
+        if isinstance(answer, dict) and "error" in answer:
+            error = answer["error"] if isinstance(answer["error"], str) else repr(answer["error"])
+            raise StrategyError(error if len(error) <= MAX_ERROR else "...\n" + error[-MAX_ERROR:])
+        return answer
+
+    def check(self, answer: Any, round_index: int) -> list[Any]:
+        if type(answer) is not list or len(answer) != self.games:
+            size = f"a list of {len(answer)} moves" if type(answer) is list else show(answer)
+            raise StrategyError(f"round {round_index + 1}: the strategy's side answered {size}; "
+                                f"expected a list of {self.games} moves, one per game")
+
+        def where(game: int) -> str:
+            return f"round {round_index + 1}, game {game + 1}"
+
+        if self.binary:
+            return check_binary(answer, where)
+        return check_allocations(answer, self.moves["fields"], self.moves["total"], where)
+
+    def play(self) -> float:
+        """Play every game; the row player's mean payoff per round (float32 arithmetic)."""
+        gc.disable()  # the histories are a million objects and hold no cycles: never rescan them
+        try:
+            return self._play()
+        finally:
+            gc.enable()
+
+    def _play(self) -> float:
+        opponent_rng = random.Random(self.seed)
+        ready = self._ask({"seed": strategy_seed(self.seed), "games": self.games, "moves": self.moves},
+                          self.setup_timeout_s, SETUP_LIMIT, "start (import strategy.py)")
+        if ready != {"ready": True}:
+            raise StrategyError(f"the strategy's side answered {show(ready)} when started; expected it to be ready")
+        histories: list[list[tuple[Any, Any]]] = [[] for _ in range(self.games)]
+        payoffs = np.zeros((self.games, self.rounds), dtype=np.float32)
+        columns: list[Any] = []
+        limit = SETUP_LIMIT + self.games * BYTES_PER_GAME
+        game_deadline = time.monotonic() + self.game_timeout_s
+        for round_index in range(self.rounds):
+            left = game_deadline - time.monotonic()
+            if left <= 0:
+                raise StrategyError(f"the strategy used up the {self.game_timeout_s:g}s all rounds may take "
+                                    f"before round {round_index + 1}")
+
+            def opponent_moves() -> None:
+                # The column player's moves of this round depend on the earlier rounds only
+                # (the moves are simultaneous), so they are drawn while the strategy thinks,
+                # game after game, in the same order as ever.
+                columns[:] = [self.opponent(list(history), opponent_rng) for history in histories]
+
+            answer = self._ask(list(columns), min(self.round_timeout_s, left), limit,
+                               f"answer round {round_index + 1} ({self.games:,} moves)", opponent_moves)
+            rows = self.check(answer, round_index)
+            for history, row, col in zip(histories, rows, columns):
+                history.append((row, col))
+            payoffs[:, round_index] = self.batch_payoff(np.asarray(rows), np.asarray(columns))
+        game_scores = payoffs.mean(axis=1, dtype=np.float32)
+        return float(game_scores.mean(dtype=np.float32))
 
 
 def load_opponent(folder: str, module: str, function: str) -> Opponent:
-    """Import the opponent, then delete its source so the strategy cannot read it."""
     sys.path.insert(0, folder)
-    opponent = getattr(__import__(module), function)
-    sys.path.remove(folder)
-    for leftover in (os.path.join(folder, f"{module}.py"), os.path.join(folder, "__pycache__")):
-        if os.path.isdir(leftover):
-            shutil.rmtree(leftover, ignore_errors=True)
-        elif os.path.exists(leftover):
-            os.remove(leftover)
-    return opponent
-
-
-def play(opponent: Opponent, payoff: Payoff, moves: dict[str, Any], seed: int, games: int,
-         rounds: int) -> tuple[float, int]:
-    """Play every game; return the score and how many leftover processes had to be killed."""
-    opponent_rng = random.Random(seed)
-    child_seed = int.from_bytes(hashlib.sha256(f"row:{seed}".encode()).digest()[:8], "little")
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD],
-        start_new_session=True,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("RESEARCHGYM_")},
-    )
-    assert child.stdin is not None and child.stdout is not None
-    child.stdin.write(json.dumps({"seed": child_seed, "games": games, "moves": moves}) + "\n")
-    histories: list[list[tuple[Any, Any]]] = [[] for _ in range(games)]
-    payoffs = np.zeros((games, rounds), dtype=np.float32)
-    columns: list[Any] = []
     try:
-        for round_index in range(rounds):
-            child.stdin.write(json.dumps(columns) + "\n")
-            child.stdin.flush()
-            reply = child.stdout.readline()
-            if not reply:
-                raise RuntimeError("the strategy process died (see the error output above)")
-            rows = json.loads(reply)
-            if isinstance(rows, dict):
-                raise RuntimeError(rows["error"])
-            columns = []
-            for game, (history, row) in enumerate(zip(histories, rows)):
-                col = opponent(list(history), opponent_rng)
-                payoffs[game, round_index] = payoff(row, col)
-                history.append((row, col))
-                columns.append(col)
+        return getattr(__import__(module), function)
     finally:
-        child.kill()
-        child.wait()
-        leftovers = kill_everyone_else()
-    game_scores = payoffs.mean(axis=1, dtype=np.float32)
-    return float(game_scores.mean(dtype=np.float32)), leftovers
+        sys.path.remove(folder)
 
 
-def main(*, payoff: Payoff, moves: dict[str, Any], opponent: str = "target:target_column_strategy") -> None:
-    """Command line of every game task's evaluate.py; prints one signed JSON result line."""
-    no_memory_access()
+def main(*, payoff: Payoff, moves: dict[str, Any], opponent: str = "target:target_column_strategy",
+         batch_payoff: BatchPayoff | None = None) -> None:
+    """Command line of every game task's evaluate.py; reports {"Score": ..., "split": ...}."""
+    _token, seed = take_secrets()  # the token serves `result: stdout` tasks; this one reports on the channel
     parser = argparse.ArgumentParser(description="Score strategy.py:row_strategy against the opponent.")
     parser.add_argument("--split", default=os.environ.get("RESEARCHGYM_SPLIT", "validation"))
     parser.add_argument("--games", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--setup-timeout", type=float, default=SETUP_TIMEOUT_S, help="seconds to import strategy.py")
+    parser.add_argument("--round-timeout", type=float, default=ROUND_TIMEOUT_S, help="seconds per round")
+    parser.add_argument("--game-timeout", type=float, default=GAME_TIMEOUT_S, help="seconds for all rounds")
     args = parser.parse_args()
-    token, seed = take_secrets()
-    if seed is None:
+    if seed is None:  # run by hand: a fresh seed every time
         seed = random.SystemRandom().randrange(2**63)
+    here = os.path.dirname(os.path.abspath(sys.argv[0]))
     module, _, function = opponent.partition(":")
     try:
-        opponent_fn = load_opponent(os.path.dirname(os.path.abspath(sys.argv[0])), module, function)
-        score, leftovers = play(opponent_fn, payoff, moves, seed, args.games, args.rounds)
-    except Exception as exc:  # report, do not crash silently
-        print(f"evaluation failed: {exc}", file=sys.stderr)
-        print(json.dumps({"error": str(exc), "token": token}))
+        opponent_fn = load_opponent(here, module, function)
+    except ImportError:
+        report_error(f"the opponent ({module}.py) is not in {here}: it is hidden from the workspace; "
+                     "run `validate` to score your strategy", "evaluation_error")
         sys.exit(1)
-    print(json.dumps({"Score": score, "split": args.split, "leftover_processes_killed": leftovers, "token": token}))
+    link = AgentLink.open([sys.executable, os.path.join(here, "strategy_server.py")])
+    try:
+        score = Game(link, opponent_fn, payoff, moves, seed, args.games, args.rounds, batch_payoff,
+                     setup_timeout_s=args.setup_timeout, round_timeout_s=args.round_timeout,
+                     game_timeout_s=args.game_timeout).play()
+    except StrategyError as exc:
+        report_error(str(exc), "evaluation_format_error")
+        sys.exit(1)
+    finally:
+        link.close()
+    report({"Score": score, "split": args.split})

@@ -2,11 +2,15 @@
 
     python evaluate.py [--split validation|test] [--games 10000] [--rounds 10]
 
-The game engine (`repeated_game.py`) runs `strategy.py: row_strategy` in its own process
-against the hidden opponent and checks every allocation: exactly 6 integers, none negative,
-summing to at most 120. A round pays +1 to the player who wins more battlefields, -1 to the
-other, 0 on a tie; `Score` is the row player's mean payoff per round.
+The game engine (`repeated_game.py`) plays the hidden opponent here and asks
+`strategy.py: row_strategy` for your allocations through `strategy_server.py`, which runs in a
+separate sandbox (run by hand, as a subprocess). Every allocation is checked here: exactly 6
+integers (not bools, not floats such as 20.0), none negative, summing to at most 120. A round
+pays +1 to the player who wins more battlefields, -1 to the other, 0 on a tie; `Score` is the
+row player's mean payoff per round.
 """
+
+import numpy as np
 
 from repeated_game import main
 
@@ -15,10 +19,19 @@ SOLDIERS = 120
 
 
 def row_payoff(row: list[int], col: list[int]) -> float:
+    """The row player's payoff for one round."""
     won = sum(r > c for r, c in zip(row, col))
     lost = sum(r < c for r, c in zip(row, col))
     return float((won > lost) - (won < lost))
 
 
+def row_payoffs(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """`row_payoff` for every game at once: rows and cols are (games, 6) integer arrays."""
+    won = (rows > cols).sum(axis=1)
+    lost = (rows < cols).sum(axis=1)
+    return np.sign(won - lost).astype(np.float32)
+
+
 if __name__ == "__main__":
-    main(payoff=row_payoff, moves={"kind": "allocation", "fields": BATTLEFIELDS, "total": SOLDIERS})
+    main(payoff=row_payoff, batch_payoff=row_payoffs,
+         moves={"kind": "allocation", "fields": BATTLEFIELDS, "total": SOLDIERS})

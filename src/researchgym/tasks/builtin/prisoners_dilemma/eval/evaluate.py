@@ -2,9 +2,11 @@
 
     python evaluate.py [--split validation|test] [--games 10000] [--rounds 10]
 
-The game engine (`repeated_game.py`) runs `strategy.py: row_strategy` in its own process
-against the hidden opponent, each with its own random generator, and prints a JSON line with
-`Score`: the row player's mean payoff per round.
+The game engine (`repeated_game.py`) plays the hidden opponent here, with its own
+random generator, and asks `strategy.py: row_strategy` for your moves through
+`strategy_server.py`, which runs in a separate sandbox (run by hand, as a subprocess). Every
+move is checked here (0 or 1; a bool counts, a float does not). It reports `Score`: the row
+player's mean payoff per round.
 """
 
 from repeated_game import main
