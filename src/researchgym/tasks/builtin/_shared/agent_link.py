@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import select
 import struct
 import subprocess
@@ -55,26 +56,23 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a finite number")
 
 
-def _depth(text: str) -> int:
-    """The deepest nesting of [ and { outside strings (json.loads would recurse that deep)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _too_deep(text: str, max_depth: int) -> bool:
+    """Whether [ and { nest deeper than `max_depth` outside strings (json.loads would recurse
+    that deep). At C speed: strings and everything but brackets are cut away, then each pass
+    removes the innermost level; what is left after `max_depth` passes is too deep (or does not
+    match, which json.loads would refuse anyway)."""
+    if text.count("[") + text.count("{") <= max_depth:
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(max_depth):
+        if not brackets:
+            return False
+        brackets = brackets.replace("[]", "").replace("{}", "")
+    return bool(brackets)
 
 
 def _finite_float(text: str) -> float:
@@ -84,19 +82,24 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > 308:  # beyond any float: no metric, count or move is that large
-        raise ValueError(f"the integer {text[:20]}... ({len(text)} digits) is too large")
-    return int(text)
+_LONG_DIGITS = re.compile(r"[0-9]{309}")
+
+
+def _long_number(text: str) -> bool:
+    """Whether a number outside strings has more than 308 digits (an integer beyond any float;
+    no metric, count or move is that long)."""
+    return _LONG_DIGITS.search(text) is not None and _LONG_DIGITS.search(_STRING.sub("", text)) is not None
 
 
 def strict_loads(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
     """JSON with finite numbers only (no NaN, Infinity, 1e999, no integer beyond a float's range)
     and at most `max_depth` levels of nesting. ValueError otherwise."""
     text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
-    if _depth(text) > max_depth:
+    if _too_deep(text, max_depth):
         raise ValueError(f"JSON nested deeper than {max_depth} levels")
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int)
+    if _long_number(text):
+        raise ValueError("a number of more than 308 digits")
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def dumps(value: Any) -> bytes:
