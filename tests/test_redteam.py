@@ -286,7 +286,10 @@ FORK_BOMB = ("import os\n\ndef row_strategy(history):\n    while True:\n        
              "        except OSError:\n            pass")
 
 
-@pytest.mark.parametrize("source, words", [(HANG, "evaluation_timeout"), (FORK_BOMB, "validation failed")])
+@pytest.mark.parametrize("source, words", [
+    (HANG, ("evaluation_timeout", "did not answer round 1")),  # the sandbox's limit or the evaluator's deadline
+    (FORK_BOMB, ("validation failed",)),
+])
 def test_a_strategy_that_hangs_or_forks_gets_a_named_evaluation_failure(source, words):
     import researchgym
 
@@ -300,7 +303,7 @@ def test_a_strategy_that_hangs_or_forks_gets_a_named_evaluation_failure(source, 
         output = act(env, "validate")
         assert time.perf_counter() - started < 60  # the evaluation's own time limit holds
         assert "Validation score" not in output and env.scores[-1].get("status"), output
-        assert words in output.lower()
+        assert any(word in output.lower() for word in words), output
         still_works(env)
     finally:
         env.close()
