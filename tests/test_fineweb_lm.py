@@ -260,7 +260,7 @@ def test_the_test_tokens_are_hidden_and_a_missing_model_is_named(task):
 
 
 def test_the_evaluator_itself_reports_a_missing_model(task, tmp_path):
-    for name in ("lm_scoring.py", "isolation.py"):
+    for name in ("lm_scoring.py", "isolation.py", "agent_link.py"):
         shutil.copyfile(SHARED / name, tmp_path / name)
     shutil.copyfile(task.path("eval/evaluate.py"), tmp_path / "evaluate.py")
     (tmp_path / "data").symlink_to(data_folder(task))
