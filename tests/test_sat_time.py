@@ -1,9 +1,13 @@
-"""3-SAT heuristic: generated data, a deterministic baseline, correctness enforced, labels and
-solver out of the heuristic's reach."""
+"""3-SAT heuristic: generated data, a deterministic baseline, correctness enforced, the solver
+in the evaluator and the heuristic in a sandbox of its own (the attacks on that split are in
+test_redteam_sat.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +17,32 @@ from researchgym.agents.scripted import ScriptedAgent
 from researchgym.runs.episode import run_episode
 
 TASK = "3SATTime"
-BASELINE_TEST_DECISIONS = 128_287  # deterministic: the baseline reseeds its generator every call
+# Deterministic: the baseline reseeds its generator every call. Both are what the solver gave
+# before it moved into the evaluator (128,287 on the test set of the old public seed 202; the
+# test set is now drawn from each evaluation's secret seed, see expected_decisions).
+BASELINE_VALIDATION_DECISIONS = 32_085
+BASELINE_SEED_202_DECISIONS = 128_287
+EVAL = Path(researchgym.load_task(TASK).source_dir) / "eval"
+
+
+def task_module(name: str, folder: Path = EVAL):
+    spec = importlib.util.spec_from_file_location(f"sat_{name}", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def expected_decisions(formulas) -> int:
+    """The starter heuristic's decisions on `formulas`, with the solver in this process."""
+    solver = task_module("solver")
+    heuristic = task_module("heuristic", EVAL.parent / "starter")
+    total = 0
+    for formula in formulas:
+        dpll = solver.DPLL(formula, heuristic.heuristic_fn)
+        dpll.solve()
+        total += dpll.num_decisions
+    return total
 
 GREEDY = '''
 def heuristic_fn(clauses, assignments, conflict_count, assignment_history, level):
@@ -55,15 +84,70 @@ def test_instances_are_seeded_and_labelled():
     assert len(rows) == 6000 and rows[0]["index"] == 1
     assert 0.38 < sum(r["is_sat"] for r in rows) / len(rows) < 0.48  # TASKS.md: about 43% SAT
     assert all(len(clause) == 3 and len({abs(l) for l in clause}) == 3 for r in rows[:200] for clause in r["formula"])
-    assert len(json.loads((folder / "answers" / "test.json").read_text())) == 24000
+    instances = task_module("instances")
+    assert [r["formula"] for r in rows] == instances.generate(6000, 101)
+    # No test file: the evaluator draws the test set from the evaluation's secret seed.
+    assert sorted(p.name for p in folder.iterdir()) == [".researchgym-manifest.json", "validation.json"]
+    first, again, other = instances.secret_instances(1), instances.secret_instances(1), instances.secret_instances(2)
+    assert len(first) == 24000 and first == again and first[:50] != other[:50]
+
+
+def evaluator_modules():
+    """evaluate.py and heuristic_server.py as the evaluation runs them (their folder's modules
+    importable by name), without leaving those names behind."""
+    names = ("solver", "agent_link", "instances", "isolation", "sat_evaluate", "sat_heuristic_server")
+    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    sys.path[:0] = [str(EVAL), str(EVAL.parent.parent / "_shared")]
+    try:
+        return task_module("evaluate"), task_module("heuristic_server")
+    finally:
+        del sys.path[:2]
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+
+def test_the_solver_keeps_its_decisions_and_rebuilt_arguments_are_exact():
+    """The search in the evaluator branches exactly as the solver did in the heuristic's process,
+    and the arguments the heuristic's server rebuilds from what the evaluator sends of a
+    decision are the solver's own, in the same order."""
+    spec = researchgym.load_task(TASK)
+    spec.ensure_datasets()
+    rows = json.loads((spec.dataset_path(spec.datasets[0]) / "validation.json").read_text())
+    heuristic = task_module("heuristic", EVAL.parent / "starter")
+    evaluate, server = evaluator_modules()
+    calls = []
+
+    def rebuilt(clauses, assignments, conflict_count, history, level):
+        sent = json.loads(json.dumps(evaluate.question(dpll, dpll.unresolved_mask())))
+        again = server.arguments(dpll.clauses, *sent)
+        assert [list(a.items()) if isinstance(a, dict) else a for a in again] == \
+            [clauses, list(assignments.items()), list(conflict_count.items()), history, level]
+        assert all(a is b for a, b in zip(again[0], clauses))  # the server's own clause lists
+        calls.append(1)
+        return heuristic.heuristic_fn(clauses, assignments, conflict_count, history, level)
+
+    solver = task_module("solver")
+    decisions = 0
+    for row in rows[:1500]:
+        dpll = solver.DPLL(row["formula"], rebuilt)
+        assert dpll.solve() == row["is_sat"]
+        decisions += dpll.num_decisions
+    assert decisions == len(calls) > 5000
+    assert expected_decisions(r["formula"] for r in rows) == BASELINE_VALIDATION_DECISIONS
+    assert expected_decisions(task_module("instances").generate(24000, 202)[:3000]) == 16_204  # the old solver's figure
 
 
 @pytest.mark.slow
 def test_baseline_and_a_better_heuristic_end_to_end():
-    baseline = run_episode(researchgym.make(TASK), researchgym.agents.create_agent("baseline"), seed=0)
+    env = researchgym.make(TASK)
+    baseline = run_episode(env, researchgym.agents.create_agent("baseline"), seed=0)
     assert baseline.exit_status == "submitted"
     metrics = baseline.scores[-1]["test"]["metrics"]
-    assert metrics["Correct"] == 24000 and metrics["Decisions"] == BASELINE_TEST_DECISIONS
+    test_set = task_module("instances").secret_instances(env.unwrapped._eval_seed("test"))
+    baseline_test_decisions = expected_decisions(test_set)
+    assert metrics["Correct"] == 24000 and metrics["Decisions"] == baseline_test_decisions
+    assert abs(baseline_test_decisions - BASELINE_SEED_202_DECISIONS) < 0.05 * BASELINE_SEED_202_DECISIONS
     # Time depends on the machine and its load: within a factor of two of the configured figure,
     # which was measured on the reference machine (2 cores).
     configured = researchgym.load_task(TASK).baseline_score
@@ -71,20 +155,29 @@ def test_baseline_and_a_better_heuristic_end_to_end():
     agent = ScriptedAgent([write(GREEDY), "validate", "submit"], then_submit=False)
     better = run_episode(researchgym.make(TASK), agent, seed=0)
     assert better.exit_status == "submitted"
-    assert better.scores[-1]["test"]["metrics"]["Decisions"] < BASELINE_TEST_DECISIONS * 0.8
+    assert better.scores[-1]["test"]["metrics"]["Decisions"] < baseline_test_decisions * 0.8
     assert better.final_score < baseline.final_score
 
 
 def test_a_heuristic_that_gives_up_is_infeasible_not_silent():
     observation, score = validate_with("def heuristic_fn(clauses, assignments, *rest):\n    return None, True")
-    assert score["status"] == "evaluation_format_error" and "wrong SAT/UNSAT answer" in observation
+    assert score["status"] == "evaluation_format_error"
+    assert "validation instance 1: heuristic_fn returned no variable (None)" in observation
 
 
-def test_a_heuristic_may_not_modify_the_solver():
+def test_a_heuristic_cannot_modify_the_solver():
+    """The solver the score comes from is the evaluator's: patching the copy beside the heuristic
+    changes nothing, and a heuristic that gives up is still refused."""
     source = ("import solver\nsolver.DPLL.solve = lambda self: True\n"
               "def heuristic_fn(clauses, assignments, *rest):\n    return None, True")
     observation, score = validate_with(source)
-    assert score["status"] == "evaluation_format_error" and "changed the solver" in observation
+    assert score["status"] == "evaluation_format_error" and "returned no variable" in observation
+    starter = (EVAL.parent / "starter" / "heuristic.py").read_text()
+    patched = ("import solver, sys\nsolver.DPLL.solve = lambda self: True\nsolver.DPLL.search = None\n"
+               "sys.modules['solver'] = None\n" + starter)
+    _, score = validate_with(patched)
+    metrics = score["validation"]["metrics"]
+    assert metrics["Correct"] == 6000 and metrics["Decisions"] == BASELINE_VALIDATION_DECISIONS
 
 
 def test_a_slow_heuristic_times_out_per_instance():
@@ -101,7 +194,7 @@ def test_labels_of_the_test_set_are_hidden():
     snoop = ("import glob, os\nSEEN = sorted(glob.glob('**/*.json', recursive=True))\n"
              "def heuristic_fn(clauses, assignments, *rest):\n    raise RuntimeError(f'SEEN {SEEN}')")
     observation, _ = validate_with(snoop)
-    assert "SEEN" in observation and "test.json" not in observation
+    assert "SEEN []" in observation and "test.json" not in observation
     env = researchgym.make(TASK)
     env.reset(seed=0)
     listing, *_ = env.step("ls -R data")
@@ -118,4 +211,5 @@ def test_overwriting_solver_and_evaluate_in_the_workspace_changes_nothing():
     _, _, _, _, info = env.step("validate")
     env.close()
     metrics = info["scores"][-1]["validation"]["metrics"]
-    assert metrics["Correct"] == 6000 and metrics["Decisions"] > 1000 and metrics["Time"] > 0.5
+    assert metrics["Correct"] == 6000 and metrics["Decisions"] == BASELINE_VALIDATION_DECISIONS
+    assert metrics["Time"] > 0.5

@@ -1,30 +1,31 @@
-"""Generate the 3-SAT instances: seeded uniform random 3-CNF around the phase transition.
+"""Generate the public 3-SAT validation set: seeded uniform random 3-CNF around the phase
+transition, labelled by an exact solver.
 
 MLGym never published its generator or its seeds (and its dataset.pkl is not in its
-repository), so these are rebuilt as TASKS.md suggests: n from 5 to 15 variables, a
-clause-to-variable ratio drawn from 2 to 8 (across the transition at ~4.26), three distinct
-variables a clause with random signs, labels from an exact solver. The validation set (6,000
-instances) is public; the test set (24,000, a different seed) is hidden.
+repository), so the instances are rebuilt as TASKS.md suggests, with eval/instances.py's
+generator: n from 5 to 15 variables, a clause-to-variable ratio drawn from 2.5 to 8.5 (across
+the transition at ~4.26), three distinct variables a clause with random signs. The validation
+set (6,000 instances, seed 101) is public. There is no test file: the evaluator generates the
+24,000 test instances at evaluation time from the evaluation's secret seed, and its solver is
+exact, so they need no labels.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import random
 from pathlib import Path
 
-SETS = {"validation": (6_000, 101), "test": (24_000, 202)}
+VALIDATION = (6_000, 101)  # count, seed
 
 
-def generate(count: int, seed: int) -> list[list[list[int]]]:
-    rng = random.Random(seed)
-    formulas = []
-    for _ in range(count):
-        n = rng.randint(5, 15)
-        m = max(1, round(rng.uniform(2.5, 8.5) * n))
-        formulas.append([[v if rng.random() < 0.5 else -v for v in rng.sample(range(1, n + 1), 3)]
-                         for _ in range(m)])
-    return formulas
+def _generator():
+    """eval/instances.py's generate(), loaded by path (this script runs on its own)."""
+    path = Path(__file__).resolve().parent / "eval" / "instances.py"
+    spec = importlib.util.spec_from_file_location("sat_instances", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.generate
 
 
 def satisfiable(clauses: list[list[int]]) -> bool:
@@ -48,11 +49,9 @@ def satisfiable(clauses: list[list[int]]) -> bool:
 
 
 def prepare(target: Path, report) -> None:
-    (target / "answers").mkdir(parents=True)
-    for name, (count, seed) in SETS.items():
-        report(f"generating and labelling {count:,} {name} instances (seed {seed})")
-        rows = [{"index": i, "num_vars": max(abs(l) for c in f for l in c), "formula": f, "is_sat": satisfiable(f)}
-                for i, f in enumerate(generate(count, seed), 1)]
-        path = target / ("answers" if name == "test" else ".") / f"{name}.json"
-        path.write_text(json.dumps(rows))
-        report(f"{name}: {sum(r['is_sat'] for r in rows):,} of {count:,} satisfiable")
+    count, seed = VALIDATION
+    report(f"generating and labelling {count:,} validation instances (seed {seed})")
+    rows = [{"index": i, "num_vars": max(abs(l) for c in f for l in c), "formula": f, "is_sat": satisfiable(f)}
+            for i, f in enumerate(_generator()(count, seed), 1)]
+    (target / "validation.json").write_text(json.dumps(rows))
+    report(f"validation: {sum(r['is_sat'] for r in rows):,} of {count:,} satisfiable")

@@ -1,0 +1,499 @@
+"""Red team of the 3-SAT task's evaluation: the solver runs in the evaluator, the heuristic in a
+sandbox of its own behind heuristic_server.py, and the test set is drawn from the evaluation's
+secret seed. Each attack is played through the real evaluation (two bubblewrap sandboxes) and
+must do no better than an honest heuristic: it fails with a named status, or it scores what
+its decisions cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import researchgym
+from researchgym.datasets import cache_root
+from researchgym.errors import EvaluationError
+from researchgym.evaluation import Score, evaluate
+from researchgym.tasks.registry import BUILTIN_DIR
+from researchgym.tasks.spec import load_task_file
+
+TASK_ID = "3SATTime"
+TASK_DIR = BUILTIN_DIR / "sat_time"
+STARTER = (TASK_DIR / "starter" / "heuristic.py").read_text()
+#: The starter heuristic's decisions on the public validation set (test_sat_time.py checks it).
+VALIDATION_DECISIONS = 32_085
+HONEST_ROUND_TRIPS = 34
+
+
+@pytest.fixture(scope="module")
+def task():
+    spec = researchgym.load_task(TASK_ID)
+    spec.ensure_datasets()
+    return spec
+
+
+def module(name: str, folder: Path = TASK_DIR / "eval"):
+    spec = importlib.util.spec_from_file_location(f"redteam_sat_{name}", folder / f"{name}.py")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def run(task, tmp_path: Path, source: str, split: str = "validation", seed: int = 7) -> Score | EvaluationError:
+    """Score `source` as heuristic.py; the Score, or the EvaluationError it failed with."""
+    workspace = tmp_path / f"ws-{time.monotonic_ns()}"
+    workspace.mkdir()
+    (workspace / "heuristic.py").write_text(source)
+    started = time.monotonic()
+    try:
+        return evaluate(task, workspace, split=split, seed=seed, sandbox="bwrap")
+    except EvaluationError as exc:
+        return exc
+    finally:
+        assert time.monotonic() - started < task.evaluation.timeout_s
+
+
+def failure(outcome) -> EvaluationError:
+    assert isinstance(outcome, EvaluationError), f"the attack was scored: {getattr(outcome, 'metrics', outcome)}"
+    return outcome
+
+
+def honest_floor(task) -> float:
+    """A lower bound on an honest validation Time here: 40% of the solver's own time in this process."""
+    solver, heuristic = module("solver"), module("heuristic", TASK_DIR / "starter")
+    rows = json.loads((task.dataset_path(task.datasets[0]) / "validation.json").read_text())
+    started = time.perf_counter()
+    for row in rows:
+        solver.DPLL(row["formula"], heuristic.heuristic_fn).solve()
+    return 0.4 * (time.perf_counter() - started)
+
+
+def assert_honest_score(outcome, floor: float) -> None:
+    assert isinstance(outcome, Score), f"{outcome}: {getattr(outcome, 'detail', '')[-2000:]}"
+    metrics = outcome.metrics
+    assert metrics["Correct"] == 6000 and metrics["Incorrect"] == 0
+    assert metrics["Decisions"] == VALIDATION_DECISIONS and metrics["RoundTrips"] == HONEST_ROUND_TRIPS
+    assert outcome.value == metrics["Time"] >= floor
+
+
+# ----------------------------------------------------------------------------- (a) nothing to find
+SNOOP = r'''
+import os, sys
+FOUND = []
+WALKED = [0]
+INTERESTING = {"test.json", "validation.json", "instances.py", "evaluate.py", "isolation.py", "prepare.py",
+               ".researchgym-secrets.json", "result.json"}
+GUESSES = GUESSED_PATHS
+
+
+def look_at_file(path):
+    WALKED[0] += 1
+    name = os.path.basename(path)
+    if name in INTERESTING:
+        FOUND.append(path)
+    elif name.endswith(".json"):
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(1 << 20)
+        except OSError:
+            return
+        if b'"is_sat"' in head or b'"formula"' in head:
+            FOUND.append(path)
+
+
+def walk(top, depth, skip=()):
+    if os.path.isfile(top):
+        look_at_file(top)
+        return
+    for root, folders, files in os.walk(top):
+        if root.count("/") - top.count("/") >= depth:
+            folders[:] = []
+        folders[:] = [f for f in folders if os.path.join(root, f) not in skip]
+        for name in files:
+            look_at_file(os.path.join(root, name))
+
+
+def snoop(full):
+    candidates = list(GUESSES)
+    try:  # the sandbox's bwrap command line names the host folders it binds
+        candidates += [a.decode() for a in open("/proc/1/cmdline", "rb").read().split(b"\0") if a.startswith(b"/")]
+    except OSError:
+        pass
+    skip = {"/proc", "/sys", "/dev", "/usr", sys.prefix, sys.base_prefix, os.path.realpath(sys.prefix),
+            os.path.realpath(sys.base_prefix)}
+    for path in candidates:
+        if path in skip or any(path.startswith(s + "/") for s in skip) or not os.path.exists(path):
+            continue
+        walk(path, 4)
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if b"evaluate.py" in open(f"/proc/{pid}/cmdline", "rb").read():
+                    FOUND.append(f"process {pid}")
+                if b"RESEARCHGYM_" in open(f"/proc/{pid}/environ", "rb").read():
+                    FOUND.append(f"environment of {pid}")
+            except OSError:
+                pass
+    if full:
+        walk("/", 64, skip)
+    FOUND.extend(k for k in os.environ if k.startswith("RESEARCHGYM_"))
+    return sorted(set(FOUND))
+'''
+
+
+def snoop_source(task, when: str) -> str:
+    guesses = [str(TASK_DIR), str(TASK_DIR / "eval" / "evaluate.py"), str(TASK_DIR / "eval" / "instances.py"),
+               str(TASK_DIR / "prepare.py"), str(task.dataset_path(task.datasets[0])),
+               str(cache_root() / "datasets" / TASK_ID), str(BUILTIN_DIR),
+               "/home/agent/workspace/data", "/home/agent/workspace/data/answers",
+               "/home/agent/workspace/data/answers/test.json", "/home/agent/workspace/data/validation.json",
+               "data", "../data", "/run/researchgym-result", "/tmp", "/home/agent", "/root"]
+    source = SNOOP.replace("GUESSED_PATHS", repr(guesses))
+    if when == "import":
+        return source + "raise RuntimeError(f'FOUND {snoop(True)} after {WALKED[0]} files')\n"
+    return source + ("def heuristic_fn(clauses, assignments, *rest):\n"
+                     "    raise RuntimeError(f'FOUND {snoop(False)}')\n")
+
+
+@pytest.mark.parametrize("split", ["validation", "test"])
+@pytest.mark.parametrize("when", ["import", "first call"])
+def test_the_heuristic_finds_no_labels_instances_or_evaluator(task, tmp_path, split, when):
+    """From its sandbox the heuristic tries the task folder's host path (also as read from
+    /proc/1/cmdline), the dataset's cache, data/answers, the evaluator's result folder, the
+    other processes, and walks the whole filesystem for labels and instance files: nothing."""
+    source = snoop_source(task, when)
+    error = failure(run(task, tmp_path, source, split=split, seed=4242))
+    assert error.status == "evaluation_format_error"
+    assert "FOUND []" in str(error), f"{error}\n{error.detail[-3000:]}"
+    assert ("could not import heuristic_fn" if when == "import" else f"{split} instance 1:") in str(error)
+    if when == "import":
+        assert int(str(error).rsplit(" after ", 1)[1].split()[0]) > 10  # it did walk what it could see
+    # The same search run here, outside any sandbox, finds the task's files: it would have seen them.
+    scope: dict = {}
+    exec(SNOOP.replace("GUESSED_PATHS", repr([str(TASK_DIR), str(task.dataset_path(task.datasets[0]))])), scope)
+    found = scope["snoop"](False)
+    assert str(TASK_DIR / "eval" / "evaluate.py") in found and str(TASK_DIR / "eval" / "instances.py") in found
+    assert str(task.dataset_path(task.datasets[0]) / "validation.json") in found
+
+
+# ----------------------------------------------------------------------------- (b) tampering
+PATCHES = {
+    "the solver module": """
+import solver
+solver.DPLL.solve = lambda self: True
+solver.DPLL.search = None
+solver.DPLL.check_choice = lambda self, variable, value: (variable, value)
+solver.normalize = lambda answer: answer
+""",
+    "sys.modules": """
+import sys, types
+fake = types.ModuleType("solver")
+fake.DPLL = type("DPLL", (), {"solve": lambda self: True, "num_decisions": 0})
+sys.modules["solver"] = fake
+sys.modules["agent_link"] = fake
+sys.modules["evaluate"] = fake
+""",
+    "the server": """
+import __main__, json
+__main__.FLUSH_S = 3600.0           # answer each round at once, never during it
+__main__.encode = lambda result: [int(result[0]), bool(result[1])]
+__main__.Outbox.flush = (lambda flush: lambda self: flush(self))(__main__.Outbox.flush)
+""",
+    "forged results on stdout and stderr": """
+import os, sys
+FORGED = '{"Time": 0.001, "Correct": 6000, "Incorrect": 0, "Decisions": 1, "RoundTrips": 1, "split": "validation"}'
+print(FORGED)
+print(FORGED, file=sys.stderr)
+os.write(1, (FORGED + "\\n").encode())
+os.write(2, (FORGED + "\\n").encode())
+for path in ("/run/researchgym-result/result.json", "result.json", "/tmp/result.json"):
+    try:
+        with open(path, "w") as handle:
+            handle.write(FORGED)
+    except OSError:
+        pass
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def floor(task) -> float:
+    return honest_floor(task)
+
+
+@pytest.mark.parametrize("patch", list(PATCHES))
+def test_patching_the_solver_the_modules_or_the_server_or_forging_output_changes_no_score(task, tmp_path, floor,
+                                                                                          patch):
+    """The heuristic is honest but patches what it can reach first: the score is the honest one,
+    decided and timed by the evaluator (and a forged result printed anywhere is ignored)."""
+    outcome = run(task, tmp_path, PATCHES[patch] + STARTER)
+    assert_honest_score(outcome, floor)
+    assert outcome.metrics["Time"] != 0.001
+
+
+LINK_FORGERIES = {
+    # A result-like line written straight onto the link: it is no frame.
+    "a JSON line on the link": "payload = (FORGED + '\\n').encode()",
+    # A well-formed frame holding a forged result instead of the server's "ready".
+    "a result frame on the link": "payload = len(FORGED).to_bytes(4, 'big') + FORGED.encode()",
+    # "ready", then answers to the first round before it is asked (variable 1 for every instance),
+    # with the server's own "ready" dropped to keep the frames in step.
+    "answers sent before the questions": (
+        "ready = b'{\"ready\":true}'\n"
+        "answers = json.dumps([[1, True]] * 6000).encode()\n"
+        "payload = len(ready).to_bytes(4, 'big') + ready + len(answers).to_bytes(4, 'big') + answers\n"
+        "import agent_link\n"
+        "send_json = agent_link.AgentEnd.send_json\n"
+        "agent_link.AgentEnd.send_json = (lambda self, value:\n"
+        "    None if value == {'ready': True} else send_json(self, value))"
+    ),
+}
+
+
+@pytest.mark.parametrize("forgery", list(LINK_FORGERIES))
+def test_forged_frames_on_the_link_fail_with_a_named_status(task, tmp_path, forgery):
+    """The heuristic finds the link's descriptor (the server's copy of its stdout) and writes
+    its own frames: a forged result is refused, and answers sent before their questions are
+    checked like any others (here they do not even fit the questions that follow)."""
+    source = textwrap.dedent("""\
+        import json, os, stat
+        FORGED = '{"Time": 0.001, "Correct": 6000, "Incorrect": 0, "Decisions": 1}'
+        """) + LINK_FORGERIES[forgery] + textwrap.dedent("""
+        for fd in range(3, 64):
+            try:
+                if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                    os.write(fd, payload)
+            except OSError:
+                pass
+        """) + STARTER
+    error = failure(run(task, tmp_path, source))
+    assert error.status == "evaluation_format_error"
+    assert any(words in str(error) for words in ("heuristic's server", "could not be loaded", "already assigned",
+                                                 "is not a variable")), str(error)
+
+
+# ----------------------------------------------------------------------------- (c) invalid answers
+INVALID = {
+    "None": ("None, True", "validation instance 1: heuristic_fn returned no variable (None)"),
+    "an assigned variable": ("next(iter(assignments)) if assignments else abs(clauses[0][0]), True",
+                             "which is already assigned"),
+    "variable 0": ("0, True", "validation instance 1: heuristic_fn chose variable 0, which is not a variable"),
+    "a negative variable": ("-abs(clauses[0][0]), True", "validation instance 1: heuristic_fn chose variable -"),
+    "an out-of-range variable": ("16, True", "validation instance 1: heuristic_fn chose variable 16, which is not"),
+    "one past the largest variable": ("max(abs(lit) for clause in clauses for lit in clause) + 1, True",
+                                      "validation instance 1: heuristic_fn chose variable 15, which is not a "
+                                      "variable of the formula (1 to 14)"),
+    "a float": ("float(abs(clauses[0][0])), True", "validation instance 1: heuristic_fn chose the float"),
+    "a NaN": ("float('nan'), True", "validation instance 1: heuristic_fn chose the float nan, which is not an int"),
+    "a bool": ("True, True", "validation instance 1: heuristic_fn chose True, which is not an int"),
+    "a string": ("str(abs(clauses[0][0])), True", "validation instance 1: heuristic_fn chose the string"),
+    "10**400": ("10**400, True", "validation instance 1: heuristic_fn chose a variable of 1329 bits"),
+    "10**5000": ("10**5000, True", "validation instance 1: heuristic_fn chose a variable of 16610 bits"),
+    "not a pair": ("abs(clauses[0][0])", "validation instance 1: heuristic_fn returned"),
+    "a value without a truth value": ("abs(clauses[0][0]), type('V', (), {'__bool__': lambda self: 1 / 0})()",
+                                      "validation instance 1: heuristic_fn's value"),
+    "an exception": ("1 / 0", "validation instance 1: heuristic_fn raised an exception"),
+}
+
+
+@pytest.mark.parametrize("kind", list(INVALID))
+def test_an_invalid_answer_fails_naming_the_instance(task, tmp_path, kind):
+    answer, words = INVALID[kind]
+    source = ("def heuristic_fn(clauses, assignments, conflict_count, assignment_history, level):\n"
+              f"    return {answer}\n")
+    error = failure(run(task, tmp_path, source))
+    assert error.status == "evaluation_format_error" and words in str(error), str(error)
+
+
+# ----------------------------------------------------------------------------- (d) predictability
+FINGERPRINT = """
+import hashlib, sys
+SEEN = []
+def heuristic_fn(clauses, assignments, *rest):
+    SEEN.append(hashlib.sha256(repr(clauses).encode()).hexdigest()[:16])
+    if len(SEEN) == 4:
+        raise RuntimeError("FIRST " + " ".join(SEEN[:3]))
+    return abs(clauses[0][0]), True
+"""
+
+
+def fingerprints(formulas) -> list[str]:
+    return [hashlib.sha256(repr(formula).encode()).hexdigest()[:16] for formula in formulas[:3]]
+
+
+def test_each_seed_draws_its_own_test_instances(task, tmp_path):
+    """The first formulas the heuristic sees on the test split follow the evaluation's seed:
+    the same seed gives the same set, another seed another one, and neither is the public
+    validation set or the set of prepare.py's old public seed (202)."""
+    seen = {}
+    for label, seed in (("a", 1111), ("b", 2222), ("a again", 1111)):
+        message = str(failure(run(task, tmp_path, FINGERPRINT, split="test", seed=seed)))
+        assert "FIRST " in message, message
+        seen[label] = message.rsplit("FIRST ", 1)[1].split()[:3]
+    generate = module("instances").generate
+    assert seen["a"] == seen["a again"] != seen["b"]
+    for public in (fingerprints(generate(3, 101)), fingerprints(generate(3, 202))):
+        assert not set(public) & (set(seen["a"]) | set(seen["b"]))
+    assert seen["a"] == fingerprints(module("instances").secret_instances(1111))
+
+
+KEYED = r'''
+import random
+
+def generate(count, seed):  # the public generator (instances.py)
+    rng = random.Random(seed)
+    formulas = []
+    for _ in range(count):
+        n = rng.randint(5, 15)
+        m = max(1, round(rng.uniform(2.5, 8.5) * n))
+        formulas.append([[v if rng.random() < 0.5 else -v for v in rng.sample(range(1, n + 1), 3)]
+                         for _ in range(m)])
+    return formulas
+
+KNOWN = {repr(f) for f in generate(6000, 101)} | {repr(f) for f in generate(24000, 202)}
+PLAN = {}      # id of a clause list -> the satisfying assignment of its formula
+HITS = []
+
+
+def model(clauses, chosen=()):
+    """A satisfying assignment (set of literals), or None."""
+    clauses = [set(c) for c in clauses]
+    chosen = set(chosen)
+    while True:
+        if not clauses:
+            return chosen
+        if any(not c for c in clauses):
+            return None
+        unit = next((c for c in clauses if len(c) == 1), None)
+        if unit is None:
+            break
+        literal = next(iter(unit))
+        chosen.add(literal)
+        clauses = [c - {-literal} for c in clauses if literal not in c]
+    literal = next(iter(min(clauses, key=len)))
+    for choice in (literal, -literal):
+        found = model([c - {-choice} for c in clauses if choice not in c], chosen | {choice})
+        if found is not None:
+            return found
+    return None
+
+
+def heuristic_fn(clauses, assignments, conflict_count, assignment_history, level):
+    if not assignments and repr(clauses) in KNOWN:
+        if not HITS:
+            print("FIRST HIT", flush=True)
+        HITS.append(1)
+        found = model(clauses)
+        if found is not None:
+            for clause in clauses:
+                PLAN[id(clause)] = found
+    plan = PLAN.get(id(clauses[0]))
+    if plan is not None:
+        for literal in plan:
+            if abs(literal) not in assignments and any(abs(l) == abs(literal) for c in clauses for l in c):
+                return abs(literal), literal > 0
+    random.seed(10)
+    unassigned = list({abs(lit) for clause in clauses for lit in clause if abs(lit) not in assignments})
+    return random.choice(unassigned), True
+'''
+
+
+@pytest.mark.slow
+def test_a_heuristic_keyed_on_public_instances_gains_nothing_on_test(task, tmp_path):
+    """A heuristic that knows every public instance (the validation set, and the test set of
+    prepare.py's old seed 202) and steers those straight to a model: far fewer decisions on
+    validation, but on the test split it never meets a known instance and decides exactly as
+    the honest starter heuristic does on the same secret draw."""
+    known = run(task, tmp_path, KEYED)
+    assert isinstance(known, Score), known
+    assert known.metrics["Decisions"] < 0.95 * VALIDATION_DECISIONS and "FIRST HIT" in known.output_tail
+    seed = 987_654_321
+    tested = run(task, tmp_path, KEYED, split="test", seed=seed)
+    assert isinstance(tested, Score), tested
+    solver, heuristic = module("solver"), module("heuristic", TASK_DIR / "starter")
+    honest = 0
+    for formula in module("instances").secret_instances(seed):
+        dpll = solver.DPLL(formula, heuristic.heuristic_fn)
+        dpll.solve()
+        honest += dpll.num_decisions
+    assert tested.metrics["Correct"] == 24000 and tested.metrics["Decisions"] == honest
+    assert "FIRST HIT" not in tested.output_tail
+
+
+# ----------------------------------------------------------------------------- (e) slow or hanging
+STALLS = {
+    "sleeps on its first call": ("validation", "import time\nCALLS = [0]\n", "time.sleep(6)", 1,
+                                 "validation instance 1 took longer than 5s"),
+    "sleeps on its 2000th call": ("validation", "import time\nCALLS = [0]\n", "time.sleep(6)", 2000,
+                                  "validation instance 2000 took longer than 5s"),
+    "spins forever": ("validation", "CALLS = [0]\n", "while True: pass", 1,
+                      "validation instance 1 took longer than 5s"),
+    "forks without end": ("validation", "import os\nCALLS = [0]\ndef bomb():\n    while True:\n        try:\n"
+                          "            os.fork()\n        except OSError:\n            pass\n", "bomb()", 1,
+                          "validation instance 1 took longer than 5s"),
+    "blocks forever on the test split": ("test", "import threading\nCALLS = [0]\n", "threading.Event().wait()", 3,
+                                         "test instance 3 took longer than 5s"),
+}
+
+
+@pytest.mark.parametrize("stall", list(STALLS))
+def test_a_heuristic_that_stalls_fails_within_the_instance_limit(task, tmp_path, stall):
+    split, header, action, call, words = STALLS[stall]
+    source = header + STARTER.replace("    random.seed(10)", f"    CALLS[0] += 1\n    if CALLS[0] == {call}:\n"
+                                      f"        {action}\n    random.seed(10)")
+    started = time.monotonic()
+    error = failure(run(task, tmp_path, source, split=split, seed=31))
+    assert error.status == "evaluation_format_error" and words in str(error), str(error)
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.slow
+def test_a_heuristic_that_hangs_on_import_fails_within_the_evaluation(task, tmp_path):
+    error = failure(run(task, tmp_path, "while True:\n    pass\n"))
+    assert error.status == "evaluation_format_error" and "heuristic.py could not be loaded" in str(error)
+
+
+def task_copy(tmp_path: Path, command: str | None = None, data: Path | None = None):
+    """The task in a folder of its own, its evaluation command or its dataset changed."""
+    root = tmp_path / "tasks"
+    shutil.copytree(TASK_DIR, root / "sat_time")
+    shutil.copytree(BUILTIN_DIR / "_shared", root / "_shared")
+    yaml = root / "sat_time" / "task.yaml"
+    text = yaml.read_text()
+    if command is not None:
+        text = text.replace("command: python evaluate.py --split {split}", f"command: {command}")
+    if data is not None:
+        text = text.replace("prepare: prepare.py", f"data_path: {data}")
+    yaml.write_text(text)
+    return load_task_file(yaml)
+
+
+def test_the_whole_solve_has_a_limit_too(task, tmp_path):
+    """Below 5 s on every instance but slow overall: the solve's own limit (25 ms per instance,
+    here lowered to 3 s) ends it with a named status, well within the evaluation's timeout."""
+    copy = task_copy(tmp_path, command="python evaluate.py --split {split} --total-timeout 3")
+    source = "import time\n" + STARTER.replace("    random.seed(10)", "    time.sleep(0.001)\n    random.seed(10)")
+    error = failure(run(copy, tmp_path, source))
+    assert error.status == "evaluation_format_error" and "the whole solve took longer than 3s" in str(error)
+
+
+def test_answers_that_disagree_with_the_validation_labels_are_an_evaluation_error(task, tmp_path):
+    """The evaluator's solver is exact; if its answers ever disagreed with validation.json the
+    evaluation itself is at fault, and says so loudly instead of scoring."""
+    rows = json.loads((task.dataset_path(task.datasets[0]) / "validation.json").read_text())
+    for row in rows[:3]:
+        row["is_sat"] = not row["is_sat"]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "validation.json").write_text(json.dumps(rows))
+    error = failure(run(task_copy(tmp_path, data=data), tmp_path, STARTER))
+    assert error.status == "evaluation_error" and "disagrees with validation.json on 3 instances" in str(error)
