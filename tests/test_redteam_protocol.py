@@ -452,17 +452,19 @@ def test_an_artefact_cannot_make_its_episode_fail_and_be_played_again(tmp_path, 
 
 # ------------------------------------------------------------------------ every built-in task
 def probe(box, hidden: list[Path], workspace: str = "/home/agent/workspace") -> dict[str, list[str]]:
-    """Inside a started sandbox: which hidden paths can be read by their host path or their place
-    in the workspace, which files of their names exist anywhere, what the workspace holds, and
+    """Inside a started sandbox: which hidden paths (and the files inside hidden folders) can be
+    read by their host path, which regular files of their names exist anywhere (a masked file is a
+    /dev/null device and a masked folder an empty tmpfs: names, not contents), what the workspace holds, and
     how many of the evaluator's RESEARCHGYM_ variables (secrets file, link, result channel,
     split) the environment has."""
-    names = sorted({p.name for p in hidden} | {".researchgym-secrets.json"})
-    probes = " ".join(f"'{p}'" for p in hidden)
+    files = [f for p in hidden for f in ([p] if not p.is_dir() else sorted(x for x in p.rglob("*") if x.is_file())[:100])]
+    names = sorted({f.name for f in files} | {".researchgym-secrets.json"})
+    probes = " ".join(f"'{p}'" for p in [*hidden, *files])
     find = " -o ".join(f"-name '{n}'" for n in names)
     prune = " -o ".join(f"-path '{p}'" for p in ["/proc", "/sys", "/usr", sys.prefix, sys.base_prefix])
     result = box.run(
         f"echo ==READ; for p in {probes}; do head -c 64 \"$p\" >/dev/null 2>&1 && echo \"$p\"; done; "
-        f"echo ==FIND; find / \\( {prune} \\) -prune -o \\( {find} \\) -print 2>/dev/null | grep -v '^/usr/' || true; "
+        f"echo ==FIND; find / \\( {prune} \\) -prune -o -type f \\( {find} \\) -print 2>/dev/null | grep -v '^/usr/' || true; "
         f"echo ==LS; ls -A {workspace}; echo ==ENV; env | grep -c -e RESEARCHGYM_SECRETS -e RESEARCHGYM_AGENT_LINK "
         "-e RESEARCHGYM_RESULT -e RESEARCHGYM_SPLIT || true", timeout_s=300)
     sections: dict[str, list[str]] = {}
