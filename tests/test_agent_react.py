@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import researchgym
+from researchgym.eval_secrets import new_secret
 from researchgym.agents.budget import Budget
 from researchgym.agents.config import load_agent_config
 from researchgym.agents.react import ReactAgent, parse_reply
@@ -190,9 +191,12 @@ def test_prompts_come_from_a_yaml_file_the_user_can_override(server, tmp_path):
 
 def test_replay_model_plays_back_a_trajectory(server, tmp_path):
     server.replies = list(FIX_STRATEGY)
-    first = run_episode(researchgym.make("battleOfSexes", trajectory_dir=tmp_path / "a"), make_agent(server), seed=3)
+    secret = new_secret()  # the same hidden test games in both episodes (as --eval-seed-file gives a run)
+    first = run_episode(researchgym.make("battleOfSexes", trajectory_dir=tmp_path / "a", eval_secret=secret),
+                        make_agent(server), seed=3)
     replayed = ReactAgent(create_model(f"replay:{first.trajectory}"))
-    second = run_episode(researchgym.make("battleOfSexes", trajectory_dir=tmp_path / "b"), replayed, seed=3)
+    second = run_episode(researchgym.make("battleOfSexes", trajectory_dir=tmp_path / "b", eval_secret=secret),
+                         replayed, seed=3)
     assert second.exit_status == "submitted" and second.final_score == first.final_score
 
 
