@@ -4,7 +4,7 @@ reward modes, a reproducible curriculum, and a run exported as datasets and load
 from __future__ import annotations
 
 import math
-import subprocess
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,8 +27,33 @@ def reply(command: str, thought: str = "next") -> str:
 
 
 def bwrap_count() -> int:
-    out = subprocess.run(["pgrep", "-c", "-x", "bwrap"], capture_output=True, text=True).stdout.strip()
-    return int(out or 0)
+    """Live bwrap processes started (directly or through the vector's workers) by this test
+    process: others on the machine, and zombies left for pid 1 to reap, are not counted."""
+    parents: dict[int, int] = {}
+    live_bwraps = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        parents[int(entry)] = int(rest[1])
+        if name == "bwrap" and rest[0] != "Z":
+            live_bwraps.append(int(entry))
+    me = os.getpid()
+
+    def mine(pid: int) -> bool:
+        for _ in range(64):
+            if pid == me:
+                return True
+            if pid <= 1 or pid not in parents:
+                return False
+            pid = parents[pid]
+        return False
+
+    return sum(mine(pid) for pid in live_bwraps)
 
 
 # ------------------------------------------------------------------ vector environments
