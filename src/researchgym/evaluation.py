@@ -148,10 +148,6 @@ def place_files(task: TaskSpec, files: list[FileSpec], folder: Path, withheld: l
             shutil.copyfile(source, target)
 
 
-def place_evaluation_files(task: TaskSpec, folder: Path, withheld: list[Path]) -> None:
-    place_files(task, task.evaluation.files, folder, withheld)
-
-
 def evaluate(
     task: TaskSpec,
     workspace: Path,
@@ -201,7 +197,7 @@ class _EvaluationRun:
         try:
             if self.code is not None:
                 place_files(self.task, self.code.files, self.artefact, self.withheld)
-            place_evaluation_files(self.task, self.evaluator, self.withheld)
+            place_files(self.task, self.task.evaluation.files, self.evaluator, self.withheld)
         except OSError as exc:
             raise EvaluationError("evaluation_error", f"could not prepare the evaluation folder: {exc}") from exc
         write_secrets(self.evaluator, self.token, self.seed)
