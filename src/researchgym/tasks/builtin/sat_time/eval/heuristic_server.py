@@ -131,7 +131,10 @@ def main() -> None:
             try:
                 answer = encode(heuristic_fn(*arguments(formulas[instance], *state)))
             except Exception:  # noqa: BLE001 - the heuristic's error, reported as its answer
-                answer = "heuristic_fn raised an exception:\n" + traceback.format_exc()[-2000:]
+                # The evaluator stops at the first error: answering the rest of the round would
+                # only send one long traceback per instance, past the frame it accepts.
+                outbox.add("heuristic_fn raised an exception:\n" + traceback.format_exc()[-2000:])
+                break
             outbox.add(answer)
         outbox.flush()
 
