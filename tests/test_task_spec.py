@@ -117,9 +117,7 @@ def test_mlgym_minimised_metric_direction(tmp_path: Path):
 @pytest.mark.parametrize(
     ("edit", "field", "words"),
     [
-        (lambda t: t.replace("task_entrypoint: PythonSubmissionTasks", "task_entrypoint: Nope"), "task_entrypoint", "not one of"),
         (lambda t: t.replace("training_timeout: 900", "training_timeout: -5"), "training_timeout", "greater than 0"),
-        (lambda t: t.replace("  - datasets/flips.yaml", "  - datasets/missing.yaml"), "dataset_configs.0", "not found"),
         (lambda t: t.replace("use_generic_conda: true", "use_generic_conda: true\nsurprise: 1"), "surprise", "unknown"),
         (lambda t: t.replace("id: coinFlip\n", ""), "id", "missing"),
     ],
@@ -129,6 +127,26 @@ def test_broken_mlgym_yaml_names_file_and_field(tmp_path: Path, edit, field, wor
     path.write_text(edit(path.read_text()))
     with pytest.raises(TaskConfigError) as info:
         load_task_file(path)
+    assert info.value.field == field
+    assert str(path) in str(info.value) and words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "words"),
+    [
+        (lambda t: t.replace("task_entrypoint: PythonSubmissionTasks", "task_entrypoint: Nope"), "task_entrypoint", "not one of"),
+        (lambda t: t.replace("  - datasets/flips.yaml", "  - datasets/missing.yaml"), "dataset_configs.0", "not found"),
+    ],
+)
+def test_an_mlgym_task_missing_a_part_loads_but_cannot_run(tmp_path: Path, edit, field, words):
+    """MLGym checkouts lack fetched data and carry stale configs: such a task is listed, and
+    making its environment stops naming the file and the field."""
+    path = _mlgym_repo(tmp_path)
+    path.write_text(edit(path.read_text()))
+    spec = load_task_file(path)
+    assert [lack.field for lack in spec.unavailable] == [field]
+    with pytest.raises(TaskConfigError) as info:
+        spec.check_available()
     assert info.value.field == field
     assert str(path) in str(info.value) and words in str(info.value)
 

@@ -25,27 +25,58 @@ def _fail(message: str) -> None:
 
 
 @app.command()
-def tasks() -> None:
-    """List the known tasks."""
-    from researchgym.tasks.registry import all_tasks
+def tasks(
+    path: Optional[Path] = typer.Option(
+        None, "--path", help="list the tasks of this folder instead: an MLGym checkout (its configs/tasks), "
+                             "a folder of task folders, or a folder of task YAML files"),
+) -> None:
+    """List the known tasks (or those of a folder, with --path)."""
+    from researchgym.tasks.registry import all_tasks, tasks_in
 
-    table = Table(title="researchgym tasks")
-    for column in ("id", "gym id", "domain", "metric", "direction", "baseline", "needs"):
-        table.add_column(column, no_wrap=column in ("id", "gym id", "needs"))
+    table = Table(title=f"tasks in {path}" if path else "researchgym tasks")
+    columns = ["id", "gym id", "domain", "metric", "direction", "baseline", "needs"]
+    if path:
+        columns = ["file", "id", "metric", "direction", "baseline", "needs", "status"]
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("id", "gym id", "needs", "file"))
     errors: list[ResearchGymError] = []
-    specs = all_tasks(errors=errors)  # type: ignore[arg-type]
-    for spec in specs:
+    if path:
+        try:
+            found = tasks_in(path)
+        except ResearchGymError as exc:
+            _fail(str(exc))
+            return
+        specs = []
+        for file, loaded in found:
+            if isinstance(loaded, ResearchGymError):
+                errors.append(loaded)
+            else:
+                specs.append((file, loaded))
+    else:
+        specs = [(None, spec) for spec in all_tasks(errors=errors)]  # type: ignore[arg-type]
+    for file, spec in specs:
         baseline = spec.baseline_score
         missing = set(spec.missing_requirements())
         needs_list = [f"{r} (missing)" if r in missing else r for r in spec.requirements]
         if spec.requires.gpus:
             needs_list.append(f"{spec.requires.gpus} GPU" + ("s" if spec.requires.gpus > 1 else ""))
         needs = ", ".join(needs_list) or "-"
-        table.add_row(spec.id, spec.gym_id, spec.domain, spec.metric.name, spec.metric.direction,
-                      f"{baseline:.6g}" if baseline is not None else "-", needs)
+        score = f"{baseline:.6g}" if baseline is not None else "-"
+        if file is None:
+            table.add_row(spec.id, spec.gym_id, spec.domain, spec.metric.name, spec.metric.direction, score, needs)
+        else:
+            status = "[yellow]unavailable[/]" if spec.unavailable else "[green]ready[/]"
+            table.add_row(file.name, spec.id, spec.metric.name, spec.metric.direction, score, needs, status)
     console.print(table)
+    for file, spec in specs:
+        for lack in spec.unavailable:
+            console.print(f"[yellow]{file.name}[/] cannot run here: {lack.field}: {lack.problem}", highlight=False)
     for error in errors:
         console.print(f"[yellow]skipped a broken task:[/] {error}", highlight=False)
+    if path and specs:
+        ready = [str(file) for file, spec in specs if not spec.unavailable]
+        console.print(f"{len(ready)} of {len(specs)} ready; run them all: researchgym run {path} --agent baseline",
+                      highlight=False)
 
 
 @app.command()
@@ -337,7 +368,7 @@ def run(
 ) -> None:
     """Play episodes and print scores. One task and one method: a single episode, step by step.
     Several tasks, methods or --seeds: a matrix run into one run folder with a SQLite store."""
-    tasks = list(task or [])
+    tasks = _expand_task_folders(list(task or []))
     if suite:
         if suite not in SUITES:
             _fail(f"unknown suite '{suite}'; known: {', '.join(SUITES)}")
@@ -363,6 +394,35 @@ def run(
         _fail(f"--executor must be local or ray, not '{executor}'")
     _run_matrix(tasks, agent, model, seeds or 1, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume,
                 executor, address, research_tools, eval_secret)
+
+
+def _expand_task_folders(names: list[str]) -> list[str]:
+    """A folder of task files (an MLGym checkout, a folder of task folders) stands for its tasks
+    that can run here; those that cannot are named and left out."""
+    from researchgym.tasks.registry import tasks_in
+    from researchgym.tasks.spec import TASK_FILE
+
+    expanded = []
+    for name in names:
+        folder = Path(name).expanduser()
+        if not folder.is_dir() or (folder / TASK_FILE).is_file():
+            expanded.append(name)
+            continue
+        try:
+            found = tasks_in(folder)
+        except ResearchGymError as exc:
+            _fail(str(exc))
+        for file, loaded in found:
+            if isinstance(loaded, ResearchGymError):
+                console.print(f"[yellow]left out (broken)[/]: {loaded}", highlight=False)
+            elif loaded.unavailable:
+                lack = loaded.unavailable[0]
+                console.print(f"[yellow]left out[/] {file.name}: {lack.field}: {lack.problem}", highlight=False)
+            else:
+                expanded.append(str(file))
+        if not any(not isinstance(loaded, ResearchGymError) and not loaded.unavailable for _, loaded in found):
+            _fail(f"{folder} holds no task that can run here (researchgym tasks --path {folder})")
+    return expanded
 
 
 def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume,

@@ -81,10 +81,11 @@ class ResearchEnv(gym.Env[str, str]):
         if limits:
             merged = self.task.limits.model_dump() | dict(limits)
             self.task = self.task.model_copy(update={"limits": TaskLimits.model_validate(merged)})
+        self.task.check_available()
         missing = self.task.missing_requirements()
         if missing:
             extras = ",".join(missing)
-            raise TaskConfigError(self.task.source_dir / "task.yaml", "requirements",
+            raise TaskConfigError(self.task.config_path, "requirements",
                                   f"task '{self.task.id}' needs the extra(s) {extras}: "
                                   f"pip install 'researchgym[{extras}]' (or make install-extras)")
         check_gpus(self.task.id, self.task.requires.gpus, variants=self.task.requires.cpu_alternatives)

@@ -82,6 +82,49 @@ def all_tasks(errors: list[TaskConfigError] | None = None) -> list[TaskSpec]:
     return specs
 
 
+def task_files_in(folder: str | Path) -> list[Path]:
+    """The task files of a folder a user points at: an MLGym checkout (its `configs/tasks/*.yaml`),
+    a folder of task folders (`*/task.yaml` and their variants), or a folder of task YAML files
+    (ours or MLGym's). A task file itself is returned as it is."""
+    folder = Path(folder).expanduser()
+    if folder.is_file():
+        return [folder]
+    if not folder.is_dir():
+        raise TaskConfigError(folder, "", "no such folder or task file")
+    if (folder / TASK_FILE).is_file():
+        return [folder / TASK_FILE, *sorted(folder.glob(VARIANT_GLOB))]
+    mlgym_tasks = folder / "configs" / "tasks"
+    if mlgym_tasks.is_dir():
+        folder = mlgym_tasks
+    files = []
+    for task_folder in sorted(p.parent for p in folder.glob(f"*/{TASK_FILE}")):
+        files += [task_folder / TASK_FILE, *sorted(task_folder.glob(VARIANT_GLOB))]
+    files += sorted(p for p in [*folder.glob("*.yaml"), *folder.glob("*.yml")] if _looks_like_task(p))
+    return files
+
+
+def _looks_like_task(path: Path) -> bool:
+    """A YAML file with a task's top-level fields (a dataset file or any other YAML is not one)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return True  # let the loader name what is wrong with it
+    return isinstance(data, dict) and ("task_entrypoint" in data or ("evaluation" in data and "id" in data))
+
+
+def tasks_in(folder: str | Path) -> list[tuple[Path, TaskSpec | TaskConfigError]]:
+    """Every task file of `folder` (see task_files_in) with its spec, or why it does not load."""
+    found: list[tuple[Path, TaskSpec | TaskConfigError]] = []
+    for file in task_files_in(folder):
+        try:
+            found.append((file, _load(file)))
+        except TaskConfigError as exc:
+            found.append((file, exc))
+    return found
+
+
 def load_task(id_or_path: str | Path) -> TaskSpec:
     """Load a task by id, by name (`BattleOfSexes`), by Gymnasium id, or from a path."""
     candidate = Path(id_or_path).expanduser()

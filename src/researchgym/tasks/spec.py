@@ -186,6 +186,14 @@ class HardwareSpec(_Strict):
     cpu_alternatives: list[str] = Field(default_factory=list)
 
 
+class Unavailable(_Strict):
+    """Something a task needs that is not here (an MLGym data folder not fetched, a hub
+    dataset without network): the task loads and is listed, but cannot run."""
+
+    field: str
+    problem: str
+
+
 class TaskSpec(_Strict):
     id: str
     name: str
@@ -207,6 +215,10 @@ class TaskSpec(_Strict):
     #: `requires: gpu` (one GPU) or `requires: {gpus: 2, cpu_alternatives: [...]}`.
     requires: HardwareSpec = Field(default_factory=HardwareSpec)
     source_dir: Path = Field(default=Path("."), exclude=True)
+    #: The file the task was read from, when it is not `<source_dir>/task.yaml` (MLGym's).
+    config_file: Path | None = Field(default=None, exclude=True)
+    #: What keeps this task from running here (set by loaders; empty for runnable tasks).
+    unavailable: list[Unavailable] = Field(default_factory=list, exclude=True)
 
     @field_validator("hidden_files", mode="before")
     @classmethod
@@ -294,6 +306,17 @@ class TaskSpec(_Strict):
         for ds in self.datasets:
             if ds.prepare:
                 prepare_dataset(self.path(ds.prepare), self.dataset_path(ds), on_line=on_line)
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_file or self.source_dir / TASK_FILE
+
+    def check_available(self) -> None:
+        """Raise, naming the file and field, if something the task needs is not here."""
+        if self.unavailable:
+            first, more = self.unavailable[0], len(self.unavailable) - 1
+            raise TaskConfigError(self.config_path, first.field, f"task '{self.id}' cannot run here: {first.problem}"
+                                  + (f" (and {more} more: researchgym tasks --path {self.config_path})" if more else ""))
 
     def missing_requirements(self) -> list[str]:
         """The package extras this task needs whose packages are not importable here."""
