@@ -318,6 +318,9 @@ def _holding_only(command: str, descriptors: tuple[int, ...]) -> str:
 def metric_value(task: TaskSpec, metrics: dict[str, Any]) -> float:
     """The task's metric as a finite float, or evaluation_format_error."""
     value = metrics.get(task.metric.name)
+    if task.metric.name not in metrics:  # MLGym configs and evaluators may differ in case ("Accuracy")
+        same = [key for key in metrics if isinstance(key, str) and key.lower() == task.metric.name.lower()]
+        value = metrics[same[0]] if len(same) == 1 else None
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         shown = json.dumps(metrics)[:500]
         raise EvaluationError("evaluation_format_error",
