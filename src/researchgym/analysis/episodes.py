@@ -32,6 +32,9 @@ class Episode:
     scores: list[dict[str, Any]] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     model_stats: dict[str, Any] = field(default_factory=dict)
+    #: The task's facts when the episode carries its own (an imported run: {"direction",
+    #: "baseline", "metric"}); they take precedence over the task registry's in reports.
+    task_facts: dict[str, Any] | None = None
 
     def attempt_scores(self) -> list[float]:
         """Hidden-test scores of every scored artefact (validations and submissions)."""
@@ -94,12 +97,14 @@ def load_episodes(run_dir: str | Path) -> list[Episode]:
         if method == "baseline":  # keep the name `baseline` for the task's configured baseline
             method = "baseline agent"
         episodes.append(Episode(path, reset["task"], method, reset.get("seed"), end.get("exit_status"),
-                                end.get("final_score"), end.get("scores") or [], actions, stats))
+                                end.get("final_score"), end.get("scores") or [], actions, stats,
+                                reset.get("task_facts")))
     return episodes
 
 
 def _from_store(store) -> list[Episode]:
     episodes = []
+    facts = {run["id"]: run["config"].get("task_facts") or {} for run in store.runs() if isinstance(run["config"], dict)}
     for row in store.episodes("finished"):
         scores = store.score_entries(row["id"]).get(row["id"], [])
         actions = []
@@ -111,5 +116,6 @@ def _from_store(store) -> list[Episode]:
         stats = {"total_cost": row["cost"] or 0.0, "cost_known": bool(row["cost_known"]),
                  "tokens_sent": row["tokens_sent"] or 0, "tokens_received": row["tokens_received"] or 0}
         episodes.append(Episode(Path(row["trajectory"] or "."), row["task"], method, row["seed"], row["exit_status"],
-                                row["final_score"], scores, actions, stats))
+                                row["final_score"], scores, actions, stats,
+                                facts.get(row["run_id"], {}).get(row["task"])))
     return episodes

@@ -40,10 +40,17 @@ class RunSummary:
     episodes: dict[tuple[str, str], list[Episode]] = field(default_factory=dict)
 
 
-def task_facts(tasks: list[str]) -> tuple[dict[str, str], dict[str, float | None]]:
-    """Each task's metric direction and baseline score (a task no longer known: maximise, none)."""
+def task_facts(tasks: list[str], carried: dict[str, dict] | None = None
+               ) -> tuple[dict[str, str], dict[str, float | None]]:
+    """Each task's metric direction and baseline score: the facts episodes carry (`carried`,
+    task -> {"direction", "baseline"}: an imported run's) first, else the task registry's (a task
+    no longer known: maximise, none)."""
     directions, baselines = {}, {}
     for task in tasks:
+        own = (carried or {}).get(task)
+        if own and own.get("direction") in ("maximize", "minimize"):
+            directions[task], baselines[task] = own["direction"], own.get("baseline")
+            continue
         try:
             spec = load_task(task)
             directions[task], baselines[task] = spec.metric.direction, spec.baseline_score
@@ -55,7 +62,11 @@ def task_facts(tasks: list[str]) -> tuple[dict[str, str], dict[str, float | None
 def summarize(episodes: list[Episode]) -> RunSummary:
     tasks = sorted({e.task for e in episodes})
     methods = sorted({e.method for e in episodes})
-    directions, baselines = task_facts(tasks)
+    carried: dict[str, dict] = {}
+    for episode in episodes:
+        if episode.task_facts:
+            carried.setdefault(episode.task, episode.task_facts)
+    directions, baselines = task_facts(tasks, carried)
     by_cell: dict[tuple[str, str], list[Episode]] = defaultdict(list)
     for episode in episodes:
         by_cell[episode.task, episode.method].append(episode)

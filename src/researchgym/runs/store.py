@@ -176,6 +176,17 @@ class Store:
             db.execute("UPDATE episodes SET status='failed', error=?, finished=? WHERE id=?", (error, time.time(), eid))
 
     # ------------------------------------------------------------------ reads
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run in the store: id, created, config (parsed; None if unreadable)."""
+        rows = []
+        for row in self._db.execute("SELECT * FROM runs ORDER BY created"):
+            try:
+                config = json.loads(row["config"]) if row["config"] else None
+            except ValueError:
+                config = None
+            rows.append({"id": row["id"], "created": row["created"], "config": config})
+        return rows
+
     def episodes(self, status: str | None = None) -> list[dict[str, Any]]:
         query, args = "SELECT * FROM episodes", ()
         if status:
