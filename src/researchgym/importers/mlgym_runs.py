@@ -233,15 +233,21 @@ def _score_entries(attempts: list[Any], steps: list[dict[str, Any]], metric: str
         placed[next_attempt] = index
         next_attempt += 1
     entries, after = [], len(steps) + 1
+    submit_step = None  # the final `submit` action, when it is the last step and printed no score
+    if steps and str(steps[-1].get("action") or "").strip().startswith("submit") and len(steps) not in placed:
+        submit_step = len(steps)
     for index, attempt in enumerate(attempts):
         last = index == len(attempts) - 1
         step = placed[index]
         kind = "validate"
+        if step is None and last and submit_step is not None:
+            step = submit_step
         if step is None:
             step, after = after, after + 1
-            if last and exit_status == "submitted":
+        if placed[index] is None and last:
+            if exit_status == "submitted":
                 kind = "submit"
-            elif last and exit_status.startswith("autosubmission"):
+            elif exit_status.startswith("autosubmission"):
                 kind = "autosubmit"
         metrics = attempt if isinstance(attempt, dict) else {}
         value = _number(metrics.get(metric)) if metric is not None else None
