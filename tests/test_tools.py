@@ -61,7 +61,8 @@ def test_open_at_a_line_centres_it_and_clamps_at_the_edges(env):
     assert "(20 more lines above)" in end and "30:line 30" in end and "below" not in end
     start = run(env, "open f.txt 1")
     assert " 1:line 1" in start and "above" not in start
-    assert "line number must be between 1 and 30" in run(env, "open f.txt 31")
+    past = run(env, "open f.txt 31")  # clamped, as in MLGym
+    assert "30:line 30" in past and "showing line 30 instead" in past
 
 
 def test_scrolling_moves_by_window_minus_two_and_stops_at_edges(env):
@@ -106,9 +107,9 @@ def test_directories_binary_and_missing_files_are_refused(env):
     assert env.step("open nope.txt")[4]["exit_code"] == 1
 
 
-def test_create_makes_and_opens_an_empty_file_once(env):
+def test_create_makes_and_opens_a_one_empty_line_file_once(env):
     out = run(env, "create new.py")
-    assert "(0 lines total)" in out and (env.workspace / "new.py").read_text() == ""
+    assert "(1 lines total)" in out and (env.workspace / "new.py").read_text() == "\n"
     assert "already exists" in run(env, "create new.py")
     assert "does not exist" in run(env, "create missing/dir/x.py")
 
@@ -175,14 +176,17 @@ def test_insert_at_the_top_and_after_the_last_line(env):
     run(env, "insert 0\nfirst\nend_of_insert")
     run(env, "insert 4\nlast\nend_of_insert")
     assert path.read_text() == "first\nline 1\nline 2\nline 3\nlast\n"
-    assert "between 0 (top) and 5" in run(env, "insert 9\nx\nend_of_insert")
+    assert "added the new lines at its end" in run(env, "insert 9\nx\nend_of_insert")  # clamped, as in MLGym
+    assert path.read_text() == "first\nline 1\nline 2\nline 3\nlast\nx\n"
 
 
 def test_edit_ranges_are_checked(env):
     write(env, "f.txt", numbered(3))
     run(env, "open f.txt")
-    assert "1 <= START <= END <= 3" in run(env, "edit 2:7\nx\nend_of_edit")
-    assert "1 <= START <= END <= 3" in run(env, "edit 3:2\nx\nend_of_edit")
+    assert "need 1 <= START <= END" in run(env, "edit 3:2\nx\nend_of_edit")
+    assert "need 1 <= START <= END" in run(env, "edit 0:1\nx\nend_of_edit")
+    assert "must be line numbers" in run(env, "edit a:b\nx\nend_of_edit")
+    assert (env.workspace / "f.txt").read_text() == numbered(3)
 
 
 def test_edits_on_read_only_files_are_refused(env):
@@ -203,7 +207,7 @@ def test_edit_without_terminator_runs_nothing(env):
 def test_edit_without_a_block_is_refused(env):
     write(env, "f.txt", numbered(3))
     run(env, "open f.txt")
-    assert "needs its text on the following lines" in run(env, "edit 1:1 < /dev/null")
+    assert "needs its text on the following lines" in run(env, "true; edit 1:1 < /dev/null")
 
 
 def test_unicode_and_crlf_files_keep_their_encoding_and_line_endings(env):

@@ -8,7 +8,7 @@ refused outright rather than run line by line.
 
 from __future__ import annotations
 
-import re
+import shlex
 from functools import lru_cache
 
 from researchgym.errors import ResearchGymError
@@ -20,23 +20,27 @@ class ActionError(ResearchGymError):
 
 
 @lru_cache(maxsize=1)
-def _block_commands() -> dict[str, tuple[re.Pattern[str], str]]:
-    r"""name -> (pattern of the command's first line, terminator), from the signatures:
-    `edit <start_line>:<end_line>` becomes `edit \S+:\S+` with nothing else on the line."""
-    found = {}
-    for doc in command_docs():
-        if doc.end_name:
-            first = doc.signature.splitlines()[0]
-            pattern = r"\s*" + r"\s+".join(
-                re.sub(r"<[^>]+>", r"\\S+", re.escape(word).replace(r"\<", "<").replace(r"\>", ">"))
-                for word in first.split()
-            ) + r"\s*"
-            found[doc.name] = (re.compile(pattern), doc.end_name)
-    return found
+def _block_commands() -> dict[str, str]:
+    """name -> the line that ends its block, for every command whose docs name one."""
+    return {doc.name: doc.end_name for doc in command_docs() if doc.end_name}
+
+
+def _first_line(line: str) -> str:
+    """The block command's first line with every word quoted: whatever follows the name goes
+    to the command as arguments (which reports the ones it cannot use), never to the shell."""
+    try:
+        words = shlex.split(line, comments=False)
+    except ValueError:  # an unbalanced quote: keep the words as they are, each quoted
+        words = line.split()
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def prepare_action(action: str) -> str:
-    """Rewrite every block command in `action` into a heredoc; leave everything else alone."""
+    """Rewrite every block command in `action` into a heredoc; leave everything else alone.
+
+    As in MLGym, a line is a block command when its first word is the command's name and a
+    later line holds only the terminator (trailing spaces allowed): the lines in between are
+    its text, whatever else the first line says, so they are never run as shell commands."""
     blocks = _block_commands()
     if not any(name in action for name in blocks):
         return action
@@ -46,11 +50,10 @@ def prepare_action(action: str) -> str:
     while index < len(lines):
         line = lines[index]
         words = line.split()
-        block = blocks.get(words[0]) if words else None
-        if block is not None and block[0].fullmatch(line):
-            terminator = block[1]
+        terminator = blocks.get(words[0]) if words else None
+        if terminator is not None:
             try:
-                end = next(i for i in range(index + 1, len(lines)) if lines[i].rstrip("\r") == terminator)
+                end = next(i for i in range(index + 1, len(lines)) if lines[i].rstrip() == terminator)
             except StopIteration:
                 raise ActionError(
                     f"the {words[0]} block has no line `{terminator}` to end it, so nothing was run. "
@@ -59,7 +62,7 @@ def prepare_action(action: str) -> str:
             # The variable tells the command an empty block is meant (bash feeds an empty heredoc
             # from /dev/null, which would otherwise look like a forgotten block).
             indent = line[: len(line) - len(line.lstrip())]
-            out.append(f"{indent}RESEARCHGYM_BLOCK=1 {line.strip()} <<'{terminator}'")
+            out.append(f"{indent}RESEARCHGYM_BLOCK=1 {_first_line(line)} <<'{terminator}'")
             out.extend(lines[index + 1 : end])
             out.append(terminator)
             index = end + 1

@@ -158,19 +158,24 @@ def _show(state: dict, file: TextFile, top: int, note: str | None = None) -> str
 
 # -------------------------------------------------------------------------- viewing
 def cmd_open(args: list[str]) -> str:
-    if not args or len(args) > 2:
+    if not args:
         raise Refusal("Usage: open PATH [LINE_NUMBER]")
     path = os.path.abspath(args[0])
     file = TextFile.read(path)
     state = load_state()
     state["scrolls"] = 0
-    top = 1
-    if len(args) == 2:
+    top, notes = 1, []
+    if len(args) >= 2:
         line = _parse_line(args[1])
-        if not 1 <= line <= max(len(file.lines), 1):
-            raise Refusal(f"line number must be between 1 and {max(len(file.lines), 1)}; {path} has {len(file.lines)} lines.")
+        last = max(len(file.lines), 1)
+        if not 1 <= line <= last:
+            clamped = min(max(line, 1), last)
+            notes.append(f"(line {line} is outside 1..{last}; showing line {clamped} instead)")
+            line = clamped
         top = line - window_size() // 2
-    return _show(state, file, top)
+    if len(args) > 2:
+        notes.append(f"(ignored the extra words after the line number: {' '.join(args[2:])})")
+    return _show(state, file, top, "\n".join(notes) or None)
 
 
 def cmd_goto(args: list[str]) -> str:
@@ -179,10 +184,10 @@ def cmd_goto(args: list[str]) -> str:
     state = load_state()
     file = _open_file(state)
     line = _parse_line(args[0])
-    if not 1 <= line <= max(len(file.lines), 1):
+    if line > max(len(file.lines), 1):
         raise Refusal(f"line number must be between 1 and {max(len(file.lines), 1)}.")
     state["scrolls"] = 0
-    return _show(state, file, line - window_size() // 2)
+    return _show(state, file, max(line, 1) - window_size() // 2)
 
 
 def _scroll(direction: int) -> str:
@@ -222,7 +227,8 @@ def cmd_create(args: list[str]) -> str:
     if not os.path.isdir(parent):
         raise Refusal(f"the folder {parent} does not exist. Create it first with mkdir -p {parent}.")
     try:
-        open(path, "x").close()
+        with open(path, "x") as handle:
+            handle.write("\n")  # one empty line: `edit 1:1` then fills it in
     except OSError as exc:
         raise Refusal(f"cannot create {args[0]}: {exc.strerror}.") from None
     state = load_state()
@@ -248,30 +254,87 @@ def read_block() -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-_ERROR_KINDS = {
-    "UndefinedName", "UndefinedLocal", "UndefinedExport", "DuplicateArgument", "ReturnOutsideFunction",
-    "YieldOutsideFunction", "ContinueOutsideLoop", "BreakOutsideLoop", "DefaultExceptNotLast",
-    "TwoStarredExpressions", "TooManyExpressionsInStarredAssignment", "ForwardAnnotationSyntaxError",
+# The rule set MLGym's editor gates edits with (its flake8 --select list): undefined names
+# (F821), undefined names in __all__ (F822), duplicate arguments (F831), indentation that is
+# not a multiple of four or is unexpected (E111, E112, E113), syntax errors (E999) and files
+# that cannot be tokenized (E902). RESEARCHGYM_LINT overrides it: codes separated by commas,
+# or "off" for no gate at all.
+DEFAULT_LINT = "F821,F822,F831,E111,E112,E113,E999,E902"
+
+# pyflakes message classes by their flake8 code (those worth gating on).
+_PYFLAKES_CODES = {
+    "F401": "UnusedImport", "F402": "ImportShadowedByLoopVar", "F403": "ImportStarUsed",
+    "F405": "ImportStarUsage", "F541": "FStringMissingPlaceholders", "F601": "MultiValueRepeatedKeyLiteral",
+    "F621": "TooManyExpressionsInStarredAssignment", "F622": "TwoStarredExpressions",
+    "F631": "AssertTuple", "F632": "IsLiteral", "F701": "BreakOutsideLoop", "F702": "ContinueOutsideLoop",
+    "F704": "YieldOutsideFunction", "F706": "ReturnOutsideFunction", "F707": "DefaultExceptNotLast",
+    "F722": "ForwardAnnotationSyntaxError", "F811": "RedefinedWhileUnused", "F821": "UndefinedName",
+    "F822": "UndefinedExport", "F823": "UndefinedLocal", "F831": "DuplicateArgument",
+    "F841": "UnusedVariable",
 }
 
 
-def lint(source: str, filename: str) -> list[tuple[int, str]]:
-    """Errors (not style warnings): syntax errors and undefined names, with line numbers."""
+def lint_codes() -> set[str]:
+    raw = os.environ.get("RESEARCHGYM_LINT", DEFAULT_LINT).strip()
+    if raw.lower() in {"off", "none", "no", "false", "0"}:
+        return set()
+    return {code.strip().upper() for code in raw.replace(" ", ",").split(",") if code.strip()}
+
+
+def _indentation_errors(source: str) -> list[tuple[int, int, str]]:
+    """E111 as pycodestyle finds it: a logical line indented by a non-multiple of four
+    (tabs expanded to eight). Its siblings E112/E113 (a missing or unexpected indented block)
+    can only occur in code that does not parse, which flake8 reports as E999 instead."""
+    import io
+    import tokenize
+
+    found = []
+    skip = {tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.NEWLINE,
+            tokenize.ENCODING, tokenize.ENDMARKER}
+    at_start = True
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.NEWLINE:
+            at_start = True
+        elif at_start and token.type not in skip:
+            at_start = False
+            if len(token.line[: token.start[1]].expandtabs(8)) % 4:
+                found.append((token.start[0], 1, "E111 indentation is not a multiple of 4"))
+    return found
+
+
+def lint(source: str, filename: str, codes: set[str] | None = None) -> list[tuple[int, int, str]]:
+    """(line, column, "CODE message") for each problem of the selected kinds, in order.
+
+    As flake8 does, a file that does not parse reports only its syntax error (E999)."""
+    codes = lint_codes() if codes is None else codes
+    if not codes:
+        return []
     try:
         tree = compile(source, filename, "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
     except SyntaxError as exc:
-        return [(exc.lineno or 0, f"SyntaxError: {exc.msg}")]
+        if "E999" not in codes:
+            return []
+        return [(exc.lineno or 1, exc.offset or 1, f"E999 {type(exc).__name__}: {exc.msg}")]
     except ValueError as exc:  # e.g. NUL bytes
-        return [(0, f"SyntaxError: {exc}")]
-    try:
-        from pyflakes import checker
-    except ImportError:
-        return []  # _apply says so aloud: a silent skip would hide undefined names
-    found = []
-    for message in checker.Checker(tree, filename=filename).messages:
-        kind = type(message).__name__
-        if kind in _ERROR_KINDS:
-            found.append((message.lineno, f"{kind}: {message.message % message.message_args}"))
+        return [(1, 1, f"E902 {exc}")] if "E902" in codes else []
+    found: list[tuple[int, int, str]] = []
+    wanted = {kind: code for code, kind in _PYFLAKES_CODES.items() if code in codes}
+    if wanted:
+        try:
+            from pyflakes import checker
+        except ImportError:
+            pass  # _apply says so aloud: a silent skip would hide undefined names
+        else:
+            for message in checker.Checker(tree, filename=filename).messages:
+                code = wanted.get(type(message).__name__)
+                if code:
+                    found.append((message.lineno, message.col + 1, f"{code} {message.message % message.message_args}"))
+    if "E111" in codes:
+        try:
+            found.extend(_indentation_errors(source))
+        except Exception as exc:  # noqa: BLE001 - tokenize.TokenError, which parsing code rarely raises
+            if "E902" in codes:
+                found.append((1, 1, f"E902 {type(exc).__name__}: {exc}"))
     return sorted(found)
 
 
@@ -281,32 +344,35 @@ def _have_pyflakes() -> bool:
     return importlib.util.find_spec("pyflakes") is not None
 
 
-def _new_errors(before: list[tuple[int, str]], after: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """Errors of `after` not already in `before` (compared by message, ignoring line shifts)."""
-    remaining: dict[str, int] = {}
-    for _, text in before:
-        remaining[text] = remaining.get(text, 0) + 1
-    new = []
-    for line, text in after:
-        if remaining.get(text, 0) > 0:
-            remaining[text] -= 1
-        else:
-            new.append((line, text))
-    return new
+def _new_errors(before: list[tuple[int, int, str]], after: list[tuple[int, int, str]],
+                start: int, end: int, added: int) -> list[tuple[int, int, str]]:
+    """Errors of `after` that the edit introduced, by MLGym's rule: an error before the edit
+    still counts as old if it lay outside the replaced lines start..end, at its line shifted
+    by the `added` lines when it lay below them; errors inside the replaced lines count as new
+    if they are still there."""
+    old = set()
+    for line, column, text in before:
+        if line < start:
+            old.add((line, column, text))
+        elif line > end:
+            old.add((line + added, column, text))
+    return [error for error in after if error not in old]
 
 
-def _apply(file: TextFile, start: int, end: int, replacement: list[str], verb: str) -> str:
+def _apply(file: TextFile, start: int, end: int, replacement: list[str], verb: str,
+           notes: list[str] | None = None) -> str:
     """Replace lines start..end (1-based, end = start - 1 inserts) after linting Python."""
     if not os.access(file.path, os.W_OK):
         raise Refusal(f"{file.path} is read-only; edits to it are refused.")
     new_lines = file.lines[: start - 1] + replacement + file.lines[end:]
     if file.path.endswith(".py"):
-        errors = _new_errors(lint(file.text(), file.path), lint(file.text(new_lines), file.path))
+        added = len(replacement) - (end - start + 1)
+        errors = _new_errors(lint(file.text(), file.path), lint(file.text(new_lines), file.path), start, end, added)
         if errors:
             window = window_size()
             shown_top = max(1, start - 3)
             proposed = TextFile(file.path, new_lines, file.newline, file.final_newline)
-            listing = "\n".join(f"- line {line}: {text}" for line, text in errors)
+            listing = "\n".join(f"- line {line}: {text}" for line, _, text in errors)
             raise Refusal(
                 f"your {verb} would introduce new errors, so it was NOT applied (the file is unchanged).\n"
                 f"Errors:\n{listing}\n"
@@ -320,43 +386,62 @@ def _apply(file: TextFile, start: int, end: int, replacement: list[str], verb: s
                 "-------------------------------------------------\n"
                 f"Fix your {verb} and try again."
             )
+    # Every line ends with a newline afterwards, the last one included (as in MLGym): an edit
+    # whose text ends with an empty line keeps it even where the file had no final newline.
+    file.final_newline = True
     file.write(new_lines)
     file.lines = new_lines
     state = load_state()
     state["scrolls"] = 0
-    note = "File updated. Check the changed lines (indentation, duplicates) and edit again if needed."
-    if file.path.endswith(".py") and not _have_pyflakes():
+    note = "\n".join([*(notes or []),
+                      "File updated. Check the changed lines (indentation, duplicates) and edit again if needed."])
+    if file.path.endswith(".py") and lint_codes() - {"E999", "E902", "E111"} and not _have_pyflakes():
         note += "\n(warning: pyflakes is not installed here, so only syntax was checked, not undefined names)"
     return _show(state, file, start - window_size() // 2 + len(replacement) // 2, note)
 
 
+def _ignored(args: list[str]) -> list[str]:
+    return [f"(ignored the extra words {' '.join(args)!r}: edit and insert always change the open file)"] if args else []
+
+
 def cmd_edit(args: list[str]) -> str:
-    if len(args) != 1 or ":" not in args[0]:
-        raise Refusal("Usage: edit START:END, then the new lines, then a line end_of_edit")
-    first, last = args[0].split(":", 1)
-    start, end = _parse_line(first, "START"), _parse_line(last, "END")
+    usage = "Usage: edit START:END (on the open file), then the new lines, then a line end_of_edit"
+    if not args or ":" not in args[0]:
+        raise Refusal(usage + (f"; got {' '.join(args)!r}" if args else ""))
+    first, last = args[0].split(":")[:2]
+    if not (first.isdigit() and last.isdigit()):
+        raise Refusal(f"{usage}; START and END must be line numbers, got {args[0]!r}.")
+    start, end = int(first), int(last)
     state = load_state()
     file = _open_file(state)
     total = len(file.lines)
-    if total == 0:
-        raise Refusal(f"{file.path} is empty; use insert 0 to add lines.")
-    if not (1 <= start <= end <= total):
-        raise Refusal(f"need 1 <= START <= END <= {total} (the file has {total} lines), got {start}:{end}.")
+    if start < 1 or end < start:
+        raise Refusal(f"need 1 <= START <= END (the file has {total} lines), got {start}:{end}.")
+    notes = _ignored(args[1:])
+    if end > total:
+        # Clamped, as MLGym does: the lines from START to the end of the file are replaced
+        # (START past the end appends).
+        start, end = min(start, total + 1), total
+        notes.append(f"(the file has {total} lines: replaced lines {start} to {total})" if start <= total
+                     else f"(the file has {total} lines: added the new lines at its end)")
     replacement = read_block()
-    return _apply(file, start, end, replacement, "edit")
+    return _apply(file, start, end, replacement, "edit", notes)
 
 
 def cmd_insert(args: list[str]) -> str:
-    if len(args) != 1:
-        raise Refusal("Usage: insert LINE, then the new lines, then a line end_of_insert (LINE 0 inserts at the top)")
-    line = _parse_line(args[0])
+    usage = "Usage: insert LINE, then the new lines, then a line end_of_insert (LINE 0 inserts at the top)"
+    if not args or not args[0].isdigit():
+        raise Refusal(usage + (f"; LINE must be a line number, got {args[0]!r}." if args else ""))
+    line = int(args[0])
     state = load_state()
     file = _open_file(state)
     total = len(file.lines)
-    if not 0 <= line <= total:
-        raise Refusal(f"LINE must be between 0 (top) and {total} (after the last line), got {line}.")
+    notes = _ignored(args[1:])
+    if line > total:
+        notes.append(f"(the file has {total} lines: added the new lines at its end)")
+        line = total
     replacement = read_block()
-    return _apply(file, line + 1, line, replacement, "insert")
+    return _apply(file, line + 1, line, replacement, "insert", notes)
 
 
 # -------------------------------------------------------------------------- search
