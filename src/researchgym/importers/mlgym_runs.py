@@ -13,7 +13,7 @@ Every run becomes one finished episode of a new store at RUN_DIR (see runs/store
 * scores: every entry of results.json's `agent` list (else the trajectory's `info.score`), on the
   `test` split (MLGym's validate and submit both score on the test data), with the task's priority
   metric as value and every metric kept in the trajectory; entries are placed at the step whose
-  observation printed them, the ones no observation printed (the final submission) at the end;
+  observation printed them (`Evaluation Score: {...}`), the final submission at its `submit` step;
 * final score: the priority metric of the last entry, MLGym's "last attempt";
 * exit status (autosubmission reasons in researchgym's words, MLGym's own kept in the trajectory),
   cost, tokens, steps, and a trajectory JSONL in researchgym's format (reset, one step line per
@@ -134,6 +134,7 @@ def _task_facts(mlgym_task: str, results: list[dict[str, Any]], warnings: list[s
     that has the priority metric)."""
     if mlgym_task in TASKS:
         task, metric, direction = TASKS[mlgym_task]
+        _check_registry(task, metric, direction, warnings)
     else:
         task, metric, direction = mlgym_task, None, None
         for result in results:
@@ -157,6 +158,20 @@ def _task_facts(mlgym_task: str, results: list[dict[str, Any]], warnings: list[s
             baseline = _number(entry[metric])
             break
     return {"task": task, "mlgym_task": mlgym_task, "metric": metric, "direction": direction, "baseline": baseline}
+
+
+def _check_registry(task: str, metric: str, direction: str, warnings: list[str]) -> None:
+    """Warn when researchgym's task of the same id ranks by another metric or direction (then a
+    report beside a run of our own would compare different numbers)."""
+    try:
+        from researchgym.tasks.registry import load_task
+
+        spec = load_task(task)
+    except Exception:  # noqa: BLE001 - no such task here: the import carries its own facts
+        return
+    if (spec.metric.name, spec.metric.direction) != (metric, direction):
+        warnings.append(f"task {task}: MLGym ranks by {metric!r} ({direction}), researchgym's task by "
+                        f"{spec.metric.name!r} ({spec.metric.direction}); reports use MLGym's")
 
 
 # ----------------------------------------------------------------- reading files
@@ -217,8 +232,9 @@ def _parse_scores(observation: str) -> dict[str, Any] | None:
 
 def _score_entries(attempts: list[Any], steps: list[dict[str, Any]], metric: str | None,
                    exit_status: str) -> list[dict[str, Any]]:
-    """One entry per scored artefact, at the step whose observation printed it; the rest (the
-    final submission, or every entry when there are no steps) after the last step."""
+    """One entry per scored artefact, at the step whose observation printed it; the last entry, when
+    no observation printed it, at the final `submit` step; any other (every entry when there are
+    no steps) after the last step."""
     placed: list[int | None] = [None] * len(attempts)
     next_attempt = 0
     for index, step in enumerate(steps, start=1):
