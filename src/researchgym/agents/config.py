@@ -46,13 +46,24 @@ class Templates(_Strict):
     omitted_observation: str
 
 
+#: The codes the editor's lint gate refuses an edit for, when they are new: MLGym's set.
+MLGYM_LINT_SELECT = ("F821", "F822", "F831", "E111", "E112", "E113", "E999", "E902")
+
+
 class AgentConfig(_Strict):
     name: str = "react"
     model: ModelSettings = Field(default_factory=ModelSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     max_format_retries: int = Field(2, ge=0)
     limits: EpisodeLimits = Field(default_factory=EpisodeLimits)
+    #: flake8-style codes an edit of a Python file may not introduce (edit/insert refuse it);
+    #: an empty list turns the gate off. Known: E999, E902, E111 and pyflakes' F-codes.
+    lint_select: list[str] = Field(default_factory=lambda: list(MLGYM_LINT_SELECT))
     templates: Templates
+
+    def tool_env(self) -> dict[str, str]:
+        """The variables the sandbox's commands read for this configuration."""
+        return {"RESEARCHGYM_LINT": ",".join(self.lint_select) or "off"}
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -38,21 +38,66 @@ class ScriptedModel:
 
 
 class ReplayModel(ScriptedModel):
-    """Replays the model replies recorded in a trajectory file, in order."""
+    """Replays the model replies recorded in a trajectory file, in order: researchgym's own
+    (.jsonl, one record a line) or MLGym's (.traj, one JSON object whose `trajectory` lists
+    the steps)."""
 
     def __init__(self, trajectory: str | Path) -> None:
-        replies = []
         with open(trajectory, encoding="utf-8") as handle:
-            for line in handle:
+            text = handle.read()
+        replies = mlgym_replies(text)
+        if replies is None:
+            replies = []
+            for line in text.splitlines():
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
+                    continue
+                if not isinstance(record, dict):
                     continue
                 for turn in record.get("model_turns", []) if record.get("type") == "step" else []:
                     replies.append(turn["response"])
         if not replies:
             raise ModelAPIError(f"{trajectory}: the trajectory holds no model replies to replay")
         super().__init__(replies, name=f"replay:{trajectory}")
+
+
+#: MLGym's pseudo-actions for an episode its harness ended (context, cost, format, errors):
+#: they were never commands, so a replay stops before them.
+MLGYM_EXITS = frozenset({"exit_context", "exit_cost", "exit_error", "exit_format", "exit_api", "exit_forfeit", "skip"})
+
+
+def mlgym_replies(text: str) -> list[str] | None:
+    """The replies that make the react agent run an MLGym trajectory's actions, one per step;
+    None when `text` is not an MLGym trajectory (a JSON object with a `trajectory` list).
+
+    A step's recorded response is used when it parses to the recorded action; otherwise (MLGym
+    parsed some replies more leniently) the reply is rebuilt from its thought and action."""
+    from researchgym.agents.react import parse_reply  # here: agents import models
+    from researchgym.errors import FormatError
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("trajectory"), list):
+        return None
+    replies = []
+    for step in data["trajectory"]:
+        action = str(step.get("action") or "").strip()
+        if not action or action in MLGYM_EXITS:
+            break
+        response = str(step.get("response") or "")
+        try:
+            same = parse_reply(response)[1].strip() == action
+        except FormatError:
+            same = False
+        if same:
+            replies.append(response)
+        else:
+            thought = str(step.get("thought") or "").strip()
+            replies.append(f"{thought}\n\n```\n{action}\n```" if thought else f"```\n{action}\n```")
+    return replies
 
 
 class HumanModel:
