@@ -179,6 +179,10 @@ def test_cli_import_report_and_viewer(mlgym_dir: Path, tmp_path: Path):
     data = RunData(run_dir)
     overview = data.overview()
     assert len(overview["episodes"]) == 8 and overview["summary"]["methods"] == ["alpha", "beta"]
+    # The viewer rates the import against MLGym's baselines too, as the report does.
+    assert overview["summary"]["baselines"]["3SATTime"] == 16.0
+    assert overview["summary"]["aup"]["best attempt"]["alpha"] == pytest.approx(
+        mlgym_aup(run_dir)["aup"]["best attempt"]["alpha"])
     key = safe_name("battleOfSexes|mlgym|alpha|0")
     episode = data.episode(key)
     assert [s["action"] for s in episode["steps"]] == ["ls\n", "validate\n", "validate\n", "submit\n"]

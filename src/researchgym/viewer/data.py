@@ -51,9 +51,13 @@ class RunData:
             try:
                 rows = store.episodes()
                 scores = store.score_entries()
+                # Baselines and directions a run carries (an imported MLGym run: MLGym's own).
+                facts = {run["id"]: run["config"].get("task_facts") or {} for run in store.runs()
+                         if isinstance(run["config"], dict)}
             finally:
                 store.close()
             for row in rows:
+                row["task_facts"] = facts.get(row["run_id"], {}).get(row["task"])
                 path = Path(row["trajectory"]) if row.get("trajectory") else None
                 if path is None or not self._inside(path):
                     found = sorted((self.run_dir / "trajectories" / safe_name(row["id"])).glob("*.jsonl"))
@@ -70,7 +74,8 @@ class RunData:
                 continue
             info = head.get("run_info") or {}
             rows.append({"id": str(path.relative_to(self.run_dir).with_suffix("")), "task": head.get("task"), "agent": info.get("agent"),
-                         "model": info.get("model"), "seed": head.get("seed"), "status": None, "path": path})
+                         "model": info.get("model"), "seed": head.get("seed"), "status": None, "path": path,
+                         "task_facts": head.get("task_facts")})
         return rows
 
     @staticmethod
@@ -91,7 +96,7 @@ class RunData:
             if summary["status"] == "finished":
                 finished.append(Episode(row["path"] or Path("."), summary["task"], summary["method"], summary["seed"],
                                         summary["exit_status"], summary["final_score"], summary["scores"], [],
-                                        {"total_cost": summary["cost"] or 0.0}))
+                                        {"total_cost": summary["cost"] or 0.0}, row.get("task_facts")))
         result: dict[str, Any] = {"run": self.run_dir.name, "episodes": episodes, "config": self._config()}
         if finished:
             summary = summarize(finished)
