@@ -8,14 +8,16 @@ MLGym (facebookresearch/MLGym) publishes its agents' trajectories under
 trajectories/mlgym_bench_v0/<model>__<task>__.../<task>.traj. For each trajectory of the chosen
 tasks (the first N per task, in name order, with --per-task), this script starts a real
 researchgym episode (bubblewrap) for the same task, replaces its workspace's files with MLGym's
-starter files for the task (the `starter_code` of configs/tasks/<task>.yaml; the evaluation files
-read-only where MLGym makes them so; the task's data mount stays), and replays every recorded
-action, in order, with env.step.
+starter files for the task (the `starter_code` of configs/tasks/<task>.yaml, each in the version
+the trajectory shows, see setup_workspace; the evaluation files read-only where MLGym makes them
+so; the task's data mount stays), and replays every recorded action, in order, with env.step.
 
 The rule: an action behaves the same when
 
   1. its outcome is the same: success or failure. MLGym's outcome is read from its recorded
-     observation: an edit or insert succeeded iff the observation says "File updated"; any other
+     observation: an edit or insert succeeded iff the observation says "File updated" (and not
+     "Permission denied": MLGym's editor reports success after failing to write a read-only
+     file, which is left unchanged); any other
      command failed iff a line of its observation starts with "Usage", "Error" or "No file open",
      or it says "Malformed edit command", "command not found", "No such file or directory",
      "Traceback (most recent call last)", "EXECUTION TIMED OUT", "syntax error near unexpected token",
@@ -69,8 +71,8 @@ def command_name(action: str) -> str:
 
 def text_outcome(name: str, observation: str) -> bool:
     """Success (True) or failure, read from an observation's text."""
-    if name in {"edit", "insert"}:
-        return "File updated" in observation
+    if name in {"edit", "insert"}:  # MLGym says "File updated" even when it could not write
+        return "File updated" in observation and "Permission denied" not in observation
     if _FAIL_LINE.search(observation):
         return False
     return not any(text in observation for text in _FAIL_TEXT)
@@ -168,6 +170,7 @@ def setup_workspace(env, mlgym: Path, task: str, steps: list[dict] | None = None
         else:
             item.chmod(0o600)
             item.unlink()
+    read_only = set(config.get("evaluation_paths") or []) if config.get("evaluation_read_only") else set()
     for starter in config.get("starter_code") or []:
         source = mlgym / starter
         target = env.workspace / source.name
@@ -181,8 +184,8 @@ def setup_workspace(env, mlgym: Path, task: str, steps: list[dict] | None = None
             target.write_text(recorded[source.name] if final_newline else recorded[source.name][:-1])
         elif not released and source.suffix == ".py":
             target.write_text(without_header(text))
-        # Not read-only even where the task says so: MLGym's agent ran as root, so its edits of
-        # the evaluation files went through, and the replay must let them through too.
+        if source.name in read_only:
+            target.chmod(0o555)
 
 
 def replay(mlgym: Path, traj: Path, task: str, timeout: int, run_validate: bool, tally, causes, counted) -> None:
@@ -220,6 +223,8 @@ def replay(mlgym: Path, traj: Path, task: str, timeout: int, run_validate: bool,
             reason = None
             if theirs != ours:
                 reason = f"MLGym {'succeeded' if theirs else 'failed'}, here {'succeeded' if ours else 'failed'}"
+                if name not in ACI and not ours:
+                    reason += f" ({_last_error(observation)})"
             elif theirs:
                 window = shown_window(str(step.get("observation") or ""))
                 if window is not None and name in ACI:
@@ -239,6 +244,15 @@ def replay(mlgym: Path, traj: Path, task: str, timeout: int, run_validate: bool,
                 break
     finally:
         env.close()
+
+
+def _last_error(observation: str) -> str:
+    """What a failed shell command's output ends with, numbers blanked, to group causes by."""
+    if "timed out" in observation.lower():
+        return "timed out here"
+    lines = [line.strip() for line in observation.strip().splitlines() if line.strip()]
+    last = next((line for line in reversed(lines) if "Error" in line or "error" in line), lines[-1] if lines else "")
+    return re.sub(r"\d+", "N", last)[:90]
 
 
 def _ratio(counts: collections.Counter, interface: bool) -> str:
