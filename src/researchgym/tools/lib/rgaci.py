@@ -395,7 +395,7 @@ def _apply(file: TextFile, start: int, end: int, replacement: list[str], verb: s
     state["scrolls"] = 0
     note = "\n".join([*(notes or []),
                       "File updated. Check the changed lines (indentation, duplicates) and edit again if needed."])
-    if file.path.endswith(".py") and lint_codes() - {"E999", "E902", "E111"} and not _have_pyflakes():
+    if file.path.endswith(".py") and lint_codes() - {"E999", "E902", "E111", "E112", "E113"} and not _have_pyflakes():
         note += "\n(warning: pyflakes is not installed here, so only syntax was checked, not undefined names)"
     return _show(state, file, start - window_size() // 2 + len(replacement) // 2, note)
 
