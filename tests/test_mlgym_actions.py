@@ -117,6 +117,13 @@ def test_a_terminator_with_trailing_spaces_or_cr_ends_the_block(env):
         path.write_text(numbered(3))
 
 
+def test_a_heredoc_written_by_the_agent_on_the_first_line_is_accepted(env):
+    path = write(env, "f.txt", numbered(3))
+    step(env, "open f.txt")
+    out, code = step(env, "edit 1:1 << 'end_of_edit'\nONE\nend_of_edit")
+    assert code == 0 and "extra words" not in out and path.read_text() == "ONE\nline 2\nline 3\n"
+
+
 # ------------------------------------------------------------ the lint gate
 def test_lint_refuses_new_indentation_and_undefined_names_only(env):
     path = write(env, "m.py", "import os\n\n\ndef f():\n    return os.sep\n")

@@ -25,13 +25,18 @@ def _block_commands() -> dict[str, str]:
     return {doc.name: doc.end_name for doc in command_docs() if doc.end_name}
 
 
-def _first_line(line: str) -> str:
+def _first_line(line: str, terminator: str) -> str:
     """The block command's first line with every word quoted: whatever follows the name goes
-    to the command as arguments (which reports the ones it cannot use), never to the shell."""
+    to the command as arguments (which reports the ones it cannot use), never to the shell.
+    A heredoc the agent wrote itself (`<< 'end_of_edit'`, as MLGym accepts) is dropped."""
     try:
         words = shlex.split(line, comments=False)
     except ValueError:  # an unbalanced quote: keep the words as they are, each quoted
         words = line.split()
+    if words[-2:] == ["<<", terminator] or words[-2:] == ["<<-", terminator]:
+        words = words[:-2]
+    elif words and words[-1] in {f"<<{terminator}", f"<<-{terminator}"}:
+        words = words[:-1]
     return " ".join(shlex.quote(word) for word in words)
 
 
@@ -62,7 +67,7 @@ def prepare_action(action: str) -> str:
             # The variable tells the command an empty block is meant (bash feeds an empty heredoc
             # from /dev/null, which would otherwise look like a forgotten block).
             indent = line[: len(line) - len(line.lstrip())]
-            out.append(f"{indent}RESEARCHGYM_BLOCK=1 {_first_line(line)} <<'{terminator}'")
+            out.append(f"{indent}RESEARCHGYM_BLOCK=1 {_first_line(line, terminator)} <<'{terminator}'")
             out.extend(lines[index + 1 : end])
             out.append(terminator)
             index = end + 1
