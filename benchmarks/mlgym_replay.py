@@ -17,17 +17,19 @@ The rule: an action behaves the same when
   1. its outcome is the same: success or failure. MLGym's outcome is read from its recorded
      observation: an edit or insert succeeded iff the observation says "File updated" (and not
      "Permission denied": MLGym's editor reports success after failing to write a read-only
-     file, which is left unchanged); any other
-     command failed iff a line of its observation starts with "Usage", "Error" or "No file open",
-     or it says "Malformed edit command", "command not found", "No such file or directory",
-     "Traceback (most recent call last)", "EXECUTION TIMED OUT", "syntax error near unexpected token",
-              "syntax error: unexpected end of file", or "The file is larger than
-     20000 characters". Ours is read the same way from our observation, except that for the
+     file, which it leaves unchanged); any other command failed iff a line of its observation
+     starts with "Usage", "Error", "No file open" or "File ... not found", or the observation
+     says "Malformed edit command", "command not found", "No such file or directory",
+     "Traceback (most recent call last)", "EXECUTION TIMED OUT", "syntax error near unexpected
+     token", "syntax error: unexpected end of file" or "The file is larger than 20000
+     characters". Ours is read the same way from our observation, except that for the
      interface's own commands (open, goto, scroll_up/down, create, edit, insert, search_file,
-     search_dir, find_file) our exit code decides (0 is success), as does a command timeout;
+     search_dir, find_file) our exit code decides (0 is success), and a command that timed out
+     here failed;
   2. and, where MLGym's observation of a success shows a file window ("[File: PATH (N lines
      total)]" and numbered lines "K:text"), our copy of that file has N lines too and, at each
-     shown line number K, the same text.
+     shown line number K, the same text. (Files under data/ are left out: they are the task's
+     data set, which researchgym prepares itself, with its own splits.)
 
 `validate` is compared only with --run-validate (it runs the task's evaluator: seconds per call);
 otherwise it and `submit` (which ends the episode; the replay stops there) are counted apart, as
@@ -56,7 +58,7 @@ TASKS = ["battleOfSexes", "prisonersDilemma", "blotto", "3SATTime", "regressionK
 ACI = {"open", "goto", "scroll_up", "scroll_down", "create", "edit", "insert", "search_file", "search_dir", "find_file"}
 EXITS = {"exit_context", "exit_cost", "exit_error", "exit_format", "exit_api", "exit_forfeit", "skip"}
 WORKSPACE = "/home/agent/workspace"
-_FAIL_LINE = re.compile(r"^\s*(Usage|Error|No file open)", re.MULTILINE)
+_FAIL_LINE = re.compile(r"^\s*(Usage|Error|No file open|File .* not found$)", re.MULTILINE)
 _FAIL_TEXT = ("Malformed edit command", "command not found", "No such file or directory",
               "Traceback (most recent call last)", "EXECUTION TIMED OUT", "syntax error near unexpected token",
               "syntax error: unexpected end of file", "The file is larger than 20000 characters")
@@ -99,8 +101,8 @@ def shown_window(observation: str) -> tuple[str, int, dict[int, str]] | None:
 def compare_file(env, window: tuple[str, int, dict[int, str]]) -> str | None:
     """None when our copy of the file matches what MLGym showed, else what differs."""
     path, total, shown = window
-    if not path.startswith(WORKSPACE + "/"):
-        return None
+    if not path.startswith(WORKSPACE + "/") or path.startswith(WORKSPACE + "/data/"):
+        return None  # outside the workspace, or the task's data (researchgym builds its own)
     ours = env.workspace / path[len(WORKSPACE) + 1:]
     try:
         data = ours.read_text(encoding="utf-8", errors="replace")
