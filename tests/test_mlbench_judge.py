@@ -179,3 +179,11 @@ def test_samples_load_from_jsonl_with_arguments_as_text_and_errors_name_the_line
     bad.write_text(good.read_text() + '{"id": 2, "instruction": "x", "arguments": "__import__(\'os\')"}\n')
     with pytest.raises(MLBenchError, match=r"bad.jsonl:2: field 'arguments'"):
         load_samples(bad)
+
+
+def test_the_gold_passes_in_the_local_sandbox_too(repo, tmp_path_factory):
+    origin, commit = repo
+    tree = materialize(RepoPin(name="toy", source="git", url=str(origin), commit=commit),
+                       root=tmp_path_factory.mktemp("repos-local"))
+    result = Judge(tree, sandbox="local").judge(SAMPLE, "bash", GOLD)
+    assert result.passed, result

@@ -30,7 +30,7 @@ from typing import Any
 from researchgym.mlbench.data import MLBenchError
 from researchgym.mlbench.extract import PYTHON_TAGS, SHELL_TAGS
 from researchgym.mlbench.schema import Sample
-from researchgym.sandbox import AGENT_WORKSPACE, Limits, SandboxSpec, create_sandbox
+from researchgym.sandbox import Limits, SandboxSpec, create_sandbox
 
 ARGSHIM = Path(__file__).with_name("argshim.py")
 NOT_PROGRAMS = {"cd", "export", "set", "mkdir", "echo", "source", ".", "pip", "pip3", "ls", "cat", "conda",
@@ -307,15 +307,17 @@ class Judge:
             box.start()
         return box
 
-    def _folder(self, sample: Sample, cd: str = "") -> str:
-        return shlex.quote(os.path.normpath(os.path.join(AGENT_WORKSPACE, sample.path, cd)))
+    @staticmethod
+    def _folder(box, sample: Sample, cd: str = "") -> str:
+        """The sample's folder as commands inside `box` see it (the sandbox says where its workspace is)."""
+        return shlex.quote(os.path.normpath(os.path.join(box.workspace_path, sample.path, cd)))
 
     def _arguments(self, box, workspace: Path, sample: Sample, code: str) -> tuple[Check, dict[str, Any], str]:
         found = find_invocation(code)
         if found is None:
             return Check(False, "no command that runs a program was found in the answer"), {}, ""
         mode, target, argv, cd = found
-        command = (f"cd {self._folder(sample, cd)} && python -c {shlex.quote(ARGSHIM.read_text())} "
+        command = (f"cd {self._folder(box, sample, cd)} && python -c {shlex.quote(ARGSHIM.read_text())} "
                    f"{mode} {shlex.quote(target)} " + " ".join(shlex.quote(a) for a in argv))
         result = box.run(command, timeout_s=60)
         line = next((ln for ln in reversed(result.output.splitlines()) if ln.startswith("@@argshim ")), None)
@@ -340,16 +342,16 @@ class Judge:
             return Check(False, f"the task's folder {sample.path} does not exist in the repository")
         if sample.setup.strip():
             (folder / ".researchgym-setup.sh").write_text(sample.setup)
-            setup = box.run(f"cd {self._folder(sample)} && bash .researchgym-setup.sh", timeout_s=SETUP_TIMEOUT_S)
+            setup = box.run(f"cd {self._folder(box, sample)} && bash .researchgym-setup.sh", timeout_s=SETUP_TIMEOUT_S)
             if setup.timed_out or setup.exit_code != 0:
                 raise MLBenchError(f"the setup of sample {sample.key} failed (not the answer's fault): "
                                    f"{setup.output[-500:]}")
         if sample.is_bash:
             (folder / ".researchgym-answer.sh").write_text(code + "\n")
-            command = f"cd {self._folder(sample)} && bash .researchgym-answer.sh"
+            command = f"cd {self._folder(box, sample)} && bash .researchgym-answer.sh"
         else:
             (folder / ".researchgym-answer.py").write_text((sample.prefix_code + "\n" + code).strip() + "\n")
-            command = f"cd {self._folder(sample)} && python .researchgym-answer.py"
+            command = f"cd {self._folder(box, sample)} && python .researchgym-answer.py"
         result = box.run(command, timeout_s=sample.timeout_s)
         if result.timed_out:
             return Check(False, f"timed out after {sample.timeout_s:g} s (a timeout is not a pass)")
