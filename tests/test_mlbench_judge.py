@@ -33,8 +33,10 @@ def judge(repo, tmp_path_factory) -> Judge:
 
 SAMPLE = Sample(id=1, path="./examples", instruction="Train on citeseer with lr 0, 5 epochs, hidden sizes 0 and 5",
                 arguments={"dataset": "citeseer", "lr": "0", "epochs": "5", "hidden-sizes": "0 5"},
-                expected_outputs=["model.json"], expected_stdout="trained citeseer", timeout_s=5)
-GOLD = "python train.py --dataset citeseer --lr 0 --epochs 5 --hidden-sizes 0 5"
+                expected_outputs=["model.json"], expected_stdout="trained citeseer", timeout_s=5,
+                free_arguments=["no-cuda", "sleep"],
+                output="python train.py --dataset citeseer --lr 0 --epochs 5 --hidden-sizes 0 5")
+GOLD = SAMPLE.output
 
 
 def test_an_unpinned_git_repository_is_refused(repo, tmp_path):

@@ -44,6 +44,9 @@ class Sample(BaseModel):
     #: A regular expression the command's output must match.
     expected_stdout: str | None = None
     timeout_s: float = Field(60.0, gt=0)
+    #: Options (names as in `arguments`, or destinations) an answer may set to any value: the
+    #: judge fails every other option that differs from the gold's value and from the default.
+    free_arguments: list[str] = Field(default_factory=list)
     oracle_source: str = ""
 
     @field_validator("arguments", mode="before")
