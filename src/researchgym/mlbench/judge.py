@@ -285,10 +285,10 @@ MISSING = object()
 
 def _inside(value: str, workspace: str) -> str:
     """A path as seen in the sandbox, with the workspace written `@ws` (so judgments of
-    different copies, and of different sandboxes, compare)."""
+    different copies, and of different sandboxes, compare); absolute, so joining keeps it."""
     root = workspace.rstrip("/")
     if value == root or value.startswith(root + "/"):
-        return "@ws" + value[len(root):]
+        return "/@ws" + value[len(root):]
     return value
 
 

@@ -10,7 +10,7 @@ it. In every Python process that starts with it, the hook:
   program (the module, or the file relative to the workspace, that called the parser, and the
   function), argv0, argv, cwd, namespace, unknown, options, defaults, parser} or {..., error};
   in "stop" mode the process then ends (the gold's parse, before it does any work);
-- tees what the process writes to sys.stdout/sys.stderr into `<log>/<token>.<pid>.out`;
+- in "run" mode, tees what the process writes to fds 1 and 2 into `<log>/<token>.<pid>.out`;
 - at exit, appends {kind: "exit", pid, files: {path: [size, mtime_ns, sha256] or null}} for
   the expected outputs listed in `<log>/<token>.outputs` (after flushing stdout, so a file the
   program's output is redirected into is complete).
@@ -36,7 +36,7 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
     log_dir, token, mode = value.split("|")
     workspace = os.environ.get("RG_MLB_WORKSPACE", "")
     log_path = os.path.join(log_dir, token + ".jsonl")
-    state = {"depth": 0, "parsed": False, "out": None, "out_pid": None}
+    state = {"depth": 0, "parsed": False}
     hook_file = os.path.abspath(__file__)
     argparse_file = os.path.abspath(argparse.__file__)
 
@@ -230,46 +230,77 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
     sys.meta_path.insert(0, ClickFinder())
 
     # ------------------------------------------------------ stdout and stderr
-    class Tee:
-        def __init__(self, stream):
-            self._stream = stream
+    # At the file-descriptor level, so that output written however the program writes it (a
+    # stream it reopens from fd 1, a C extension, a forked worker) is seen: fds 1 and 2 become
+    # pipes that a thread copies to where they pointed and to `<token>.<pid>.out`.
+    import threading
 
-        def write(self, text):
+    lock = threading.Lock()
+    pumps = []
+
+    def capture():
+        out = open(os.path.join(log_dir, f"{token}.{os.getpid()}.out"), "ab")
+        for fd in (1, 2):
             try:
-                if state["out_pid"] != os.getpid():
-                    state["out"] = open(os.path.join(log_dir, f"{token}.{os.getpid()}.out"), "a", encoding="utf-8",
-                                        errors="replace")
-                    state["out_pid"] = os.getpid()
-                state["out"].write(text if isinstance(text, str) else text.decode("utf-8", "replace"))
-                state["out"].flush()
-            except Exception:
-                pass
-            return self._stream.write(text)
+                saved = os.dup(fd)
+            except OSError:
+                continue
+            read_end, write_end = os.pipe()
+            os.dup2(write_end, fd)
+            os.close(write_end)
 
-        def writelines(self, lines):
-            for line in lines:
-                self.write(line)
+            def pump(read_end=read_end, saved=saved):
+                while True:
+                    try:
+                        chunk = os.read(read_end, 65536)
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    view = memoryview(chunk)
+                    while view:
+                        try:
+                            view = view[os.write(saved, view):]
+                        except OSError:
+                            break
+                    with lock:
+                        try:
+                            out.write(chunk)
+                            out.flush()
+                        except Exception:
+                            pass
+                os.close(read_end)
 
-        @property
-        def buffer(self):
-            return Tee(self._stream.buffer) if hasattr(self._stream, "buffer") else None
+            thread = threading.Thread(target=pump, daemon=True, name="researchgym-tee")
+            thread.start()
+            pumps.append((fd, saved, thread))
 
-        def __getattr__(self, name):
-            return getattr(self._stream, name)
-
-    if mode == "run":
-        sys.stdout = Tee(sys.stdout) if sys.stdout is not None else None
-        sys.stderr = Tee(sys.stderr) if sys.stderr is not None else None
-
-    # ------------------------------------------------------------ at exit
-    def at_exit():
-        if not state["parsed"] or mode != "run":
-            return
-        for stream in (sys.stdout, sys.stderr):
+    def release():
+        """Give fds 1 and 2 back and wait until the pipes are drained (at most 3 s)."""
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
             try:
                 stream.flush()
             except Exception:
                 pass
+        for fd, saved, _ in pumps:
+            try:
+                os.dup2(saved, fd)
+            except OSError:
+                pass
+        for _, _, thread in pumps:
+            thread.join(timeout=3.0)
+        pumps.clear()
+
+    if mode == "run":
+        capture()
+
+    # ------------------------------------------------------------ at exit
+    def at_exit():
+        if mode != "run":
+            return
+        release()
+        if not state["parsed"]:
+            return
         files = {}
         try:
             with open(os.path.join(log_dir, token + ".outputs"), encoding="utf-8") as handle:
