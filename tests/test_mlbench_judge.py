@@ -189,3 +189,55 @@ def test_the_gold_passes_in_the_local_sandbox_too(repo, tmp_path_factory):
                        root=tmp_path_factory.mktemp("repos-local"))
     result = Judge(tree, sandbox="local").judge(SAMPLE, "bash", GOLD)
     assert result.passed, result
+
+
+def test_wrappers_around_the_program_are_taken_off():
+    for prefix in ("timeout 30", "timeout -s INT -k 5 1m", "nice", "nice -n 5", "env", "env -u X A=1 B=2",
+                   "time -p", "nohup", "A=1 time nice -n 2 timeout 9"):
+        assert find_invocation(f"{prefix} python run.py --n 2") == ("script", "run.py", ["--n", "2"], ""), prefix
+    assert find_invocation("timeout 10 sacrebleu r -w 0")[:3] == ("console", "sacrebleu", ["r", "-w", "0"])
+
+
+def test_what_ran_decides_not_what_was_written(judge):
+    never_ran = ["cat > x.sh <<'EOF'\n" + GOLD + "\nEOF\ntouch model.json; echo trained citeseer",
+                 "true || " + GOLD + "\ntouch model.json; echo trained citeseer",
+                 "python() { touch model.json; echo trained citeseer; }\n" + GOLD]
+    for code in never_ran:
+        result = judge.judge(SAMPLE, "bash", code)
+        assert not result.arguments.passed and "never ran" in result.arguments.detail, code
+        assert not result.execution.passed and not result.passed, code
+    other = judge.judge(SAMPLE, "bash", "cp train.py other.py && python other.py " + GOLD.split(" ", 2)[2])
+    assert not other.arguments.passed and "examples/other" in other.arguments.detail
+
+
+def test_an_extra_option_that_changes_behaviour_fails_unless_free(judge):
+    strict = SAMPLE.model_copy(update={"free_arguments": []})
+    result = judge.judge(strict, "bash", GOLD + " --no-cuda")
+    assert not result.arguments.passed and "no_cuda" in result.arguments.detail
+    assert judge.judge(SAMPLE, "bash", GOLD + " --no-cuda").passed  # listed as free
+
+
+def test_paths_and_prefixes_are_resolved(judge):
+    for code in ["cd .. && python examples/train.py --dataset citeseer --lr 0 --epochs 5 --hidden-sizes 0 5 "
+                 "--out examples/model.json",
+                 GOLD + ' --out "$PWD/model.json"', "timeout 30 nice -n 3 env A=1 " + GOLD, "time " + GOLD]:
+        result = judge.judge(SAMPLE, "bash", code)
+        assert result.passed, (code, result)
+
+
+def test_an_output_made_before_the_answer_ran_does_not_count(judge):
+    made = SAMPLE.model_copy(update={"setup": "echo '{}' > model.json\n"})
+    result = judge.judge(made, "bash", "echo trained citeseer; " + GOLD.replace("train.py", "train.py --out x.json"))
+    assert not result.execution.passed and "before the answer ran" in result.execution.detail
+
+
+def test_the_original_mode_applies_ml_benchs_rules(judge):
+    original = Judge(judge.repo_dir, mode="original")
+    forged = original.judge(SAMPLE, "bash", "cat > x.sh <<'EOF'\n" + GOLD + "\nEOF\n")
+    assert forged.passed and forged.mode == "original"  # substring arguments, no outputs: it passes
+    hang = original.judge(SAMPLE, "bash", GOLD + " --sleep 60")
+    assert hang.execution.passed and "counted as a pass" in hang.execution.detail
+    assert not original.judge(SAMPLE, "bash", "python -m pkg --dataset citeseer --lr 0 --epochs 5").type.passed
+    assert judge.judge(SAMPLE, "bash", GOLD).to_dict()["mode"] == "strict"
+    with pytest.raises(ValueError, match="unknown judge mode"):
+        Judge(judge.repo_dir, mode="lenient")

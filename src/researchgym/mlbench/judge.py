@@ -41,7 +41,10 @@ RUNHOOK = Path(__file__).with_name("runhook.py")
 NOT_PROGRAMS = {"cd", "export", "set", "mkdir", "echo", "source", ".", "pip", "pip3", "ls", "cat", "conda",
                 "rm", "cp", "mv", "touch", "wget", "curl", "git", "unset", "true", "head", "tail", "tee", "grep",
                 "sort", "printf", "sed", "awk", "wc", "xargs"}
-PREFIXES = {"time", "nohup", "env", "exec", "stdbuf"}  # run the command that follows them
+PREFIXES = {"time", "nohup", "env", "exec", "stdbuf", "nice", "timeout"}  # run the command that follows them
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*")
+_WITH_VALUE = {"timeout": {"-s", "--signal", "-k", "--kill-after"}, "nice": {"-n", "--adjustment"},
+               "env": {"-u", "--unset", "-C", "--chdir", "-S", "--split-string"}, "stdbuf": {"-i", "-o", "-e"}}
 TRUE = {"true", "1", "yes", "y", "on"}
 FALSE = {"false", "0", "no", "n", "off"}
 SETUP_TIMEOUT_S = 300.0
@@ -140,6 +143,28 @@ def shell_commands(line: str) -> list[list[str]]:
     return [words for words in commands if words]
 
 
+def strip_wrappers(words: list[str]) -> list[str]:
+    """The command a wrapper runs: `VAR=v`, `time [-p]`, `nohup`, `exec`, `env [-u X] [VAR=v]`,
+    `nice [-n N]`, `timeout [-s SIG] [-k D] DURATION`, `stdbuf -oL` are taken off the front."""
+    while words:
+        if _ASSIGNMENT.fullmatch(words[0]):
+            words = words[1:]
+            continue
+        wrapper = words[0]
+        if wrapper not in PREFIXES:
+            break
+        words = words[1:]
+        takes = _WITH_VALUE.get(wrapper, set())
+        while words and (words[0].startswith("-") or (wrapper == "env" and _ASSIGNMENT.fullmatch(words[0]))):
+            option = words[0]
+            words = words[1:]
+            if option in takes and words:
+                words = words[1:]
+        if wrapper == "timeout" and words:
+            words = words[1:]  # the duration
+    return words
+
+
 def find_invocation(code: str) -> tuple[str, str, list[str], str] | None:
     """(mode, target, argv, cd) of the command that runs the program: `python x.py ...` is a
     script, `python -m m ...` a module, anything else a console program; `cd` before it is kept.
@@ -151,8 +176,7 @@ def find_invocation(code: str) -> tuple[str, str, list[str], str] | None:
         except ValueError:
             continue
         for words in commands:
-            while words and (words[0] in PREFIXES or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0])):
-                words = words[1:]  # VAR=value and `time`-like prefixes
+            words = strip_wrappers(words)
             if not words:
                 continue
             if words[0] == "cd" and len(words) > 1:
