@@ -241,3 +241,33 @@ def test_the_original_mode_applies_ml_benchs_rules(judge):
     assert judge.judge(SAMPLE, "bash", GOLD).to_dict()["mode"] == "strict"
     with pytest.raises(ValueError, match="unknown judge mode"):
         Judge(judge.repo_dir, mode="lenient")
+
+
+def test_the_cli_stores_the_judge_mode_with_each_judgment(repo, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from openai_server import ChatServer
+    from researchgym.cli import app
+    from researchgym.runs.store import Store
+
+    origin, commit = repo
+    (tmp_path / "pins.yaml").write_text(f"- name: toy\n  source: git\n  url: {origin}\n  commit: {commit}\n")
+    sample = SAMPLE.model_copy(update={"repo": "toy"})
+    (tmp_path / "samples.jsonl").write_text(json.dumps(sample.model_dump()) + "\n")
+    forged = "```bash\ncat > x.sh <<'EOF'\n" + GOLD + "\nEOF\ntouch model.json; echo trained citeseer\n```"
+    verdicts = {}
+    for mode in ("strict", "original"):
+        server = ChatServer(replies=[forged]).start()
+        try:
+            result = CliRunner().invoke(app, [
+                "mlbench", "llm", "--model", "openai/test-model", "--api-base", server.api_base, "--judge", mode,
+                "--data", str(tmp_path / "samples.jsonl"), "--pins", str(tmp_path / "pins.yaml"),
+                "--out", str(tmp_path / "run")], env={"COLUMNS": "200"})
+        finally:
+            server.stop()
+        assert result.exit_code == 0, result.output
+        [row] = [r for r in Store(tmp_path / "run").mlbench_rows() if json.loads(r["detail"])["mode"] == mode]
+        verdicts[mode] = bool(row["passed"])
+    assert verdicts == {"strict": False, "original": True}

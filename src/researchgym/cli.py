@@ -505,6 +505,8 @@ def mlbench_llm(
     limit: Optional[int] = typer.Option(None, help="only the first N samples"),
     out: Path = typer.Option(Path("runs/mlbench"), help="run folder (results.sqlite); rerun to resume"),
     sandbox: str = typer.Option("bwrap", help="sandbox provider for the judge"),
+    judge: str = typer.Option("strict", "--judge", help="strict (judges what ran) or original (ML-Bench's published "
+                                                       "rules, for numbers comparable with the paper)"),
 ) -> None:
     """Ask a model for each sample's command, judge every answer, store it, print pass@k."""
     from researchgym.mlbench.data import load_samples, suite_dir
@@ -520,14 +522,18 @@ def mlbench_llm(
         if pin_file is None:
             _fail("samples from a file or the hub need --pins: a YAML list of repositories pinned to a version or commit")
             return
-        repos = Repositories(load_pins(pin_file))
+        if judge not in ("strict", "original"):
+            _fail(f"--judge must be strict or original, not {judge!r}")
+            return
+        repos = Repositories(load_pins(pin_file), judge_mode=judge)
         kwargs: dict = {"temperature": temperature}
         if not model.startswith(("local/", "replay:", "human")) and ":" not in model.split("/")[0]:
             kwargs["api_base"] = api_base
         llm = create_model(model, **kwargs)
         store = Store(out)
-        run_id = f"mlbench-{setting}"
-        store.add_run(run_id, {"data": data, "setting": setting, "k": k, "model": model, "temperature": temperature})
+        run_id = f"mlbench-{setting}" + ("-original" if judge == "original" else "")
+        store.add_run(run_id, {"data": data, "setting": setting, "k": k, "model": model, "temperature": temperature,
+                               "judge": judge})
 
         def show(row: dict) -> None:
             mark = "[green]pass[/]" if row["passed"] else "[red]fail[/]"
@@ -539,7 +545,7 @@ def mlbench_llm(
     except ResearchGymError as exc:
         _fail(str(exc))
         return
-    table = Table(title=f"ML-Bench, {setting} setting, {model}")
+    table = Table(title=f"ML-Bench, {setting} setting, {model}, {judge} judge")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for name, value in summary.table().items():
@@ -560,6 +566,8 @@ def mlbench_agent(
     limit: Optional[int] = typer.Option(None, help="only the first N samples"),
     out: Path = typer.Option(Path("runs/mlbench-agent"), help="run folder (results.sqlite, trajectories/); rerun to resume"),
     sandbox: str = typer.Option("bwrap", help="sandbox provider"),
+    judge: str = typer.Option("strict", "--judge", help="strict (judges what ran) or original (ML-Bench's published "
+                                                       "rules, for numbers comparable with the paper)"),
 ) -> None:
     """ML-Agent in the sandboxed repository, one episode per sample; run.sh is judged and stored."""
     from researchgym.mlbench.agent import MLAgent, run_agent_setting
@@ -579,10 +587,15 @@ def mlbench_agent(
         kwargs: dict = {"temperature": temperature}
         if not model.startswith(("local/", "replay:", "human")) and ":" not in model.split("/")[0]:
             kwargs["api_base"] = api_base
+        if judge not in ("strict", "original"):
+            _fail(f"--judge must be strict or original, not {judge!r}")
+            return
         agent = MLAgent(create_model(model, **kwargs))
         store = Store(out)
-        store.add_run("mlbench-agent", {"data": data, "model": model, "agent": agent.name})
-        summary = run_agent_setting(samples, agent, Repositories(load_pins(pin_file)), store, run_id="mlbench-agent",
+        run_id = "mlbench-agent" + ("-original" if judge == "original" else "")
+        store.add_run(run_id, {"data": data, "model": model, "agent": agent.name, "judge": judge})
+        summary = run_agent_setting(samples, agent, Repositories(load_pins(pin_file), judge_mode=judge), store,
+                                    run_id=run_id,
                                     model_name=model, out=out, sandbox=sandbox,
                                     on_result=lambda row: console.print(
                                         f"{row['sample']}: {'[green]pass[/]' if row['passed'] else '[red]fail[/]'}",
@@ -590,7 +603,7 @@ def mlbench_agent(
     except ResearchGymError as exc:
         _fail(str(exc))
         return
-    console.print(f"ML-Agent, {model}: {summary.pass_at(1):.4f} of {summary.samples} samples pass "
+    console.print(f"ML-Agent, {model}, {judge} judge: {summary.pass_at(1):.4f} of {summary.samples} samples pass "
                   f"(arguments {summary.checks.get('arguments', 0):.2f}, type {summary.checks.get('type', 0):.2f}, "
                   f"execution {summary.checks.get('execution', 0):.2f})", highlight=False)
     console.print(f"results: {store.path}", highlight=False)

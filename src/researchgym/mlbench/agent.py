@@ -135,7 +135,7 @@ class MLAgent:
 
 
 def run_agent_episode(agent: RepoAgent, sample: Sample, repo_tree: Path, *, trajectory: Path | None = None,
-                      sandbox: str = "bwrap") -> Judgment:
+                      sandbox: str = "bwrap", judge_mode: str = "strict") -> Judgment:
     """One agent-setting episode: a fresh repository copy, the agent, then the judge on run.sh."""
     log = Trajectory(trajectory)
     log.write("reset", sample=sample.key, instruction=sample.instruction, agent=agent.name)
@@ -167,7 +167,7 @@ def run_agent_episode(agent: RepoAgent, sample: Sample, repo_tree: Path, *, traj
         missing = Check(False, f"the agent left no run.sh in {sample.path}")
         judgment = Judgment(sample.key, missing, missing, missing)
     else:
-        judgment = Judge(repo_tree, sandbox=sandbox).judge(sample, "bash", script)
+        judgment = Judge(repo_tree, sandbox=sandbox, mode=judge_mode).judge(sample, "bash", script)
     log.write("judgment", **judgment.to_dict())
     return judgment
 
@@ -186,7 +186,7 @@ def run_agent_setting(samples: list[Sample], agent: RepoAgent, repos: Any, store
         cost_before = getattr(agent, "cost", 0.0)
         trajectory = out / "trajectories" / f"{sample.key.replace('#', '-')}.jsonl" if out else None
         judgment = run_agent_episode(agent, sample, repos.tree(sample.repo_name), trajectory=trajectory,
-                                     sandbox=sandbox)
+                                     sandbox=sandbox, judge_mode=getattr(repos, "judge_mode", "strict"))
         row = {"sample": sample.key, "repo": sample.repo_name, "setting": "agent", "model": model_name,
                "attempt": 0, "language": "bash", "code": None, "reply": str(trajectory or ""),
                "arguments_ok": judgment.arguments.passed, "type_ok": judgment.type.passed,

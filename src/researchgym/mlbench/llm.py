@@ -47,8 +47,10 @@ def messages_for(sample: Sample, context: str) -> list[Message]:
 class Repositories:
     """Repository trees by name, materialised on first use from the pins."""
 
-    def __init__(self, pins: dict[str, RepoPin]) -> None:
+    def __init__(self, pins: dict[str, RepoPin], judge_mode: str = "strict") -> None:
         self.pins = pins
+        #: "strict" (the judge watches what ran) or "original" (ML-Bench's published rules).
+        self.judge_mode = judge_mode
         self._trees: dict[str, Path] = {}
         self._judges: dict[str, Judge] = {}
 
@@ -62,7 +64,7 @@ class Repositories:
 
     def judge(self, name: str, sandbox: str = "bwrap") -> Judge:
         if name not in self._judges:
-            self._judges[name] = Judge(self.tree(name), sandbox=sandbox)
+            self._judges[name] = Judge(self.tree(name), sandbox=sandbox, mode=self.judge_mode)
         return self._judges[name]
 
 
