@@ -1,16 +1,32 @@
-"""Judging an ML-Bench answer: three checks, each reported on its own.
+"""Judging an ML-Bench answer: three checks, each reported on its own. The strict judge (the
+default) judges what ran, not what was written.
 
-1. **Arguments**, compared by meaning: the command is parsed by the repository's own parser
-   (argparse or click/Typer, through argshim.py run in the sandbox with `python -c`), and every
-   expected argument is compared with the parsed value by type (numbers as numbers, flags as
-   booleans, lists element-wise, paths normalised), by destination or by option string. A program
-   with neither falls back to a shell-word parser (`--k v`, `--k=v`, `-k v`, flags). Never
-   substring matching (ML-Bench's "0" matched almost anything). Pipelines and redirections are
-   understood: `cat x | prog --a 1 > out` runs prog with `--a 1`.
+1. **Arguments.** While the answer runs, a hook (runhook.py, installed as `sitecustomize` on
+   PYTHONPATH for that run only) records in every Python process the first parse of its
+   argument parser (argparse, or click/Typer): which program called it (module or file relative
+   to the workspace, and function), the working folder, the parsed values, the parser's
+   defaults and option strings. The gold's own program is parsed through the same hook (stopped
+   at the parse; once per sample). The target program must have run (a command in a heredoc, in
+   an untaken `true ||` branch, behind a function shadowing `python`, or another script taking
+   the same arguments, never ran it); each of its runs must give every expected argument its
+   value, compared by type (numbers as numbers, flags as booleans, lists element-wise, paths
+   resolved against the folder each program ran in, so `cd .. && ... scripts/x.txt` and
+   `$PWD/x.txt` are `x.txt`), and no option may differ from both the gold's value and the
+   parser's default unless the sample lists it in `free_arguments` (so `--lowercase` added to a
+   BLEU computation fails). Never substring matching (ML-Bench's "0" matched almost anything).
+   The written command is still read (pipelines, redirections, `timeout`/`nice`/`env`/`time`
+   wrappers) for messages, and is the verdict only where no parser can be watched (a program
+   reading sys.argv itself, a Python task): then argshim.py parses it with the program's parser.
 2. **Type**: a bash task needs a shell answer, a Python task Python code.
-3. **Execution** in a bubblewrap sandbox holding a fresh copy of the repository, no network, a
-   time limit: the sample's `setup` runs first, then the answer. A timeout is a failure (ML-Bench
-   counted it as a pass); the exit status must be 0 and the expected files and output must appear.
+3. **Execution** in a sandbox (bubblewrap by default; the working folder comes from the sandbox)
+   holding a fresh copy of the repository, no network, a time limit: the sample's `setup` runs
+   first, then the answer. A timeout is a failure (ML-Bench counted it as a pass); the exit
+   status must be 0; every expected file must be new or changed since the setup (size, sha256,
+   mtime) and hold what the program left at its exit (so a file touched, echoed or copied after a
+   failed run does not count); expected output must be printed by the program's own process
+   (captured at the file-descriptor level by the hook), not by an `echo`.
+
+`Judge(..., mode="original")` applies ML-Bench's published rules instead (see `Judge`).
 """
 
 from __future__ import annotations
