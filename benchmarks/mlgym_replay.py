@@ -195,7 +195,8 @@ def replay(mlgym: Path, traj: Path, task: str, timeout: int, run_validate: bool,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         env = researchgym.make(task, footer=False, window=100,
-                               limits={"max_steps": 100_000, "command_timeout_s": timeout})
+                               limits={"max_steps": 100_000, "command_timeout_s": timeout,
+                                       "training_timeout_s": timeout})
         env.reset(seed=0)
     try:
         setup_workspace(env, mlgym, task, data["trajectory"])
@@ -267,7 +268,7 @@ def main() -> None:
     parser.add_argument("mlgym", nargs="?", default="/tmp/mlgym", help="a checkout of facebookresearch/MLGym")
     parser.add_argument("--tasks", nargs="+", default=TASKS)
     parser.add_argument("--per-task", type=int, default=None, help="replay only the first N trajectories per task")
-    parser.add_argument("--timeout", type=int, default=60, help="seconds each command may run")
+    parser.add_argument("--timeout", type=int, default=60, help="seconds each command may run (training runs too)")
     parser.add_argument("--run-validate", action="store_true", help="also run and compare `validate`")
     args = parser.parse_args()
     mlgym = Path(args.mlgym)
