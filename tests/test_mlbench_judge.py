@@ -271,3 +271,9 @@ def test_the_cli_stores_the_judge_mode_with_each_judgment(repo, tmp_path):
         [row] = [r for r in Store(tmp_path / "run").mlbench_rows() if json.loads(r["detail"])["mode"] == mode]
         verdicts[mode] = bool(row["passed"])
     assert verdicts == {"strict": False, "original": True}
+
+
+def test_removing_the_script_does_not_take_the_gold_away(judge):
+    fresh = Judge(judge.repo_dir)  # nothing cached: the gold is parsed in this very judging
+    result = fresh.judge(SAMPLE, "bash", "rm train.py; touch model.json; echo trained citeseer\n# " + GOLD)
+    assert not result.arguments.passed and "never ran" in result.arguments.detail and not result.passed

@@ -507,6 +507,9 @@ class Judge:
             missing = Check(False, f"the task's folder {sample.path} does not exist in the repository")
             return Judgment(sample.key, missing, kind, missing, mode=self.mode)
         self._setup(box, sample, folder)
+        # the gold's parse comes before the answer runs, so nothing the answer does to the
+        # repository (deleting or editing the script) can take the gold away
+        gold = self._gold_parse(box, hook, sample) if sample.is_bash else None
         before = {name: _stat(folder / name) for name in sample.expected_outputs}
         token = secrets.token_hex(16)
         inside_folder = posixpath.normpath(posixpath.join(box.workspace_path, sample.path))
@@ -514,7 +517,6 @@ class Judge:
             [posixpath.normpath(posixpath.join(inside_folder, name)) for name in sample.expected_outputs]))
         result = self._run_answer(box, hook, sample, code, token)
         ran = _Run.read(hook / "log", token)
-        gold = self._gold_parse(box, hook, sample) if sample.is_bash else None
         if gold is None:  # no parser to watch (or a Python task): the written command decides
             arguments, parsed, parser = self._arguments(box, sample, code)
             execution = self._outcome(sample, folder, before, result, result.output, None, box.workspace_path)
@@ -592,7 +594,8 @@ class Judge:
 
     def _gold_parse(self, box, hook: Path, sample: Sample) -> dict[str, Any] | None:
         """The gold's own program, parsed by its own parser through the same hook (stopped at the
-        parse), once per sample: the record to compare with."""
+        parse, or after STOP_AFTER_S where it has no parser), once per sample: the record to
+        compare with, or None (no parser: the written command decides)."""
         cache = (sample.key, sample.output)  # the record is kept with the workspace written @ws
         if cache in self._gold:
             return self._gold[cache]

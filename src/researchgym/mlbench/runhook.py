@@ -293,6 +293,15 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
 
     if mode == "run":
         capture()
+    else:  # "stop": a program that never parses its arguments is not left to run in full
+        def watchdog():
+            import time
+
+            time.sleep(float(os.environ.get("RG_MLB_STOP_AFTER_S", "20")))
+            if not state["parsed"]:
+                os._exit(0)
+
+        threading.Thread(target=watchdog, daemon=True).start()
 
     # ------------------------------------------------------------ at exit
     def at_exit():
@@ -314,10 +323,9 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
                 with open(path, "rb") as handle:
                     for chunk in iter(lambda: handle.read(1 << 20), b""):
                         digest.update(chunk)
-                files[path] = [st.st_size, st.st_mtime_ns, digest.hexdigest()] if os.path.isfile(path) else \
-                    [st.st_size, st.st_mtime_ns, "dir"]
+                files[path] = [st.st_size, st.st_mtime_ns, digest.hexdigest()]
             except IsADirectoryError:
-                files[path] = [0, 0, "dir"]
+                files[path] = [0, os.stat(path).st_mtime_ns, "dir"]
             except Exception:
                 files[path] = None
         try:
