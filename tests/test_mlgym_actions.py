@@ -53,6 +53,16 @@ def test_create_then_edit_line_one(env):
     assert (env.workspace / "fresh.py").read_text() == "import math\nprint(math.pi)\n"
 
 
+def test_create_of_an_existing_file_is_refused_but_opens_it(env):
+    path = write(env, "exists.txt", numbered(3))
+    write(env, "other.txt", numbered(5))
+    step(env, "open other.txt")
+    out, code = step(env, "create exists.txt")
+    assert code == 1 and "already exists" in out and "3:line 3" in out
+    out, code = step(env, "edit 2:2\nTWO\nend_of_edit")  # MLGym's agents rely on this
+    assert code == 0 and path.read_text() == "line 1\nTWO\nline 3\n"
+
+
 def test_edit_past_the_end_replaces_through_the_end(env):
     path = write(env, "f.txt", numbered(5))
     step(env, "open f.txt")

@@ -222,7 +222,15 @@ def cmd_create(args: list[str]) -> str:
         raise Refusal("Usage: create PATH")
     path = os.path.abspath(args[0])
     if os.path.lexists(path):
-        raise Refusal(f"{args[0]} already exists. Use open {args[0]} to see it.")
+        # Refused, but (as MLGym does) the existing file is opened: the agent sees what is there,
+        # and an edit that follows changes that file.
+        try:
+            state = load_state()
+            state["scrolls"] = 0
+            shown = _show(state, TextFile.read(path), 1)
+        except Refusal:
+            shown = ""
+        raise Refusal(f"{args[0]} already exists, so nothing was created" + (f"; here it is, now open:\n{shown}" if shown else "."))
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         raise Refusal(f"the folder {parent} does not exist. Create it first with mkdir -p {parent}.")
