@@ -242,3 +242,22 @@ def test_replay_model_runs_an_mlgym_traj_file(tmp_path):
     assert validated and "ignored the extra words" in json.dumps(records[2])
     # The edit applied (always play 0, the row player's favourite): far above the baseline's ~1.0.
     assert result.scores[0]["kind"] == "validate" and result.scores[0]["validation"]["value"] > 1.3, result.scores
+
+
+def test_the_agent_configs_rule_set_reaches_the_sandbox(tmp_path):
+    """lint_select in the agent's configuration decides what the edit lint refuses."""
+    from researchgym.models.scripted import ScriptedModel
+
+    edit = "```\ncreate lax.py\n```", "```\nedit 1:1\nprint(undefined_name)\nend_of_edit\n```", "```\nsubmit\n```"
+    outcomes = {}
+    for select in (None, []):
+        overrides = {} if select is None else {"lint_select": select}
+        agent = ReactAgent(ScriptedModel(list(edit)), load_agent_config(**overrides))
+        env = researchgym.make("battleOfSexes", workspace_dir=tmp_path / str(select))
+        try:
+            run_episode(env, agent, seed=0)
+            (created,) = (tmp_path / str(select)).rglob("lax.py")
+            outcomes[str(select)] = created.read_text()
+        finally:
+            env.close()
+    assert outcomes == {"None": "\n", "[]": "print(undefined_name)\n"}  # F821 refused by default only

@@ -76,6 +76,7 @@ class ResearchEnv(gym.Env[str, str]):
         research_tools: ResearchToolsConfig | dict[str, Any] | None = None,
         reward: str | RewardFn = "final",
         eval_secret: bytes | None = None,
+        tool_env: dict[str, str] | None = None,
     ) -> None:
         self.task: TaskSpec = task if isinstance(task, TaskSpec) else load_task(task)
         if limits:
@@ -111,6 +112,10 @@ class ResearchEnv(gym.Env[str, str]):
         self.window = window
         #: Whether observations end with the step footer (step, open file, directory).
         self.footer = footer
+        #: Variables the interface commands read (RESEARCHGYM_LINT: the edit lint's rule set);
+        #: run_episode adds the agent configuration's (AgentConfig.tool_env) under these.
+        self.tool_env: dict[str, str] = dict(tool_env or {})
+        self.agent_tool_env: dict[str, str] = {}
         self.observation_space = ShellText()
         self.action_space = ShellText()
         self._sandbox: Sandbox | None = None
@@ -324,7 +329,7 @@ class ResearchEnv(gym.Env[str, str]):
         self._state_file = os.path.join(self._state_tmp.name, "state.json")
         gateway = self._services.gateway if self._services is not None else None
         return SandboxSpec(workspace=self.workspace, mounts=mounts, hidden=hidden, limits=self.task.limits,
-                           state_dir=Path(self._state_tmp.name), env={"RESEARCHGYM_WINDOW": str(self.window)},
+                           state_dir=Path(self._state_tmp.name), env={**self.agent_tool_env, **self.tool_env, "RESEARCHGYM_WINDOW": str(self.window)},
                            devices=sandbox_devices() if self.task.requires.gpus else [],
                            gateway_dir=gateway.folder if gateway is not None else None)
 

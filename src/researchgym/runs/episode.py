@@ -56,6 +56,9 @@ def run_episode(
     model = getattr(agent, "model", None)
     env.run_info = {"agent": getattr(agent, "name", type(agent).__name__),
                     "model": getattr(model, "name", None) if model is not None else None}
+    config = getattr(agent, "config", None)
+    tool_env = getattr(config, "tool_env", None)
+    env.agent_tool_env = tool_env() if callable(tool_env) else {}  # the agent's lint rules, say
     try:
         observation, info = env.reset(seed=seed)
         agent.reset(env.task, observation, info)
