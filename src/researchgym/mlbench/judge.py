@@ -461,6 +461,19 @@ class _Run:
         return [r for r in self.records if r.get("kind") == "exit" and r.get("pid") in pids]
 
 
+def gold_program(sample: Sample) -> str | None:
+    """The program the gold runs, named as the hook names a process's __main__ (a module's
+    dotted name as a path, or a script's path relative to the workspace, without `.py`)."""
+    found = find_invocation(sample.output)
+    if found is None or found[0] == "console":
+        return None
+    mode, target, _, cd = found
+    if mode == "module":
+        return target.replace(".", "/")
+    path = posixpath.normpath(posixpath.join(sample.path, cd, target))
+    return path[:-3] if path.endswith(".py") else path
+
+
 # ------------------------------------------------------------------ the judge
 MODES = ("strict", "original")
 
@@ -517,10 +530,8 @@ class Judge:
             [posixpath.normpath(posixpath.join(inside_folder, name)) for name in sample.expected_outputs]))
         result = self._run_answer(box, hook, sample, code, token)
         ran = _Run.read(hook / "log", token)
-        if gold is None:  # no parser to watch (or a Python task): the written command decides
-            arguments, parsed, parser = self._arguments(box, sample, code)
-            execution = self._outcome(sample, folder, before, result, result.output, None, box.workspace_path)
-            return Judgment(sample.key, arguments, kind, execution, parsed, parser, mode=self.mode)
+        if gold is None:  # no parser to watch (or a Python task)
+            return self._judge_without_parser(box, sample, folder, before, result, ran, kind, code)
         targets = [r for r in ran.parses if r.get("program") == gold["program"]]
         arguments, parsed = self._verdict_arguments(sample, code, ran, targets, gold, box.workspace_path)
         pids = {r["pid"] for r in targets}
@@ -528,6 +539,38 @@ class Judge:
         execution = self._outcome(sample, folder, before, result, printed, ran.exits(pids) if pids else [],
                                   box.workspace_path, ran_target=bool(targets))
         return Judgment(sample.key, arguments, kind, execution, parsed, gold.get("parser", "argparse"), mode=self.mode)
+
+    def _judge_without_parser(self, box, sample: Sample, folder: Path, before: dict[str, Any], result, ran: _Run,
+                              kind: Check, code: str) -> Judgment:
+        """A gold program that reads sys.argv itself: the hook still sees which program ran (its
+        process's __main__ at exit), with which argv, in which folder. Without even that (a
+        console program, a Python task), the written command decides, parsed by argshim after
+        the execution (it may run the program in full)."""
+        program = gold_program(sample) if sample.is_bash else None
+        if program is None:
+            execution = self._outcome(sample, folder, before, result, result.output, None, box.workspace_path)
+            arguments, parsed, parser = self._arguments(box, sample, code)
+            return Judgment(sample.key, arguments, kind, execution, parsed, parser, mode=self.mode)
+        mains = [r for r in ran.records if r.get("kind") == "exit" and r.get("program") == program]
+        pids = {r["pid"] for r in mains}
+        printed = "".join(ran.outputs.get(pid, "") for pid in sorted(pids))
+        execution = self._outcome(sample, folder, before, result, printed, mains, box.workspace_path,
+                                  ran_target=bool(mains))
+        if not mains:
+            others = sorted({r.get("program", "?") for r in ran.records if r.get("kind") == "exit"})
+            arguments = Check(False, f"the target program ({program}) never ran" +
+                              (f"; what ran instead: {', '.join(others)}" if others else ""))
+            return Judgment(sample.key, arguments, kind, execution, {}, "sys.argv", mode=self.mode)
+        _, _, gold_argv, cd = find_invocation(sample.output)
+        gold = {"unknown": gold_argv, "cwd": posixpath.normpath(posixpath.join("/@ws", sample.path, cd))}
+        problems: list[str] = []
+        for record in mains:
+            problems.extend(p for p in compare_runs(sample, {"unknown": record.get("argv") or [], "cwd": record.get("cwd", "")},
+                                                    gold, box.workspace_path) if p not in problems)
+        arguments = Check(not problems, "; ".join(problems) or
+                          f"all {len(sample.arguments)} arguments match (read from the program's argv)")
+        parsed = {"_argv": mains[-1].get("argv") or []}
+        return Judgment(sample.key, arguments, kind, execution, parsed, "sys.argv", mode=self.mode)
 
     def _verdict_arguments(self, sample: Sample, code: str, ran: _Run, targets: list[dict[str, Any]],
                            gold: dict[str, Any], workspace: str) -> tuple[Check, dict[str, Any]]:

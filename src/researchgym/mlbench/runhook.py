@@ -11,8 +11,9 @@ it. In every Python process that starts with it, the hook:
   function), argv0, argv, cwd, namespace, unknown, options, defaults, parser} or {..., error};
   in "stop" mode the process then ends (the gold's parse, before it does any work);
 - in "run" mode, tees what the process writes to fds 1 and 2 into `<log>/<token>.<pid>.out`;
-- at exit, appends {kind: "exit", pid, files: {path: [size, mtime_ns, sha256] or null}} for
-  the expected outputs listed in `<log>/<token>.outputs` (after flushing stdout, so a file the
+- at exit (in "run" mode), appends {kind: "exit", pid, program (the __main__ module or file),
+  argv, cwd, parsed, files: {path: [size, mtime_ns, sha256] or null}} for the expected outputs
+  listed in `<log>/<token>.outputs` (after flushing stdout, so a file the
   program's output is redirected into is complete).
 
 Standard library only; every failure inside the hook is swallowed (the program must run as it
@@ -37,6 +38,7 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
     workspace = os.environ.get("RG_MLB_WORKSPACE", "")
     log_path = os.path.join(log_dir, token + ".jsonl")
     state = {"depth": 0, "parsed": False}
+    start_cwd = os.getcwd()
     hook_file = os.path.abspath(__file__)
     argparse_file = os.path.abspath(argparse.__file__)
 
@@ -63,11 +65,14 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
             os.close(fd)
 
     def module_path(frame):
-        spec = frame.f_globals.get("__spec__")
+        return module_path_of(frame.f_globals.get("__spec__"), frame.f_code.co_filename)
+
+    def module_path_of(spec, filename):
         name = getattr(spec, "name", None)
         if name and name != "__main__":
-            return name.replace(".", "/")
-        path = os.path.realpath(frame.f_code.co_filename)
+            name = name.replace(".", "/")
+            return name[:-9] if name.endswith("/__main__") else name
+        path = os.path.realpath(filename)
         if workspace and (path + "/").startswith(workspace.rstrip("/") + "/"):
             path = os.path.relpath(path, workspace)
         else:
@@ -308,8 +313,6 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
         if mode != "run":
             return
         release()
-        if not state["parsed"]:
-            return
         files = {}
         try:
             with open(os.path.join(log_dir, token + ".outputs"), encoding="utf-8") as handle:
@@ -329,7 +332,11 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
             except Exception:
                 files[path] = None
         try:
-            write({"kind": "exit", "files": files})
+            main = sys.modules.get("__main__")
+            argv0 = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-") else ""
+            filename = getattr(main, "__file__", None) or (os.path.join(start_cwd, argv0) if argv0 else "?")
+            program = module_path_of(getattr(main, "__spec__", None), filename)
+            write({**common(), "kind": "exit", "program": program, "parsed": state["parsed"], "files": files})
         except Exception:
             pass
 
