@@ -1,0 +1,148 @@
+"""ML-Bench in the report and the viewer, on a run made by the real pipeline: `researchgym mlbench
+llm` against a real OpenAI-style server, two pinned toy repositories, three samples, three answers
+each, judged by the strict judge and by the original one into one run folder. Every figure below
+is worked out by hand from the answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlbench_toy import make_toy_repo
+from openai_server import ChatServer
+from researchgym.analysis.mlbench import answer_key, summarize, summarize_run
+from researchgym.cli import app
+from researchgym.mlbench.schema import Sample
+from researchgym.runs.store import Store
+
+
+
+def _sample(id: int, repo: str, dataset: str, lr: str, epochs: str) -> Sample:
+    return Sample(id=id, path="./examples", repo=repo, instruction=f"Train on {dataset} with lr {lr} for {epochs} epochs",
+                  arguments={"dataset": dataset, "lr": lr, "epochs": epochs}, oracle="Run `python train.py`.",
+                  output=f"python train.py --dataset {dataset} --lr {lr} --epochs {epochs}",
+                  expected_outputs=["model.json"], timeout_s=3)
+
+
+A = _sample(1, "toy", "citeseer", "0", "5")
+B = _sample(2, "toy2", "cora", "0.5", "2")
+C = _sample(3, "toy", "citeseer", "0.1", "1")
+
+
+def bash(code: str) -> str:
+    return f"```bash\n{code}\n```"
+
+
+# Asked in this order (sample by sample, attempt by attempt); the same replies for both judges.
+#                                                         strict                      original
+REPLIES = [
+    bash(A.output),                                     # pass                        pass
+    bash("python train.py --dataset citeseer --lr 5 --epochs 5"),  # arguments          arguments ("0" absent)
+    bash("sleep 30"),                                   # arguments, exec (timeout)   arguments, type; timeout passes
+    "```python\nimport os\n```",                        # arguments, type, exec       arguments, type, exec
+    bash(B.output),                                     # pass                        pass
+    bash(f"echo {B.output}"),                           # arguments, exec (never ran) pass (substrings, .py, exit 0)
+    bash("python train.py --dataset cora --lr 0.1 --epochs 1"),  # arguments           arguments
+    bash(f"{C.output} --no-such-flag"),                 # arguments, exec (exit 2)    exec (exit 2)
+    bash("cat README.md"),                              # arguments, exec (no output) arguments, type
+]
+STRICT = {"toy#1": [True, False, False], "toy2#2": [False, True, False], "toy#3": [False, False, False]}
+ORIGINAL = {"toy#1": [True, False, False], "toy2#2": [False, True, True], "toy#3": [False, False, False]}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("mlbench-report")
+    pins = []
+    for name in ("toy", "toy2"):
+        origin = root / name
+        origin.mkdir()
+        commit = make_toy_repo(origin)
+        pins.append(f"- name: {name}\n  source: git\n  url: {origin}\n  commit: {commit}\n")
+    (root / "pins.yaml").write_text("".join(pins))
+    (root / "samples.jsonl").write_text("".join(json.dumps(s.model_dump()) + "\n" for s in (A, B, C)))
+    for judge in ("strict", "original"):
+        server = ChatServer(replies=list(REPLIES)).start()
+        try:
+            result = CliRunner().invoke(app, [
+                "mlbench", "llm", "--model", "openai/test-model", "--api-base", server.api_base,
+                "--data", str(root / "samples.jsonl"), "--pins", str(root / "pins.yaml"), "-k", "3",
+                "--judge", judge, "--out", str(root / "run")], env={"COLUMNS": "200"})
+        finally:
+            server.stop()
+        assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def rows(run_dir) -> list[dict]:
+    store = Store(run_dir)
+    try:
+        return store.mlbench_rows()
+    finally:
+        store.close()
+
+
+# ------------------------------------------------------------------ the summary
+def test_the_rows_are_the_ones_the_replies_should_give(rows):
+    assert len(rows) == 18
+    for run_id, expected in (("mlbench-oracle", STRICT), ("mlbench-oracle-original", ORIGINAL)):
+        got = {}
+        for row in rows:
+            if row["run_id"] == run_id:
+                got.setdefault(row["sample"], []).append(bool(row["passed"]))
+        assert got == expected, run_id
+
+
+def test_the_summary_per_judge_repository_and_error_kind(run_dir):
+    summary = summarize_run(run_dir)
+    assert summary is not None
+    groups = {(g.setting, g.model, g.mode): g for g in summary.groups}
+    assert set(groups) == {("oracle", "openai/test-model", "strict"), ("oracle", "openai/test-model", "original")}
+    strict, original = groups["oracle", "openai/test-model", "strict"], groups["oracle", "openai/test-model", "original"]
+    # strict: toy#1 1/3, toy2#2 1/3, toy#3 0 -> pass@1 = 2/9; pass@3 = 2 of 3 samples
+    assert strict.rates.samples == 3 and strict.rates.attempts == 3 and strict.rates.answers == 9
+    assert strict.rates.pass_at_1 == pytest.approx(2 / 9) and strict.rates.pass_at_k == pytest.approx(2 / 3)
+    assert strict.rates.first_pass_at_k == pytest.approx(2 / 3)
+    # original: toy2#2 has 2 of 3 -> pass@1 = (1/3 + 2/3 + 0) / 3
+    assert original.rates.pass_at_1 == pytest.approx(1 / 3) and original.rates.pass_at_k == pytest.approx(2 / 3)
+    assert set(strict.repos) == {"toy", "toy2"}
+    assert strict.repos["toy"].samples == 2 and strict.repos["toy"].pass_at_1 == pytest.approx(1 / 6)
+    assert strict.repos["toy"].pass_at_k == pytest.approx(1 / 2)
+    assert strict.repos["toy2"].pass_at_1 == pytest.approx(1 / 3) and strict.repos["toy2"].pass_at_k == 1.0
+    assert original.repos["toy2"].pass_at_1 == pytest.approx(2 / 3)
+    e = strict.errors
+    assert (e.answers, e.arguments_failed, e.type_failed, e.execution_failed, e.timeouts, e.timeouts_passed) == \
+        (9, 7, 1, 5, 1, 0)
+    e = original.errors
+    assert (e.answers, e.arguments_failed, e.type_failed, e.execution_failed, e.timeouts, e.timeouts_passed) == \
+        (9, 5, 3, 2, 0, 1)
+    [both] = summary.comparisons
+    assert both.strict is strict and both.original is original
+    assert len(summary.answers) == 18 and len({a.key for a in summary.answers}) == 18
+    timeouts = [a for a in summary.answers if a.timed_out]
+    assert [(a.mode, a.sample, a.attempt, a.execution_ok) for a in sorted(timeouts, key=lambda a: a.mode)] == \
+        [("original", "toy#1", 2, True), ("strict", "toy#1", 2, False)]
+
+
+def test_the_judge_mode_comes_from_the_run_then_the_judgment_then_the_run_id(rows):
+    row = dict(next(r for r in rows if r["run_id"] == "mlbench-oracle-original"))
+    [answer] = summarize([row]).answers  # no runs given: the judgment names its judge
+    assert answer.mode == "original"
+    row["detail"] = json.dumps({"execution": {"passed": True, "detail": "exit status 0"}})
+    assert summarize([row]).answers[0].mode == "original"  # the run id's suffix
+    assert summarize([row], [{"id": row["run_id"], "config": {"judge": "strict"}}]).answers[0].mode == "strict"
+    row["detail"] = "{not json"
+    assert summarize([row]).groups[0].errors.answers == 1  # a damaged detail is shown, not fatal
+    with pytest.raises(ValueError, match="no ML-Bench judgments"):
+        summarize([])
+
+
+def test_answer_keys_are_url_safe_and_apart():
+    base = {"run_id": "r", "setting": "oracle", "model": "m/x", "attempt": 0}
+    one, two = answer_key({**base, "sample": "toy#1"}), answer_key({**base, "sample": "toy_1"})
+    assert one != two and one.startswith("r_toy_1_oracle_m_x_0-")
+    assert all(c.isalnum() or c in "_.-" for c in one + two)
