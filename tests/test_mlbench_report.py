@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from mlbench_toy import make_toy_repo
 from openai_server import ChatServer
 from researchgym.analysis.mlbench import answer_key, summarize, summarize_run
+from researchgym.analysis.report import build_report
 from researchgym.cli import app
 from researchgym.mlbench.schema import Sample
 from researchgym.runs.store import Store
@@ -146,3 +147,42 @@ def test_answer_keys_are_url_safe_and_apart():
     one, two = answer_key({**base, "sample": "toy#1"}), answer_key({**base, "sample": "toy_1"})
     assert one != two and one.startswith("r_toy_1_oracle_m_x_0-")
     assert all(c.isalnum() or c in "_.-" for c in one + two)
+
+
+# ------------------------------------------------------------------ the report
+def test_a_run_of_ml_bench_judgments_only_gets_a_report_with_the_ml_bench_section(run_dir, tmp_path):
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "## ML-Bench" in markdown and "## Scores" not in markdown and "18 judged answers" in markdown
+    lines = markdown.splitlines()
+    assert "| oracle | openai/test-model | strict | 3 | 3 | 0.222 | 0.667 | 0.667 | $0.0000 |" in lines
+    assert "| oracle | openai/test-model | original | 3 | 3 | 0.333 | 0.667 | 0.667 | $0.0000 |" in lines
+    assert "| oracle | openai/test-model | strict | toy | 2 | 0.167 | 0.500 |" in lines
+    assert "| oracle | openai/test-model | original | toy2 | 1 | 0.667 | 1.000 |" in lines
+    assert "| oracle | openai/test-model | strict | 9 | 7 | 1 | 5 | 1 | 0 |" in lines
+    assert "| oracle | openai/test-model | original | 9 | 5 | 3 | 2 | 0 | 1 |" in lines
+    assert "| oracle | openai/test-model | 3 | 0.222 | 0.333 | 0.667 | 0.667 | 7/1/5 | 5/3/2 |" in lines
+    assert "pass@3 strict" in markdown
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "<h2>ML-Bench</h2>" in page and "<td>0.222</td>" in page and "<td>7/1/5</td>" in page
+
+
+def test_a_report_of_episodes_and_ml_bench_rows_has_both(tmp_path):
+    from researchgym.runs.runner import Method, RunConfig, Runner
+
+    run = tmp_path / "run"
+    assert Runner(run, RunConfig(tasks=["battleOfSexes"], methods=[Method("baseline")], seeds=[0])).run() == \
+        {"finished": 1}
+    before = build_report(run, tmp_path / "before").joinpath("report.md").read_text()
+    assert "## Scores" in before and "ML-Bench" not in before
+    store = Store(run)  # an ML-Bench judgment in the same store
+    store.record_mlbench("mlbench-agent", {"sample": "toy#1", "repo": "toy", "setting": "agent", "model": "m",
+                                           "attempt": 0, "arguments_ok": True, "type_ok": True, "execution_ok": False,
+                                           "passed": False, "detail": {"mode": "strict", "execution": {
+                                               "passed": False, "detail": "timed out after 3 s"}}})
+    store.close()
+    markdown = build_report(run, tmp_path / "after").joinpath("report.md").read_text()
+    assert "## Scores" in markdown and "| battleOfSexes |" in markdown and "## Plots" in markdown
+    assert "## ML-Bench" in markdown and "| agent | m | strict | 1 | 1 | 0.000 |  |  | $0.0000 |" in markdown
+    assert "| agent | m | strict | 1 | 0 | 0 | 1 | 1 | 0 |" in markdown

@@ -3,7 +3,9 @@
 Per task and method: best attempt (best hidden-test score of any scored artefact) and best
 submission (best final score) over the method's episodes, beside the task's baseline; AUP of
 both tables (the baseline is a method), mean rank and Borda count; cost and tokens; exit-status
-and action-category distributions. Directions come from each task's spec.
+and action-category distributions. Directions come from each task's spec. When the run's store
+holds ML-Bench judgments, an "ML-Bench" section (analysis/mlbench.py) follows; a run of ML-Bench
+judgments only gets that section alone.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from researchgym.analysis.episodes import ACTION_CATEGORIES, EXIT_CATEGORIES, action_category, load_episodes
+from researchgym.analysis.mlbench import MLBenchSummary, PassRates, summarize_run
 from researchgym.analysis.summary import summarize
 from researchgym.errors import ResearchGymError
 from researchgym.metrics.tables import plot_profiles
@@ -33,10 +36,15 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     """Write report.md, report.html and the plots into `out_dir` (default RUN_DIR/report)."""
     episodes = load_episodes(run_dir)
-    if not episodes:
-        raise ResearchGymError(f"{run_dir}: no finished episode (no trajectory with an `end` line) was found")
+    mlbench = summarize_run(run_dir)
+    if not episodes and mlbench is None:
+        raise ResearchGymError(f"{run_dir}: no finished episode (no trajectory with an `end` line) and no ML-Bench "
+                               "judgment was found")
     out = Path(out_dir) if out_dir else Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
+    if not episodes:  # ML-Bench judgments only: no episode tables, no plots
+        sections = [f"# researchgym report: {Path(run_dir).name}", *_mlbench_sections(mlbench)]
+        return _write(out, sections)
     summary = summarize(episodes)
     tasks, methods, directions, baselines = summary.tasks, summary.methods, summary.directions, summary.baselines
     best, last, aup, ranks, points = summary.best, summary.last, summary.aup, summary.ranks, summary.borda
@@ -78,12 +86,65 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     sections += ["## Actions", _table(["", *ACTION_CATEGORIES], [["all steps", *(str(actions[c]) for c in ACTION_CATEGORIES)]]),
                  "### By step", _table(["steps", *ACTION_CATEGORIES], bucket_rows)]
 
+    if mlbench is not None:
+        sections += _mlbench_sections(mlbench)
     plots = _plots(out, best, last, directions, aup, costs, exits, actions)
     sections += ["## Plots", *[f"![{name}]({name})" for name in plots]]
+    return _write(out, sections)
+
+
+def _write(out: Path, sections: list[str]) -> Path:
     markdown = "\n\n".join(sections) + "\n"
     (out / "report.md").write_text(markdown)
     (out / "report.html").write_text(_html(markdown))
     return out
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _mlbench_sections(mlbench: MLBenchSummary) -> list[str]:
+    """The ML-Bench section: pass@k per setting, model and judge, per repository, the failed
+    checks, and both judges side by side where a setting and model have both."""
+    groups = mlbench.groups
+    ks = sorted({g.rates.attempts for g in groups})
+    k_name = f"pass@{ks[0]}" if len(ks) == 1 else "pass@k"
+
+    def rates(r: PassRates) -> list[str]:
+        return [_share(r.pass_at_1), _share(r.pass_at_k)]
+
+    sections = ["## ML-Bench",
+                f"{len(mlbench.answers)} judged answers. pass@1 and {k_name} are the unbiased estimator "
+                "(1 - C(n-c,k)/C(n,k), averaged over samples), with k the attempts every sample has (empty when "
+                "there is one); first-pass@k is ML-Bench's original number (a passing answer among the first k), "
+                "for comparison only. Judge: strict (what ran) or original (ML-Bench's published rules).",
+                _table(["setting", "model", "judge", "samples", "attempts", "pass@1", k_name, "first-pass@k", "cost"],
+                       [[g.setting, g.model, g.mode, str(g.rates.samples), str(g.rates.attempts), *rates(g.rates),
+                         _share(g.rates.first_pass_at_k), f"${g.cost:.4f}"] for g in groups]),
+                "### ML-Bench by repository",
+                _table(["setting", "model", "judge", "repository", "samples", "pass@1", k_name],
+                       [[g.setting, g.model, g.mode, repo, str(r.samples), *rates(r)]
+                        for g in groups for repo, r in g.repos.items()]),
+                "### ML-Bench failed checks",
+                "Answers failing each check (an answer can fail several). Timeouts: execution failures that were "
+                "timeouts (the strict judge); timeouts passed: timeouts the original judge counts as passing.",
+                _table(["setting", "model", "judge", "answers", "arguments", "type", "execution", "timeouts",
+                        "timeouts passed"],
+                       [[g.setting, g.model, g.mode, *(str(v) for v in (
+                           g.errors.answers, g.errors.arguments_failed, g.errors.type_failed, g.errors.execution_failed,
+                           g.errors.timeouts, g.errors.timeouts_passed))] for g in groups])]
+    if mlbench.comparisons:
+        sections += ["### ML-Bench: strict vs original judge",
+                     _table(["setting", "model", "samples", "pass@1 strict", "pass@1 original", f"{k_name} strict",
+                             f"{k_name} original", "failed checks strict (arg/type/exec)",
+                             "failed checks original (arg/type/exec)"],
+                            [[c.setting, c.model, str(c.strict.rates.samples), _share(c.strict.rates.pass_at_1),
+                              _share(c.original.rates.pass_at_1), _share(c.strict.rates.pass_at_k),
+                              _share(c.original.rates.pass_at_k),
+                              *(f"{g.errors.arguments_failed}/{g.errors.type_failed}/{g.errors.execution_failed}"
+                                for g in (c.strict, c.original))] for c in mlbench.comparisons])]
+    return sections
 
 
 def _plots(out, best, last, directions, aup, costs, exits, actions) -> list[str]:
