@@ -5,6 +5,7 @@ is worked out by hand from the answers."""
 
 from __future__ import annotations
 
+import http.client
 import json
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from researchgym.analysis.report import build_report
 from researchgym.cli import app
 from researchgym.mlbench.schema import Sample
 from researchgym.runs.store import Store
+from researchgym.viewer import RunData, ViewerServer, export_bundle
 
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _sample(id: int, repo: str, dataset: str, lr: str, epochs: str) -> Sample:
@@ -186,3 +189,124 @@ def test_a_report_of_episodes_and_ml_bench_rows_has_both(tmp_path):
     assert "## Scores" in markdown and "| battleOfSexes |" in markdown and "## Plots" in markdown
     assert "## ML-Bench" in markdown and "| agent | m | strict | 1 | 1 | 0.000 |  |  | $0.0000 |" in markdown
     assert "| agent | m | strict | 1 | 0 | 0 | 1 | 1 | 0 |" in markdown
+
+
+# ------------------------------------------------------------------ the viewer
+@pytest.fixture(scope="module")
+def viewer(run_dir):
+    server = ViewerServer(run_dir, port=0).start()
+    yield server
+    server.stop()
+
+
+def get(server: ViewerServer, path: str) -> tuple[int, bytes]:
+    """A raw GET: the path goes out exactly as written (no client-side normalisation)."""
+    connection = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
+    connection.putrequest("GET", path, skip_accept_encoding=True)
+    connection.endheaders()
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, body
+
+
+def test_the_viewer_api_gives_the_summary_the_answers_and_one_answer(viewer):
+    status, body = get(viewer, "/api/overview")
+    assert status == 200 and json.loads(body)["mlbench_answers"] == 18 and json.loads(body)["episodes"] == []
+    status, body = get(viewer, "/api/mlbench")
+    summary = json.loads(body)
+    assert status == 200 and summary["answers"] == 18
+    strict = next(g for g in summary["summary"]["groups"] if g["mode"] == "strict")
+    assert strict["rates"]["pass_at_1"] == pytest.approx(2 / 9) and strict["errors"]["timeouts"] == 1
+    assert len(summary["summary"]["comparisons"]) == 1
+    status, body = get(viewer, "/api/mlbench/answers")
+    answers = json.loads(body)
+    assert status == 200 and len(answers) == 18 and "code" not in answers[0]
+    echo = next(a for a in answers if a["mode"] == "strict" and a["sample"] == "toy2#2" and a["attempt"] == 2)
+    assert (echo["passed"], echo["arguments_ok"], echo["type_ok"], echo["execution_ok"], echo["repo"], echo["setting"],
+            echo["model"]) == (False, False, True, False, "toy2", "oracle", "openai/test-model")
+    status, body = get(viewer, f"/api/mlbench/answers/{echo['key']}")
+    record = json.loads(body)
+    assert status == 200 and record["code"] == f"echo {B.output}" and record["reply"] == REPLIES[5]
+    assert record["checks"]["arguments"]["passed"] is False and "never ran" in record["checks"]["arguments"]["detail"]
+    assert record["checks"]["type"] == {"passed": True, "detail": "bash"}
+    assert record["detail"]["mode"] == "strict" and record["mode"] == "strict"
+    timeout = next(a for a in answers if a["mode"] == "strict" and a["timed_out"])
+    record = json.loads(get(viewer, f"/api/mlbench/answers/{timeout['key']}")[1])
+    assert record["checks"]["execution"]["detail"].startswith("timed out after 3 s")
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/api/mlbench/answers/no-such-answer", 404), ("/api/mlbench/answers/..", 400),
+    ("/api/mlbench/answers/..%2F..%2Fresults.sqlite", 400), ("/api/mlbench/answers/toy%231", 400),
+    ("/api/mlbench/answers/%2Fetc%2Fpasswd", 400), ("/api/mlbench/answers/a/b", 404), ("/api/mlbench/nothing", 404),
+])
+def test_a_bad_answer_key_is_refused(viewer, path, expected):
+    status, body = get(viewer, path)
+    assert status == expected, (path, status, body)
+    assert b"root:" not in body and b"SQLite" not in body
+
+
+def test_a_run_without_ml_bench_rows_answers_empty(tmp_path):
+    data = RunData(tmp_path)
+    assert data.mlbench_summary()["summary"] is None and data.mlbench_answers() == []
+    assert data.overview()["mlbench_answers"] == 0 and not (tmp_path / "results.sqlite").exists()
+
+
+def test_the_exported_bundle_holds_every_answer(run_dir, tmp_path):
+    export_bundle(run_dir, tmp_path / "bundle")
+    text = (tmp_path / "bundle" / "static" / "data.js").read_text()
+    bundle = json.loads(text[len("window.RG_BUNDLE = "):].rstrip().rstrip(";"))
+    mlbench = bundle["mlbench"]
+    assert mlbench["summary"]["answers"] == 18 and len(mlbench["answers"]) == 18
+    assert set(mlbench["records"]) == {a["key"] for a in mlbench["answers"]}
+    first = mlbench["answers"][0]
+    assert mlbench["records"][first["key"]] == RunData(run_dir).mlbench_answer(first["key"])
+
+
+# ------------------------------------------------------------------ the browser
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def test_in_a_browser_the_ml_bench_view_lists_the_answers_and_opens_one(browser, viewer, run_dir, tmp_path):
+    artifacts = Path(__file__).resolve().parent.parent / "test-artifacts" / "viewer"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    index = export_bundle(run_dir, tmp_path / "bundle")
+    for url in (viewer.url, index.as_uri()):  # the server, then the bundle from disk
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)  # no episodes: the overview hands over to the ML-Bench view
+        page.wait_for_selector("#mlbench-answers tbody tr")
+        assert page.locator("#mlbench-answers tbody tr").count() == 18
+        assert page.locator("#mlbench-groups tbody tr").count() == 2 and page.locator("#mlbench-compare").is_visible()
+        assert "0.222" in page.locator("#mlbench-groups").inner_text()
+        page.select_option("select[data-mlfilter=mode]", "strict")
+        page.select_option("select[data-mlfilter=result]", "passed")
+        assert page.locator("#mlbench-answers tbody tr").count() == 2
+        page.select_option("select[data-mlfilter=result]", "")
+        page.fill("input[data-mlfilter=text]", "toy2")
+        assert page.locator("#mlbench-answers tbody tr").count() == 3
+        if url == viewer.url:
+            page.screenshot(path=str(artifacts / "mlbench.png"), full_page=True)
+        row = page.locator("#mlbench-answers tbody tr").nth(2)  # toy2#2, attempt 2: the gold behind `echo`
+        assert row.locator("td").nth(4).inner_text() == "2"
+        row.locator("a").click()
+        page.wait_for_selector("#checks")
+        assert page.locator("#check-arguments .verdict").inner_text().lower() == "fail"
+        assert "never ran" in page.locator("#check-arguments .message").inner_text()
+        assert page.locator("#check-type .verdict").inner_text().lower() == "pass"
+        assert page.locator("#answer-code").inner_text() == f"echo {B.output}"
+        assert page.locator("#answer-reply").inner_text().startswith("```bash")
+        if url == viewer.url:
+            page.screenshot(path=str(artifacts / "mlbench-answer.png"), full_page=True)
+        assert not errors, errors
+        page.close()

@@ -4,15 +4,21 @@ trajectory files. Read-only, and re-read on every request so a running run shows
 Episodes are addressed by key only (the episode id made URL-safe, as the runner names its
 folders): the key maps to a trajectory through an index built here from the store and the
 folder's own files, and a path that resolves outside the run folder is never read. Long observations are cut for the page; the full text has its own request.
+
+ML-Bench judgments (the store's `mlbench` table) are shown too: the summary of
+analysis/mlbench.py, the list of judged answers, and one answer's full record, addressed by
+`answer_key` (URL-safe, made from the row's primary key), never by a path.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from researchgym.analysis.episodes import Episode, exit_category
+from researchgym.analysis.mlbench import answer_key, parse_detail, run_modes, summarize as summarize_mlbench, to_answer
 from researchgym.analysis.summary import summarize
 from researchgym.runs.runner import safe_name
 from researchgym.runs.store import DB_NAME, Store
@@ -97,7 +103,8 @@ class RunData:
                 finished.append(Episode(row["path"] or Path("."), summary["task"], summary["method"], summary["seed"],
                                         summary["exit_status"], summary["final_score"], summary["scores"], [],
                                         {"total_cost": summary["cost"] or 0.0}, row.get("task_facts")))
-        result: dict[str, Any] = {"run": self.run_dir.name, "episodes": episodes, "config": self._config()}
+        result: dict[str, Any] = {"run": self.run_dir.name, "episodes": episodes, "config": self._config(),
+                                  "mlbench_answers": len(self._mlbench()[0])}
         if finished:
             summary = summarize(finished)
             result["summary"] = {
@@ -205,3 +212,50 @@ class RunData:
             if record.get("type") == "step" and record.get("step") == step:
                 return str(record.get("observation") or "")
         raise NotFound(f"episode {row['id']!r} has no step {step}")
+
+    # --------------------------------------------------------------- ML-Bench
+    def _mlbench(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The store's ML-Bench rows and its runs ([] and [] without a store)."""
+        if not (self.run_dir / DB_NAME).is_file():
+            return [], []
+        store = Store(self.run_dir)
+        try:
+            return store.mlbench_rows(), store.runs()
+        finally:
+            store.close()
+
+    def mlbench_summary(self) -> dict[str, Any]:
+        """pass@k, per repository and failed checks per setting, model and judge (None: no rows)."""
+        rows, runs = self._mlbench()
+        return {"run": self.run_dir.name, "answers": len(rows),
+                "summary": summarize_mlbench(rows, runs).to_dict() if rows else None}
+
+    def mlbench_answers(self) -> list[dict[str, Any]]:
+        """Every judged answer, without its code and reply: the list's rows."""
+        rows, runs = self._mlbench()
+        if not rows:
+            return []
+        return [asdict(answer) for answer in summarize_mlbench(rows, runs).answers]
+
+    def mlbench_answer(self, key: str) -> dict[str, Any]:
+        """One judged answer by its key: the list's fields, the code, the reply and the judge's
+        details (each check's verdict and message, what the program parsed, the judge mode)."""
+        rows, runs = self._mlbench()
+        for row in rows:
+            if answer_key(row) == key:
+                return self._record(row, run_modes(runs))
+        raise NotFound(f"no ML-Bench answer {key!r} in this run")
+
+    def mlbench_records(self) -> dict[str, dict[str, Any]]:
+        """Every answer's full record by key, from one read of the store (the exported bundle)."""
+        rows, runs = self._mlbench()
+        modes = run_modes(runs)
+        return {answer_key(row): self._record(row, modes) for row in rows}
+
+    @staticmethod
+    def _record(row: dict[str, Any], modes: dict[str, str]) -> dict[str, Any]:
+        detail = parse_detail(row)
+        checks = {name: detail[name] if isinstance(detail.get(name), dict) else
+                  {"passed": bool(row[f"{name}_ok"]), "detail": ""} for name in ("arguments", "type", "execution")}
+        return {**asdict(to_answer(row, modes)), "code": row.get("code"), "reply": row.get("reply"),
+                "checks": checks, "detail": detail, "created": row.get("created")}

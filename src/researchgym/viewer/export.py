@@ -1,6 +1,6 @@
 """A self-contained copy of the viewer: the front end plus every answer the API would give, in
 `static/data.js`, so `index.html` opens from disk (browsers refuse `fetch` on file:// pages,
-but load scripts)."""
+but load scripts). ML-Bench judgments go in too: the summary, the list and every answer's record."""
 
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path) -> Path:
                for step in episode["steps"] if step["observation_chars"] > len(step["observation"])}
         if cut:
             observations[summary["key"]] = cut
-    bundle = {"overview": overview, "episodes": episodes, "observations": observations}
+    answers = data.mlbench_answers()
+    mlbench = {"summary": data.mlbench_summary(), "answers": answers,
+               "records": data.mlbench_records()}
+    bundle = {"overview": overview, "episodes": episodes, "observations": observations, "mlbench": mlbench}
     text = json.dumps(bundle, default=str).replace("</", "<\\/")  # never ends the script early
     (out / "static" / "data.js").write_text(f"window.RG_BUNDLE = {text};\n", encoding="utf-8")
     for name in STATIC_FILES:

@@ -5,14 +5,19 @@ It serves the static front end (static/) and a small JSON API over `RunData`:
     GET /api/overview                                  the run: episodes, score tables, AUP
     GET /api/episodes/<id>                             one episode, observations cut for the page
     GET /api/episodes/<id>/steps/<n>/observation       one step's full observation (text)
+    GET /api/mlbench                                   ML-Bench: pass@k, per repository, failed checks
+    GET /api/mlbench/answers                           every judged answer (no code or reply)
+    GET /api/mlbench/answers/<key>                     one answer: checks, code, reply, details
 
-Nothing is served by path: static files come from a fixed list, episodes by id. Bound to
+Nothing is served by path: static files come from a fixed list, episodes by id, ML-Bench
+answers by key (letters, digits, `_`, `.`, `-` only; anything else is a 400). Bound to
 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +29,7 @@ from researchgym.viewer.data import NotFound, RunData
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
                 "style.css": "text/css; charset=utf-8"}
+ANSWER_KEY = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -56,6 +62,14 @@ class _Handler(BaseHTTPRequestHandler):
                 except ValueError:
                     return self._send(400, {"error": "a step is a number"})
                 return self._send_text(data.observation(parts[2], step))
+            if parts[1:] == ["mlbench"]:
+                return self._send(200, data.mlbench_summary())
+            if parts[1:] == ["mlbench", "answers"]:
+                return self._send(200, data.mlbench_answers())
+            if len(parts) == 4 and parts[1:3] == ["mlbench", "answers"]:
+                if not ANSWER_KEY.fullmatch(parts[3]):
+                    return self._send(400, {"error": "an answer key is letters, digits, '_', '.' and '-'"})
+                return self._send(200, data.mlbench_answer(parts[3]))
             return self._send(404, {"error": "not found"})
         except NotFound as exc:
             return self._send(404, {"error": str(exc)})

@@ -1,5 +1,6 @@
-// researchgym viewer: an overview of a run and a page per episode. Plain DOM, no framework.
-// Every text from a trajectory is put in the page with textContent, never as HTML.
+// researchgym viewer: an overview of a run and a page per episode; for ML-Bench judgments, their
+// summary, the list of judged answers and a page per answer. Plain DOM, no framework.
+// Every text from a trajectory or the store is put in the page with textContent, never as HTML.
 "use strict";
 
 const PREVIEW_CHARS = 2000;   // an observation shows this much until "show all"
@@ -21,6 +22,14 @@ async function load(path) {
     if (parts[0] === "episodes" && parts[4] === "observation") {
       const byStep = bundle.observations[decodeURIComponent(parts[1])] || {};
       return byStep[parts[3]];
+    }
+    const mlbench = bundle.mlbench || {summary: {run: bundle.overview.run, answers: 0, summary: null}, answers: [], records: {}};
+    if (path === "mlbench") return mlbench.summary;
+    if (path === "mlbench/answers") return mlbench.answers;
+    if (parts[0] === "mlbench" && parts[1] === "answers" && parts.length === 3) {
+      const record = mlbench.records[decodeURIComponent(parts[2])];
+      if (!record) throw new Error("no such ML-Bench answer in this bundle");
+      return record;
     }
     throw new Error("not in this bundle: " + path);
   }
@@ -79,6 +88,10 @@ async function showOverview() {
   const data = await load("overview");
   document.getElementById("run-name").textContent = data.run;
   const episodes = data.episodes;
+  if (!episodes.length && data.mlbench_answers) {  // a run of ML-Bench judgments only
+    location.replace("#/mlbench");
+    return;
+  }
   const running = episodes.filter(e => e.status === "running" || e.status === "planned").length;
   document.getElementById("live").textContent = running ? `${running} episode(s) running or planned: updating` : "";
   const counts = {};
@@ -86,6 +99,9 @@ async function showOverview() {
   const parts = [el("h1", {text: "Run " + data.run}),
     el("p", {class: "muted", text: `${episodes.length} episodes: ` +
       Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(", ")})];
+  if (data.mlbench_answers) {
+    parts.push(el("p", {}, el("a", {href: "#/mlbench", id: "mlbench-link", text: `ML-Bench: ${data.mlbench_answers} judged answers →`})));
+  }
   const s = data.summary;
   if (s) {
     parts.push(el("h2", {text: "Scores (best attempt / best submission)"}));
@@ -277,13 +293,110 @@ function counters(data) {
   return el("dl", {class: "counters", id: "counters"}, items.map(([k, v]) => el("div", {}, el("dt", {text: k}), el("dd", {text: fmt(v)}))));
 }
 
+// ------------------------------------------------------------------ ML-Bench
+const mlFilters = {setting: "", model: "", mode: "", repo: "", result: "", text: ""};
+
+function share(value) { return value === null || value === undefined ? "–" : Number(value).toFixed(3); }
+function mark(ok) { return ok ? "✓" : "✗"; }
+function answerLink(key, text) { return el("a", {href: "#/mlbench/" + encodeURIComponent(key), text: text}); }
+
+async function showMLBench() {
+  const [data, answers] = await Promise.all([load("mlbench"), load("mlbench/answers")]);
+  document.getElementById("run-name").textContent = data.run;
+  document.getElementById("live").textContent = "";
+  const parts = [el("p", {}, el("a", {href: "#/", text: "← run overview"})), el("h1", {text: "ML-Bench · " + data.run})];
+  const s = data.summary;
+  if (!s) {
+    app.replaceChildren(...parts, el("p", {class: "muted", id: "mlbench-none", text: "This run has no ML-Bench judgments."}));
+    return;
+  }
+  const ks = [...new Set(s.groups.map(g => g.rates.attempts))];
+  const kName = ks.length === 1 ? `pass@${ks[0]}` : "pass@k";
+  parts.push(el("p", {class: "muted", text: `${answers.length} judged answers. pass@1 and ${kName}: the unbiased ` +
+    "estimator, k = the attempts every sample has; first-pass@k: ML-Bench's original number, for comparison. " +
+    "Judge: strict (what ran) or original (ML-Bench's published rules)."}));
+  parts.push(el("h2", {text: "pass@k"}), table(["setting", "model", "judge", "samples", "attempts", "pass@1", kName, "first-pass@k", "cost"],
+    s.groups.map(g => ({cells: [g.setting, g.model, g.mode, g.rates.samples, g.rates.attempts, share(g.rates.pass_at_1),
+      share(g.rates.pass_at_k), share(g.rates.first_pass_at_k), money(g.cost)]})), {id: "mlbench-groups"}));
+  parts.push(el("h2", {text: "By repository"}), table(["setting", "model", "judge", "repository", "samples", "pass@1", kName],
+    s.groups.flatMap(g => Object.entries(g.repos).map(([repo, r]) => ({cells: [g.setting, g.model, g.mode, repo, r.samples,
+      share(r.pass_at_1), share(r.pass_at_k)]}))), {id: "mlbench-repos"}));
+  parts.push(el("h2", {text: "Failed checks"}), table(["setting", "model", "judge", "answers", "arguments", "type", "execution",
+    "timeouts", "timeouts passed"], s.groups.map(g => ({cells: [g.setting, g.model, g.mode, g.errors.answers,
+      g.errors.arguments_failed, g.errors.type_failed, g.errors.execution_failed, g.errors.timeouts, g.errors.timeouts_passed]})),
+    {id: "mlbench-errors"}));
+  if (s.comparisons.length) {
+    parts.push(el("h2", {text: "Strict vs original judge"}), table(["setting", "model", "samples", "pass@1 strict",
+      "pass@1 original", kName + " strict", kName + " original", "failed checks strict (arg/type/exec)", "failed checks original"],
+      s.comparisons.map(c => ({cells: [c.setting, c.model, c.strict.rates.samples, share(c.strict.rates.pass_at_1),
+        share(c.original.rates.pass_at_1), share(c.strict.rates.pass_at_k), share(c.original.rates.pass_at_k),
+        ...[c.strict, c.original].map(g => `${g.errors.arguments_failed}/${g.errors.type_failed}/${g.errors.execution_failed}`)]})),
+      {id: "mlbench-compare"}));
+  }
+  parts.push(el("h2", {text: "Judged answers"}));
+  const options = key => ["", ...new Set(answers.map(a => String(a[key])))].sort();
+  const select = (key, label, values) => el("label", {}, label + " ",
+    el("select", {"data-mlfilter": key, onchange: ev => { mlFilters[key] = ev.target.value; renderRows(); }},
+      values.map(v => { const o = el("option", {value: v, text: v || "all"}); o.selected = mlFilters[key] === v; return o; })));
+  parts.push(el("div", {class: "filters"}, select("setting", "setting", options("setting")), select("model", "model", options("model")),
+    select("mode", "judge", options("mode")), select("repo", "repository", options("repo")),
+    select("result", "result", ["", "passed", "failed"]),
+    el("label", {}, "search ", el("input", {type: "search", value: mlFilters.text, placeholder: "sample…", "data-mlfilter": "text",
+      oninput: ev => { mlFilters.text = ev.target.value.toLowerCase(); renderRows(); }}))));
+  const body = el("tbody");
+  parts.push(el("table", {id: "mlbench-answers"}, el("thead", {}, el("tr", {}, ["sample", "repository", "setting", "model",
+    "attempt", "judge", "result", "arguments", "type", "execution"].map(h => el("th", {text: h})))), body));
+  function renderRows() {
+    body.replaceChildren(...answers.filter(a =>
+      (!mlFilters.setting || a.setting === mlFilters.setting) && (!mlFilters.model || a.model === mlFilters.model) &&
+      (!mlFilters.mode || a.mode === mlFilters.mode) && (!mlFilters.repo || a.repo === mlFilters.repo) &&
+      (!mlFilters.result || (mlFilters.result === "passed") === a.passed) &&
+      (!mlFilters.text || a.sample.toLowerCase().includes(mlFilters.text)))
+      .map(a => el("tr", {class: a.passed ? "passed" : "failed", "data-answer": a.key},
+        el("td", {}, answerLink(a.key, a.sample)), el("td", {text: a.repo}), el("td", {text: a.setting}),
+        el("td", {text: a.model}), el("td", {text: String(a.attempt)}), el("td", {text: a.mode}),
+        el("td", {class: "result", text: a.passed ? "pass" : "fail"}), el("td", {text: mark(a.arguments_ok)}),
+        el("td", {text: mark(a.type_ok)}), el("td", {text: a.timed_out ? mark(a.execution_ok) + " timeout" : mark(a.execution_ok)}))));
+  }
+  renderRows();
+  app.replaceChildren(...parts);
+}
+
+async function showAnswer(key) {
+  const a = await load("mlbench/answers/" + encodeURIComponent(key));
+  document.getElementById("live").textContent = "";
+  const items = [["result", a.passed ? "pass" : "fail"], ["judge", a.mode], ["repository", a.repo], ["language", a.language],
+    ["seconds", typeof a.seconds === "number" ? a.seconds.toFixed(2) : null], ["cost", money(a.cost)], ["run", a.run_id]];
+  const parsed = (a.detail && a.detail.parsed) || {};
+  app.replaceChildren(
+    el("p", {}, el("a", {href: "#/mlbench", text: "← ML-Bench"})),
+    el("h1", {text: `${a.sample} · ${a.setting} · ${a.model} · attempt ${a.attempt}`}),
+    el("dl", {class: "counters", id: "answer-counters"}, items.map(([k, v]) => el("div", {}, el("dt", {text: k}), el("dd", {text: fmt(v)})))),
+    el("h2", {text: "Verdict"}),
+    el("div", {id: "checks"}, ["arguments", "type", "execution"].map(name => {
+      const check = a.checks[name] || {};
+      return el("div", {class: "check " + (check.passed ? "pass" : "fail"), id: "check-" + name},
+        el("strong", {text: name}), " ", el("span", {class: "verdict", text: check.passed ? "pass" : "fail"}),
+        el("p", {class: "message", text: check.detail || ""}));
+    })),
+    Object.keys(parsed).length ? el("details", {class: "parsed"}, el("summary", {text: `What the program parsed (${a.detail.parser || "parser"})`}),
+      el("pre", {text: JSON.stringify(parsed, null, 2)})) : "",
+    el("h2", {text: "Code judged"}), el("pre", {class: "code", id: "answer-code", text: a.code === null || a.code === undefined ? "(not stored)" : a.code}),
+    el("h2", {text: "Reply"}), el("pre", {class: "reply", id: "answer-reply", text: a.reply || ""}),
+    el("details", {class: "raw"}, el("summary", {text: "All of the judge's details"}), el("pre", {text: JSON.stringify(a.detail, null, 2)})));
+}
+
 // ------------------------------------------------------------------ routing
 async function route(refreshing) {
   clearTimeout(pollTimer);
   const hash = location.hash.replace(/^#\/?/, "");
   const parts = hash.split("/");
   try {
-    if (parts[0] === "episode" && parts[1]) {
+    if (parts[0] === "mlbench" && parts[1]) {
+      await showAnswer(decodeURIComponent(parts[1]));
+    } else if (parts[0] === "mlbench") {
+      await showMLBench();
+    } else if (parts[0] === "episode" && parts[1]) {
       await showEpisode(decodeURIComponent(parts[1]), parts[2] === "step" ? parts[3] : null, refreshing === true);
     } else {
       await showOverview();
