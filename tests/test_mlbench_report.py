@@ -145,6 +145,19 @@ def test_the_judge_mode_comes_from_the_run_then_the_judgment_then_the_run_id(row
         summarize([])
 
 
+def test_k_is_the_attempts_every_sample_has_and_a_rejudged_attempt_counts_once(rows):
+    strict = [dict(r) for r in rows if r["run_id"] == "mlbench-oracle"]
+    fewer = [r for r in strict if (r["sample"], r["attempt"]) != ("toy#3", 2)]
+    [group] = summarize(fewer).groups
+    # toy#1 [T,F,F] and toy2#2 [F,T,F]: 1 - C(2,2)/C(3,2) = 2/3 each; toy#3 [F,F]: 0
+    assert group.rates.attempts == 2 and group.rates.pass_at_k == pytest.approx(4 / 9)
+    assert group.rates.pass_at_1 == pytest.approx(2 / 9) and group.rates.answers == 8
+    again = {**strict[2], "run_id": "rerun", "passed": 1, "created": strict[2]["created"] + 1}  # toy#1 #2, now passing
+    [group] = summarize([*strict, again]).groups
+    assert group.rates.answers == 9 and group.rates.pass_at_1 == pytest.approx((2 / 3 + 1 / 3) / 3)
+    assert len(summarize([*strict, again]).answers) == 10  # the list still shows both
+
+
 def test_answer_keys_are_url_safe_and_apart():
     base = {"run_id": "r", "setting": "oracle", "model": "m/x", "attempt": 0}
     one, two = answer_key({**base, "sample": "toy#1"}), answer_key({**base, "sample": "toy_1"})

@@ -161,8 +161,9 @@ def to_answer(row: dict[str, Any], modes: dict[str, str]) -> Answer:
     """A store row as the list shows it."""
     detail = parse_detail(row)
     seconds = detail.get("seconds")
-    return Answer(answer_key(row), row["run_id"], row["sample"], row["repo"], row["setting"], row["model"],
-                  int(row["attempt"]), judge_mode(row, detail, modes), row.get("language"), bool(row["passed"]),
+    return Answer(answer_key(row), str(row["run_id"]), str(row["sample"]), str(row.get("repo") or ""),
+                  str(row.get("setting") or ""), str(row.get("model") or ""), int(row.get("attempt") or 0),
+                  judge_mode(row, detail, modes), row.get("language"), bool(row["passed"]),
                   bool(row["arguments_ok"]), bool(row["type_ok"]), bool(row["execution_ok"]), timed_out(detail),
                   row.get("cost"), float(seconds) if isinstance(seconds, (int, float)) else None)
 
