@@ -382,7 +382,8 @@ async function showAnswer(key) {
     Object.keys(parsed).length ? el("details", {class: "parsed"}, el("summary", {text: `What the program parsed (${a.detail.parser || "parser"})`}),
       el("pre", {text: JSON.stringify(parsed, null, 2)})) : "",
     el("h2", {text: "Code judged"}), el("pre", {class: "code", id: "answer-code", text: a.code === null || a.code === undefined ? "(not stored)" : a.code}),
-    el("h2", {text: "Reply"}), el("pre", {class: "reply", id: "answer-reply", text: a.reply || ""}),
+    // ML-Agent's rows keep the path of the episode's trajectory where the LLM setting keeps the reply
+    el("h2", {text: a.setting === "agent" ? "Trajectory file" : "Reply"}), el("pre", {class: "reply", id: "answer-reply", text: a.reply || ""}),
     el("details", {class: "raw"}, el("summary", {text: "All of the judge's details"}), el("pre", {text: JSON.stringify(a.detail, null, 2)})));
 }
 
