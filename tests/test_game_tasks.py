@@ -3,6 +3,8 @@ better, the opponent's code stays hidden, and the evaluation cannot be tampered 
 
 from __future__ import annotations
 
+import importlib.util
+import random
 import statistics
 import time
 
@@ -166,6 +168,86 @@ def test_the_blotto_opponent_draws_exactly_what_randint_would():
             allocation = target.target_column_strategy([], fast)
             assert allocation == reference(slow) and sum(allocation) == 120 and min(allocation) >= 0
         assert fast.random() == slow.random()  # and the generators are left in the same state
+
+
+def blotto_target():
+    spec = importlib.util.spec_from_file_location("blotto_target", researchgym.load_task("blotto").path("eval/target.py"))
+    target = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(target)
+    return target
+
+
+@pytest.mark.parametrize("games", [0, 1, 2, 7, 1000, 10_000])
+def test_the_blotto_opponent_moves_a_whole_round_exactly_as_game_by_game(games):
+    """The evaluator asks for a round's moves at once (numpy over one block of the generator's
+    words): the same allocations as game-by-game calls, and the generator left where they leave
+    it, round after round."""
+    target = blotto_target()
+    for seed in [*range(12), 2**63 - 1]:
+        whole, one_by_one = random.Random(seed), random.Random(seed)
+        for _ in range(3):
+            moves = target.target_column_moves([[]] * games, whole)
+            assert moves.shape == (games, 6)
+            assert moves.tolist() == [target.target_column_strategy([], one_by_one) for _ in range(games)]
+        assert whole.random() == one_by_one.random()
+
+
+class FirstWordsZero(random.Random):
+    """A generator whose first `zeros` 32-bit words are 0 (however they are asked for): it makes
+    the Blotto opponent draw all-zero soldiers, which it cannot rescale and draws again."""
+
+    def __init__(self, seed: int, zeros: int) -> None:
+        self.used, self.zeros = 0, zeros
+        super().__init__(seed)
+
+    def getrandbits(self, k: int) -> int:
+        words, first = max(1, -(-k // 32)), self.used
+        value, self.used = super().getrandbits(k), self.used + words
+        for index in range(words):
+            if first + index < self.zeros:
+                value &= ~(((1 << min(k, 32)) - 1) << (32 * index))
+        return value
+
+    def getstate(self):
+        return super().getstate(), self.used
+
+    def setstate(self, state) -> None:
+        super().setstate(state[0])
+        self.used = state[1]
+
+
+def test_an_all_zero_draw_is_redrawn_in_the_whole_round_form_too():
+    target = blotto_target()
+    whole, one_by_one = FirstWordsZero(5, zeros=6), FirstWordsZero(5, zeros=6)
+    moves = target.target_column_moves([[]] * 50, whole)
+    assert moves.tolist() == [target.target_column_strategy([], one_by_one) for _ in range(50)]
+    assert whole.random() == one_by_one.random()
+    assert sorted(moves[0].tolist()) != [0] * 6 and moves.sum(axis=1).tolist() == [120] * 50
+
+
+FAILS_MID_GAME = {
+    "raises in round 5": ("    if len(history) == 4:\n        raise RuntimeError('boom in round 5')\n",
+                          ["row_strategy raised an exception", "boom in round 5"]),
+    "oversized allocation in round 10": ("    if len(history) == 9:\n        return [200, 0, 0, 0, 0, 0]\n",
+                                         ["round 10, game 1: row_strategy returned [200, 0, 0, 0, 0, 0]"]),
+    "exits in round 4": ("    if len(history) == 3:\n        import os; os._exit(3)\n",
+                         ["failed to answer round 4", "exited before it could answer round 4"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILS_MID_GAME))
+def test_a_strategy_failing_mid_game_is_named_with_its_round(case):
+    """The rounds are pipelined (a round's answer is checked while the strategy plays the
+    next): a fault is still named with the round it happened in, and nothing is scored."""
+    body, expected = FAILS_MID_GAME[case]
+    env = researchgym.make("blotto")
+    env.reset(seed=0)
+    env.step(write_strategy("def row_strategy(history):\n" + body + "    return [20, 20, 20, 20, 20, 20]"))
+    observation, _, _, _, info = env.step("validate")
+    env.close()
+    assert info["scores"][-1]["status"] == "evaluation_format_error", observation
+    for text in expected:
+        assert text in observation, observation
 
 
 def test_evaluate_py_runs_by_hand_in_the_workspace():

@@ -16,8 +16,9 @@ nothing of the evaluator's, and the two exchange JSON frames over a link (agent_
 - the result is reported on the evaluation's result channel, which the strategy cannot reach.
 
 Games are played in lock-step (one message per round for all games), so 10,000 games cost
-ten round trips, not a hundred thousand. Run by hand (`python evaluate.py` in the workspace),
-the strategy server is started as a subprocess and the result is printed.
+ten round trips, not a hundred thousand, and pipelined: this side's checks, payoffs and the
+opponent's draws run while the strategy plays its next round. Run by hand (`python evaluate.py`
+in the workspace), the strategy server is started as a subprocess and the result is printed.
 """
 
 from __future__ import annotations
@@ -26,17 +27,18 @@ import argparse
 import gc
 import hashlib
 import json
+import math
 import os
 import random
-import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-from agent_link import MAX_DEPTH, AgentLink, LinkError, report, report_error, strict_loads
+from agent_link import MAX_DEPTH, AgentLink, LinkError, dumps, has_long_digits, report, report_error, strict_loads
 from isolation import take_secrets
 
 #: Seconds the strategy's side may take to start (import strategy.py).
@@ -45,6 +47,7 @@ SETUP_TIMEOUT_S = 30.0
 ROUND_TIMEOUT_S = 20.0
 #: Seconds all rounds together may take (the evaluation as a whole has 120).
 GAME_TIMEOUT_S = 80.0
+SETUP_DOING = "start (import strategy.py)"
 #: The longest error text shown (the end of a traceback is kept).
 MAX_ERROR = 4000
 #: The largest setup answer accepted, and the bytes allowed per game in a round's answer.
@@ -52,11 +55,15 @@ SETUP_LIMIT = 64 << 10
 BYTES_PER_GAME = 1 << 10
 #: No number in an answer has more digits (as agent_link.strict_loads: beyond any float).
 LONGEST_NUMBER = 308
-_LONG_NUMBER = re.compile(rb"[0-9]{%d}" % (LONGEST_NUMBER + 1))
+#: The bytes of a frame that holds nothing but lists of non-negative integers.
+_PLAIN_BYTES = b"0123456789,[]"
 
 Opponent = Callable[[list, random.Random], Any]
+#: An opponent that moves in every game of a round at once, exactly as `Opponent` called game
+#: after game would (same moves, generator left in the same state): a (games, fields) array.
+RoundOpponent = Callable[[list, random.Random], "np.ndarray"]
 Payoff = Callable[[Any, Any], float]
-BatchPayoff = Callable[[np.ndarray, np.ndarray], np.ndarray]
+BatchPayoff = Callable[["np.ndarray", "np.ndarray"], "np.ndarray"]
 
 
 class StrategyError(Exception):
@@ -106,15 +113,28 @@ def check_binary(moves: list[Any], where: Callable[[int], str]) -> list[int]:
     raise AssertionError("unreachable")
 
 
-def check_allocations(moves: list[Any], fields: int, total: int, where: Callable[[int], str]) -> list[list[int]]:
+def check_allocations(moves: list[Any], fields: int, total: int, where: Callable[[int], str],
+                      plain: bool = False) -> tuple[list[list[int]], np.ndarray]:
     """Exactly `fields` integers (no bool, no float, not nested), each >= 0, summing to at most
-    `total`."""
+    `total`; the moves, and the same as a (games, fields) array. `plain`: the answer's JSON held
+    nothing but digits, commas and brackets (so no bool, float, string or sign), which leaves
+    only the shape and the sums to check."""
+    import numpy as np
+
+    if plain:  # the fastest path: numpy checks the shape (ragged or nested lists raise)
+        try:
+            array = np.array(moves, dtype=np.int64)
+        except (ValueError, OverflowError, TypeError):
+            array = None
+        if array is not None and array.shape == (len(moves), fields) and (
+                not array.size or (int(array.min()) >= 0 and int(array.sum(axis=1).max()) <= total)):
+            return moves, array
     if all(type(move) is list and len(move) == fields for move in moves):  # the fast path
         flat = [value for move in moves for value in move]
         if set(map(type, flat)) <= {int} and (not flat or (min(flat) >= 0 and max(flat) <= total)):
-            sums = np.asarray(flat, dtype=np.int64).reshape(len(moves), fields).sum(axis=1)
-            if not len(sums) or int(sums.max()) <= total:
-                return moves
+            array = np.asarray(flat, dtype=np.int64).reshape(len(moves), fields)
+            if not len(array) or int(array.sum(axis=1).max()) <= total:
+                return moves, array
     for game, move in enumerate(moves):
         message = f"{where(game)}: row_strategy returned {show(move)}; "
         if type(move) is not list or len(move) != fields:
@@ -129,18 +149,40 @@ def check_allocations(moves: list[Any], fields: int, total: int, where: Callable
 
 def parse_answer(frame: bytes) -> Any:
     """A round's answer, parsed as strictly as agent_link.strict_loads does. A frame without
-    strings (every valid answer) has its nesting measured with numpy: the same bound, without a
-    Python loop over a quarter of a megabyte per round."""
+    strings (every valid answer) has its nesting measured on its brackets alone, at C speed: the
+    same bound, without a Python loop over a quarter of a megabyte per round."""
     if b'"' in frame or not frame:
         return strict_loads(frame)
-    if _LONG_NUMBER.search(frame):
+    if has_long_digits(frame):
         raise ValueError(f"a number of more than {LONGEST_NUMBER} digits")
+    if not well_nested(frame, MAX_DEPTH) and _depth(frame) > MAX_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels")
+    return json.loads(frame, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def well_nested(frame: bytes, max_depth: int) -> bool:
+    """Whether the brackets of a frame without strings pair up, at most `max_depth` deep, at C
+    speed: everything but the brackets is deleted, then each pass removes the innermost pairs (a
+    round of moves is two levels deep: two passes). False also for brackets that do not pair."""
+    brackets = frame.translate(None, _NOT_BRACKETS)
+    for _ in range(max_depth):
+        if not brackets:
+            return True
+        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+    return not brackets
+
+
+def _depth(frame: bytes) -> int:
+    """How deep [ and { nest, counted the slow way (for a frame that is not well nested)."""
+    import numpy as np
+
     data = np.frombuffer(frame, dtype=np.uint8)
     steps = ((data == ord("[")) | (data == ord("{"))).astype(np.int32)
     steps -= ((data == ord("]")) | (data == ord("}"))).astype(np.int32)
-    if int(np.cumsum(steps).max()) > MAX_DEPTH:
-        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels")
-    return json.loads(frame, parse_constant=_reject_constant, parse_float=_finite_float)
+    return int(np.cumsum(steps).max())
 
 
 def _reject_constant(name: str) -> float:
@@ -149,7 +191,7 @@ def _reject_constant(name: str) -> float:
 
 def _finite_float(text: str) -> float:
     value = float(text)
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         raise ValueError(f"{text[:40]} is not a finite number")
     return value
 
@@ -160,34 +202,48 @@ class Game:
 
     def __init__(self, link: AgentLink, opponent: Opponent, payoff: Payoff, moves: dict[str, Any], seed: int,
                  games: int, rounds: int, batch_payoff: BatchPayoff | None = None, *,
+                 round_opponent: RoundOpponent | None = None,
                  setup_timeout_s: float = SETUP_TIMEOUT_S, round_timeout_s: float = ROUND_TIMEOUT_S,
                  game_timeout_s: float = GAME_TIMEOUT_S) -> None:
-        self.link, self.opponent, self.moves = link, opponent, moves
+        self.link, self.opponent, self.round_opponent, self.moves = link, opponent, round_opponent, moves
         self.seed, self.games, self.rounds = seed, games, rounds
         self.setup_timeout_s, self.round_timeout_s, self.game_timeout_s = setup_timeout_s, round_timeout_s, game_timeout_s
         self.binary = moves["kind"] == "binary"
-        if batch_payoff is None:
-            if not self.binary:
-                raise ValueError("allocation games need a batch payoff")
-            table = np.array([[payoff(row, col) for col in (0, 1)] for row in (0, 1)], dtype=np.float32)
-            batch_payoff = lambda rows, cols: table[rows, cols]  # noqa: E731
-        self.batch_payoff = batch_payoff
+        if batch_payoff is None and not self.binary:
+            raise ValueError("allocation games need a batch payoff")
+        self.payoff, self.batch_payoff = payoff, batch_payoff
+        self._setup_deadline = 0.0
 
-    def _ask(self, request: Any, timeout_s: float, limit: int, doing: str,
-             meanwhile: Callable[[], None] | None = None) -> Any:
-        """One exchange, the whole of it within `timeout_s`; a fault of the strategy's side
-        becomes a StrategyError. `meanwhile` runs between sending and receiving (the opponent
-        moves while the strategy thinks)."""
-        deadline = time.monotonic() + timeout_s
+    def _pay(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        if self.batch_payoff is None:  # a game of 0 and 1: the payoff table, looked up
+            import numpy as np
+
+            table = np.array([[self.payoff(row, col) for col in (0, 1)] for row in (0, 1)], dtype=np.float32)
+            self.batch_payoff = lambda rows, cols: table[rows, cols]  # noqa: E731
+        return self.batch_payoff(rows, cols)
+
+    def _failure(self, exc: LinkError, deadline: float, timeout_s: float, doing: str) -> StrategyError:
+        if time.monotonic() >= deadline:
+            return StrategyError(f"the strategy did not {doing} within {timeout_s:g}s")
+        return StrategyError(f"the strategy failed to {doing}: {exc}")
+
+    def _send(self, request: Any, deadline: float, timeout_s: float, doing: str) -> None:
+        """Send a request (JSON bytes as they are, anything else encoded)."""
         try:
-            self.link.send_json(request, timeout_s)
-            if meanwhile is not None:
-                meanwhile()
-            frame = self.link.receive(max(deadline - time.monotonic(), 0.001), limit, doing)
+            payload = request if isinstance(request, bytes) else dumps(request)
+            self.link.send(payload, max(deadline - time.monotonic(), 0.001))
         except LinkError as exc:
-            if time.monotonic() >= deadline:
-                raise StrategyError(f"the strategy did not {doing} within {timeout_s:g}s") from None
-            raise StrategyError(f"the strategy failed to {doing}: {exc}") from None
+            raise self._failure(exc, deadline, timeout_s, doing) from None
+
+    def _receive(self, deadline: float, timeout_s: float, limit: int, doing: str) -> bytes:
+        try:
+            return self.link.receive(max(deadline - time.monotonic(), 0.001), limit, doing)
+        except LinkError as exc:
+            raise self._failure(exc, deadline, timeout_s, doing) from None
+
+    @staticmethod
+    def _parse(frame: bytes, doing: str) -> Any:
+        """An answer as data; the strategy's own error frame (or garbage) becomes a StrategyError."""
         try:
             answer = parse_answer(frame)
         except (ValueError, RecursionError) as exc:
@@ -198,7 +254,10 @@ class Game:
             raise StrategyError(error if len(error) <= MAX_ERROR else "...\n" + error[-MAX_ERROR:])
         return answer
 
-    def check(self, answer: Any, round_index: int) -> list[Any]:
+    def check(self, answer: Any, round_index: int, plain: bool = False) -> tuple[list[Any], np.ndarray]:
+        """The round's moves, checked, and as an array."""
+        import numpy as np
+
         if type(answer) is not list or len(answer) != self.games:
             size = f"a list of {len(answer)} moves" if type(answer) is list else show(answer)
             raise StrategyError(f"round {round_index + 1}: the strategy's side answered {size}; "
@@ -208,48 +267,90 @@ class Game:
             return f"round {round_index + 1}, game {game + 1}"
 
         if self.binary:
-            return check_binary(answer, where)
-        return check_allocations(answer, self.moves["fields"], self.moves["total"], where)
+            rows = check_binary(answer, where)
+            return rows, np.asarray(rows)
+        return check_allocations(answer, self.moves["fields"], self.moves["total"], where, plain)
+
+    def start(self) -> None:
+        """Send the strategy's side its setup: it can import strategy.py and play the first round
+        while this side is still importing numpy."""
+        self._setup_deadline = time.monotonic() + self.setup_timeout_s
+        self._send({"seed": strategy_seed(self.seed), "games": self.games, "moves": self.moves},
+                   self._setup_deadline, self.setup_timeout_s, SETUP_DOING)
 
     def play(self) -> float:
-        """Play every game; the row player's mean payoff per round (float32 arithmetic)."""
+        """Play every game (after start()); the row player's mean payoff per round (float32
+        arithmetic)."""
         gc.disable()  # the histories are a million objects and hold no cycles: never rescan them
         try:
             return self._play()
         finally:
             gc.enable()
 
+    def _doing(self, round_index: int) -> str:
+        return f"answer round {round_index + 1} ({self.games:,} moves)"
+
     def _play(self) -> float:
+        """The rounds, pipelined so that the strategy never waits on this side's bookkeeping:
+        the moment round r's answer has arrived (the strategy is committed to it) the column
+        player's round-r moves go out, the strategy starts on round r+1, and meanwhile this side
+        checks and scores round r and draws the column player's round r+1 moves (which depend on
+        the rounds before only: the moves are simultaneous)."""
+        import numpy as np
+
         opponent_rng = random.Random(self.seed)
-        ready = self._ask({"seed": strategy_seed(self.seed), "games": self.games, "moves": self.moves},
-                          self.setup_timeout_s, SETUP_LIMIT, "start (import strategy.py)")
+        if not self._setup_deadline:
+            self.start()
+        ready = self._parse(self._receive(self._setup_deadline, self.setup_timeout_s, SETUP_LIMIT, SETUP_DOING),
+                            SETUP_DOING)
         if ready != {"ready": True}:
             raise StrategyError(f"the strategy's side answered {show(ready)} when started; expected it to be ready")
         histories: list[list[tuple[Any, Any]]] = [[] for _ in range(self.games)]
         payoffs = np.zeros((self.games, self.rounds), dtype=np.float32)
-        columns: list[Any] = []
         limit = SETUP_LIMIT + self.games * BYTES_PER_GAME
         game_deadline = time.monotonic() + self.game_timeout_s
+        unscored: tuple[int, bytes, list[Any], np.ndarray] | None = None  # answered, not yet checked
+        request = b"[]"  # the column player's moves of the round before, as sent ([] before the first)
         for round_index in range(self.rounds):
             left = game_deadline - time.monotonic()
             if left <= 0:
                 raise StrategyError(f"the strategy used up the {self.game_timeout_s:g}s all rounds may take "
                                     f"before round {round_index + 1}")
-
-            def opponent_moves() -> None:
-                # The column player's moves of this round depend on the earlier rounds only
-                # (the moves are simultaneous), so they are drawn while the strategy thinks,
-                # game after game, in the same order as ever.
-                columns[:] = [self.opponent(list(history), opponent_rng) for history in histories]
-
-            answer = self._ask(list(columns), min(self.round_timeout_s, left), limit,
-                               f"answer round {round_index + 1} ({self.games:,} moves)", opponent_moves)
-            rows = self.check(answer, round_index)
-            for history, row, col in zip(histories, rows, columns):
-                history.append((row, col))
-            payoffs[:, round_index] = self.batch_payoff(np.asarray(rows), np.asarray(columns))
+            timeout = min(self.round_timeout_s, left)
+            deadline = time.monotonic() + timeout
+            try:
+                self._send(request, deadline, timeout, self._doing(round_index))
+            except StrategyError:
+                if unscored is not None:  # the strategy's side may have stopped on an error it sent
+                    self._score(*unscored, histories, payoffs)
+                raise
+            if unscored is not None:
+                self._score(*unscored, histories, payoffs)
+            if self.round_opponent is not None:
+                column_array = np.asarray(self.round_opponent(histories, opponent_rng))
+                columns = column_array.tolist()
+            else:
+                columns = [self.opponent(list(history), opponent_rng) for history in histories]
+                column_array = np.asarray(columns)
+            if round_index + 1 < self.rounds:  # the next request, encoded while the strategy thinks
+                request = dumps(columns)
+            frame = self._receive(deadline, timeout, limit, self._doing(round_index))
+            if not frame.lstrip().startswith(b"["):  # not a list of moves: an error, said now
+                self._score(round_index, frame, columns, column_array, histories, payoffs)
+            unscored = (round_index, frame, columns, column_array)
+        assert unscored is not None
+        self._score(*unscored, histories, payoffs)
         game_scores = payoffs.mean(axis=1, dtype=np.float32)
         return float(game_scores.mean(dtype=np.float32))
+
+    def _score(self, round_index: int, frame: bytes, columns: list[Any], column_array: np.ndarray,
+               histories: list[list[tuple[Any, Any]]], payoffs: np.ndarray) -> None:
+        """Check one round's answer, add the round to every game's history and pay it."""
+        answer = self._parse(frame, self._doing(round_index))
+        rows, row_array = self.check(answer, round_index, plain=not frame.translate(None, _PLAIN_BYTES))
+        for history, row, col in zip(histories, rows, columns):
+            history.append((row, col))
+        payoffs[:, round_index] = self._pay(row_array, column_array)
 
 
 def load_opponent(folder: str, module: str, function: str) -> Opponent:
@@ -261,8 +362,9 @@ def load_opponent(folder: str, module: str, function: str) -> Opponent:
 
 
 def main(*, payoff: Payoff, moves: dict[str, Any], opponent: str = "target:target_column_strategy",
-         batch_payoff: BatchPayoff | None = None) -> None:
-    """Command line of every game task's evaluate.py; reports {"Score": ..., "split": ...}."""
+         batch_payoff: BatchPayoff | None = None, round_opponent: str | None = None) -> None:
+    """Command line of every game task's evaluate.py; reports {"Score": ..., "split": ...}.
+    `round_opponent` names the opponent's every-game-at-once form, where it has one."""
     _token, seed = take_secrets()  # the token serves `result: stdout` tasks; this one reports on the channel
     parser = argparse.ArgumentParser(description="Score strategy.py:row_strategy against the opponent.")
     parser.add_argument("--split", default=os.environ.get("RESEARCHGYM_SPLIT", "validation"))
@@ -278,15 +380,18 @@ def main(*, payoff: Payoff, moves: dict[str, Any], opponent: str = "target:targe
     module, _, function = opponent.partition(":")
     try:
         opponent_fn = load_opponent(here, module, function)
+        round_fn = load_opponent(here, *round_opponent.split(":", 1)) if round_opponent else None
     except ImportError:
         report_error(f"the opponent ({module}.py) is not in {here}: it is hidden from the workspace; "
                      "run `validate` to score your strategy", "evaluation_error")
         sys.exit(1)
     link = AgentLink.open([sys.executable, os.path.join(here, "strategy_server.py")])
     try:
-        score = Game(link, opponent_fn, payoff, moves, seed, args.games, args.rounds, batch_payoff,
-                     setup_timeout_s=args.setup_timeout, round_timeout_s=args.round_timeout,
-                     game_timeout_s=args.game_timeout).play()
+        game = Game(link, opponent_fn, payoff, moves, seed, args.games, args.rounds, batch_payoff,
+                    round_opponent=round_fn, setup_timeout_s=args.setup_timeout,
+                    round_timeout_s=args.round_timeout, game_timeout_s=args.game_timeout)
+        game.start()  # before anything imports numpy here
+        score = game.play()
     except StrategyError as exc:
         report_error(str(exc), "evaluation_format_error")
         sys.exit(1)

@@ -13,7 +13,8 @@ Protocol: JSON frames over stdin/stdout (see agent_link.py).
   G moves (the value row_strategy returned for each game, encoded below); or {"error": TEXT}
   (a traceback), after which this process exits.
 
-`random` is seeded with S (and numpy's global generator with S mod 2**32). S is derived
+`random` is seeded with S (and numpy's global generator with S mod 2**32, when the strategy
+first imports numpy.random). S is derived
 one-way (SHA-256) from the evaluator's seed, so knowing it reveals nothing about the opponent's
 generator.
 
@@ -28,22 +29,22 @@ received it (a bool as 0 or 1 in the games of 0 and 1).
 from __future__ import annotations
 
 import gc
+import importlib.abc
+import importlib.machinery
 import json
 import operator
 import os
 import random
-import re
 import sys
 import traceback
 from typing import Any
 
-from agent_link import AgentEnd
+from agent_link import AgentEnd, has_long_digits
 
 #: The longest error text sent (characters: the end of the traceback is kept).
 MAX_MESSAGE = 4000
 #: Numbers of more digits than this are not sent (the evaluator reads none so long).
 LONGEST_NUMBER = 308
-_LONG_NUMBER = re.compile(rb"[0-9]{%d}" % (LONGEST_NUMBER + 1))
 
 
 def describe(value: Any) -> dict[str, str]:
@@ -76,7 +77,7 @@ def plain(value: Any) -> Any:
 def dumps(value: Any) -> bytes:
     """JSON for `value`; ValueError if it holds NaN, an infinity or a number too long to read."""
     text = json.dumps(value, allow_nan=False, separators=(",", ":"), default=plain).encode()
-    if _LONG_NUMBER.search(text):
+    if has_long_digits(text):
         raise ValueError("a number too long for the evaluator")
     return text
 
@@ -117,6 +118,31 @@ def failure(headline: str) -> dict[str, str]:
     return {"error": text if len(text) <= MAX_MESSAGE else "...\n" + text[-MAX_MESSAGE:]}
 
 
+class SeedNumpyOnImport(importlib.abc.MetaPathFinder):
+    """Seeds numpy's global generator the moment `numpy.random` is first imported, by whatever
+    imports it: a strategy that uses it gets reproducible draws, and one that does not never
+    pays for importing numpy (a tenth of a second of every evaluation)."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if name != "numpy.random":
+            return None
+        sys.meta_path.remove(self)  # once, and the real finders do the finding
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        load, seed = spec.loader.exec_module, self.seed
+
+        def load_and_seed(module: Any) -> None:
+            load(module)
+            module.seed(seed)
+
+        spec.loader.exec_module = load_and_seed  # type: ignore[method-assign]
+        return spec
+
+
 def main() -> None:
     end = AgentEnd.from_stdio()  # from here on, prints of the agent's code go to stderr
 
@@ -126,12 +152,7 @@ def main() -> None:
     seed, games = int(setup["seed"]), int(setup["games"])
     binary = setup["moves"]["kind"] == "binary"
     random.seed(seed)
-    try:
-        import numpy
-
-        numpy.random.seed(seed % 2**32)
-    except ImportError:
-        pass
+    sys.meta_path.insert(0, SeedNumpyOnImport(seed % 2**32))
     try:
         sys.path.insert(0, os.getcwd())
         from strategy import row_strategy  # the agent's code

@@ -10,9 +10,14 @@ pays +1 to the player who wins more battlefields, -1 to the other, 0 on a tie; `
 row player's mean payoff per round.
 """
 
-import numpy as np
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from repeated_game import main
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BATTLEFIELDS = 6
 SOLDIERS = 120
@@ -27,11 +32,13 @@ def row_payoff(row: list[int], col: list[int]) -> float:
 
 def row_payoffs(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """`row_payoff` for every game at once: rows and cols are (games, 6) integer arrays."""
+    import numpy as np  # here, not above: the strategy's side is sent its setup before numpy loads
+
     won = (rows > cols).sum(axis=1)
     lost = (rows < cols).sum(axis=1)
     return np.sign(won - lost).astype(np.float32)
 
 
 if __name__ == "__main__":
-    main(payoff=row_payoff, batch_payoff=row_payoffs,
+    main(payoff=row_payoff, batch_payoff=row_payoffs, round_opponent="target:target_column_moves",
          moves={"kind": "allocation", "fields": BATTLEFIELDS, "total": SOLDIERS})
