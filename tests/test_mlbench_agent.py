@@ -3,7 +3,6 @@ not enough, run.sh judged on a fresh copy and stored; models behind a real OpenA
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -40,14 +39,17 @@ def _agent(server: ChatServer) -> MLAgent:
                                 max_output_tokens=256, timeout_s=5.0, max_attempts=1))
 
 
-def test_ml_agent_reads_the_parser_and_its_run_sh_passes(repos, server, tmp_path):
+@pytest.mark.parametrize("sandbox", ["bwrap", "local"])
+def test_ml_agent_reads_the_parser_and_its_run_sh_passes(repos, server, tmp_path, sandbox):
+    """In either sandbox: the agent's commands run in the repository as that sandbox shows it
+    (the local sandbox has no /home/agent/workspace)."""
     server.replies += [
         "2. ./examples/README.md",                       # README ranking
         "READ train.py",                                  # the README names no arguments
         "```bash\npython train.py --dataset citeseer --lr 0 --epochs 5\n```",
     ]
     trajectory = tmp_path / "t.jsonl"
-    judgment = run_agent_episode(_agent(server), SAMPLE, repos.tree("toy"), trajectory=trajectory)
+    judgment = run_agent_episode(_agent(server), SAMPLE, repos.tree("toy"), trajectory=trajectory, sandbox=sandbox)
     assert judgment.passed, judgment
     prompts = [r["messages"][-1]["content"] for r in server.requests]
     assert "./examples/README.md" in prompts[0] and "Training script: train.py." in prompts[1]
@@ -62,6 +64,7 @@ def test_a_wrong_command_is_judged_on_a_fresh_copy_and_everything_is_stored(repo
     summary = run_agent_setting([SAMPLE], _agent(server), repos, store, run_id="r", model_name="openai/test-model",
                                 out=tmp_path)
     [row] = store.mlbench_rows("r")
+    assert row["code"].strip() == "python train.py --dataset citeseer --lr 5 --epochs 0"  # the run.sh judged
     assert row["setting"] == "agent" and row["passed"] == 0 and row["arguments_ok"] == 0 and row["execution_ok"] == 1
     assert summary.pass_at(1) == 0.0
     assert (tmp_path / "trajectories" / "toy-7.jsonl").is_file()

@@ -222,6 +222,20 @@ def tools(
         console.print(f"\n(More commands when a run enables them: --enable {' / '.join(extra)})", highlight=False)
 
 
+def _mlbench_pin_file(data: str, pins: Path | None) -> Path:
+    """--pins, else the suite's own repos.yaml, else (samples from the hub or a file) the
+    paper's repositories at the commits ML-Bench's preparation script checks out."""
+    from researchgym.mlbench.data import suite_dir
+    from researchgym.mlbench.repos import PAPER_PINS
+
+    if pins is not None:
+        return pins
+    if not data.startswith("hf:") and Path(data).suffix not in (".jsonl", ".json", ".parquet"):
+        return suite_dir(data) / "repos.yaml"
+    console.print(f"[dim]repositories pinned by {PAPER_PINS} (the paper's; --pins to use others)[/dim]")
+    return PAPER_PINS
+
+
 def _one_line(text: str, width: int = 70) -> str:
     first = text.strip().splitlines()[0] if text.strip() else ""
     return first if len(first) <= width else first[: width - 1] + "…"
@@ -509,7 +523,7 @@ def mlbench_llm(
                                                        "rules, for numbers comparable with the paper)"),
 ) -> None:
     """Ask a model for each sample's command, judge every answer, store it, print pass@k."""
-    from researchgym.mlbench.data import load_samples, suite_dir
+    from researchgym.mlbench.data import load_samples
     from researchgym.mlbench.llm import Repositories, run_llm_setting
     from researchgym.mlbench.repos import load_pins
     from researchgym.models import create_model
@@ -517,11 +531,7 @@ def mlbench_llm(
 
     try:
         samples = load_samples(data)[:limit]
-        pin_file = pins or (suite_dir(data) / "repos.yaml" if not data.startswith("hf:") and
-                            Path(data).suffix not in (".jsonl", ".json", ".parquet") else None)
-        if pin_file is None:
-            _fail("samples from a file or the hub need --pins: a YAML list of repositories pinned to a version or commit")
-            return
+        pin_file = _mlbench_pin_file(data, pins)
         if judge not in ("strict", "original"):
             _fail(f"--judge must be strict or original, not {judge!r}")
             return
@@ -571,7 +581,7 @@ def mlbench_agent(
 ) -> None:
     """ML-Agent in the sandboxed repository, one episode per sample; run.sh is judged and stored."""
     from researchgym.mlbench.agent import MLAgent, run_agent_setting
-    from researchgym.mlbench.data import load_samples, suite_dir
+    from researchgym.mlbench.data import load_samples
     from researchgym.mlbench.llm import Repositories
     from researchgym.mlbench.repos import load_pins
     from researchgym.models import create_model
@@ -579,11 +589,7 @@ def mlbench_agent(
 
     try:
         samples = load_samples(data)[:limit]
-        pin_file = pins or (suite_dir(data) / "repos.yaml" if not data.startswith("hf:") and
-                            Path(data).suffix not in (".jsonl", ".json", ".parquet") else None)
-        if pin_file is None:
-            _fail("samples from a file or the hub need --pins: a YAML list of repositories pinned to a version or commit")
-            return
+        pin_file = _mlbench_pin_file(data, pins)
         kwargs: dict = {"temperature": temperature}
         if not model.startswith(("local/", "replay:", "human")) and ":" not in model.split("/")[0]:
             kwargs["api_base"] = api_base

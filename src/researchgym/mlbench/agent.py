@@ -19,6 +19,7 @@ ML-Agent, with any `Model`:
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shlex
 import shutil
@@ -33,7 +34,7 @@ from researchgym.mlbench.extract import extract_code
 from researchgym.mlbench.judge import Check, Judge, Judgment
 from researchgym.mlbench.schema import Sample
 from researchgym.models.base import Message, Model
-from researchgym.sandbox import AGENT_WORKSPACE, Limits, SandboxSpec, create_sandbox
+from researchgym.sandbox import Limits, SandboxSpec, create_sandbox
 
 MAX_README_CHARS = 12_000
 MAX_PARSER_LINES = 120
@@ -44,7 +45,10 @@ class Workspace:
 
     def __init__(self, box: Any, sample: Sample, log: "Trajectory") -> None:
         self.box, self.sample, self.log = box, sample, log
-        self.folder = f"{AGENT_WORKSPACE}/{sample.path}".rstrip("/")
+        #: The repository's root as the sandbox shows it (bwrap: /home/agent/workspace; the local
+        #: sandbox: the host folder itself).
+        self.root = box.workspace_path
+        self.folder = posixpath.normpath(posixpath.join(self.root, sample.path))
 
     def run(self, command: str, timeout_s: float = 30.0) -> str:
         result = self.box.run(f"cd {shlex.quote(self.folder)} && {command}", timeout_s=timeout_s)
@@ -88,10 +92,10 @@ class MLAgent:
         return response.text
 
     def solve(self, sample: Sample, workspace: Workspace) -> None:
-        listing = workspace.run(f"cd {AGENT_WORKSPACE} && find . -iname 'readme*' -type f | sort | head -200")
+        listing = workspace.run(f"cd {shlex.quote(workspace.root)} && find . -iname 'readme*' -type f | sort | head -200")
         readmes = [line.strip() for line in listing.splitlines() if line.strip().startswith("./")]
         chosen = self._choose_readme(sample, workspace, readmes)
-        readme = workspace.run(f"cd {AGENT_WORKSPACE} && head -c {MAX_README_CHARS} {shlex.quote(chosen)}") if chosen else ""
+        readme = workspace.run(f"cd {shlex.quote(workspace.root)} && head -c {MAX_README_CHARS} {shlex.quote(chosen)}") if chosen else ""
         system = ("You are ML-Agent. You write the exact bash command that does a task with a repository. "
                   "Reply with one ```bash block holding the command, run from the task's folder. If the README "
                   "does not say which arguments a script takes, reply `READ <path of the script>` instead.")
@@ -137,6 +141,13 @@ class MLAgent:
 def run_agent_episode(agent: RepoAgent, sample: Sample, repo_tree: Path, *, trajectory: Path | None = None,
                       sandbox: str = "bwrap", judge_mode: str = "strict") -> Judgment:
     """One agent-setting episode: a fresh repository copy, the agent, then the judge on run.sh."""
+    return play_agent_episode(agent, sample, repo_tree, trajectory=trajectory, sandbox=sandbox,
+                              judge_mode=judge_mode)[0]
+
+
+def play_agent_episode(agent: RepoAgent, sample: Sample, repo_tree: Path, *, trajectory: Path | None = None,
+                       sandbox: str = "bwrap", judge_mode: str = "strict") -> tuple[Judgment, str | None]:
+    """run_agent_episode, also giving the run.sh the agent left (None if it left none)."""
     log = Trajectory(trajectory)
     log.write("reset", sample=sample.key, instruction=sample.instruction, agent=agent.name)
     with tempfile.TemporaryDirectory(prefix="mlbench-agent-") as tmp:
@@ -151,7 +162,7 @@ def run_agent_episode(agent: RepoAgent, sample: Sample, repo_tree: Path, *, traj
         try:
             if sample.setup.strip():  # the task's inputs exist before the agent starts, as in ML-Bench
                 (workspace_dir / sample.path / ".researchgym-setup.sh").write_text(sample.setup)
-                box.run(f"cd {shlex.quote(AGENT_WORKSPACE + '/' + sample.path)} && bash .researchgym-setup.sh "
+                box.run(f"cd {shlex.quote(posixpath.join(box.workspace_path, sample.path))} && bash .researchgym-setup.sh "
                         "&& rm .researchgym-setup.sh", timeout_s=300)
             try:
                 agent.solve(sample, Workspace(box, sample, log))
@@ -169,7 +180,7 @@ def run_agent_episode(agent: RepoAgent, sample: Sample, repo_tree: Path, *, traj
     else:
         judgment = Judge(repo_tree, sandbox=sandbox, mode=judge_mode).judge(sample, "bash", script)
     log.write("judgment", **judgment.to_dict())
-    return judgment
+    return judgment, script
 
 
 def run_agent_setting(samples: list[Sample], agent: RepoAgent, repos: Any, store: Any, *, run_id: str,
@@ -185,10 +196,10 @@ def run_agent_setting(samples: list[Sample], agent: RepoAgent, repos: Any, store
         started = time.monotonic()
         cost_before = getattr(agent, "cost", 0.0)
         trajectory = out / "trajectories" / f"{sample.key.replace('#', '-')}.jsonl" if out else None
-        judgment = run_agent_episode(agent, sample, repos.tree(sample.repo_name), trajectory=trajectory,
-                                     sandbox=sandbox, judge_mode=getattr(repos, "judge_mode", "strict"))
+        judgment, script = play_agent_episode(agent, sample, repos.tree(sample), trajectory=trajectory,
+                                              sandbox=sandbox, judge_mode=getattr(repos, "judge_mode", "strict"))
         row = {"sample": sample.key, "repo": sample.repo_name, "setting": "agent", "model": model_name,
-               "attempt": 0, "language": "bash", "code": None, "reply": str(trajectory or ""),
+               "attempt": 0, "language": "bash", "code": script, "reply": str(trajectory or ""),
                "arguments_ok": judgment.arguments.passed, "type_ok": judgment.type.passed,
                "execution_ok": judgment.execution.passed, "passed": judgment.passed,
                "detail": {**judgment.to_dict(), "seconds": time.monotonic() - started},

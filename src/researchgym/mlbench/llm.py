@@ -18,7 +18,7 @@ from researchgym.mlbench.data import MLBenchError
 from researchgym.mlbench.extract import extract_code
 from researchgym.mlbench.judge import Judge
 from researchgym.mlbench.metrics import first_pass_at_k, pass_at_k
-from researchgym.mlbench.repos import RepoPin, materialize
+from researchgym.mlbench.repos import RepoPin, materialize, pin_for
 from researchgym.mlbench.schema import Sample
 from researchgym.models.base import Message, Model
 from researchgym.runs.store import Store
@@ -54,15 +54,27 @@ class Repositories:
         self._trees: dict[str, Path] = {}
         self._judges: dict[str, Judge] = {}
 
-    def tree(self, name: str) -> Path:
+    def pin(self, sample: Sample | str) -> RepoPin:
+        """The pin of a sample's repository (or of a repository named so)."""
+        if isinstance(sample, str):
+            pin = pin_for(self.pins, sample)
+            name = sample
+        else:
+            pin = pin_for(self.pins, sample.repo_name, sample.github, sample.github_id)
+            name = sample.repo_name
+        if pin is None:
+            raise MLBenchError(f"no pinned repository named '{name}' (pins: {', '.join(sorted(self.pins))}); "
+                               "add it to the repository pins file")
+        return pin
+
+    def tree(self, sample: Sample | str) -> Path:
+        name = self.pin(sample).name
         if name not in self._trees:
-            if name not in self.pins:
-                raise MLBenchError(f"no pinned repository named '{name}' (pins: {', '.join(sorted(self.pins))}); "
-                                   "add it to the repository pins file")
             self._trees[name] = materialize(self.pins[name])
         return self._trees[name]
 
-    def judge(self, name: str, sandbox: str = "bwrap") -> Judge:
+    def judge(self, sample: Sample | str, sandbox: str = "bwrap") -> Judge:
+        name = self.pin(sample).name
         if name not in self._judges:
             self._judges[name] = Judge(self.tree(name), sandbox=sandbox, mode=self.judge_mode)
         return self._judges[name]
@@ -122,7 +134,7 @@ def run_llm_setting(
     done = {(r["sample"], r["attempt"]) for r in store.mlbench_rows(run_id)
             if r["setting"] == setting and r["model"] == model.name}
     for sample in samples:
-        tree = repos.tree(sample.repo_name)  # the judge needs it in every setting
+        tree = repos.tree(sample)  # the judge needs it in every setting
         context = build_context(sample, tree, setting, budget_chars=budget_chars)
         messages = messages_for(sample, context)
         for attempt in range(k):
@@ -131,7 +143,7 @@ def run_llm_setting(
             started = time.monotonic()
             response = model.query(messages)
             language, code = extract_code(response.text, bash_task=sample.is_bash)
-            judgment = repos.judge(sample.repo_name, sandbox).judge(sample, language, code)
+            judgment = repos.judge(sample, sandbox).judge(sample, language, code)
             row = {"sample": sample.key, "repo": sample.repo_name, "setting": setting, "model": model.name,
                    "attempt": attempt, "language": language, "code": code, "reply": response.text,
                    "arguments_ok": judgment.arguments.passed, "type_ok": judgment.type.passed,

@@ -35,6 +35,8 @@ class RepoPin(BaseModel):
 
     name: str
     github: str = ""
+    #: ML-Bench's number for the repository (its samples carry it as `github_id`).
+    github_id: int | None = None
     source: Literal["pypi-sdist", "git"]
     package: str | None = None
     version: str | None = None
@@ -78,6 +80,35 @@ def load_pins(path: Path) -> dict[str, RepoPin]:
 
 def suite_pins(suite: str) -> dict[str, RepoPin]:
     return load_pins(suite_dir(suite) / "repos.yaml")
+
+
+#: The paper's 14 repositories at the commits ML-Bench's own preparation script checks out.
+PAPER_PINS = Path(__file__).parent / "paper_repos.yaml"
+
+
+def _github_key(url: str) -> str:
+    """A GitHub address compared without scheme, case, `.git` or trailing slash."""
+    text = url.strip().lower().rstrip("/").removesuffix(".git")
+    return text.split("github.com/", 1)[-1]
+
+
+def pin_for(pins: dict[str, RepoPin], name: str, github: str = "", github_id: int | str = "") -> RepoPin | None:
+    """The pin of a sample's repository: by its name, then its GitHub address, then ML-Bench's
+    number for it, then its name in any case (the hub's samples say `LAVIS` and `github_id` 3;
+    the pins file says `lavis`)."""
+    if name in pins:
+        return pins[name]
+    if github:
+        key = _github_key(github)
+        for pin in pins.values():
+            if pin.github and _github_key(pin.github) == key:
+                return pin
+    if str(github_id).strip().isdigit():
+        for pin in pins.values():
+            if pin.github_id == int(str(github_id)):
+                return pin
+    folded = {pin_name.lower(): pin for pin_name, pin in pins.items()}
+    return folded.get(name.lower())
 
 
 def repos_root() -> Path:
