@@ -12,7 +12,8 @@ For each sample of samples.jsonl (next to this file):
    used: for gensim and spaCy it builds metadata, which needs Cython and their other build tools.
 2. The sdist is extracted afresh into a temporary folder for each sample (never a shared tree,
    which other tools may have written into). In the sample's `path` there, bash runs
-   `setup` (300 s at most), then the gold `output` with a limit of `timeout_s`; both with the
+   `setup` (300 s at most), then the gold `output` with a limit of `timeout_s` (a Python task's
+   `prefix_code` and `output` written to one file and run with python, as the judge does); both with the
    venv's bin first on PATH (the venv of the python running this script, or --venv), a private
    HOME, HF_HUB_OFFLINE=1, proxies pointing nowhere, and, when `unshare -rn` works here, inside a
    network namespace that has no network at all.
@@ -54,6 +55,7 @@ HERE = Path(__file__).resolve().parent
 SETUP_TIMEOUT = 300
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 NOWHERE = "http://127.0.0.1:9"
+BASH_TYPES = ("bash script", "bash", "shell")  # as schema.py reads `type`; any other type is Python code
 
 
 class Skip(Exception):
@@ -233,6 +235,12 @@ def argument_warnings(sample: dict, help_text: str, workdir: Path) -> list[str]:
 
 # ------------------------------------------------------------------ main
 
+def shown(code: str) -> str:
+    """A command as one line: Python code is shown by its first line."""
+    lines = code.strip().splitlines() or [""]
+    return lines[0] + (f" ... ({len(lines)} lines)" if len(lines) > 1 else "")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=Path, default=HERE / "samples.jsonl")
@@ -294,7 +302,13 @@ def main() -> int:
                                  + " | ".join((err or out).strip().splitlines()[-3:]))
                     raise Skip
             before = {p: snapshot(cwd / p) for p in s.get("expected_outputs", [])}
-            code, out, err, seconds = run_bash("set -o pipefail\n" + s["output"], cwd, env, s["timeout_s"], netns)
+            python_task = s.get("type", "Bash Script").strip().lower() not in BASH_TYPES
+            if python_task:  # as the judge runs it: prefix_code, then the code, as one file in the folder
+                (cwd / ".verify-answer.py").write_text((s.get("prefix_code", "") + "\n" + s["output"]).strip() + "\n")
+                command = "python .verify-answer.py"
+            else:
+                command = "set -o pipefail\n" + s["output"]
+            code, out, err, seconds = run_bash(command, cwd, env, s["timeout_s"], netns)
             if code is None:
                 fails.append(f"timed out after {s['timeout_s']}s")
             elif code != 0:
@@ -308,6 +322,8 @@ def main() -> int:
             pattern = s.get("expected_stdout")
             if pattern and code == 0 and not re.search(pattern, ANSI.sub("", out), re.MULTILINE):
                 fails.append(f"stdout does not match {pattern!r}: {ANSI.sub('', out).strip()[:200]!r}")
+            if python_task:
+                raise Skip  # no command line whose options could be checked against a --help
             argv = help_argv(s["output"])
             cache_key = (s["repo"], s["path"], tuple(argv))
             if cache_key not in help_cache:
@@ -327,7 +343,7 @@ def main() -> int:
         results.append((s, ok, seconds))
         warn_count += len(warns)
         print(f"{'PASS' if ok else 'FAIL'} {key:14} {seconds:6.1f}s / {s['timeout_s']:>4}s  "
-              f"[{s['path']}] {s['output']}", flush=True)
+              f"[{s['path']}] {shown(s['output'])}", flush=True)
         for f in fails:
             print(f"     FAIL: {f}")
         for w in warns:
