@@ -22,6 +22,7 @@ pytest.importorskip("gensim", reason="the mlbench extra is not installed")
 pytest.importorskip("sacrebleu", reason="the mlbench extra is not installed")
 pytest.importorskip("spacy", reason="the mlbench extra is not installed")
 pytest.importorskip("tokenizers", reason="the mlbench extra is not installed")
+pytest.importorskip("sklearn", reason="the mlbench extra is not installed")
 
 LABELLED = [json.loads(line) for line in (suite_dir("offline") / "labelled_answers.jsonl").read_text().splitlines()
             if line.strip()]

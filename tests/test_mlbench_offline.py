@@ -24,6 +24,7 @@ pytest.importorskip("gensim", reason="the mlbench extra is not installed")
 pytest.importorskip("sacrebleu", reason="the mlbench extra is not installed")
 pytest.importorskip("spacy", reason="the mlbench extra is not installed")
 pytest.importorskip("tokenizers", reason="the mlbench extra is not installed")
+pytest.importorskip("sklearn", reason="the mlbench extra is not installed")
 
 SAMPLES = load_samples("offline")
 
@@ -46,8 +47,8 @@ def one_per_repo() -> list[Sample]:
     return list(seen.values())
 
 
-def test_the_suite_has_60_samples_over_4_repositories():
-    assert len(SAMPLES) >= 60
+def test_the_suite_has_70_samples_over_5_repositories():
+    assert len(SAMPLES) >= 70
     by_repo = defaultdict(int)
     for sample in SAMPLES:
         by_repo[sample.repo_name] += 1
@@ -56,7 +57,7 @@ def test_the_suite_has_60_samples_over_4_repositories():
         assert sample.instruction and sample.output and sample.oracle and (sample.arguments or not sample.is_bash), \
             sample.key
         assert sample.expected_outputs or sample.expected_stdout, sample.key
-    assert len(by_repo) >= 4 and min(by_repo.values()) >= 5, by_repo
+    assert len(by_repo) >= 5 and min(by_repo.values()) >= 5, by_repo
     assert sum(not sample.is_bash for sample in SAMPLES) >= 5
     assert set(by_repo) <= set(suite_pins("offline"))
 

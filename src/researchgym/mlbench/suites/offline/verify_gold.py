@@ -101,9 +101,11 @@ def sha256(path: Path) -> str:
 
 def sdist_archive(pin: dict, sdist_dir: Path | None) -> Path:
     """The pinned sdist: from --sdist-dir, else the cache, else downloaded into the cache."""
-    filename = f"{pin['package']}-{pin['version']}.tar.gz"
+    # the index names some sdists with the normalised name (scikit-learn's is scikit_learn-1.9.1.tar.gz)
+    stems = dict.fromkeys([pin["package"], re.sub(r"[-_.]+", "_", pin["package"]).lower()])
+    filenames = [f"{stem}-{pin['version']}.tar.gz" for stem in stems]
     cache = cache_root() / "mlbench" / "sdists"
-    for folder in (sdist_dir, cache):
+    for folder, filename in ((f, n) for f in (sdist_dir, cache) for n in filenames):
         if folder and (folder / filename).is_file():
             archive = folder / filename
             break
