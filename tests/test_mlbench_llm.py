@@ -89,3 +89,13 @@ def test_samples_without_pins_get_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["mlbench", "llm", "--model", "openai/x", "--data",
                                       str(tmp_path / "samples.jsonl")])
     assert result.exit_code == 2 and "--pins" in result.output
+
+
+def test_a_python_task_shows_the_model_the_code_that_runs_before_its_answer():
+    from researchgym.mlbench.llm import task_message
+
+    python = Sample(id=1, path=".", instruction="Fit it", prefix_code="X = load('train.csv')\n", type="Python Code",
+                    repo="toy")
+    assert "X = load('train.csv')" in task_message(python, "")
+    bash = Sample(id=2, path=".", instruction="Fit it", prefix_code="X = 1\n", repo="toy")
+    assert "X = 1" not in task_message(bash, "")

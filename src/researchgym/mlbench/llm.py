@@ -36,6 +36,8 @@ def task_message(sample: Sample, context: str) -> str:
     if context:
         parts.append(f"Repository information:\n{context}")
     parts.append(f"Task: {sample.instruction}")
+    if not sample.is_bash and sample.prefix_code.strip():  # the judge runs it before the answer
+        parts.append(f"This code runs before yours (its names are defined for you):\n{sample.prefix_code.strip()}")
     parts.append(f"Write the {kind} that does the task.")
     return "\n\n".join(parts)
 
