@@ -5,7 +5,6 @@ is worked out by hand from the answers."""
 
 from __future__ import annotations
 
-import http.client
 import json
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from researchgym.cli import app
 from researchgym.mlbench.schema import Sample
 from researchgym.runs.store import Store
 from researchgym.viewer import RunData, ViewerServer, export_bundle
+from viewer_http import get
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -210,17 +210,6 @@ def viewer(run_dir):
     server = ViewerServer(run_dir, port=0).start()
     yield server
     server.stop()
-
-
-def get(server: ViewerServer, path: str) -> tuple[int, bytes]:
-    """A raw GET: the path goes out exactly as written (no client-side normalisation)."""
-    connection = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
-    connection.putrequest("GET", path, skip_accept_encoding=True)
-    connection.endheaders()
-    response = connection.getresponse()
-    body = response.read()
-    connection.close()
-    return response.status, body
 
 
 def test_the_viewer_api_gives_the_summary_the_answers_and_one_answer(viewer):

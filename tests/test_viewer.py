@@ -4,7 +4,6 @@ Playwright. Screenshots are kept in test-artifacts/viewer/."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
 import time
@@ -16,6 +15,7 @@ from conftest import write_task
 from openai_server import ChatServer
 from researchgym.runs.runner import Method, RunConfig, Runner
 from researchgym.viewer import RunData, ViewerServer, export_bundle
+from viewer_http import get
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "viewer"
@@ -55,17 +55,6 @@ def viewer(run_dir):
     server = ViewerServer(run_dir, port=0).start()
     yield server
     server.stop()
-
-
-def get(server: ViewerServer, path: str) -> tuple[int, bytes]:
-    """A raw GET: the path goes out exactly as written (no client-side normalisation)."""
-    connection = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
-    connection.putrequest("GET", path, skip_accept_encoding=True)
-    connection.endheaders()
-    response = connection.getresponse()
-    body = response.read()
-    connection.close()
-    return response.status, body
 
 
 # ------------------------------------------------------------------ the API
