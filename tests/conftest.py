@@ -167,3 +167,19 @@ def hub_env(tmp_path_factory):
         patch.setenv("RESEARCHGYM_ALLOW_NO_GPU", "1")
         patch.setenv("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
         yield root / "mirror"
+
+
+#: Debian's Chromium (`make test` installs it), driven by Playwright in the viewer tests.
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium for one test module (skipped where Playwright or Debian's chromium is missing)."""
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield chromium
+        chromium.close()

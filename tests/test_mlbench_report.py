@@ -19,9 +19,8 @@ from researchgym.cli import app
 from researchgym.mlbench.schema import Sample
 from researchgym.runs.store import Store
 from researchgym.viewer import RunData, ViewerServer, export_bundle
-from viewer_http import get
+from viewer_support import get
 
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _sample(id: int, repo: str, dataset: str, lr: str, epochs: str) -> Sample:
@@ -267,17 +266,6 @@ def test_the_exported_bundle_holds_every_answer(run_dir, tmp_path):
 
 
 # ------------------------------------------------------------------ the browser
-@pytest.fixture(scope="module")
-def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
 def test_in_a_browser_the_ml_bench_view_lists_the_answers_and_opens_one(browser, viewer, run_dir, tmp_path):
     artifacts = Path(__file__).resolve().parent.parent / "test-artifacts" / "viewer"
     artifacts.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,8 @@ from conftest import write_task
 from openai_server import ChatServer
 from researchgym.runs.runner import Method, RunConfig, Runner
 from researchgym.viewer import RunData, ViewerServer, export_bundle
-from viewer_http import get
+from viewer_support import get
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "viewer"
 BIG = 1_000_000
 
@@ -128,17 +127,6 @@ def test_a_running_episode_shows_its_steps_so_far(run_dir, tmp_path):
 
 
 # ------------------------------------------------------------------ the browser
-@pytest.fixture(scope="module")
-def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
 def test_in_a_browser_the_overview_lists_every_episode_and_an_episode_shows_its_steps(browser, viewer):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -17,3 +17,4 @@ def get(server: ViewerServer, path: str) -> tuple[int, bytes]:
     body = response.read()
     connection.close()
     return response.status, body
+
