@@ -1,5 +1,5 @@
-"""A tiny real git repository for the ML-Bench tests: an argparse training script at a pinned
-commit, and a later commit that breaks it (so a checkout of HEAD would be caught)."""
+"""A tiny real git repository for the ML-Bench tests: an argparse training script and a small
+library for Python tasks at a pinned commit, and a later commit that breaks it (so a checkout of HEAD would be caught)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,28 @@ TRAIN = textwrap.dedent('''
 ''')
 
 
+TOYLIB = textwrap.dedent('''
+    """A toy library for Python-task answers: a running average fitted in steps."""
+
+
+    class Averager:
+        def __init__(self, rate=0.5, steps=10):
+            self.rate, self.steps = rate, steps
+
+        def fit(self, values):
+            estimate = 0.0
+            for _ in range(self.steps):
+                for value in values:
+                    estimate += self.rate * (value - estimate)
+            self.estimate_ = estimate
+            return self
+
+
+    def spread(model, values):
+        return sum(abs(value - model.estimate_) for value in values) / len(values)
+''')
+
+
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
 
@@ -36,6 +58,7 @@ def make_toy_repo(origin: Path) -> str:
     _git(origin, "init", "-q")
     (origin / "examples").mkdir()
     (origin / "examples" / "train.py").write_text(TRAIN)
+    (origin / "examples" / "toylib.py").write_text(TOYLIB)
     (origin / "README.md").write_text("# toy\n\nRun `python train.py --dataset cora --lr 0.01` in examples/.\n")
     (origin / "examples" / "README.md").write_text("# examples\n\nTraining script: train.py.\n")
     _git(origin, "add", "-A")

@@ -277,3 +277,65 @@ def test_removing_the_script_does_not_take_the_gold_away(judge):
     fresh = Judge(judge.repo_dir)  # nothing cached: the gold is parsed in this very judging
     result = fresh.judge(SAMPLE, "bash", "rm train.py; touch model.json; echo trained citeseer\n# " + GOLD)
     assert not result.arguments.passed and "never ran" in result.arguments.detail and not result.passed
+
+
+# ------------------------------------------------------------- Python tasks: the calls that ran
+PY_SAMPLE = Sample(id=2, path="./examples", type="Python Code",
+                   instruction="Fit an Averager with rate 0.25 and 40 steps on `values`; print its estimate and spread",
+                   arguments={"rate": "0.25", "steps": "40"}, prefix_code="values = [1.0, 2.0, 6.0]\n",
+                   expected_stdout=r"estimate: 3\.4865\nspread: 2\.1622", timeout_s=10,
+                   output="from toylib import Averager, spread\n\nmodel = Averager(rate=0.25, steps=40).fit(values)\n"
+                          "print(f'estimate: {model.estimate_:.4f}')\nprint(f'spread: {spread(model, values):.4f}')")
+PY_PRINT = "print(f'estimate: {model.estimate_:.4f}')\nprint(f'spread: {spread(model, values):.4f}')"
+
+
+def test_a_python_answer_is_judged_by_the_library_calls_that_ran(judge):
+    gold = judge.judge(PY_SAMPLE, "python", PY_SAMPLE.output)
+    assert gold.passed, gold
+    assert gold.parser == "calls" and "toylib:Averager" in gold.parsed["_calls"]
+    assert not judge.repo_dir.joinpath("examples", ".researchgym-answer.py").exists()  # judged in a copy
+    positional = judge.judge(PY_SAMPLE, "python", "import toylib\nsettings = (0.25, 40)\n"
+                             "model = toylib.Averager(*settings)\nmodel.fit(values)\nspread = toylib.spread\n" + PY_PRINT)
+    assert positional.passed, positional  # named by the callee's signature, whatever the expression
+
+
+def test_a_python_value_that_never_reached_the_library_fails(judge):
+    wrong = judge.judge(PY_SAMPLE, "python", PY_SAMPLE.output.replace("rate=0.25", "rate=0.5"))
+    assert not wrong.arguments.passed and "rate: expected '0.25', the library calls that ran got 0.5" in wrong.arguments.detail
+    dead = ("from toylib import Averager, spread\n# Averager(rate=0.25, steps=40)\nif len(values) > 5:\n"
+            "    model = Averager(rate=0.25, steps=40).fit(values)\nelse:\n    model = Averager().fit(values)\n" + PY_PRINT)
+    result = judge.judge(PY_SAMPLE, "python", dead)
+    assert not result.arguments.passed and "left it at its default 0.5" in result.arguments.detail
+    nothing = judge.judge(PY_SAMPLE, "python", "print('estimate:', float('3.4865'))\nprint('spread: 2.1622')")
+    assert not nothing.arguments.passed and "never called toylib" in nothing.arguments.detail
+
+
+def test_python_output_printed_from_constants_is_not_a_result(judge):
+    unfitted = "from toylib import Averager\nmodel = Averager(rate=0.25, steps=40)\n"
+    for forged in ["print('estimate: 3.4865\\nspread: 2.1622')",
+                   "text = 'estimate: 3.4865\\nspread: 2.1622'\nprint(text)",
+                   "print('estimate:', 3.4865)\nvalue = 2.1622\nprint('spread:', value)"]:
+        result = judge.judge(PY_SAMPLE, "python", unfitted + forged)
+        assert result.arguments.passed and not result.execution.passed, forged
+        assert "printed from constants written in the answer" in result.execution.detail, forged
+    chatty = judge.judge(PY_SAMPLE, "python", "print('fitting the averager ...')\n" + PY_SAMPLE.output + "\nprint('done')")
+    assert chatty.passed, chatty  # literal lines elsewhere do not spoil a computed result
+
+
+def test_a_python_answer_runs_as_python_would_run_it(judge):
+    classy = ("import toylib\n\nclass Slow(toylib.Averager):\n    def __init__(self):\n"
+              "        super().__init__(rate=0.25, steps=40)\n\nif __name__ == '__main__':\n"
+              "    model = Slow().fit(values)\n    spread = toylib.spread\n" +
+              "\n".join("    " + line for line in PY_PRINT.splitlines()))
+    result = judge.judge(PY_SAMPLE, "python", classy)
+    assert result.passed, result  # zero-argument super() and __main__ work under the recorder
+    broken = judge.judge(PY_SAMPLE, "python", "from toylib import Averager\nmodel = Averager(rate=0.25, steps=40\n")
+    assert not broken.execution.passed and "SyntaxError" in broken.execution.detail
+    assert "researchgym_pyanswer" not in broken.execution.detail
+    failing = judge.judge(PY_SAMPLE, "python", "from toylib import Averager\nAverager(rate=0.25, steps=40).fit([])\n"
+                          "raise RuntimeError('boom')")
+    assert "RuntimeError: boom" in failing.execution.detail and "exec(code" not in failing.execution.detail
+    busy = judge.judge(PY_SAMPLE, "python", "words = [str(i).strip() for i in range(5000)]\n" + PY_SAMPLE.output)
+    assert busy.passed, busy  # thousands of other calls before the library's do not crowd it out
+    original = Judge(judge.repo_dir, mode="original").judge(PY_SAMPLE, "python", PY_SAMPLE.output)
+    assert original.passed and original.mode == "original"  # the paper's rules run the file plainly

@@ -3,7 +3,9 @@
 untaken `true ||` branches, functions shadowing the program, touch/echo forging, outputs the
 setup had made), extra behaviour-changing options and other scripts taking the same arguments
 must fail; equivalent forms (paths after `cd ..`, `$PWD` paths, `timeout`/`nice`/`env`/`time`
-prefixes, module vs console forms, option spellings) must pass."""
+prefixes, module vs console forms, option spellings) must pass. For Python tasks: output printed
+from the answer's constants (exact-value forging), values only in dead code and answers that never
+call the library fail; arguments given positionally or unpacked from a dict pass."""
 
 from __future__ import annotations
 
@@ -29,8 +31,9 @@ LABELLED = [json.loads(line) for line in (suite_dir("offline") / "labelled_answe
 SAMPLES = {s.key: s for s in load_samples("offline")}
 CLASSES = {  # every class of issue #22, found in the reasons
     "fail": ["heredoc", "true ||", "shadows", "forg", "pre-existing output", "extra behaviour-changing",
-             "different script", "wrong"],
-    "pass": ["cd ..", "$PWD", "timeout", "nice", "env VAR", "time", "module form", "the gold command"],
+             "different script", "wrong", "exact-value forging", "dead code"],
+    "pass": ["cd ..", "$PWD", "timeout", "nice", "env VAR", "time", "module form", "the gold command",
+             "positionally", "unpacked with **", "printed from constants"],
 }
 
 

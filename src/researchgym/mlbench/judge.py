@@ -15,8 +15,13 @@ default) judges what ran, not what was written.
    parser's default unless the sample lists it in `free_arguments` (so `--lowercase` added to a
    BLEU computation fails). Never substring matching (ML-Bench's "0" matched almost anything).
    The written command is still read (pipelines, redirections, `timeout`/`nice`/`env`/`time`
-   wrappers) for messages, and is the verdict only where no parser can be watched (a program
-   reading sys.argv itself, a Python task): then argshim.py parses it with the program's parser.
+   wrappers) for messages, and is the verdict only where no parser can be watched (a console
+   program reading sys.argv itself): then argshim.py parses it with the program's parser.
+   A **Python task's** answer runs through pyanswer.py, which records every call its own code
+   makes as it runs (callee, arguments named by the callee's signature): the answer must call
+   the library the gold uses (its imports, less general helpers such as numpy), and every
+   expected argument must have reached a parameter of that name in a library call that ran (or
+   be that parameter's default), so a value in dead code or in a comment does not count.
 2. **Type**: a bash task needs a shell answer, a Python task Python code.
 3. **Execution** in a sandbox (bubblewrap by default; the working folder comes from the sandbox)
    holding a fresh copy of the repository, no network, a time limit: the sample's `setup` runs
@@ -24,13 +29,15 @@ default) judges what ran, not what was written.
    status must be 0; every expected file must be new or changed since the setup (size, sha256,
    mtime) and hold what the program left at its exit (so a file touched, echoed or copied after a
    failed run does not count); expected output must be printed by the program's own process
-   (captured at the file-descriptor level by the hook), not by an `echo`.
+   (captured at the file-descriptor level by the hook), not by an `echo`; in a Python answer,
+   text a `print` made of constants written in the answer does not count either.
 
 `Judge(..., mode="original")` applies ML-Bench's published rules instead (see `Judge`).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import math
@@ -40,6 +47,7 @@ import re
 import secrets
 import shlex
 import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -54,6 +62,10 @@ from researchgym.sandbox import Limits, Mount, SandboxSpec, create_sandbox
 
 ARGSHIM = Path(__file__).with_name("argshim.py")
 RUNHOOK = Path(__file__).with_name("runhook.py")
+PYANSWER = Path(__file__).with_name("pyanswer.py")
+#: Libraries a gold may import that are not what a Python task is about (the calls into the
+#: library the task is about are the ones that count).
+GENERAL_LIBRARIES = {"numpy", "joblib", "pandas", "scipy", "matplotlib", "PIL", "tqdm", "yaml"}
 NOT_PROGRAMS = {"cd", "export", "set", "mkdir", "echo", "source", ".", "pip", "pip3", "ls", "cat", "conda",
                 "rm", "cp", "mv", "touch", "wget", "curl", "git", "unset", "true", "head", "tail", "tee", "grep",
                 "sort", "printf", "sed", "awk", "wc", "xargs"}
@@ -474,6 +486,81 @@ def gold_program(sample: Sample) -> str | None:
     return path[:-3] if path.endswith(".py") else path
 
 
+# ------------------------------------------------------- Python tasks (pyanswer's log)
+def mask(printed: str, literals: list[str]) -> str:
+    """The output with one occurrence of each text the answer printed from constants blanked
+    out, so that an expected pattern can only match what was computed."""
+    for text in literals:
+        at = printed.find(text) if text else -1
+        if at >= 0:
+            printed = printed[:at] + "\x00" * len(text) + printed[at + len(text):]
+    return printed
+
+
+def target_packages(sample: Sample) -> set[str]:
+    """The top-level packages a Python task is about: those the gold imports, less the standard
+    library and general helpers (numpy, joblib, ...) unless nothing else is left."""
+    try:
+        tree = ast.parse(sample.output)
+    except SyntaxError:
+        return set()
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            imported.add(node.module.split(".")[0])
+    imported -= set(sys.stdlib_module_names)
+    return (imported - GENERAL_LIBRARIES) or imported
+
+
+def _root(callee: str) -> str:
+    return callee.split(":", 1)[0].split(".", 1)[0]
+
+
+def python_arguments(sample: Sample, calls: list[dict[str, Any]], packages: set[str]) -> Check:
+    """Every expected argument must have reached a library call that ran: passed to a parameter
+    of that name (as the callee's signature names it, so positional values count), or left at
+    that parameter's default where the default is the expected value. Values the library got
+    under no name are compared only where no call has a parameter of that name."""
+    if packages:
+        library = [c for c in calls if _root(c.get("callee", "")) in packages]
+    else:
+        library = [c for c in calls if _root(c.get("callee", "")) not in
+                   {"__main__", "builtins", *sys.stdlib_module_names}]
+    if not library:
+        wanted = ", ".join(sorted(packages)) or "the task's library"
+        return Check(False, f"the answer's code never called {wanted} (no call into it ran)")
+    problems = []
+    for name, wanted in sample.arguments.items():
+        key = _key(name)
+        given: list[Any] = []
+        left: list[Any] = []  # defaults of that parameter in calls that did not set it
+        matched = False
+        for call in library:
+            args = {_key(k): v for k, v in (call.get("args") or {}).items()}
+            defaults = {_key(k): v for k, v in (call.get("defaults") or {}).items()}
+            if key in args:
+                given.append(args[key])
+                matched = same_value(wanted, args[key])
+            elif key in defaults:
+                left.append(defaults[key])
+                matched = same_value(wanted, defaults[key])
+            if matched:
+                break
+        if not matched and not given:
+            matched = any(v is not None and same_value(wanted, v) for call in library for v in call.get("positional") or [])
+        if not matched:
+            problems.append(f"{name}: expected {wanted!r}, " + (
+                f"the library calls that ran got {', '.join(dict.fromkeys(map(repr, given)))}"
+                if given else f"the library calls that ran left it at its default {left[0]!r}" if left
+                else "no library call that ran received it"))
+    used = sorted({c["callee"] for c in library})
+    return Check(not problems, "; ".join(problems) or
+                 f"all {len(sample.arguments)} arguments reached the library calls that ran "
+                 f"({len(used)} callables of {', '.join(sorted({_root(u) for u in used}))})")
+
+
 # ------------------------------------------------------------------ the judge
 MODES = ("strict", "original")
 
@@ -504,6 +591,7 @@ class Judge:
             (hook / "site").mkdir(parents=True)
             (hook / "log").mkdir()
             shutil.copyfile(RUNHOOK, hook / "site" / "sitecustomize.py")
+            shutil.copyfile(PYANSWER, hook / "site" / "researchgym_pyanswer.py")
             box = self._sandbox(workspace, sample, hook)
             try:
                 if self.mode == "original":
@@ -530,6 +618,8 @@ class Judge:
             [posixpath.normpath(posixpath.join(inside_folder, name)) for name in sample.expected_outputs]))
         result = self._run_answer(box, hook, sample, code, token)
         ran = _Run.read(hook / "log", token)
+        if not sample.is_bash:
+            return self._judge_python(box, sample, folder, before, result, ran, kind)
         if gold is None:  # no parser to watch (or a Python task)
             return self._judge_without_parser(box, sample, folder, before, result, ran, kind, code)
         targets = [r for r in ran.parses if r.get("program") == gold["program"]]
@@ -539,6 +629,21 @@ class Judge:
         execution = self._outcome(sample, folder, before, result, printed, ran.exits(pids) if pids else [],
                                   box.workspace_path, ran_target=bool(targets))
         return Judgment(sample.key, arguments, kind, execution, parsed, gold.get("parser", "argparse"), mode=self.mode)
+
+    def _judge_python(self, box, sample: Sample, folder: Path, before: dict[str, Any], result, ran: _Run,
+                      kind: Check) -> Judgment:
+        """A Python task: the calls the answer's code made (pyanswer's log) decide the arguments;
+        the output counts only as far as it was not printed from the answer's constants."""
+        calls = [r for r in ran.records if r.get("kind") == "call"]
+        literals = [r.get("text", "") for r in ran.records if r.get("kind") == "literal"]
+        arguments = python_arguments(sample, calls, target_packages(sample))
+        answer = [r for r in ran.records if r.get("kind") == "exit" and
+                  str(r.get("program", "")).endswith(".researchgym-answer")]
+        printed = ran.outputs.get(answer[-1]["pid"], result.output) if answer else result.output
+        execution = self._outcome(sample, folder, before, result, printed, None, box.workspace_path,
+                                  literals=literals)
+        parsed = {"_calls": list(dict.fromkeys(c.get("callee", "?") for c in calls))[:50]}
+        return Judgment(sample.key, arguments, kind, execution, parsed, "calls", mode=self.mode)
 
     def _judge_without_parser(self, box, sample: Sample, folder: Path, before: dict[str, Any], result, ran: _Run,
                               kind: Check, code: str) -> Judgment:
@@ -600,7 +705,8 @@ class Judge:
                      f"all {len(sample.arguments)} arguments match and no other option changes{runs}"), parsed
 
     def _outcome(self, sample: Sample, folder: Path, before: dict[str, Any], result, printed: str,
-                 exits: list[dict[str, Any]] | None, workspace: str, ran_target: bool = True) -> Check:
+                 exits: list[dict[str, Any]] | None, workspace: str, ran_target: bool = True,
+                 literals: list[str] | None = None) -> Check:
         if result.timed_out:
             return Check(False, f"timed out after {sample.timeout_s:g} s (a timeout is not a pass)")
         if result.exit_code != 0:
@@ -630,9 +736,13 @@ class Judge:
             if exits is not None and not ran_target:
                 return Check(False, "the program never ran, so nothing it printed can match "
                                     f"{sample.expected_stdout!r}")
-            if not re.search(sample.expected_stdout, ANSI.sub("", printed), re.MULTILINE):
+            printed = ANSI.sub("", printed)
+            if not re.search(sample.expected_stdout, printed, re.MULTILINE):
                 whose = "the program's output" if exits is not None else "the output"
                 return Check(False, f"exit status 0 but {whose} does not match {sample.expected_stdout!r}")
+            if literals and not re.search(sample.expected_stdout, mask(printed, literals), re.MULTILINE):
+                return Check(False, "the expected output is printed from constants written in the answer, not "
+                                    f"computed: {', '.join(repr(t) for t in literals[:3])}")
         return Check(True, "exit status 0" + (f", created {sample.expected_outputs}" if sample.expected_outputs else ""))
 
     def _gold_parse(self, box, hook: Path, sample: Sample) -> dict[str, Any] | None:
@@ -682,8 +792,13 @@ class Judge:
             self._write(box, sample, ".researchgym-answer.sh", code + "\n")
             command = f"cd {self._folder(box, sample)} && {env}bash .researchgym-answer.sh"
         else:
-            self._write(box, sample, ".researchgym-answer.py", (sample.prefix_code + "\n" + code).strip() + "\n")
-            command = f"cd {self._folder(box, sample)} && {env}python .researchgym-answer.py"
+            prefix = sample.prefix_code.strip()
+            self._write(box, sample, ".researchgym-answer.py", (prefix + "\n" if prefix else "") + code.strip() + "\n")
+            first_line = prefix.count("\n") + 2 if prefix else 1  # the answer's first line, after the prefix
+            packages = shlex.quote(",".join(sorted(target_packages(sample))))
+            runner = (f"-m researchgym_pyanswer .researchgym-answer.py {first_line} {packages}" if env
+                      else ".researchgym-answer.py")
+            command = f"cd {self._folder(box, sample)} && {env}python {runner}"
         return box.run(command, timeout_s=sample.timeout_s)
 
     # ----------------------------------------------------------- original

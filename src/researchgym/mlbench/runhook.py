@@ -10,6 +10,8 @@ it. In every Python process that starts with it, the hook:
   program (the module, or the file relative to the workspace, that called the parser, and the
   function), argv0, argv, cwd, namespace, unknown, options, defaults, parser} or {..., error};
   in "stop" mode the process then ends (the gold's parse, before it does any work);
+- exposes its record writer as `RECORD`, through which pyanswer.py logs the calls a Python-task
+  answer's own code makes;
 - in "run" mode, tees what the process writes to fds 1 and 2 into `<log>/<token>.<pid>.out`;
 - at exit (in "run" mode), appends {kind: "exit", pid, program (the __main__ module or file),
   argv, cwd, parsed, files: {path: [size, mtime_ns, sha256] or null}} for the expected outputs
@@ -63,6 +65,8 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
             os.write(fd, line)
         finally:
             os.close(fd)
+
+    globals()["RECORD"] = write  # for pyanswer.py, the recorder of a Python-task answer's calls
 
     def module_path(frame):
         return module_path_of(frame.f_globals.get("__spec__"), frame.f_code.co_filename)
