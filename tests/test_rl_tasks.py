@@ -195,3 +195,25 @@ def test_both_budgets_hand_the_agent_a_config_the_trainer_reads(task_id):
             assert (config["network_config"]["num_hidden_units"], config["network_config"]["num_hidden_layers"]) \
                 == (units, layers)
         assert spec.submission.artefacts == ["checkpoints", "src"] and spec.requirements == ["rl"]
+
+
+@pytest.mark.parametrize("task_id", sorted(PAPER))
+def test_the_paper_budget_declares_the_gpu_and_its_sandboxes_share_it(task_id, monkeypatch):
+    paper, cpu = researchgym.load_task(task_id), researchgym.load_task(f"{task_id}-cpu")
+    assert paper.requires.gpus == 1 and paper.requires.cpu_alternatives == [f"{task_id}-cpu"]
+    assert cpu.requires.gpus == 0
+    assert "JAX_PLATFORMS" not in (STARTER / "train.py").read_text()  # the accelerator when there is one
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # none visible, even on a GPU machine
+    monkeypatch.delenv("RESEARCHGYM_ALLOW_NO_GPU", raising=False)
+    from researchgym.hardware import HardwareError
+
+    with pytest.raises(HardwareError, match=f"{task_id}-cpu"):
+        researchgym.make(task_id).reset(seed=0)
+    monkeypatch.setenv("RESEARCHGYM_ALLOW_NO_GPU", "1")
+    seen = {}
+    for variant in (task_id, f"{task_id}-cpu"):
+        env = researchgym.make(variant)
+        env.reset(seed=0)
+        seen[variant], *_ = env.step("echo prealloc=${XLA_PYTHON_CLIENT_PREALLOCATE:-unset}")
+        env.close()
+    assert "prealloc=false" in seen[task_id] and "prealloc=unset" in seen[f"{task_id}-cpu"], seen

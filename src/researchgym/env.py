@@ -28,7 +28,7 @@ from typing import Any
 import gymnasium as gym
 
 from researchgym.errors import EvaluationError, TaskConfigError
-from researchgym.hardware import check_gpus, sandbox_devices
+from researchgym.hardware import accelerator_env, check_gpus, sandbox_devices
 from researchgym.eval_secrets import new_secret, test_seed
 from researchgym.evaluation import Score, collect_artefact, dataset_mounts, evaluate
 from researchgym.runs.trajectory import TrajectoryWriter
@@ -329,7 +329,8 @@ class ResearchEnv(gym.Env[str, str]):
         self._state_file = os.path.join(self._state_tmp.name, "state.json")
         gateway = self._services.gateway if self._services is not None else None
         return SandboxSpec(workspace=self.workspace, mounts=mounts, hidden=hidden, limits=self.task.limits,
-                           state_dir=Path(self._state_tmp.name), env={**self.agent_tool_env, **self.tool_env, "RESEARCHGYM_WINDOW": str(self.window)},
+                           state_dir=Path(self._state_tmp.name), env={**accelerator_env(self.task.requires.gpus), **self.agent_tool_env, **self.tool_env,
+                                "RESEARCHGYM_WINDOW": str(self.window)},
                            devices=sandbox_devices() if self.task.requires.gpus else [],
                            gateway_dir=gateway.folder if gateway is not None else None)
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from researchgym.errors import EvaluationError, SandboxError
-from researchgym.hardware import sandbox_devices
+from researchgym.hardware import accelerator_env, sandbox_devices
 from researchgym.sandbox import AGENT_WORKSPACE, ExecResult, Limits, Mount, SandboxSpec, create_sandbox
 from researchgym.snapshot import SnapshotLimits, snapshot, whole_workspace
 from researchgym.tasks.builtin._shared.agent_link import LINK_VARIABLE, RESULT_VARIABLE, strict_loads
@@ -212,7 +212,7 @@ class _EvaluationRun:
                       max_output_chars=200_000)
 
     def _evaluator_spec(self, link: tuple[int, int] | None) -> SandboxSpec:
-        env = {"RESEARCHGYM_SPLIT": self.split,
+        env = {**accelerator_env(self.task.requires.gpus), "RESEARCHGYM_SPLIT": self.split,
                "RESEARCHGYM_SECRETS_FILE": f"{self._inside(self.evaluator, AGENT_WORKSPACE)}/{SECRETS_FILE}",
                RESULT_VARIABLE: f"{self._inside(self.results, RESULT_DIR)}/{RESULT_NAME}"}
         if link is not None:
@@ -229,6 +229,7 @@ class _EvaluationRun:
 
         hidden = [*self.task.hidden_paths(), self.task.source_dir, BUILTIN_DIR]
         return SandboxSpec(workspace=self.artefact, hidden=hidden, limits=self._limits(),
+                           env=accelerator_env(self.task.requires.gpus),
                            devices=sandbox_devices() if self.task.requires.gpus else [], pass_fds=link)
 
     def _run(self) -> _Outcome:

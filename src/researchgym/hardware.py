@@ -50,6 +50,18 @@ def sandbox_devices(dev: Path = Path("/dev")) -> list[Path]:
     return gpus + [dev / name for name in _CONTROL_DEVICES if (dev / name).exists()]
 
 
+#: The environment of a sandbox whose task declares a GPU: JAX/XLA and TensorFlow allocate device
+#: memory as they need it instead of taking most of the GPU at start, so the agent's training, an
+#: evaluator and a policy server (several processes, one GPU) fit together. torch allocates on
+#: demand already.
+SHARED_GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+
+
+def accelerator_env(gpus: int) -> dict[str, str]:
+    """The variables a sandbox of a task declaring `gpus` GPUs gets (none for a CPU task)."""
+    return dict(SHARED_GPU_ENV) if gpus > 0 else {}
+
+
 def check_gpus(task_id: str, needed: int, *, variants: list[str] | None = None) -> None:
     """Raise HardwareError unless `needed` GPUs are present (or the user opted out)."""
     if needed <= 0 or os.environ.get(ALLOW_NO_GPU_ENV) == "1":

@@ -9,10 +9,9 @@ key and differ only in the key that initialises their network, as the baseline d
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
+# No platform is forced: JAX trains on the GPU when the sandbox has one (tasks that declare
+# `requires: gpus` get the device files and XLA_PYTHON_CLIENT_PREALLOCATE=false, so several
+# processes can share it) and on the CPU otherwise.
 import argparse
 import sys
 import time
