@@ -1,0 +1,88 @@
+"""`researchgym doctor`: real checks on this machine (a bubblewrap sandbox started, the probes of
+torch and JAX run on the host and in a sandbox), what each task lacks, the clear refusal of
+`--gpu` without a GPU, and a baseline trained end to end through the environment (slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from researchgym.cli import app
+from researchgym.tasks.spec import EXTRA_MODULES
+
+
+def doctor(*args: str):
+    result = CliRunner().invoke(app, ["doctor", *args])
+    return result
+
+
+@pytest.fixture
+def no_gpu(monkeypatch, tmp_path):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # none visible, even on a GPU machine
+    monkeypatch.delenv("RESEARCHGYM_ALLOW_NO_GPU", raising=False)
+    monkeypatch.setenv("RESEARCHGYM_CACHE", str(tmp_path / "cache"))  # nothing prepared
+
+
+def findings_of(result) -> dict[str, dict]:
+    assert result.exit_code == 0, result.output
+    return {f["check"]: f for f in json.loads(result.stdout)["findings"]}
+
+
+def test_the_machine_checks_are_real(no_gpu):
+    found = findings_of(doctor("--json", "--no-tasks"))
+    assert found["bubblewrap"]["ok"] and "bwrap" in found["bubblewrap"]["detail"]
+    assert found["user namespaces"]["ok"]  # a sandbox really started and ran a command
+    assert {f"extra {extra}" for extra in EXTRA_MODULES} <= set(found)
+    assert found["GPU device files"]["ok"] and "none visible" in found["GPU device files"]["detail"]
+    for where in ("host: torch / JAX", "sandbox: torch / JAX"):
+        detail = found[where]["detail"]
+        if importlib.util.find_spec("jax"):
+            assert "JAX" in detail and "cpu" in detail, detail
+        if importlib.util.find_spec("torch"):
+            assert "torch" in detail and "CPU only" in detail, detail
+
+
+def test_each_task_says_what_it_lacks_here(no_gpu):
+    found = findings_of(doctor("--json"))
+    assert found["task battleOfSexes"]["ok"]
+    paper = found["task rl-mountain-car-continuous"]
+    assert not paper["ok"] and "1 GPU(s)" in paper["detail"] and "rl-mountain-car-continuous-cpu" in paper["detail"]
+    cifar = found["task cifar10"]
+    assert not cifar["ok"] and "researchgym prepare cifar10" in cifar["detail"]
+
+
+def test_a_missing_extra_is_named_with_the_command_that_installs_it(no_gpu, monkeypatch):
+    monkeypatch.setitem(EXTRA_MODULES, "imaginary", ["no_such_module_for_researchgym"])
+    found = findings_of(doctor("--json", "--no-tasks"))
+    assert not found["extra imaginary"]["ok"] and "no_such_module_for_researchgym" in found["extra imaginary"]["detail"]
+    assert ".[imaginary]" in found["extra imaginary"]["hint"]
+
+
+def test_without_bubblewrap_the_doctor_fails_and_says_what_to_do(no_gpu, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    result = doctor("--json", "--no-tasks")
+    assert result.exit_code == 1
+    found = {f["check"]: f for f in json.loads(result.stdout)["findings"]}
+    assert not found["bubblewrap"]["ok"] and "apt-get install bubblewrap" in found["bubblewrap"]["hint"]
+
+
+def test_gpu_training_without_a_gpu_is_refused_clearly(no_gpu):
+    result = doctor("--gpu", "--no-tasks")
+    assert result.exit_code == 1
+    assert "none is visible" in result.output and "--train rl-mountain-car-continuous-cpu --quick" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("gymnax") is None, reason="the rl extra is not installed")
+def test_a_baseline_trains_and_validates_end_to_end_in_its_sandbox(no_gpu):
+    result = doctor("--json", "--no-tasks", "--train", "rl-mountain-car-continuous-cpu", "--quick")
+    assert result.exit_code == 0, result.output
+    training = json.loads(result.stdout)["training"]
+    assert training["task"] == "rl-mountain-car-continuous-cpu" and training["quick"]
+    assert training["seconds"] > 0 and training["validate_seconds"] > 0
+    assert isinstance(training["score"], float) and training["baseline"] == pytest.approx(1.42895)
+    assert not training["on_accelerator"] and "cpu" in training["accelerator"]
