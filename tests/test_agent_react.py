@@ -246,3 +246,46 @@ def test_default_config_allows_two_retries_then_format_error(server):
     result = run_episode(env, make_agent(server), seed=0)
     assert result.exit_status == "autosubmission (format_error)"
     assert len(server.requests) == 3  # the reply with a block was never asked for
+
+
+@pytest.mark.parametrize("several", [False, True])
+def test_temperature_and_agent_config_reach_every_episode(server, tmp_path, several):
+    """One factory builds every agent: a single episode and each episode of a run of several get
+    --temperature and the agent config file's model settings (runs of several used to drop both)."""
+    from typer.testing import CliRunner
+
+    from researchgym.cli import app
+
+    config = tmp_path / "agent.yaml"
+    config.write_text("model:\n  max_output_tokens: 321\n  top_p: 0.5\n")
+    episodes = 2 if several else 1
+    server.replies = list(FIX_STRATEGY) * episodes
+    where = ["--seeds", "2", "--max-episodes", "1"] if several else ["--seed", "3"]
+    result = CliRunner().invoke(app, ["run", "battleOfSexes", "--model", "openai/test-model", "--api-base",
+                                      server.api_base, "--out", str(tmp_path / "out"), "--temperature", "0.7",
+                                      "--agent-config", str(config), *where])
+    assert result.exit_code == 0, result.output
+    assert len(server.requests) == len(FIX_STRATEGY) * episodes
+    for request in server.requests:
+        assert request["temperature"] == 0.7 and request["top_p"] == 0.5, request
+        assert 321 in (request.get("max_tokens"), request.get("max_completion_tokens")), request
+    if several:
+        from researchgym.runs.runner import RunConfig
+
+        run_json = next((tmp_path / "out").glob("run-*/run.json"))
+        saved = RunConfig.from_json(run_json.read_text())  # a resumed run builds its agents the same way
+        assert saved.temperature == 0.7 and saved.agent_config == str(config.resolve())
+
+
+def test_a_broken_agent_config_stops_a_run_before_it_starts(server, tmp_path):
+    from typer.testing import CliRunner
+
+    from researchgym.cli import app
+
+    config = tmp_path / "agent.yaml"
+    config.write_text("model:\n  temprature: 0.3\n")
+    result = CliRunner().invoke(app, ["run", "battleOfSexes", "--model", "openai/test-model", "--api-base",
+                                      server.api_base, "--out", str(tmp_path / "out"), "--seeds", "2",
+                                      "--agent-config", str(config)])
+    assert result.exit_code == 2 and "temprature" in result.output and "agent.yaml" in result.output
+    assert not server.requests and not list((tmp_path / "out").glob("run-*"))

@@ -247,27 +247,16 @@ def _one_line(text: str, width: int = 70) -> str:
 
 def _make_agent(agent: str | None, model: str | None, api_base: str | None, cost_limit: float | None,
                 agent_config: Path | None, temperature: float | None):
-    """The named agent; with --model, the ReAct agent over that model."""
-    from researchgym.agents import create_agent
+    """The named agent; with --model, the ReAct agent over that model (built by the runner's
+    factory, as every episode of a run is)."""
+    from researchgym.runs.runner import Method, RunConfig, make_agent
 
-    if model is None:
-        if agent == "react":
-            _fail("the react agent needs a model: pass --model NAME (e.g. openai/gpt-4o, local/smollm2)")
-        return create_agent(agent or "baseline")
-    from researchgym.agents.config import load_agent_config
-    from researchgym.models import create_model
-
-    overrides: dict = {}
-    if cost_limit is not None:
-        overrides["limits"] = {"cost_usd": cost_limit}
-    if temperature is not None:
-        overrides["model"] = {"temperature": temperature}
-    config = load_agent_config(agent_config, **overrides)
-    settings = config.model
-    kwargs = {"temperature": settings.temperature, "max_output_tokens": settings.max_output_tokens}
-    if not model.startswith(("local/", "replay:", "human")):
-        kwargs.update(top_p=settings.top_p, api_base=api_base)
-    return create_agent(agent or "react", model=create_model(model, **kwargs), config=config)
+    if model is None and agent == "react":
+        _fail("the react agent needs a model: pass --model NAME (e.g. openai/gpt-4o, local/smollm2)")
+    method = Method(agent or ("react" if model else "baseline"), model)
+    config = RunConfig(tasks=[], methods=[method], seeds=[], api_base=api_base, cost_limit=cost_limit,
+                       temperature=temperature, agent_config=str(agent_config.resolve()) if agent_config else None)
+    return make_agent(method, config)
 
 
 def _research_tools(memory: bool, memory_scope: str, memory_k: int, literature: bool,
@@ -411,7 +400,7 @@ def run(
     if executor not in ("local", "ray"):
         _fail(f"--executor must be local or ray, not '{executor}'")
     _run_matrix(tasks, agent, model, seeds or 1, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume,
-                executor, address, research_tools, eval_secret)
+                executor, address, research_tools, eval_secret, temperature=temperature, agent_config=agent_config)
 
 
 def _expand_task_folders(names: list[str]) -> list[str]:
@@ -444,7 +433,8 @@ def _expand_task_folders(names: list[str]) -> list[str]:
 
 
 def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume,
-                executor="local", address=None, research_tools=None, eval_secret=None) -> None:
+                executor="local", address=None, research_tools=None, eval_secret=None, temperature=None,
+                agent_config=None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from researchgym.runs.runner import Method, RunConfig, Runner
@@ -464,7 +454,15 @@ def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit
             methods = [Method("baseline")]
         config = RunConfig(tasks=tasks, methods=methods, seeds=list(range(seeds)), sandbox=sandbox,
                            max_steps=max_steps, cost_limit=cost_limit, api_base=api_base, max_episodes=max_episodes,
-                           research_tools=research_tools)
+                           research_tools=research_tools, temperature=temperature,
+                           agent_config=str(agent_config.resolve()) if agent_config else None)
+        if any(method.model for method in methods):
+            from researchgym.runs.runner import agent_config_of
+
+            try:  # a broken agent config stops the run here, not in every episode
+                agent_config_of(config)
+            except ResearchGymError as exc:
+                _fail(str(exc))
         run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{config.run_id[:6]}"
         runner_factory = lambda on_event: Runner(run_dir, config, on_event=on_event, executor=executor,  # noqa: E731
                                                  ray_address=address, eval_secret=eval_secret)

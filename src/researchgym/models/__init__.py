@@ -41,10 +41,24 @@ def create_model(name: str, **kwargs: Any) -> Model:
 
         return HumanModel()
     if ":" in name and not name.startswith(("http:", "https:")):
-        return load_object(name)(**kwargs)
+        return _construct(load_object(name), kwargs)
     from researchgym.models.litellm_model import LiteLLMModel
 
     return LiteLLMModel(name, **kwargs)
+
+
+def _construct(factory: Any, kwargs: dict[str, Any]) -> Model:
+    """A user's model class gets the settings its constructor takes (all, if it takes **kwargs)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return factory(**kwargs)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return factory(**kwargs)
+    names = {p.name for p in parameters}
+    return factory(**{k: v for k, v in kwargs.items() if k in names})
 
 
 def _only(kwargs: dict[str, Any], *keys: str) -> dict[str, Any]:

@@ -56,6 +56,10 @@ class RunConfig:
     max_steps: int | None = None
     cost_limit: float | None = None
     api_base: str | None = None
+    #: Sampling temperature for every model (over the agent config's), and the agent config
+    #: file (an absolute path): both reach every episode, whichever path plays it.
+    temperature: float | None = None
+    agent_config: str | None = None
     max_episodes: int | None = None
     max_sandboxes: int | None = None
     max_calls_per_provider: int = 8
@@ -226,20 +230,42 @@ class Runner:
             self._emit("finished", plan, outcome["result"])
 
 
+def agent_config_of(config: RunConfig) -> Any:
+    """The agent configuration every model-driven episode of the run gets: the defaults, the
+    run's agent config file, then --cost-limit and --temperature on top."""
+    from researchgym.agents.config import load_agent_config
+
+    overrides: dict[str, Any] = {}
+    if config.cost_limit is not None:
+        overrides["limits"] = {"cost_usd": config.cost_limit}
+    if config.temperature is not None:
+        overrides["model"] = {"temperature": config.temperature}
+    return load_agent_config(config.agent_config, **overrides)
+
+
+def model_kwargs(name: str, settings: Any, api_base: str | None) -> dict[str, Any]:
+    """What a model's constructor gets from the agent config's model settings and --api-base
+    (the one rule for single episodes and runs alike): local models take the temperature and
+    output cap; replays and the human ignore them; API models also get top_p and the server."""
+    kwargs: dict[str, Any] = {"temperature": settings.temperature, "max_output_tokens": settings.max_output_tokens}
+    if name.startswith(("local/", "replay:")) or name == "human":
+        return kwargs
+    kwargs["top_p"] = settings.top_p
+    if api_base:
+        kwargs["api_base"] = api_base
+    return kwargs
+
+
 def make_agent(method: Method, config: RunConfig, gate: Callable[[str], threading.Semaphore] | None = None) -> Any:
+    """The one factory of agents (the command line's single episode uses it too)."""
     from researchgym.agents import create_agent
 
     if method.model is None:
         return create_agent(method.agent)
-    from researchgym.agents.config import load_agent_config
     from researchgym.models import create_model
 
-    overrides = {"limits": {"cost_usd": config.cost_limit}} if config.cost_limit else {}
-    agent_config = load_agent_config(**overrides)
-    kwargs: dict[str, Any] = {}
-    if config.api_base and not method.model.startswith(("local/", "replay:", "human")) and ":" not in method.model:
-        kwargs["api_base"] = config.api_base
-    model = create_model(method.model, **kwargs)
+    agent_config = agent_config_of(config)
+    model = create_model(method.model, **model_kwargs(method.model, agent_config.model, config.api_base))
     if gate is not None:
         model = _LimitedModel(model, gate(method.model))
     return create_agent(method.agent, model=model, config=agent_config)
