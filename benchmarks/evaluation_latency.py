@@ -21,7 +21,6 @@ import warnings
 
 import researchgym
 
-
 #: A strategy.py whose row_strategy costs next to nothing, per task.
 CONSTANT = {"blotto": "[20, 20, 20, 20, 20, 20]"}
 

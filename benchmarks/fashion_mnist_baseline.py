@@ -13,12 +13,15 @@ from researchgym.runs.episode import run_episode
 
 def main() -> None:
     started = time.perf_counter()
-    result = run_episode(researchgym.make("imageClassificationFMnist"), researchgym.agents.create_agent("baseline"),
-                         seed=0)
+    result = run_episode(
+        researchgym.make("imageClassificationFMnist"), researchgym.agents.create_agent("baseline"), seed=0
+    )
     elapsed = time.perf_counter() - started
     validation = result.scores[0].get("validation", {}).get("value")
-    print(f"exit status {result.exit_status}; validation accuracy {validation}; test accuracy {result.final_score}; "
-          f"{elapsed:.0f} s (TASKS.md: configured 0.7835, re-runs 0.848 on a GPU)")
+    print(
+        f"exit status {result.exit_status}; validation accuracy {validation}; test accuracy {result.final_score}; "
+        f"{elapsed:.0f} s (TASKS.md: configured 0.7835, re-runs 0.848 on a GPU)"
+    )
 
 
 if __name__ == "__main__":

@@ -28,11 +28,19 @@ from researchgym.runs.store import Store
 
 #: The task names MLGym's published tables use -> MLGym task ids.
 TABLE_NAMES = {
-    "House Price": "regressionKaggleHousePrice", "3-SAT": "3SATTime", "CIFAR-10": "imageClassificationCifar10",
-    "Fashion MNIST": "imageClassificationFMnist", "MS-COCO": "imageCaptioningCOCO",
-    "Language Modeling": "languageModelingFineWeb", "MNLI": "naturalLanguageInferenceMNLI",
-    "Battle of Sexes": "battleOfSexes", "Prisoners Dilemma": "prisonersDilemma", "Blotto": "blotto",
-    "Breakout": "rlBreakoutMinAtar", "Meta Maze": "rlMetaMazeMisc", "Mountain Car Continuous": "rlMountainCarContinuous",
+    "House Price": "regressionKaggleHousePrice",
+    "3-SAT": "3SATTime",
+    "CIFAR-10": "imageClassificationCifar10",
+    "Fashion MNIST": "imageClassificationFMnist",
+    "MS-COCO": "imageCaptioningCOCO",
+    "Language Modeling": "languageModelingFineWeb",
+    "MNLI": "naturalLanguageInferenceMNLI",
+    "Battle of Sexes": "battleOfSexes",
+    "Prisoners Dilemma": "prisonersDilemma",
+    "Blotto": "blotto",
+    "Breakout": "rlBreakoutMinAtar",
+    "Meta Maze": "rlMetaMazeMisc",
+    "Mountain Car Continuous": "rlMountainCarContinuous",
 }
 TOLERANCE = 0.0005  # the tables round to 3 decimals
 
@@ -46,10 +54,14 @@ def compare_aup(run_dir: Path, table: Path, with_trajectory_only: bool = False) 
     paper = {row["Model"]: row for row in read_csv(table)}
     models = [m for m in paper if m != "baseline"]
     ours = mlgym_aup(run_dir, models, with_trajectory_only=with_trajectory_only)
-    print(f"\n{table.name}: {len(models)} models, {ours['episodes']} episodes"
-          + (" (runs without a .traj file left out)" if with_trajectory_only else ""))
-    print(f"  {'model':26s} {'best attempt: ours':>18s} {'paper':>7s} {'diff':>7s}   "
-          f"{'best submission: ours':>21s} {'paper':>7s} {'diff':>7s}")
+    print(
+        f"\n{table.name}: {len(models)} models, {ours['episodes']} episodes"
+        + (" (runs without a .traj file left out)" if with_trajectory_only else "")
+    )
+    print(
+        f"  {'model':26s} {'best attempt: ours':>18s} {'paper':>7s} {'diff':>7s}   "
+        f"{'best submission: ours':>21s} {'paper':>7s} {'diff':>7s}"
+    )
     same = differ = 0
     for model in paper:
         row = [model]
@@ -60,7 +72,11 @@ def compare_aup(run_dir: Path, table: Path, with_trajectory_only: bool = False) 
                 same += 1
             else:
                 differ += 1
-            row += [f"{mine:.3f}" if mine is not None else "-", f"{theirs:.3f}", f"{diff:+.3f}" if diff is not None else "-"]
+            row += [
+                f"{mine:.3f}" if mine is not None else "-",
+                f"{theirs:.3f}",
+                f"{diff:+.3f}" if diff is not None else "-",
+            ]
         print(f"  {row[0]:26s} {row[1]:>18s} {row[2]:>7s} {row[3]:>7s}   {row[4]:>21s} {row[5]:>7s} {row[6]:>7s}")
     return same, differ, models
 
@@ -81,8 +97,10 @@ def compare_scores(run_dir: Path, tables: Path, suffix: str, models: list[str], 
                 mine = None if mine is None else round(mine, 3)
                 if (mine is None) != (theirs is None) or (mine is not None and abs(mine - theirs) > 0.0015):
                     cells.append(f"{row['Task']} / {model}: ours {mine}, paper {theirs}")
-        print(f"  {path.name}: {len(cells)} of {len(models) + 1} x {len(TABLE_NAMES)} cells differ"
-              + (":" if cells else ""))
+        print(
+            f"  {path.name}: {len(cells)} of {len(models) + 1} x {len(TABLE_NAMES)} cells differ"
+            + (":" if cells else "")
+        )
         for cell in cells:
             print(f"    {cell}")
 
@@ -102,8 +120,10 @@ def main() -> int:
         started = time.perf_counter()
         report = import_mlgym(args.mlgym, run_dir)
         seconds = time.perf_counter() - started
-        print(f"import: {report.imported} episodes imported, {report.already_there} already there, "
-              f"{report.skipped} skipped, in {seconds:.1f}s -> {report.run_dir}")
+        print(
+            f"import: {report.imported} episodes imported, {report.already_there} already there, "
+            f"{report.skipped} skipped, in {seconds:.1f}s -> {report.run_dir}"
+        )
         for warning in report.warnings:
             print(f"  warning: {warning}")
         store = Store(report.run_dir)

@@ -59,9 +59,16 @@ ACI = {"open", "goto", "scroll_up", "scroll_down", "create", "edit", "insert", "
 EXITS = {"exit_context", "exit_cost", "exit_error", "exit_format", "exit_api", "exit_forfeit", "skip"}
 WORKSPACE = "/home/agent/workspace"
 _FAIL_LINE = re.compile(r"^\s*(Usage|Error|No file open|File .* not found$)", re.MULTILINE)
-_FAIL_TEXT = ("Malformed edit command", "command not found", "No such file or directory",
-              "Traceback (most recent call last)", "EXECUTION TIMED OUT", "syntax error near unexpected token",
-              "syntax error: unexpected end of file", "The file is larger than 20000 characters")
+_FAIL_TEXT = (
+    "Malformed edit command",
+    "command not found",
+    "No such file or directory",
+    "Traceback (most recent call last)",
+    "EXECUTION TIMED OUT",
+    "syntax error near unexpected token",
+    "syntax error: unexpected end of file",
+    "The file is larger than 20000 characters",
+)
 _HEADER = re.compile(r"^\[File: (?P<path>.+) \((?P<total>\d+) lines total\)\]$", re.MULTILINE)
 _NUMBERED = re.compile(r"^\s*(\d+):(.*)$")
 
@@ -87,7 +94,7 @@ def shown_window(observation: str) -> tuple[str, int, dict[int, str]] | None:
         return None
     header = headers[-1]
     shown: dict[int, str] = {}
-    for line in observation[header.end():].split("\n")[1:]:
+    for line in observation[header.end() :].split("\n")[1:]:
         match = _NUMBERED.match(line)
         if match:
             shown[int(match.group(1))] = match.group(2)
@@ -103,7 +110,7 @@ def compare_file(env, window: tuple[str, int, dict[int, str]]) -> str | None:
     path, total, shown = window
     if not path.startswith(WORKSPACE + "/") or path.startswith(WORKSPACE + "/data/"):
         return None  # outside the workspace, or the task's data (researchgym builds its own)
-    ours = env.workspace / path[len(WORKSPACE) + 1:]
+    ours = env.workspace / path[len(WORKSPACE) + 1 :]
     try:
         data = ours.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -144,7 +151,7 @@ def recorded_starters(steps: list[dict]) -> dict[str, str]:
         if window is None:
             continue
         path, total, shown = window
-        rel = path[len(WORKSPACE) + 1:] if path.startswith(WORKSPACE + "/") else None
+        rel = path[len(WORKSPACE) + 1 :] if path.startswith(WORKSPACE + "/") else None
         if rel and rel not in found and total > 0 and sorted(shown) == list(range(1, total + 1)):
             found[rel] = "\n".join(shown[i] for i in range(1, total + 1)) + "\n"
     return found
@@ -194,9 +201,12 @@ def replay(mlgym: Path, traj: Path, task: str, timeout: int, run_validate: bool,
     data = json.loads(traj.read_text())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        env = researchgym.make(task, footer=False, window=100,
-                               limits={"max_steps": 100_000, "command_timeout_s": timeout,
-                                       "training_timeout_s": timeout})
+        env = researchgym.make(
+            task,
+            footer=False,
+            window=100,
+            limits={"max_steps": 100_000, "command_timeout_s": timeout, "training_timeout_s": timeout},
+        )
         env.reset(seed=0)
     try:
         setup_workspace(env, mlgym, task, data["trajectory"])
@@ -240,8 +250,11 @@ def replay(mlgym: Path, traj: Path, task: str, timeout: int, run_validate: bool,
             if reason:
                 key = (name, reason)
                 if key not in causes:
-                    causes[key] = [0, f"{traj.parent.name} step {index}: {action.splitlines()[0][:80]!r} -> "
-                                      f"{observation.strip().splitlines()[0][:100] if observation.strip() else ''!r}"]
+                    causes[key] = [
+                        0,
+                        f"{traj.parent.name} step {index}: {action.splitlines()[0][:80]!r} -> "
+                        f"{observation.strip().splitlines()[0][:100] if observation.strip() else ''!r}",
+                    ]
                 causes[key][0] += 1
             if terminated or truncated:
                 break
@@ -259,7 +272,9 @@ def _last_error(observation: str) -> str:
 
 
 def _ratio(counts: collections.Counter, interface: bool) -> str:
-    same, different = (counts["interface", True], counts["interface", False]) if interface else (counts[True], counts[False])
+    same, different = (
+        (counts["interface", True], counts["interface", False]) if interface else (counts[True], counts[False])
+    )
     return f"{same}/{same + different} = {same / max(same + different, 1):.2%}"
 
 
@@ -283,8 +298,11 @@ def main() -> None:
             runs = runs[: args.per_task]
         for number, traj in enumerate(runs, 1):
             replay(mlgym, traj, task, args.timeout, args.run_validate, tally, causes, counted)
-            print(f"  {task}: {number}/{len(runs)} trajectories, {sum(tally[task].values())} actions "
-                  f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+            print(
+                f"  {task}: {number}/{len(runs)} trajectories, {sum(tally[task].values())} actions "
+                f"({time.perf_counter() - started:.0f} s)",
+                file=sys.stderr,
+            )
     print(f"\nMLGym actions replayed in researchgym ({time.perf_counter() - started:.0f} s)\n")
     print(f"{'task':<28}{'interface commands':>26}{'all actions run':>26}   not run")
     total = collections.Counter()

@@ -56,8 +56,10 @@ def main() -> None:
         direct = direct_scores(args.checkout / "data" / game, 6)
         spread = statistics.stdev(direct)
         mean = statistics.fmean(ours)
-        print(f"{game:<18}{spec.baseline_score:>12.5f}{mean:>13.5f}{spread:>17.5f}"
-              f"{(mean - spec.baseline_score) / spread:>11.2f}")
+        print(
+            f"{game:<18}{spec.baseline_score:>12.5f}{mean:>13.5f}{spread:>17.5f}"
+            f"{(mean - spec.baseline_score) / spread:>11.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -48,16 +48,41 @@ def bare_round_trip() -> list[float]:
 def main() -> None:
     warnings.simplefilter("ignore")
     corpus = Path(tempfile.mkdtemp(prefix="researchgym-bench-corpus-"))
-    topics = ["residual networks", "attention", "gradient boosting", "reinforcement learning", "diffusion models",
-              "graph neural networks", "contrastive learning", "bayesian optimisation", "pruning", "distillation"]
+    topics = [
+        "residual networks",
+        "attention",
+        "gradient boosting",
+        "reinforcement learning",
+        "diffusion models",
+        "graph neural networks",
+        "contrastive learning",
+        "bayesian optimisation",
+        "pruning",
+        "distillation",
+    ]
     with (corpus / "papers.jsonl").open("w") as out:
         for number in range(CORPUS_PAPERS):
             topic = topics[number % len(topics)]
-            out.write(json.dumps({"title": f"On {topic}, part {number}", "year": 2000 + number % 25,
-                                  "abstract": f"We study {topic} in setting {number} and report results. " * 8}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "title": f"On {topic}, part {number}",
+                        "year": 2000 + number % 25,
+                        "abstract": f"We study {topic} in setting {number} and report results. " * 8,
+                    }
+                )
+                + "\n"
+            )
     started = time.perf_counter()
-    env = researchgym.make("battleOfSexes", footer=True, limits={"max_steps": 10_000}, research_tools={
-        "memory": {"enabled": True}, "literature": {"enabled": True, "corpus": str(corpus), "offline": True}})
+    env = researchgym.make(
+        "battleOfSexes",
+        footer=True,
+        limits={"max_steps": 10_000},
+        research_tools={
+            "memory": {"enabled": True},
+            "literature": {"enabled": True, "corpus": str(corpus), "offline": True},
+        },
+    )
     load_s = time.perf_counter() - started
     env.reset(seed=0)
     print(f"researchgym research tools through env.step (bwrap), p50 of {RUNS} runs")

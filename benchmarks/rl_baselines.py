@@ -32,9 +32,14 @@ def run(task_id: str) -> dict:
     if "validation" not in entry or info["exit_status"] != "submitted":
         raise SystemExit(f"{task_id}: training or scoring failed:\n{trained[-3000:]}\n{validated}\n{info['scores']}")
     last_lines = [line for line in trained.splitlines() if line.strip() and not line.startswith("(Current step")][-7:]
-    return {"task": task_id, "train_s": train_s, "training_tail": "\n".join(last_lines),
-            "validation": entry["validation"]["metrics"], "test": info["scores"][-1]["test"]["metrics"],
-            "spec": env.task}
+    return {
+        "task": task_id,
+        "train_s": train_s,
+        "training_tail": "\n".join(last_lines),
+        "validation": entry["validation"]["metrics"],
+        "test": info["scores"][-1]["test"]["metrics"],
+        "spec": env.task,
+    }
 
 
 def record(result: dict) -> None:
@@ -42,9 +47,11 @@ def record(result: dict) -> None:
     spec = result["spec"]
     path = spec.source_dir / "task.cpu.yaml"
     test = result["test"]
-    block = (f"baseline:\n  scores:  # measured by benchmarks/rl_baselines.py (test seeds, 2 CPU cores, "
-             f"training {result['train_s']:.0f} s)\n"
-             f"    - Reward Mean: {test['Reward Mean']:.7g}\n      Reward Std: {test['Reward Std']:.7g}\n")
+    block = (
+        f"baseline:\n  scores:  # measured by benchmarks/rl_baselines.py (test seeds, 2 CPU cores, "
+        f"training {result['train_s']:.0f} s)\n"
+        f"    - Reward Mean: {test['Reward Mean']:.7g}\n      Reward Std: {test['Reward Std']:.7g}\n"
+    )
     text = path.read_text()
     new, count = re.subn(r"baseline:\n(?:  .*\n)+", block, text, count=1)
     if count != 1:
@@ -62,10 +69,15 @@ def main() -> None:
         result = run(task_id)
         validation, test = result["validation"], result["test"]
         print(f"== {task_id}: training {result['train_s']:.0f} s (5 runs)\n{result['training_tail']}")
-        print(f"validation Reward Mean {validation['Reward Mean']:.4f} (std {validation['Reward Std']:.4f}, "
-              f"per checkpoint {validation['checkpoint_means']})")
-        print(f"test       Reward Mean {test['Reward Mean']:.4f} (std {test['Reward Std']:.4f}, "
-              f"per checkpoint {test['checkpoint_means']})", flush=True)
+        print(
+            f"validation Reward Mean {validation['Reward Mean']:.4f} (std {validation['Reward Std']:.4f}, "
+            f"per checkpoint {validation['checkpoint_means']})"
+        )
+        print(
+            f"test       Reward Mean {test['Reward Mean']:.4f} (std {test['Reward Std']:.4f}, "
+            f"per checkpoint {test['checkpoint_means']})",
+            flush=True,
+        )
         if args.record:
             record(result)
 

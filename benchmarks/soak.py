@@ -27,15 +27,23 @@ from researchgym.env import ResearchEnv
 from researchgym.models.scripted import ScriptedModel
 from researchgym.runs.episode import run_episode
 
-ACTIONS = ["echo step {n}", "ls -la", "python3 -c 'print(sum(range(1000)))'", "cat notes.txt 2>/dev/null | wc -l",
-           "echo {n} >> notes.txt", "sleep 0.05 &", "true"]
+ACTIONS = [
+    "echo step {n}",
+    "ls -la",
+    "python3 -c 'print(sum(range(1000)))'",
+    "cat notes.txt 2>/dev/null | wc -l",
+    "echo {n} >> notes.txt",
+    "sleep 0.05 &",
+    "true",
+]
 
 
 def soak_task(root: Path, steps: int) -> Path:
     folder = root / "soak"
     (folder / "eval").mkdir(parents=True)
-    (folder / "eval" / "evaluate.py").write_text('print(\'{"score": 1.0}\')\n')
-    (folder / "task.yaml").write_text(textwrap.dedent(f"""\
+    (folder / "eval" / "evaluate.py").write_text("print('{\"score\": 1.0}')\n")
+    (folder / "task.yaml").write_text(
+        textwrap.dedent(f"""\
         id: soak
         name: Soak
         description: Take many small steps, then submit.
@@ -43,7 +51,8 @@ def soak_task(root: Path, steps: int) -> Path:
         metric: {{name: score, direction: maximize}}
         baseline: {{scores: [{{score: 1.0}}]}}
         limits: {{max_steps: {steps + 5}}}
-        """))
+        """)
+    )
     return folder
 
 
@@ -113,11 +122,14 @@ def main() -> int:
         after_waves.append(after)
         good = sum(o == f"submitted {args.steps}" for o in outcomes)
         steps = args.episodes * args.steps
-        print(f"wave {number}: {seconds:.1f} s, {steps / seconds:.0f} steps/s, {good}/{args.episodes} episodes "
-              f"submitted after {args.steps} steps; after: {after}")
+        print(
+            f"wave {number}: {seconds:.1f} s, {steps / seconds:.0f} steps/s, {good}/{args.episodes} episodes "
+            f"submitted after {args.steps} steps; after: {after}"
+        )
         if good != args.episodes:
-            leaks.append(f"wave {number}: {args.episodes - good} episodes did not end as scripted: "
-                         f"{sorted(set(outcomes))[:3]}")
+            leaks.append(
+                f"wave {number}: {args.episodes - good} episodes did not end as scripted: {sorted(set(outcomes))[:3]}"
+            )
         for key in ("fds", "threads", "children", "tmp_dirs", "cgroups"):
             if after[key] > before[key]:
                 leaks.append(f"wave {number}: {key} {before[key]} -> {after[key]}")
@@ -126,8 +138,11 @@ def main() -> int:
         print(f"resident memory from the first wave to the last: {growth:+.1f} MiB")
         if growth > 50:
             leaks.append(f"resident memory grew {growth:.1f} MiB between waves")
-    print("LEAKS: " + "; ".join(leaks) if leaks else "no leaks: descriptors, threads, processes, temporary "
-                                                         "folders and cgroups back to where they started")
+    print(
+        "LEAKS: " + "; ".join(leaks)
+        if leaks
+        else "no leaks: descriptors, threads, processes, temporary folders and cgroups back to where they started"
+    )
     return 1 if leaks else 0
 
 

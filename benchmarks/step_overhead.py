@@ -78,7 +78,7 @@ def time_stateless_bwrap() -> list[float]:
     with tempfile.TemporaryDirectory(prefix="rg-bench-ws-") as workspace:
         box = BwrapSandbox(SandboxSpec(workspace=Path(workspace)))  # keep alive: it owns the /etc files
         argv = box.argv()
-        assert argv[-len(BASH):] == BASH, argv[-len(BASH):]
+        assert argv[-len(BASH) :] == BASH, argv[-len(BASH) :]
         argv = argv[: -len(BASH)] + ["/bin/true"]
         subprocess.run(argv, check=True)  # warm-up
         samples = []
@@ -94,8 +94,10 @@ def verdict(value: float, target: float) -> str:
 
 
 def main() -> None:
-    print(f"researchgym {researchgym.__version__} step overhead: task {TASK}, python {platform.python_version()}, "
-          f"{os.cpu_count()} cpus, kernel {platform.release()}")
+    print(
+        f"researchgym {researchgym.__version__} step overhead: task {TASK}, python {platform.python_version()}, "
+        f"{os.cpu_count()} cpus, kernel {platform.release()}"
+    )
     rows: list[tuple[str, float, float, str]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LocalSandboxWarning)

@@ -25,8 +25,9 @@ from researchgym.runs.runner import Method, RunConfig, Runner
 def tiny_task(root: Path) -> Path:
     folder = root / "instant"
     (folder / "eval").mkdir(parents=True)
-    (folder / "eval" / "evaluate.py").write_text('print(\'{"score": 1.0}\')\n')
-    (folder / "task.yaml").write_text(textwrap.dedent("""\
+    (folder / "eval" / "evaluate.py").write_text("print('{\"score\": 1.0}')\n")
+    (folder / "task.yaml").write_text(
+        textwrap.dedent("""\
         id: instant
         name: Instant
         description: Do nothing, then submit.
@@ -34,7 +35,8 @@ def tiny_task(root: Path) -> Path:
         metric: {name: score, direction: maximize}
         baseline: {scores: [{score: 1.0}]}
         limits: {max_steps: 100}
-        """))
+        """)
+    )
     return folder
 
 
@@ -50,14 +52,25 @@ def main() -> None:
     task = str(tiny_task(root))
     method = Method("react", "researchgym.models.scripted:SleepingModel")
     ideal_s = args.calls * args.sleep
-    print(f"throughput: {args.calls} calls of {args.sleep:g}s per episode (ideal {ideal_s:g}s), {args.waves} waves, "
-          f"{os.cpu_count()} cpus\n")
-    print(f"{'executor':10} {'at once':>8} {'episodes':>8} {'wall s':>8} {'eps/min':>8} {'ideal/min':>10} {'efficiency':>10}")
+    print(
+        f"throughput: {args.calls} calls of {args.sleep:g}s per episode (ideal {ideal_s:g}s), {args.waves} waves, "
+        f"{os.cpu_count()} cpus\n"
+    )
+    print(
+        f"{'executor':10} {'at once':>8} {'episodes':>8} {'wall s':>8} {'eps/min':>8} "
+        f"{'ideal/min':>10} {'efficiency':>10}"
+    )
     cases = [("local", n) for n in (1, 8, 32, 64)] + ([("ray", 8)] if args.ray else [])
     for executor, n in cases:
         total = n * args.waves
-        config = RunConfig(tasks=[task], methods=[method], seeds=list(range(total)), max_episodes=n,
-                           max_sandboxes=n, max_calls_per_provider=n)
+        config = RunConfig(
+            tasks=[task],
+            methods=[method],
+            seeds=list(range(total)),
+            max_episodes=n,
+            max_sandboxes=n,
+            max_calls_per_provider=n,
+        )
         started = time.perf_counter()
         counts = Runner(root / f"{executor}-{n}", config, executor=executor).run()
         wall = time.perf_counter() - started

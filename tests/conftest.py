@@ -29,8 +29,9 @@ def make_sandbox(workspace: Path):
         limits = spec_kwargs.pop("limits", Limits(command_timeout_s=10))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            box = create_sandbox(provider, SandboxSpec(workspace=spec_kwargs.pop("workspace", workspace),
-                                                       limits=limits, **spec_kwargs))
+            box = create_sandbox(
+                provider, SandboxSpec(workspace=spec_kwargs.pop("workspace", workspace), limits=limits, **spec_kwargs)
+            )
         box.start()
         boxes.append(box)
         return box
@@ -80,15 +81,18 @@ def write_task(root: Path, *, hidden_secret: bool = True, extra_yaml: str = "") 
     (task / "data" / "answers.csv").write_text("y\n8\n10\n")
     (task / "data" / "val_answers.csv").write_text("y\n8\n10\n")
     (task / "eval" / "secret.txt").write_text("TOP-SECRET-LABELS\n")
-    (task / "starter" / "solve.py").write_text(textwrap.dedent("""\
+    (task / "starter" / "solve.py").write_text(
+        textwrap.dedent("""\
         import csv
         rows = list(csv.DictReader(open("data/test.csv")))
         with open("submission.csv", "w") as out:
             out.write("y\\n")
             for row in rows:
                 out.write(f"{int(row['x']) * 2}\\n")
-        """))
-    (task / "eval" / "evaluate.py").write_text(textwrap.dedent("""\
+        """)
+    )
+    (task / "eval" / "evaluate.py").write_text(
+        textwrap.dedent("""\
         import csv, json, os, sys
         print("a stray warning line that must not break scoring")
         split = os.environ["RESEARCHGYM_SPLIT"]
@@ -105,13 +109,16 @@ def write_task(root: Path, *, hidden_secret: bool = True, extra_yaml: str = "") 
             print(json.dumps({"error": "no submission.csv"})); sys.exit(1)
         hits = sum(abs(p - t) < 1e-9 for p, t in zip(pred, truth))
         print(json.dumps({"accuracy": hits / len(truth), "split": split, "saw_test_labels": saw_test_labels}))
-        """))
+        """)
+    )
     hidden = (
         "hidden_files: [{path: eval/secret.txt, splits: [validation, test]}, data/answers.csv,\n"
         "               {path: data/val_answers.csv, splits: [validation]}]"
-        if hidden_secret else "hidden_files: []"
+        if hidden_secret
+        else "hidden_files: []"
     )
-    (task / "task.yaml").write_text(textwrap.dedent(f"""\
+    (task / "task.yaml").write_text(
+        textwrap.dedent(f"""\
         id: tiny
         name: Tiny
         domain: testing
@@ -143,7 +150,9 @@ def write_task(root: Path, *, hidden_secret: bool = True, extra_yaml: str = "") 
           max_steps: 5
           command_timeout_s: 10
           training_timeout_s: 30
-        """) + extra_yaml)
+        """)
+        + extra_yaml
+    )
     return task
 
 

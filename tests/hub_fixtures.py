@@ -41,8 +41,10 @@ def write_cifar10(mirror: Path, *, train: int = 200, test: int = 50, seed: int =
     features = Features({"img": Image(), "label": ClassLabel(names=CIFAR10_CLASSES)})
     for split, count in (("train", train), ("test", test)):
         labels = rng.integers(0, 10, size=count)
-        images = [PILImage.fromarray(np.clip(rng.normal(palette[k], 25, size=(32, 32, 3)), 0, 255).astype(np.uint8))
-                  for k in labels]
+        images = [
+            PILImage.fromarray(np.clip(rng.normal(palette[k], 25, size=(32, 32, 3)), 0, 255).astype(np.uint8))
+            for k in labels
+        ]
         path = repo / "plain_text" / f"{split}-00000-of-00001.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         Dataset.from_dict({"img": images, "label": labels.tolist()}, features=features).to_parquet(str(path))

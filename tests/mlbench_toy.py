@@ -1,12 +1,12 @@
 """A tiny real git repository for the ML-Bench tests: an argparse training script and a small
-library for Python tasks at a pinned commit, and a later commit that breaks it (so a checkout of HEAD would be caught)."""
+library for Python tasks at a pinned commit, and a later commit that breaks it (so a checkout of
+HEAD would be caught)."""
 
 from __future__ import annotations
 
 import subprocess
 import textwrap
 from pathlib import Path
-
 
 TRAIN = textwrap.dedent('''
     """Train a toy model."""
@@ -67,5 +67,3 @@ def make_toy_repo(origin: Path) -> str:
     (origin / "examples" / "train.py").write_text("raise SystemExit('a later commit broke it')\n")
     _git(origin, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "second")
     return commit
-
-

@@ -44,7 +44,7 @@ class ChatServer:
     def api_base(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
-    def start(self) -> "ChatServer":
+    def start(self) -> ChatServer:
         self._thread.start()
         return self
 
@@ -106,19 +106,29 @@ class ChatServer:
                     self._send(fault.status, {"error": {"message": fault.message, "type": kind, "code": code}}, headers)
                     return
                 if reply is None:
-                    self._send(500, {"error": {"message": "the test server has no scripted reply left", "type": "server_error"}})
+                    self._send(
+                        500,
+                        {"error": {"message": "the test server has no scripted reply left", "type": "server_error"}},
+                    )
                     return
                 prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in payload.get("messages", []))
                 completion_tokens = server.completion_tokens or max(1, len(reply.split()))
-                self._send(200, {
-                    "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": payload.get("model", "test-model"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": reply}}],
-                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                              "total_tokens": prompt_tokens + completion_tokens},
-                })
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": payload.get("model", "test-model"),
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}
+                        ],
+                        "usage": {
+                            "prompt_tokens": prompt_tokens,
+                            "completion_tokens": completion_tokens,
+                            "total_tokens": prompt_tokens + completion_tokens,
+                        },
+                    },
+                )
 
         return Handler

@@ -32,8 +32,9 @@ class _Scripted:
         command = commands[min(self.turn, len(commands) - 1)]
         self.turn += 1
         text = f"Next step.\n```\n{command}\n```"
-        return ModelResponse(text, sum(approx_tokens(m["content"]) for m in messages), approx_tokens(text), 0.001,
-                             self.name)
+        return ModelResponse(
+            text, sum(approx_tokens(m["content"]) for m in messages), approx_tokens(text), 0.001, self.name
+        )
 
     def estimate_input_cost(self, messages):
         return 0.0

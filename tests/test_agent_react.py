@@ -6,18 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
+from openai_server import ChatServer, Fault
 
 import researchgym
-from researchgym.eval_secrets import new_secret
 from researchgym.agents.budget import Budget
 from researchgym.agents.config import load_agent_config
 from researchgym.agents.react import ReactAgent, parse_reply
 from researchgym.errors import FormatError
+from researchgym.eval_secrets import new_secret
 from researchgym.models import create_model
 from researchgym.runs.episode import run_episode
 from researchgym.runs.trajectory import read_trajectory
-
-from openai_server import ChatServer, Fault
 
 
 def reply(command: str, thought: str = "I will do the next step.") -> str:
@@ -27,8 +26,10 @@ def reply(command: str, thought: str = "I will do the next step.") -> str:
 FIX_STRATEGY = [
     reply("cat strategy.py", "Let me read the starter strategy."),
     reply("open strategy.py"),
-    reply("edit 10:25\ndef row_strategy(history):\n    return 0\nend_of_edit",
-          "The column player follows our first move, so always playing 0 is best."),
+    reply(
+        "edit 10:25\ndef row_strategy(history):\n    return 0\nend_of_edit",
+        "The column player follows our first move, so always playing 0 is best.",
+    ),
     reply("validate"),
     reply("submit"),
 ]
@@ -43,8 +44,16 @@ def server():
 
 def make_agent(server: ChatServer, model: str = "openai/test-model", **config) -> ReactAgent:
     cfg = load_agent_config(**config)
-    llm = create_model(model, api_base=server.api_base, temperature=0.0, max_output_tokens=256,
-                       timeout_s=1.0, backoff_s=0.05, max_attempts=4, seed=0)
+    llm = create_model(
+        model,
+        api_base=server.api_base,
+        temperature=0.0,
+        max_output_tokens=256,
+        timeout_s=1.0,
+        backoff_s=0.05,
+        max_attempts=4,
+        seed=0,
+    )
     return ReactAgent(llm, cfg)
 
 
@@ -68,8 +77,13 @@ def test_full_episode_through_litellm_with_retries(server, tmp_path):
     assert len(server.requests) == 8
     assert server.requests[0]["temperature"] == 0.0 and server.requests[0]["max_tokens"] == 256
     steps = [r for r in read_trajectory(Path(result.trajectory)) if r["type"] == "step"]
-    assert [s["action"].split("\n")[0] for s in steps] == ["cat strategy.py", "open strategy.py", "edit 10:25",
-                                                            "validate", "submit"]
+    assert [s["action"].split("\n")[0] for s in steps] == [
+        "cat strategy.py",
+        "open strategy.py",
+        "edit 10:25",
+        "validate",
+        "submit",
+    ]
     first = steps[0]["model_turns"][0]
     assert first["response"] == FIX_STRATEGY[0] and first["retries"] == 3
     assert first["input_tokens"] > 100 and first["output_tokens"] == len(FIX_STRATEGY[0].split())
@@ -93,8 +107,13 @@ def test_api_errors_that_outlast_the_retries_end_the_episode(server):
 
 
 def test_context_overflow_ends_with_context_exceeded(server):
-    server.faults = [Fault(400, message="This model's maximum context length is 8192 tokens. "
-                                        "However, your messages resulted in 9000 tokens.")]
+    server.faults = [
+        Fault(
+            400,
+            message="This model's maximum context length is 8192 tokens. "
+            "However, your messages resulted in 9000 tokens.",
+        )
+    ]
     env = researchgym.make("battleOfSexes")
     result = run_episode(env, make_agent(server), seed=0)
     assert result.exit_status == "autosubmission (context_exceeded)"
@@ -181,7 +200,9 @@ def test_prompts_come_from_a_yaml_file_the_user_can_override(server, tmp_path):
     server.replies = [reply("submit")]
     llm = create_model("openai/test-model", api_base=server.api_base, max_attempts=1)
     run_episode(researchgym.make("battleOfSexes"), ReactAgent(llm, config), seed=0)
-    assert server.requests[0]["messages"][0]["content"].startswith("You are a careful researcher. Commands:\nopen <path>")
+    assert server.requests[0]["messages"][0]["content"].startswith(
+        "You are a careful researcher. Commands:\nopen <path>"
+    )
     bad = tmp_path / "bad.yaml"
     bad.write_text("max_format_retries: -1\n")
     with pytest.raises(Exception) as info:
@@ -192,11 +213,13 @@ def test_prompts_come_from_a_yaml_file_the_user_can_override(server, tmp_path):
 def test_replay_model_plays_back_a_trajectory(server, tmp_path):
     server.replies = list(FIX_STRATEGY)
     secret = new_secret()  # the same hidden test games in both episodes (as --eval-seed-file gives a run)
-    first = run_episode(researchgym.make("battleOfSexes", trajectory_dir=tmp_path / "a", eval_secret=secret),
-                        make_agent(server), seed=3)
+    first = run_episode(
+        researchgym.make("battleOfSexes", trajectory_dir=tmp_path / "a", eval_secret=secret), make_agent(server), seed=3
+    )
     replayed = ReactAgent(create_model(f"replay:{first.trajectory}"))
-    second = run_episode(researchgym.make("battleOfSexes", trajectory_dir=tmp_path / "b", eval_secret=secret),
-                         replayed, seed=3)
+    second = run_episode(
+        researchgym.make("battleOfSexes", trajectory_dir=tmp_path / "b", eval_secret=secret), replayed, seed=3
+    )
     assert second.exit_status == "submitted" and second.final_score == first.final_score
 
 
@@ -206,8 +229,21 @@ def test_cli_runs_a_model_through_an_openai_compatible_server(server, tmp_path):
     from researchgym.cli import app
 
     server.replies = list(FIX_STRATEGY)
-    result = CliRunner().invoke(app, ["run", "battleOfSexes", "--model", "openai/test-model", "--api-base",
-                                      server.api_base, "--out", str(tmp_path), "--seed", "3"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "battleOfSexes",
+            "--model",
+            "openai/test-model",
+            "--api-base",
+            server.api_base,
+            "--out",
+            str(tmp_path),
+            "--seed",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "agent react on openai/test-model" in result.output and "exit status: submitted" in result.output
     assert "model: 5 calls" in result.output and "some calls unpriced" in result.output
@@ -233,8 +269,13 @@ def test_human_model_reads_replies_from_the_terminal(tmp_path):
 
     exe = Path(sys.executable).parent / "researchgym"
     typed = "I will submit the starter strategy.\n```\nsubmit\n```\n.\n"
-    completed = subprocess.run([str(exe), "run", "battleOfSexes", "--model", "human", "--out", str(tmp_path),
-                                "--seed", "0"], input=typed, capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [str(exe), "run", "battleOfSexes", "--model", "human", "--out", str(tmp_path), "--seed", "0"],
+        input=typed,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert completed.returncode == 0, completed.stderr
     assert "exit status: submitted" in completed.stdout
     assert "your reply" in completed.stderr and "Battle of the Sexes" in completed.stderr
@@ -261,9 +302,24 @@ def test_temperature_and_agent_config_reach_every_episode(server, tmp_path, seve
     episodes = 2 if several else 1
     server.replies = list(FIX_STRATEGY) * episodes
     where = ["--seeds", "2", "--max-episodes", "1"] if several else ["--seed", "3"]
-    result = CliRunner().invoke(app, ["run", "battleOfSexes", "--model", "openai/test-model", "--api-base",
-                                      server.api_base, "--out", str(tmp_path / "out"), "--temperature", "0.7",
-                                      "--agent-config", str(config), *where])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "battleOfSexes",
+            "--model",
+            "openai/test-model",
+            "--api-base",
+            server.api_base,
+            "--out",
+            str(tmp_path / "out"),
+            "--temperature",
+            "0.7",
+            "--agent-config",
+            str(config),
+            *where,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(server.requests) == len(FIX_STRATEGY) * episodes
     for request in server.requests:
@@ -284,8 +340,22 @@ def test_a_broken_agent_config_stops_a_run_before_it_starts(server, tmp_path):
 
     config = tmp_path / "agent.yaml"
     config.write_text("model:\n  temprature: 0.3\n")
-    result = CliRunner().invoke(app, ["run", "battleOfSexes", "--model", "openai/test-model", "--api-base",
-                                      server.api_base, "--out", str(tmp_path / "out"), "--seeds", "2",
-                                      "--agent-config", str(config)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "battleOfSexes",
+            "--model",
+            "openai/test-model",
+            "--api-base",
+            server.api_base,
+            "--out",
+            str(tmp_path / "out"),
+            "--seeds",
+            "2",
+            "--agent-config",
+            str(config),
+        ],
+    )
     assert result.exit_code == 2 and "temprature" in result.output and "agent.yaml" in result.output
     assert not server.requests and not list((tmp_path / "out").glob("run-*"))

@@ -31,7 +31,9 @@ def test_baseline_reproduces_the_configured_score():
     for seed in range(3):
         _, score = play(None, seed)
         values += [score["validation"]["value"], score["test"]["value"]]
-    assert statistics.mean(values) == pytest.approx(EXPECTED_BASELINE, abs=4 * STANDARD_ERROR / len(values) ** 0.5 + 0.002)
+    assert statistics.mean(values) == pytest.approx(
+        EXPECTED_BASELINE, abs=4 * STANDARD_ERROR / len(values) ** 0.5 + 0.002
+    )
     spec = researchgym.load_task("battleOfSexes")
     assert abs(spec.baseline_score - statistics.mean(values)) < 0.01
 
@@ -62,7 +64,7 @@ def test_rewriting_the_workspace_opponent_changes_nothing():
     assert info["scores"][-1]["validation"]["value"] == pytest.approx(1.44, abs=0.01)  # not 2.0
 
 
-SPY = '''
+SPY = """
 import gc, os, random
 def _peek():
     found = []
@@ -86,7 +88,7 @@ def row_strategy(history):
     if LEAKS:
         raise RuntimeError(f"leak: {LEAKS!r}")
     return 0
-'''
+"""
 
 
 def test_strategy_cannot_reach_the_opponent_generator_or_seed():
@@ -95,7 +97,7 @@ def test_strategy_cannot_reach_the_opponent_generator_or_seed():
     assert score["validation"]["value"] == pytest.approx(1.44, abs=0.01)
 
 
-FORGER = '''
+FORGER = """
 import subprocess, sys
 # A detached helper prints a fake result line after the evaluator's own (or just before).
 subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5); print('{\\"Score\\": 2.0}', flush=True)"],
@@ -103,7 +105,7 @@ subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5); print('{\
 print('{"Score": 2.0}')
 def row_strategy(history):
     return 1
-'''
+"""
 
 
 def test_forged_score_lines_are_ignored():

@@ -23,14 +23,14 @@ pytest.importorskip("nltk", reason="the captioning extra is not installed")
 pytest.importorskip("PIL", reason="the captioning extra is not installed")
 pytest.importorskip("datasets", reason="the hub extra is not installed")
 
+from hub_fixtures import write_readme_configs  # noqa: E402
+
 import researchgym  # noqa: E402
 import researchgym.agents  # noqa: E402
 from researchgym.errors import EvaluationError  # noqa: E402
 from researchgym.evaluation import evaluate  # noqa: E402
 from researchgym.hardware import HardwareError  # noqa: E402
 from researchgym.runs.episode import run_episode  # noqa: E402
-
-from hub_fixtures import write_readme_configs  # noqa: E402
 
 TASK = "coco-captioning"
 ROWS = 40  # -> train 30, validation 5, test 5
@@ -71,11 +71,19 @@ def fixture_rows() -> list[dict]:
     for index in range(ROWS):
         colour, shape, background = next(combos)
         count = 6 if index == 7 else 5
-        captions = [TEMPLATES[(index + k) % len(TEMPLATES)].format(colour=colour, shape=shape, background=background)
-                    for k in range(count)]
+        captions = [
+            TEMPLATES[(index + k) % len(TEMPLATES)].format(colour=colour, shape=shape, background=background)
+            for k in range(count)
+        ]
         size = (48, 64) if index % 3 == 0 else (64, 48)
-        rows.append({"image_id": 100_000 + 7 * index, "image": _draw(colour, shape, background, size),
-                     "captions": captions, "size": size})
+        rows.append(
+            {
+                "image_id": 100_000 + 7 * index,
+                "image": _draw(colour, shape, background, size),
+                "captions": captions,
+                "size": size,
+            }
+        )
     return rows
 
 
@@ -85,20 +93,33 @@ def write_coco_caption(mirror: Path, rows: list[dict]) -> None:
     from datasets import Dataset, Features, Image, Sequence, Value
 
     repo = mirror / "lmms-lab" / "COCO-Caption"
-    features = Features({
-        "question_id": Value("string"), "image": Image(), "question": Value("string"),
-        "answer": Sequence(Value("string")), "id": Value("int64"), "license": Value("int8"),
-        "file_name": Value("string"), "coco_url": Value("string"), "height": Value("int32"),
-        "width": Value("int32"), "date_captured": Value("string"),
-    })
+    features = Features(
+        {
+            "question_id": Value("string"),
+            "image": Image(),
+            "question": Value("string"),
+            "answer": Sequence(Value("string")),
+            "id": Value("int64"),
+            "license": Value("int8"),
+            "file_name": Value("string"),
+            "coco_url": Value("string"),
+            "height": Value("int32"),
+            "width": Value("int32"),
+            "date_captured": Value("string"),
+        }
+    )
     names = [f"COCO_val2014_{row['image_id']:012d}.jpg" for row in rows]
     columns = {
-        "question_id": names, "image": [row["image"] for row in rows],
+        "question_id": names,
+        "image": [row["image"] for row in rows],
         "question": ["Provide a one-sentence caption for the provided image."] * len(rows),
-        "answer": [row["captions"] for row in rows], "id": [row["image_id"] for row in rows],
-        "license": [1] * len(rows), "file_name": names,
+        "answer": [row["captions"] for row in rows],
+        "id": [row["image_id"] for row in rows],
+        "license": [1] * len(rows),
+        "file_name": names,
         "coco_url": [f"http://images.cocodataset.org/val2014/{name}" for name in names],
-        "height": [row["size"][1] for row in rows], "width": [row["size"][0] for row in rows],
+        "height": [row["size"][1] for row in rows],
+        "width": [row["size"][0] for row in rows],
         "date_captured": ["2013-11-14 16:28:13"] * len(rows),
     }
     path = repo / "data" / "val-00000-of-00001.parquet"
@@ -118,9 +139,15 @@ def resnet50_state_dict() -> dict:
         state[f"{name}.weight"] = torch.randn(out, inp, k, k, generator=generator) * math.sqrt(2 / (inp * k * k))
 
     def norm(name, n):
-        state.update({f"{name}.weight": torch.ones(n), f"{name}.bias": torch.zeros(n),
-                      f"{name}.running_mean": torch.zeros(n), f"{name}.running_var": torch.ones(n),
-                      f"{name}.num_batches_tracked": torch.tensor(0)})
+        state.update(
+            {
+                f"{name}.weight": torch.ones(n),
+                f"{name}.bias": torch.zeros(n),
+                f"{name}.running_mean": torch.zeros(n),
+                f"{name}.running_var": torch.ones(n),
+                f"{name}.num_batches_tracked": torch.tensor(0),
+            }
+        )
 
     conv("conv1", 64, 3, 7)
     norm("bn1", 64)
@@ -178,8 +205,8 @@ def character_bleu(reference: str, hypothesis: str) -> float:
     ref, hyp = _normalised(reference), _normalised(hypothesis)
     logs = []
     for n in range(1, 5):
-        hyp_grams = Counter(hyp[i:i + n] for i in range(len(hyp) - n + 1))
-        ref_grams = Counter(ref[i:i + n] for i in range(len(ref) - n + 1))
+        hyp_grams = Counter(hyp[i : i + n] for i in range(len(hyp) - n + 1))
+        ref_grams = Counter(ref[i : i + n] for i in range(len(ref) - n + 1))
         matches = sum(min(count, ref_grams[gram]) for gram, count in hyp_grams.items())
         if matches == 0:
             return 0.0
@@ -238,8 +265,9 @@ def test_prepare_splits_the_hub_data_and_hides_the_test_captions(task, rows):
     assert set(train) | set(validation) | set(test) == set(source)  # ids from question_id, no extension
     for key, captions in {**train, **validation, **test}.items():
         assert sorted(captions) == sorted(source[key])  # the scoring reference is moved first, nothing lost
-    assert any(validation[key][0] != source[key][0] for key in validation) or \
-        any(test[key][0] != source[key][0] for key in test)  # the reference is drawn, not always the first
+    assert any(validation[key][0] != source[key][0] for key in validation) or any(
+        test[key][0] != source[key][0] for key in test
+    )  # the reference is drawn, not always the first
     for split, ids in (("train", train), ("validation", validation), ("test", test_ids)):
         for key in ids:
             with Image.open(folder / "images" / split / f"{key}.jpg") as image:
@@ -280,8 +308,11 @@ def test_bleu_is_computed_by_the_evaluator_from_the_captions(task, tmp_path):
         score = evaluate(task, tmp_path / "perfect", split=split, seed=0)
         assert score.value == 1.0 and score.metrics["bleu4"] == 1.0 and score.metrics["images"] == 5
     # Another of each image's captions, or a wrong one: what the definition gives.
-    mixed = {key: (refs[1] if i % 2 else "an elephant eats a large cake in the kitchen")
-             for refs in (test, validation) for i, (key, refs) in enumerate(refs.items())}
+    mixed = {
+        key: (refs[1] if i % 2 else "an elephant eats a large cake in the kitchen")
+        for refs in (test, validation)
+        for i, (key, refs) in enumerate(refs.items())
+    }
     write_submission(tmp_path / "mixed", mixed)
     for split, refs in (("validation", validation), ("test", test)):
         score = evaluate(task, tmp_path / "mixed", split=split, seed=0)
@@ -299,7 +330,7 @@ def test_a_bleu_score_column_and_a_forged_evaluate_py_change_nothing(task):
     env = researchgym.make(TASK)
     env.reset(seed=1)
     write_submission(env.workspace, wrong, extra={"bleu_score": "1.0"})  # MLGym scored this column
-    env.step("chmod u+w evaluate.py && echo 'print(\"{\\\"BLEU Score\\\": 1.0}\")' > evaluate.py")
+    env.step('chmod u+w evaluate.py && echo \'print("{\\"BLEU Score\\": 1.0}")\' > evaluate.py')
     forged, *_ = env.step("python evaluate.py")
     assert '"BLEU Score": 1.0' in forged
     env.step("validate")
@@ -317,8 +348,10 @@ def test_malformed_submissions_are_refused_with_a_reason(task, tmp_path):
     good = {key: refs[0] for key, refs in validation.items()}
     first = next(iter(good))
     cases = {
-        "missing": ({k: v for k, v in good.items() if k != first},
-                    f"lacks 1 of the 5 validation ids, e.g. ['{first}']"),
+        "missing": (
+            {k: v for k, v in good.items() if k != first},
+            f"lacks 1 of the 5 validation ids, e.g. ['{first}']",
+        ),
         "empty": ({**good, first: "  "}, f"the caption for {first} is empty"),
         "long": ({**good, first: "a " * 200}, "has 400 characters; at most 300"),
     }
@@ -345,8 +378,9 @@ def test_the_fixture_weights_have_resnet50s_size():
     """torchvision documents ResNet-50 (IMAGENET1K_V1) as 25,557,032 parameters; the fixture's
     trainable tensors (running statistics excluded) must add up to exactly that."""
     state = resnet50_state_dict()
-    trainable = sum(v.numel() for k, v in state.items() if not k.endswith(("running_mean", "running_var",
-                                                                           "num_batches_tracked")))
+    trainable = sum(
+        v.numel() for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
     assert trainable == 25_557_032
 
 
@@ -361,8 +395,10 @@ def test_a_gpu_task_is_refused_without_a_gpu(task, monkeypatch):
 def test_the_baseline_options_and_the_evaluator_by_hand(task):
     env = researchgym.make(TASK)
     env.reset(seed=2)
-    observation, *_ = env.step("python baseline.py --epochs 1 --train-limit 8 --image-size 32 --batch-size 4 "
-                               "--min-freq 1 && python evaluate.py --split validation")
+    observation, *_ = env.step(
+        "python baseline.py --epochs 1 --train-limit 8 --image-size 32 --batch-size 4 "
+        "--min-freq 1 && python evaluate.py --split validation"
+    )
     captions = read_submission(env.workspace / "submission.csv")
     env.close()
     assert "8 training images" in observation and "wrote submission.csv" in observation
@@ -391,8 +427,12 @@ def test_split_sizes_and_ids_whatever_the_source_fields():
         prepare.split_sizes(2)
     names = ["COCO_val2014_000000000001.jpg", "COCO_val2014_000000000002.jpg"]
     assert prepare.image_ids(Dataset.from_dict({"question_id": names, "file_name": ["x", "x"]})) == (
-        ["COCO_val2014_000000000001", "COCO_val2014_000000000002"], "question_id")
+        ["COCO_val2014_000000000001", "COCO_val2014_000000000002"],
+        "question_id",
+    )
     # question_id repeats (e.g. one row per question): the file name is used instead.
     assert prepare.image_ids(Dataset.from_dict({"question_id": ["q", "q"], "file_name": names}))[1] == "file_name"
     assert prepare.image_ids(Dataset.from_dict({"answer": [["a"]] * 12})) == (
-        [f"{i:02d}" for i in range(12)], "row index")
+        [f"{i:02d}" for i in range(12)],
+        "row index",
+    )

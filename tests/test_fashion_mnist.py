@@ -24,7 +24,9 @@ def test_dataset_splits_and_hidden_labels():
     assert np.bincount(np.load(folder / "answers" / "test_labels.npy")).tolist() == [1000] * 10
     env = researchgym.make(TASK)
     env.reset(seed=0)
-    listing, *_ = env.step("ls -R data; python -c \"import numpy; numpy.load('data/answers/test_labels.npy')\" 2>&1 | tail -1")
+    listing, *_ = env.step(
+        "ls -R data; python -c \"import numpy; numpy.load('data/answers/test_labels.npy')\" 2>&1 | tail -1"
+    )
     env.close()
     assert "test_labels" in listing and "No such file" in listing  # masked (only the error names it)
     assert "validation.npz" in listing
@@ -45,8 +47,8 @@ def test_baseline_agent_trains_the_full_recipe_end_to_end():
 def test_submissions_are_checked_and_evaluate_py_cannot_be_replaced():
     env = researchgym.make(TASK)
     env.reset(seed=0)
-    env.step("(echo id,label; for s in val test; do seq 0 9999 | sed \"s/^/$s-/; s/$/,0/\"; done) > submission.csv")
-    env.step("chmod u+w evaluate.py; echo 'print(\"{\\\"accuracy\\\": 1.0}\")' > evaluate.py")
+    env.step('(echo id,label; for s in val test; do seq 0 9999 | sed "s/^/$s-/; s/$/,0/"; done) > submission.csv')
+    env.step('chmod u+w evaluate.py; echo \'print("{\\"accuracy\\": 1.0}")\' > evaluate.py')
     obs, _, _, _, info = env.step("validate")
     assert info["scores"][-1]["validation"]["value"] == pytest.approx(0.1, abs=0.02)  # all zeros: one class
     env.step("sed -i '$d' submission.csv")

@@ -7,13 +7,11 @@ import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
-
-from conftest import write_task
 from openai_server import ChatServer, Fault
+
 from researchgym.agents.react import ReactAgent
 from researchgym.env import ResearchEnv
 from researchgym.models import create_model
@@ -32,16 +30,29 @@ def lines(path: Path) -> list[dict]:
 
 
 def agent_for(server: ChatServer, attempts: int) -> ReactAgent:
-    model = create_model("openai/test-model", api_base=server.api_base, max_attempts=attempts, backoff_s=0.01,
-                         max_backoff_s=0.05, timeout_s=2.0)
+    model = create_model(
+        "openai/test-model",
+        api_base=server.api_base,
+        max_attempts=attempts,
+        backoff_s=0.01,
+        max_backoff_s=0.05,
+        timeout_s=2.0,
+    )
     return ReactAgent(model)
 
 
 def test_every_kind_of_server_failure_is_retried_and_the_episode_goes_on(tiny_task, tmp_path):
-    server = ChatServer(replies=[reply("python solve.py"), reply("submit")], faults=[
-        Fault(500), Fault(429, retry_after=0.01), Fault(503), Fault(raw=TRUNCATED), Fault(raw=NOT_JSON),
-        Fault(delay_s=4.0, raw=TRUNCATED),  # a hang: the client's 2 s timeout fires first
-    ]).start()
+    server = ChatServer(
+        replies=[reply("python solve.py"), reply("submit")],
+        faults=[
+            Fault(500),
+            Fault(429, retry_after=0.01),
+            Fault(503),
+            Fault(raw=TRUNCATED),
+            Fault(raw=NOT_JSON),
+            Fault(delay_s=4.0, raw=TRUNCATED),  # a hang: the client's 2 s timeout fires first
+        ],
+    ).start()
     try:
         env = ResearchEnv(str(tiny_task / "task.yaml"), trajectory_dir=tmp_path)
         result = run_episode(env, agent_for(server, attempts=8), seed=0)

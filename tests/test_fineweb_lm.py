@@ -33,8 +33,10 @@ VOCAB = 50304
 MAGIC = 20240520
 TRAIN_TOKENS, VAL_TOKENS = 6_000, 8_192  # the val shard splits in half: 4,096 test, 4,096 validation
 SHARED = Path(researchgym.__file__).parent / "tasks" / "builtin" / "_shared"
-TINY = "python baseline.py --layers 1 --heads 2 --width 64 --iterations 20 --batch-size 4 --seq-len 64 " \
-       "--warmdown 20 --val-tokens 2048"
+TINY = (
+    "python baseline.py --layers 1 --heads 2 --width 64 --iterations 20 --batch-size 4 --seq-len 64 "
+    "--warmdown 20 --val-tokens 2048"
+)
 
 
 # ----------------------------------------------------------------------------- the mirror
@@ -61,8 +63,11 @@ def write_mirror(mirror: Path, *, corrupt: str | None = None, seed: int = 0) -> 
     pattern = rng.choice(50257, size=37, replace=False)
     repo = mirror / REPO
     repo.mkdir(parents=True, exist_ok=True)
-    for name, count in (("fineweb_train_000001.bin", TRAIN_TOKENS), ("fineweb_train_000002.bin", TRAIN_TOKENS),
-                        ("fineweb_val_000000.bin", VAL_TOKENS)):
+    for name, count in (
+        ("fineweb_train_000001.bin", TRAIN_TOKENS),
+        ("fineweb_train_000002.bin", TRAIN_TOKENS),
+        ("fineweb_val_000000.bin", VAL_TOKENS),
+    ):
         tokens = pattern_tokens(count, rng, pattern)
         if name != corrupt:
             data = shard(tokens)
@@ -224,19 +229,26 @@ def test_prepare_splits_the_val_shard_and_keeps_the_train_shards(task, hub_env):
     folder = data_folder(task)
     repo = hub_env / REPO
     assert sorted(p.name for p in (folder / "fineweb10B").iterdir()) == [
-        "fineweb_train_000001.bin", "fineweb_train_000002.bin", "fineweb_validation.bin"]
+        "fineweb_train_000001.bin",
+        "fineweb_train_000002.bin",
+        "fineweb_validation.bin",
+    ]
     for name in ("fineweb_train_000001.bin", "fineweb_train_000002.bin"):
         assert (folder / "fineweb10B" / name).read_bytes() == (repo / name).read_bytes()
     val = tokens_of(repo / "fineweb_val_000000.bin")
-    for path, expected in ((folder / "answers" / "fineweb_test.bin", val[:4096]),
-                           (folder / "fineweb10B" / "fineweb_validation.bin", val[4096:])):
+    for path, expected in (
+        (folder / "answers" / "fineweb_test.bin", val[:4096]),
+        (folder / "fineweb10B" / "fineweb_validation.bin", val[4096:]),
+    ):
         header = np.fromfile(path, dtype=np.int32, count=3)
         assert header.tolist() == [MAGIC, 1, 4096] and path.stat().st_size == 1024 + 2 * 4096
         assert np.array_equal(tokens_of(path), expected)
 
 
-@pytest.mark.parametrize("corrupt, problem", [("fineweb_train_000002.bin", "bad header magic 12345"),
-                                              ("fineweb_val_000000.bin", "the header says 8202 tokens")])
+@pytest.mark.parametrize(
+    "corrupt, problem",
+    [("fineweb_train_000002.bin", "bad header magic 12345"), ("fineweb_val_000000.bin", "the header says 8202 tokens")],
+)
 def test_a_bad_shard_header_fails_naming_the_file(hub_env, tmp_path, monkeypatch, corrupt, problem):
     write_mirror(tmp_path / "mirror", corrupt=corrupt)
     monkeypatch.setenv("RESEARCHGYM_HUB_MIRROR", str(tmp_path / "mirror"))
@@ -264,8 +276,13 @@ def test_the_evaluator_itself_reports_a_missing_model(task, tmp_path):
         shutil.copyfile(SHARED / name, tmp_path / name)
     shutil.copyfile(task.path("eval/evaluate.py"), tmp_path / "evaluate.py")
     (tmp_path / "data").symlink_to(data_folder(task))
-    run = subprocess.run([sys.executable, "evaluate.py", "--split", "validation"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "evaluate.py", "--split", "validation"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 1
     assert '"status": "submission_not_found"' in run.stdout and "model.pt is missing" in run.stdout
 
@@ -284,16 +301,20 @@ def test_the_baseline_trains_and_the_score_is_the_loss_on_the_split(task, tmp_pa
     env.close()
     assert info["exit_status"] == "submitted", info["scores"]
     folder = data_folder(task)
-    assert validation == pytest.approx(reference_loss(model, folder / "fineweb10B" / "fineweb_validation.bin"),
-                                       abs=1e-4)
-    assert info["final_score"] == pytest.approx(reference_loss(model, folder / "answers" / "fineweb_test.bin"),
-                                                abs=1e-4)
+    assert validation == pytest.approx(
+        reference_loss(model, folder / "fineweb10B" / "fineweb_validation.bin"), abs=1e-4
+    )
+    assert info["final_score"] == pytest.approx(
+        reference_loss(model, folder / "answers" / "fineweb_test.bin"), abs=1e-4
+    )
     assert info["scores"][0]["test"]["value"] == pytest.approx(info["final_score"])  # the validated copy
     assert info["scores"][-1]["test"]["metrics"]["tokens"] == 4 * 1023
     assert math.isfinite(info["final_score"]) and info["final_score"] < math.log(VOCAB) - 0.5  # it learned
     # A fresh process without baseline.py loads the TorchScript file and runs any length up to 1024.
-    probe = ("import torch; m = torch.jit.load('model.pt'); ids = torch.zeros(2, 1024, dtype=torch.long); "
-             "print(tuple(m(ids).shape), tuple(m(ids[:1, :7]).shape))")
+    probe = (
+        "import torch; m = torch.jit.load('model.pt'); ids = torch.zeros(2, 1024, dtype=torch.long); "
+        "print(tuple(m(ids).shape), tuple(m(ids[:1, :7]).shape))"
+    )
     run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.stdout.split("\n")[0] == "(2, 1024, 50304) (1, 7, 50304)", run.stderr
 
@@ -305,12 +326,16 @@ def test_the_loss_is_computed_from_the_logits(task, tmp_path):
     assert score.metrics["tokens"] == 4 * 1023 and score.metrics["split"] == "validation"
 
 
-@pytest.mark.parametrize("module, message", [
-    (WrongVocabulary(), "(batch, time, vocab) = (4, 1024, 50304), got (4, 1024, 50257)"),
-    (Reading(), "uses aten::from_file, which is not allowed because it reads files"),
-    (LoadTimeCode(), "defines __setstate__"),
-    (Peeking(), "the model looks ahead: in window "),
-], ids=["wrong-shape", "reads-files", "load-time-code", "peeks"])
+@pytest.mark.parametrize(
+    "module, message",
+    [
+        (WrongVocabulary(), "(batch, time, vocab) = (4, 1024, 50304), got (4, 1024, 50257)"),
+        (Reading(), "uses aten::from_file, which is not allowed because it reads files"),
+        (LoadTimeCode(), "defines __setstate__"),
+        (Peeking(), "the model looks ahead: in window "),
+    ],
+    ids=["wrong-shape", "reads-files", "load-time-code", "peeks"],
+)
 def test_a_bad_model_is_rejected_with_a_clear_error(task, tmp_path, module, message):
     save(module, tmp_path)
     with pytest.raises(EvaluationError) as caught:
@@ -347,8 +372,13 @@ def test_only_a_second_copy_catches_a_model_that_keeps_state(task, tmp_path, sco
     total, count = scoring.window_loss(same, same, tokens, rng=random.Random(0), **options)
     assert total / count < math.log(VOCAB) - 2  # fooled
     with pytest.raises(scoring.ScoringError, match="looks ahead"):
-        scoring.window_loss(scoring.load_model(str(path), cpu), scoring.load_model(str(path), cpu), tokens,
-                            rng=random.Random(0), **options)
+        scoring.window_loss(
+            scoring.load_model(str(path), cpu),
+            scoring.load_model(str(path), cpu),
+            tokens,
+            rng=random.Random(0),
+            **options,
+        )
 
 
 def test_a_gpu_task_is_refused_without_a_gpu(task, monkeypatch):

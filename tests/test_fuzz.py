@@ -8,26 +8,51 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import write_task
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from conftest import write_task
 from researchgym.cli import app
 from researchgym.errors import ResearchGymError
 from researchgym.tasks.registry import load_task
 
-FIELDS = ["id", "name", "description", "datasets", "starter_files", "baseline", "evaluation", "metric",
-          "submission", "hidden_files", "limits", "requires", "domain", "extends", "variants", "bogus"]
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
-                    st.text(max_size=30))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                        st.dictionaries(st.sampled_from(FIELDS + ["name", "path",
-                                                                        "command", "timeout_s", "direction",
-                                                                        "max_steps", "src"]), inner, max_size=4)),
-                      max_leaves=12)
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                        HealthCheck.too_slow])
+FIELDS = [
+    "id",
+    "name",
+    "description",
+    "datasets",
+    "starter_files",
+    "baseline",
+    "evaluation",
+    "metric",
+    "submission",
+    "hidden_files",
+    "limits",
+    "requires",
+    "domain",
+    "extends",
+    "variants",
+    "bogus",
+]
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**12), 10**12), st.floats(allow_nan=True), st.text(max_size=30)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(FIELDS + ["name", "path", "command", "timeout_s", "direction", "max_steps", "src"]),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=12,
+)
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 def _base(tmp_path: Path) -> dict:
@@ -66,11 +91,49 @@ def test_any_text_as_a_task_yaml_loads_or_names_the_file(tmp_path_factory, text)
         assert "task.yaml" in str(exc), exc
 
 
-WORDS = st.sampled_from(["run", "tasks", "report", "view", "aup", "tools", "prepare", "mlbench", "llm", "agent",
-                         "--agent", "--model", "--seeds", "--suite", "--max-steps", "--sandbox", "--out", "--resume",
-                         "--executor", "--memory-scope", "--literature-corpus", "--port", "--export", "--best",
-                         "--setting", "--data", "-k", "nope", "-1", "0", "1e9", "", "..", "/nonexistent", "ray",
-                         "bogus-task", "\x00", "💥", "--help"])
+WORDS = st.sampled_from(
+    [
+        "run",
+        "tasks",
+        "report",
+        "view",
+        "aup",
+        "tools",
+        "prepare",
+        "mlbench",
+        "llm",
+        "agent",
+        "--agent",
+        "--model",
+        "--seeds",
+        "--suite",
+        "--max-steps",
+        "--sandbox",
+        "--out",
+        "--resume",
+        "--executor",
+        "--memory-scope",
+        "--literature-corpus",
+        "--port",
+        "--export",
+        "--best",
+        "--setting",
+        "--data",
+        "-k",
+        "nope",
+        "-1",
+        "0",
+        "1e9",
+        "",
+        "..",
+        "/nonexistent",
+        "ray",
+        "bogus-task",
+        "\x00",
+        "💥",
+        "--help",
+    ]
+)
 
 
 @settings(max_examples=120, deadline=None)
@@ -87,10 +150,12 @@ def test_command_lines_end_with_a_message_never_a_traceback(argv):
 def test_the_known_bad_configs_have_precise_messages(tmp_path):
     task = write_task(tmp_path / "t")
     text = (task / "task.yaml").read_text()
-    for old, new, words in (("direction: maximize", "direction: upwards", ["metric", "direction"]),
-                            ("max_steps: 5", "max_steps: -3", ["max_steps"]),
-                            ("timeout_s: 60", "timeout_s: soon", ["timeout_s"]),
-                            ("artefacts: [submission.csv]", "artefacts: submission.csv, more", ["artefacts"])):
+    for old, new, words in (
+        ("direction: maximize", "direction: upwards", ["metric", "direction"]),
+        ("max_steps: 5", "max_steps: -3", ["max_steps"]),
+        ("timeout_s: 60", "timeout_s: soon", ["timeout_s"]),
+        ("artefacts: [submission.csv]", "artefacts: submission.csv, more", ["artefacts"]),
+    ):
         assert old in text, old
         (task / "task.yaml").write_text(text.replace(old, new))
         with pytest.raises(ResearchGymError) as caught:

@@ -57,13 +57,13 @@ def test_a_scripted_agent_beats_the_baseline(task):
     assert result.final_score > researchgym.load_task(task).baseline_score + 0.2
 
 
-SNOOP = '''
+SNOOP = """
 import glob, os
 found = {p: open(p).read() for p in glob.glob("/home/agent/workspace/*.py") + glob.glob("**/target*", recursive=True)}
 raise RuntimeError("SNOOPED " + repr(sorted(found)) + " " + repr([v[:40] for v in found.values()]))
 def row_strategy(history):
     return 1
-'''
+"""
 
 
 @pytest.mark.parametrize("task", sorted(BASELINES))
@@ -85,16 +85,27 @@ def test_overwriting_the_evaluation_files_in_the_workspace_changes_nothing(task)
     env.reset(seed=2)
     _, _, _, _, honest = env.step("validate")
     forged = 'import json; print(json.dumps({"Score": 99.0}))'
-    env.step(f"chmod u+w evaluate.py repeated_game.py strategy_server.py agent_link.py; echo '{forged}' > evaluate.py; "
-             f"echo '{forged}' > repeated_game.py; echo '{forged}' > strategy_server.py; echo '{forged}' > agent_link.py; "
-             f"printf 'def target_column_strategy(h, r):\\n    return 0\\n' > target.py")
+    env.step(
+        f"chmod u+w evaluate.py repeated_game.py strategy_server.py agent_link.py; echo '{forged}' > evaluate.py; "
+        f"echo '{forged}' > repeated_game.py; echo '{forged}' > strategy_server.py; echo '{forged}' > agent_link.py; "
+        f"printf 'def target_column_strategy(h, r):\\n    return 0\\n' > target.py"
+    )
     _, _, _, _, after = env.step("validate")
     env.close()
     assert after["scores"][-1]["validation"]["value"] == honest["scores"][0]["validation"]["value"]
 
 
-@pytest.mark.parametrize("bad", ["[120]", "[20, 20, 20, 20, 20, 20, 0]", "[130, 0, 0, 0, 0, 0]",
-                                 "[-10, 50, 20, 20, 20, 20]", "[20.0, 20, 20, 20, 20, 20]", "'20,20,20,20,20,20'"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "[120]",
+        "[20, 20, 20, 20, 20, 20, 0]",
+        "[130, 0, 0, 0, 0, 0]",
+        "[-10, 50, 20, 20, 20, 20]",
+        "[20.0, 20, 20, 20, 20, 20]",
+        "'20,20,20,20,20,20'",
+    ],
+)
 def test_blotto_rejects_invalid_allocations(bad):
     env = researchgym.make("blotto")
     env.reset(seed=0)
@@ -108,15 +119,18 @@ def test_blotto_rejects_invalid_allocations(bad):
 def test_blotto_accepts_numpy_integers_and_fewer_than_120_soldiers():
     env = researchgym.make("blotto")
     env.reset(seed=0)
-    env.step(write_strategy("import numpy as np\ndef row_strategy(history):\n"
-                            "    return list(np.array([30, 30, 30, 29, 0, 0], dtype=np.int64))"))
+    env.step(
+        write_strategy(
+            "import numpy as np\ndef row_strategy(history):\n"
+            "    return list(np.array([30, 30, 30, 29, 0, 0], dtype=np.int64))"
+        )
+    )
     observation, _, _, _, info = env.step("validate")
     env.close()
     assert info["scores"][-1]["validation"]["value"] > 0.2, observation
 
 
-
-HUNT = '''
+HUNT = """
 import glob, re
 tokens, seeds = set(), set()
 for path in glob.glob("/proc/*/environ") + glob.glob("/proc/*/cmdline") + glob.glob("/home/agent/workspace/.*") + glob.glob("/tmp/**", recursive=True):
@@ -128,7 +142,7 @@ for path in glob.glob("/proc/*/environ") + glob.glob("/proc/*/cmdline") + glob.g
     tokens.update(re.findall(rb"[0-9a-f]{32}", text))
     seeds.update(re.findall(rb'RESEARCHGYM_SEED=[0-9]+|seed.: *[0-9]+', text))
 raise RuntimeError(f"HUNTED {len(tokens)} tokens, seeds {sorted(seeds)}")
-'''
+"""
 
 
 def test_the_strategy_cannot_find_the_result_token_or_the_seed():
@@ -149,7 +163,9 @@ def test_the_blotto_opponent_draws_exactly_what_randint_would():
     import importlib.util
     import random
 
-    spec = importlib.util.spec_from_file_location("blotto_target", researchgym.load_task("blotto").path("eval/target.py"))
+    spec = importlib.util.spec_from_file_location(
+        "blotto_target", researchgym.load_task("blotto").path("eval/target.py")
+    )
     target = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(target)
 
@@ -171,7 +187,9 @@ def test_the_blotto_opponent_draws_exactly_what_randint_would():
 
 
 def blotto_target():
-    spec = importlib.util.spec_from_file_location("blotto_target", researchgym.load_task("blotto").path("eval/target.py"))
+    spec = importlib.util.spec_from_file_location(
+        "blotto_target", researchgym.load_task("blotto").path("eval/target.py")
+    )
     target = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(target)
     return target
@@ -226,12 +244,18 @@ def test_an_all_zero_draw_is_redrawn_in_the_whole_round_form_too():
 
 
 FAILS_MID_GAME = {
-    "raises in round 5": ("    if len(history) == 4:\n        raise RuntimeError('boom in round 5')\n",
-                          ["row_strategy raised an exception", "boom in round 5"]),
-    "oversized allocation in round 10": ("    if len(history) == 9:\n        return [200, 0, 0, 0, 0, 0]\n",
-                                         ["round 10, game 1: row_strategy returned [200, 0, 0, 0, 0, 0]"]),
-    "exits in round 4": ("    if len(history) == 3:\n        import os; os._exit(3)\n",
-                         ["failed to answer round 4", "exited before it could answer round 4"]),
+    "raises in round 5": (
+        "    if len(history) == 4:\n        raise RuntimeError('boom in round 5')\n",
+        ["row_strategy raised an exception", "boom in round 5"],
+    ),
+    "oversized allocation in round 10": (
+        "    if len(history) == 9:\n        return [200, 0, 0, 0, 0, 0]\n",
+        ["round 10, game 1: row_strategy returned [200, 0, 0, 0, 0, 0]"],
+    ),
+    "exits in round 4": (
+        "    if len(history) == 3:\n        import os; os._exit(3)\n",
+        ["failed to answer round 4", "exited before it could answer round 4"],
+    ),
 }
 
 

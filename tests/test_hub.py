@@ -10,32 +10,51 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import write_task
 
 from researchgym.errors import TaskConfigError
 from researchgym.hardware import HardwareError, check_gpus, gpu_devices, sandbox_devices
 from researchgym.tasks.spec import HardwareSpec, load_task_file
-from conftest import write_task
 
 
 def _offline_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
-    for name in ("RESEARCHGYM_HUB_MIRROR", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HTTPS_PROXY", "https_proxy",
-                 "ALL_PROXY", "all_proxy"):
+    for name in (
+        "RESEARCHGYM_HUB_MIRROR",
+        "HF_HUB_OFFLINE",
+        "HF_DATASETS_OFFLINE",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         env.pop(name, None)
     # A closed local port stands in for the hub: the probe fails as it does without a network.
-    env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf"),
-               RESEARCHGYM_CACHE=str(tmp_path / "cache"))
+    env.update(
+        HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf"), RESEARCHGYM_CACHE=str(tmp_path / "cache")
+    )
     return env
 
 
-@pytest.mark.parametrize("task, dataset", [("cifar10", "uoft-cs/cifar10"), ("mnli", "SetFit/mnli"),
-                                           ("coco-captioning", "lmms-lab/COCO-Caption"),
-                                           ("fineweb-lm", "kjj0/fineweb10B-gpt2")])
+@pytest.mark.parametrize(
+    "task, dataset",
+    [
+        ("cifar10", "uoft-cs/cifar10"),
+        ("mnli", "SetFit/mnli"),
+        ("coco-captioning", "lmms-lab/COCO-Caption"),
+        ("fineweb-lm", "kjj0/fineweb10B-gpt2"),
+    ],
+)
 def test_prepare_without_network_or_cache_fails_fast_with_what_to_do(tmp_path, task, dataset):
     pytest.importorskip("datasets", reason="the hub extra is not installed")
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "researchgym.cli", "prepare", task], env=_offline_env(tmp_path),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "researchgym.cli", "prepare", task],
+        env=_offline_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     elapsed = time.monotonic() - started
     output = done.stdout + done.stderr
     assert done.returncode != 0

@@ -70,8 +70,9 @@ def test_a_minimised_score_of_zero_with_a_baseline_of_zero():
     # All feasible scores equal (0): every ratio is 1, tau = ceil(1.05) = 2, max_tau = ceil(3.01) / 10 = 0.4.
     ratios = task_ratios({"baseline": 0.0, "m": 0.0}, "baseline", "minimize")
     assert ratios.ratios == {"baseline": 1.0, "m": 1.0} and ratios.worst_ratio == 1.0 and ratios.tau == 2.0
-    assert compute_aup({"best": {"taskA": {"baseline": 0.0, "m": 0.0}}}, {"taskA": "minimize"}) == \
-        {"best": {"baseline": 0.4, "m": 0.4}}
+    assert compute_aup({"best": {"taskA": {"baseline": 0.0, "m": 0.0}}}, {"taskA": "minimize"}) == {
+        "best": {"baseline": 0.4, "m": 0.4}
+    }
 
 
 def test_a_minimised_score_of_zero_shifts_the_task_onto_a_positive_scale():
@@ -123,8 +124,9 @@ def test_all_negative_scores():
 
 def test_scores_of_both_signs_when_negatives_are_feasible():
     # A reward: baseline -5, zero 0, top 5 -> lo -5, hi 5, t = (s + 5) / 10.
-    ratios = task_ratios({"baseline": -5.0, "zero": 0.0, "top": 5.0, "bad": -6.0}, "baseline", "maximize",
-                         negative_infeasible=False)
+    ratios = task_ratios(
+        {"baseline": -5.0, "zero": 0.0, "top": 5.0, "bad": -6.0}, "baseline", "maximize", negative_infeasible=False
+    )
     assert ratios.ratios == pytest.approx({"baseline": 2.0, "zero": 4 / 3, "top": 1.0, "bad": 2.1})
     # An R^2 that is minimised? No: a loss with a negative baseline, minimised: lo -1, hi 3.
     ratios = task_ratios({"baseline": 3.0, "a": -1.0, "b": 1.0}, "baseline", "minimize", negative_infeasible=False)
@@ -151,8 +153,9 @@ def test_a_ratio_that_overflows_is_clipped_and_tau_stays_finite():
     # A ratio of 1e306 still fits: MLGym's numbers, unclipped.
     assert task_ratios({"baseline": 1e-300, "a": 1e6}, "baseline", "maximize").worst_ratio == 1e6 / 1e-300
     # Scores near the float limits, of both signs: hi - lo overflows, the shift still works.
-    ratios = task_ratios({"baseline": -1.7e308, "a": 1.7e308, "b": 0.0}, "baseline", "maximize",
-                         negative_infeasible=False)
+    ratios = task_ratios(
+        {"baseline": -1.7e308, "a": 1.7e308, "b": 0.0}, "baseline", "maximize", negative_infeasible=False
+    )
     assert ratios.ratios == pytest.approx({"baseline": 2.0, "b": 4 / 3, "a": 1.0})
 
 
@@ -161,8 +164,9 @@ def test_a_non_finite_score_is_rejected_naming_table_task_and_method(bad):
     tables = {"best": BEST, "last": {"blotto": {"baseline": 1.0, "react": bad}}}
     with pytest.raises(NonFiniteScoreError) as caught:
         compute_aup(tables, {"blotto": "maximize"})
-    assert str(caught.value) == (f"score of method 'react' on task 'blotto' (table 'last') is {bad!r}: "
-                                 "scores must be finite numbers")
+    assert str(caught.value) == (
+        f"score of method 'react' on task 'blotto' (table 'last') is {bad!r}: scores must be finite numbers"
+    )
     assert isinstance(caught.value, ValueError) and isinstance(caught.value, ResearchGymError)
     assert (caught.value.table, caught.value.task, caught.value.method) == ("last", "blotto", "react")
     with pytest.raises(NonFiniteScoreError, match="method 'baseline' on task 't1' .table 'best'."):
@@ -284,8 +288,11 @@ def test_every_finite_table_gives_finite_ratios_and_aup(data, negative_infeasibl
 def mlgym_ratios(scores, direction, eps=0.05):
     """The SPEC's formula written out, for tables where it is defined (feasible scores > 0)."""
     baseline = scores["baseline"]
-    ok = {m: s for m, s in scores.items() if s is not None and s >= 0
-          and (s >= baseline if direction == "maximize" else s <= baseline)}
+    ok = {
+        m: s
+        for m, s in scores.items()
+        if s is not None and s >= 0 and (s >= baseline if direction == "maximize" else s <= baseline)
+    }
     best = max(ok.values()) if direction == "maximize" else min(ok.values())
     worst = min(ok.values()) if direction == "maximize" else max(ok.values())
     worst_ratio = best / worst if direction == "maximize" else worst / best
@@ -294,9 +301,13 @@ def mlgym_ratios(scores, direction, eps=0.05):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["a", "b", "c"]), st.one_of(st.none(), st.floats(-100, 1e6),
-                                                                  st.floats(1e-300, 1e-3))),
-       st.floats(1e-6, 1e6), st.sampled_from(["maximize", "minimize"]))
+@given(
+    st.dictionaries(
+        st.sampled_from(["a", "b", "c"]), st.one_of(st.none(), st.floats(-100, 1e6), st.floats(1e-300, 1e-3))
+    ),
+    st.floats(1e-6, 1e6),
+    st.sampled_from(["maximize", "minimize"]),
+)
 def test_positive_feasible_scores_give_exactly_mlgyms_numbers(others, baseline, direction):
     scores = {"baseline": baseline, **others}
     assume(all(s != 0 for s in others.values()))  # a feasible 0 is outside MLGym's formula
@@ -312,8 +323,9 @@ def test_aup_command_prints_the_csv_and_draws_the_plot(tmp_path):
     best = tmp_path / "best.csv"
     best.write_text("Task,baseline,a,b\nt1,1,2,1.5\nt2,10,5,\n")
     plot = tmp_path / "profiles.png"
-    result = CliRunner().invoke(app, ["aup", "--best", str(best), "--last", str(best), "--minimize", "t2",
-                                      "--plot", str(plot)])
+    result = CliRunner().invoke(
+        app, ["aup", "--best", str(best), "--last", str(best), "--minimize", "t2", "--plot", str(plot)]
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "Model,Best AUP,Last AUP" and lines[1] == "a,0.500,0.500"

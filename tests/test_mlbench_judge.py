@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mlbench_toy import make_toy_repo
 
 from researchgym.mlbench.data import MLBenchError, load_samples
 from researchgym.mlbench.extract import extract_code
@@ -14,7 +15,7 @@ from researchgym.mlbench.judge import Judge, find_invocation, same_value, shell_
 from researchgym.mlbench.metrics import first_pass_at_k, pass_at_k
 from researchgym.mlbench.repos import RepoPin, materialize
 from researchgym.mlbench.schema import Sample
-from mlbench_toy import make_toy_repo
+
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> tuple[Path, str]:
@@ -25,17 +26,24 @@ def repo(tmp_path_factory) -> tuple[Path, str]:
 @pytest.fixture(scope="module")
 def judge(repo, tmp_path_factory) -> Judge:
     origin, commit = repo
-    tree = materialize(RepoPin(name="toy", source="git", url=str(origin), commit=commit),
-                       root=tmp_path_factory.mktemp("repos"))
+    tree = materialize(
+        RepoPin(name="toy", source="git", url=str(origin), commit=commit), root=tmp_path_factory.mktemp("repos")
+    )
     assert "argparse" in (tree / "examples" / "train.py").read_text()  # the pinned commit, not HEAD
     return Judge(tree)
 
 
-SAMPLE = Sample(id=1, path="./examples", instruction="Train on citeseer with lr 0, 5 epochs, hidden sizes 0 and 5",
-                arguments={"dataset": "citeseer", "lr": "0", "epochs": "5", "hidden-sizes": "0 5"},
-                expected_outputs=["model.json"], expected_stdout="trained citeseer", timeout_s=5,
-                free_arguments=["no-cuda", "sleep"],
-                output="python train.py --dataset citeseer --lr 0 --epochs 5 --hidden-sizes 0 5")
+SAMPLE = Sample(
+    id=1,
+    path="./examples",
+    instruction="Train on citeseer with lr 0, 5 epochs, hidden sizes 0 and 5",
+    arguments={"dataset": "citeseer", "lr": "0", "epochs": "5", "hidden-sizes": "0 5"},
+    expected_outputs=["model.json"],
+    expected_stdout="trained citeseer",
+    timeout_s=5,
+    free_arguments=["no-cuda", "sleep"],
+    output="python train.py --dataset citeseer --lr 0 --epochs 5 --hidden-sizes 0 5",
+)
 GOLD = SAMPLE.output
 
 
@@ -51,8 +59,9 @@ def test_the_gold_command_passes_every_check(judge):
 
 
 def test_equal_values_written_differently_pass(judge):
-    result = judge.judge(SAMPLE, "bash", "cd . && python -u train.py --epochs=5 --lr 0.0 --dataset citeseer "
-                                         "--hidden-sizes 0 5 --no-cuda")
+    result = judge.judge(
+        SAMPLE, "bash", "cd . && python -u train.py --epochs=5 --lr 0.0 --dataset citeseer --hidden-sizes 0 5 --no-cuda"
+    )
     assert result.arguments.passed, result.arguments
 
 
@@ -103,12 +112,24 @@ def test_shell_words_and_invocations():
 
 
 def test_pipelines_and_redirections_are_not_arguments():
-    assert find_invocation("cat hyp.txt | sacrebleu ref.txt -w 0 > out.json 2>&1") == \
-        ("console", "sacrebleu", ["ref.txt", "-w", "0"], "")
-    assert find_invocation("time python run.py --n 2 >> log.txt < in.txt; echo done") == \
-        ("script", "run.py", ["--n", "2"], "")
-    assert find_invocation("head -n 3 x | python -m pkg.cli --sep '|' 2>/dev/null | tee log") == \
-        ("module", "pkg.cli", ["--sep", "|"], "")
+    assert find_invocation("cat hyp.txt | sacrebleu ref.txt -w 0 > out.json 2>&1") == (
+        "console",
+        "sacrebleu",
+        ["ref.txt", "-w", "0"],
+        "",
+    )
+    assert find_invocation("time python run.py --n 2 >> log.txt < in.txt; echo done") == (
+        "script",
+        "run.py",
+        ["--n", "2"],
+        "",
+    )
+    assert find_invocation("head -n 3 x | python -m pkg.cli --sep '|' 2>/dev/null | tee log") == (
+        "module",
+        "pkg.cli",
+        ["--sep", "|"],
+        "",
+    )
 
 
 CLICK_TOOL = """
@@ -134,12 +155,20 @@ if __name__ == "__main__":
 def test_click_programs_are_parsed_by_their_own_parser_without_running(tmp_path):
     pytest.importorskip("click")
     (tmp_path / "tool.py").write_text(CLICK_TOOL)
-    sample = Sample(id="c1", repo="toy", path=".", arguments={"config": "a.cfg", "smooth-method": "floor",
-                    "steps": "3", "paths.train": "x.spacy"}, instruction="train", oracle="", type="bash",
-                    output="python tool.py train a.cfg -s floor --steps 3 --paths.train x.spacy")
+    sample = Sample(
+        id="c1",
+        repo="toy",
+        path=".",
+        arguments={"config": "a.cfg", "smooth-method": "floor", "steps": "3", "paths.train": "x.spacy"},
+        instruction="train",
+        oracle="",
+        type="bash",
+        output="python tool.py train a.cfg -s floor --steps 3 --paths.train x.spacy",
+    )
     judge = Judge(tmp_path)
-    good = judge.judge(sample, "bash", "python tool.py train ./a.cfg --smooth-method=floor --steps 3 "
-                                       "--paths.train x.spacy")
+    good = judge.judge(
+        sample, "bash", "python tool.py train ./a.cfg --smooth-method=floor --steps 3 --paths.train x.spacy"
+    )
     assert good.parser == "click" and good.parsed["method"] == "floor" and good.parsed["steps"] == 3
     assert good.arguments.passed, good.arguments.detail  # by option string, extras as shell words
     wrong = judge.judge(sample, "bash", "python tool.py train a.cfg -s exp --steps 3 --paths.train x.spacy")
@@ -173,8 +202,10 @@ def test_unbiased_pass_at_k_against_hand_computed_values():
 
 def test_samples_load_from_jsonl_with_arguments_as_text_and_errors_name_the_line(tmp_path):
     good = tmp_path / "s.jsonl"
-    good.write_text('{"id": 1, "github": "https://github.com/x/toy", "instruction": "do", '
-                    '"arguments": "{\'lr\': 0, \'--epochs\': 5}", "type": "Bash Script", "output": "python t.py"}\n')
+    good.write_text(
+        '{"id": 1, "github": "https://github.com/x/toy", "instruction": "do", '
+        '"arguments": "{\'lr\': 0, \'--epochs\': 5}", "type": "Bash Script", "output": "python t.py"}\n'
+    )
     [sample] = load_samples(good)
     assert sample.arguments == {"lr": "0", "epochs": "5"} and sample.repo_name == "toy" and sample.is_bash
     bad = tmp_path / "bad.jsonl"
@@ -185,23 +216,35 @@ def test_samples_load_from_jsonl_with_arguments_as_text_and_errors_name_the_line
 
 def test_the_gold_passes_in_the_local_sandbox_too(repo, tmp_path_factory):
     origin, commit = repo
-    tree = materialize(RepoPin(name="toy", source="git", url=str(origin), commit=commit),
-                       root=tmp_path_factory.mktemp("repos-local"))
+    tree = materialize(
+        RepoPin(name="toy", source="git", url=str(origin), commit=commit), root=tmp_path_factory.mktemp("repos-local")
+    )
     result = Judge(tree, sandbox="local").judge(SAMPLE, "bash", GOLD)
     assert result.passed, result
 
 
 def test_wrappers_around_the_program_are_taken_off():
-    for prefix in ("timeout 30", "timeout -s INT -k 5 1m", "nice", "nice -n 5", "env", "env -u X A=1 B=2",
-                   "time -p", "nohup", "A=1 time nice -n 2 timeout 9"):
+    for prefix in (
+        "timeout 30",
+        "timeout -s INT -k 5 1m",
+        "nice",
+        "nice -n 5",
+        "env",
+        "env -u X A=1 B=2",
+        "time -p",
+        "nohup",
+        "A=1 time nice -n 2 timeout 9",
+    ):
         assert find_invocation(f"{prefix} python run.py --n 2") == ("script", "run.py", ["--n", "2"], ""), prefix
     assert find_invocation("timeout 10 sacrebleu r -w 0")[:3] == ("console", "sacrebleu", ["r", "-w", "0"])
 
 
 def test_what_ran_decides_not_what_was_written(judge):
-    never_ran = ["cat > x.sh <<'EOF'\n" + GOLD + "\nEOF\ntouch model.json; echo trained citeseer",
-                 "true || " + GOLD + "\ntouch model.json; echo trained citeseer",
-                 "python() { touch model.json; echo trained citeseer; }\n" + GOLD]
+    never_ran = [
+        "cat > x.sh <<'EOF'\n" + GOLD + "\nEOF\ntouch model.json; echo trained citeseer",
+        "true || " + GOLD + "\ntouch model.json; echo trained citeseer",
+        "python() { touch model.json; echo trained citeseer; }\n" + GOLD,
+    ]
     for code in never_ran:
         result = judge.judge(SAMPLE, "bash", code)
         assert not result.arguments.passed and "never ran" in result.arguments.detail, code
@@ -218,9 +261,13 @@ def test_an_extra_option_that_changes_behaviour_fails_unless_free(judge):
 
 
 def test_paths_and_prefixes_are_resolved(judge):
-    for code in ["cd .. && python examples/train.py --dataset citeseer --lr 0 --epochs 5 --hidden-sizes 0 5 "
-                 "--out examples/model.json",
-                 GOLD + ' --out "$PWD/model.json"', "timeout 30 nice -n 3 env A=1 " + GOLD, "time " + GOLD]:
+    for code in [
+        "cd .. && python examples/train.py --dataset citeseer --lr 0 --epochs 5 --hidden-sizes 0 5 "
+        "--out examples/model.json",
+        GOLD + ' --out "$PWD/model.json"',
+        "timeout 30 nice -n 3 env A=1 " + GOLD,
+        "time " + GOLD,
+    ]:
         result = judge.judge(SAMPLE, "bash", code)
         assert result.passed, (code, result)
 
@@ -246,9 +293,9 @@ def test_the_original_mode_applies_ml_benchs_rules(judge):
 def test_the_cli_stores_the_judge_mode_with_each_judgment(repo, tmp_path):
     import json
 
+    from openai_server import ChatServer
     from typer.testing import CliRunner
 
-    from openai_server import ChatServer
     from researchgym.cli import app
     from researchgym.runs.store import Store
 
@@ -261,10 +308,26 @@ def test_the_cli_stores_the_judge_mode_with_each_judgment(repo, tmp_path):
     for mode in ("strict", "original"):
         server = ChatServer(replies=[forged]).start()
         try:
-            result = CliRunner().invoke(app, [
-                "mlbench", "llm", "--model", "openai/test-model", "--api-base", server.api_base, "--judge", mode,
-                "--data", str(tmp_path / "samples.jsonl"), "--pins", str(tmp_path / "pins.yaml"),
-                "--out", str(tmp_path / "run")], env={"COLUMNS": "200"})
+            result = CliRunner().invoke(
+                app,
+                [
+                    "mlbench",
+                    "llm",
+                    "--model",
+                    "openai/test-model",
+                    "--api-base",
+                    server.api_base,
+                    "--judge",
+                    mode,
+                    "--data",
+                    str(tmp_path / "samples.jsonl"),
+                    "--pins",
+                    str(tmp_path / "pins.yaml"),
+                    "--out",
+                    str(tmp_path / "run"),
+                ],
+                env={"COLUMNS": "200"},
+            )
         finally:
             server.stop()
         assert result.exit_code == 0, result.output
@@ -280,12 +343,18 @@ def test_removing_the_script_does_not_take_the_gold_away(judge):
 
 
 # ------------------------------------------------------------- Python tasks: the calls that ran
-PY_SAMPLE = Sample(id=2, path="./examples", type="Python Code",
-                   instruction="Fit an Averager with rate 0.25 and 40 steps on `values`; print its estimate and spread",
-                   arguments={"rate": "0.25", "steps": "40"}, prefix_code="values = [1.0, 2.0, 6.0]\n",
-                   expected_stdout=r"estimate: 3\.4865\nspread: 2\.1622", timeout_s=10,
-                   output="from toylib import Averager, spread\n\nmodel = Averager(rate=0.25, steps=40).fit(values)\n"
-                          "print(f'estimate: {model.estimate_:.4f}')\nprint(f'spread: {spread(model, values):.4f}')")
+PY_SAMPLE = Sample(
+    id=2,
+    path="./examples",
+    type="Python Code",
+    instruction="Fit an Averager with rate 0.25 and 40 steps on `values`; print its estimate and spread",
+    arguments={"rate": "0.25", "steps": "40"},
+    prefix_code="values = [1.0, 2.0, 6.0]\n",
+    expected_stdout=r"estimate: 3\.4865\nspread: 2\.1622",
+    timeout_s=10,
+    output="from toylib import Averager, spread\n\nmodel = Averager(rate=0.25, steps=40).fit(values)\n"
+    "print(f'estimate: {model.estimate_:.4f}')\nprint(f'spread: {spread(model, values):.4f}')",
+)
 PY_PRINT = "print(f'estimate: {model.estimate_:.4f}')\nprint(f'spread: {spread(model, values):.4f}')"
 
 
@@ -294,16 +363,25 @@ def test_a_python_answer_is_judged_by_the_library_calls_that_ran(judge):
     assert gold.passed, gold
     assert gold.parser == "calls" and "toylib:Averager" in gold.parsed["_calls"]
     assert not judge.repo_dir.joinpath("examples", ".researchgym-answer.py").exists()  # judged in a copy
-    positional = judge.judge(PY_SAMPLE, "python", "import toylib\nsettings = (0.25, 40)\n"
-                             "model = toylib.Averager(*settings)\nmodel.fit(values)\nspread = toylib.spread\n" + PY_PRINT)
+    positional = judge.judge(
+        PY_SAMPLE,
+        "python",
+        "import toylib\nsettings = (0.25, 40)\n"
+        "model = toylib.Averager(*settings)\nmodel.fit(values)\nspread = toylib.spread\n" + PY_PRINT,
+    )
     assert positional.passed, positional  # named by the callee's signature, whatever the expression
 
 
 def test_a_python_value_that_never_reached_the_library_fails(judge):
     wrong = judge.judge(PY_SAMPLE, "python", PY_SAMPLE.output.replace("rate=0.25", "rate=0.5"))
-    assert not wrong.arguments.passed and "rate: expected '0.25', the library calls that ran got 0.5" in wrong.arguments.detail
-    dead = ("from toylib import Averager, spread\n# Averager(rate=0.25, steps=40)\nif len(values) > 5:\n"
-            "    model = Averager(rate=0.25, steps=40).fit(values)\nelse:\n    model = Averager().fit(values)\n" + PY_PRINT)
+    assert (
+        not wrong.arguments.passed
+        and "rate: expected '0.25', the library calls that ran got 0.5" in wrong.arguments.detail
+    )
+    dead = (
+        "from toylib import Averager, spread\n# Averager(rate=0.25, steps=40)\nif len(values) > 5:\n"
+        "    model = Averager(rate=0.25, steps=40).fit(values)\nelse:\n    model = Averager().fit(values)\n" + PY_PRINT
+    )
     result = judge.judge(PY_SAMPLE, "python", dead)
     assert not result.arguments.passed and "left it at its default 0.5" in result.arguments.detail
     nothing = judge.judge(PY_SAMPLE, "python", "print('estimate:', float('3.4865'))\nprint('spread: 2.1622')")
@@ -312,28 +390,37 @@ def test_a_python_value_that_never_reached_the_library_fails(judge):
 
 def test_python_output_printed_from_constants_is_not_a_result(judge):
     unfitted = "from toylib import Averager\nmodel = Averager(rate=0.25, steps=40)\n"
-    for forged in ["print('estimate: 3.4865\\nspread: 2.1622')",
-                   "text = 'estimate: 3.4865\\nspread: 2.1622'\nprint(text)",
-                   "print('estimate:', 3.4865)\nvalue = 2.1622\nprint('spread:', value)"]:
+    for forged in [
+        "print('estimate: 3.4865\\nspread: 2.1622')",
+        "text = 'estimate: 3.4865\\nspread: 2.1622'\nprint(text)",
+        "print('estimate:', 3.4865)\nvalue = 2.1622\nprint('spread:', value)",
+    ]:
         result = judge.judge(PY_SAMPLE, "python", unfitted + forged)
         assert result.arguments.passed and not result.execution.passed, forged
         assert "printed from constants written in the answer" in result.execution.detail, forged
-    chatty = judge.judge(PY_SAMPLE, "python", "print('fitting the averager ...')\n" + PY_SAMPLE.output + "\nprint('done')")
+    chatty = judge.judge(
+        PY_SAMPLE, "python", "print('fitting the averager ...')\n" + PY_SAMPLE.output + "\nprint('done')"
+    )
     assert chatty.passed, chatty  # literal lines elsewhere do not spoil a computed result
 
 
 def test_a_python_answer_runs_as_python_would_run_it(judge):
-    classy = ("import toylib\n\nclass Slow(toylib.Averager):\n    def __init__(self):\n"
-              "        super().__init__(rate=0.25, steps=40)\n\nif __name__ == '__main__':\n"
-              "    model = Slow().fit(values)\n    spread = toylib.spread\n" +
-              "\n".join("    " + line for line in PY_PRINT.splitlines()))
+    classy = (
+        "import toylib\n\nclass Slow(toylib.Averager):\n    def __init__(self):\n"
+        "        super().__init__(rate=0.25, steps=40)\n\nif __name__ == '__main__':\n"
+        "    model = Slow().fit(values)\n    spread = toylib.spread\n"
+        + "\n".join("    " + line for line in PY_PRINT.splitlines())
+    )
     result = judge.judge(PY_SAMPLE, "python", classy)
     assert result.passed, result  # zero-argument super() and __main__ work under the recorder
     broken = judge.judge(PY_SAMPLE, "python", "from toylib import Averager\nmodel = Averager(rate=0.25, steps=40\n")
     assert not broken.execution.passed and "SyntaxError" in broken.execution.detail
     assert "researchgym_pyanswer" not in broken.execution.detail
-    failing = judge.judge(PY_SAMPLE, "python", "from toylib import Averager\nAverager(rate=0.25, steps=40).fit([])\n"
-                          "raise RuntimeError('boom')")
+    failing = judge.judge(
+        PY_SAMPLE,
+        "python",
+        "from toylib import Averager\nAverager(rate=0.25, steps=40).fit([])\nraise RuntimeError('boom')",
+    )
     assert "RuntimeError: boom" in failing.execution.detail and "exec(code" not in failing.execution.detail
     busy = judge.judge(PY_SAMPLE, "python", "words = [str(i).strip() for i in range(5000)]\n" + PY_SAMPLE.output)
     assert busy.passed, busy  # thousands of other calls before the library's do not crowd it out

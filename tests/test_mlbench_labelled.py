@@ -26,14 +26,38 @@ pytest.importorskip("spacy", reason="the mlbench extra is not installed")
 pytest.importorskip("tokenizers", reason="the mlbench extra is not installed")
 pytest.importorskip("sklearn", reason="the mlbench extra is not installed")
 
-LABELLED = [json.loads(line) for line in (suite_dir("offline") / "labelled_answers.jsonl").read_text().splitlines()
-            if line.strip()]
+LABELLED = [
+    json.loads(line)
+    for line in (suite_dir("offline") / "labelled_answers.jsonl").read_text().splitlines()
+    if line.strip()
+]
 SAMPLES = {s.key: s for s in load_samples("offline")}
 CLASSES = {  # every class of issue #22, found in the reasons
-    "fail": ["heredoc", "true ||", "shadows", "forg", "pre-existing output", "extra behaviour-changing",
-             "different script", "wrong", "exact-value forging", "dead code"],
-    "pass": ["cd ..", "$PWD", "timeout", "nice", "env VAR", "time", "module form", "the gold command",
-             "positionally", "unpacked with **", "printed from constants"],
+    "fail": [
+        "heredoc",
+        "true ||",
+        "shadows",
+        "forg",
+        "pre-existing output",
+        "extra behaviour-changing",
+        "different script",
+        "wrong",
+        "exact-value forging",
+        "dead code",
+    ],
+    "pass": [
+        "cd ..",
+        "$PWD",
+        "timeout",
+        "nice",
+        "env VAR",
+        "time",
+        "module form",
+        "the gold command",
+        "positionally",
+        "unpacked with **",
+        "printed from constants",
+    ],
 }
 
 

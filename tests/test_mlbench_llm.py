@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from mlbench_toy import make_toy_repo
+from openai_server import ChatServer
 from typer.testing import CliRunner
 
 from researchgym.cli import app
@@ -16,12 +17,17 @@ from researchgym.mlbench.repos import RepoPin
 from researchgym.mlbench.schema import Sample
 from researchgym.models.scripted import ScriptedModel
 from researchgym.runs.store import Store
-from mlbench_toy import make_toy_repo
-from openai_server import ChatServer
 
-SAMPLE = Sample(id=3, path="./examples", repo="toy", instruction="Train on citeseer with lr 0 for 5 epochs",
-                arguments={"dataset": "citeseer", "lr": "0", "epochs": "5"}, oracle="Run `python train.py`.",
-                expected_outputs=["model.json"], timeout_s=5)
+SAMPLE = Sample(
+    id=3,
+    path="./examples",
+    repo="toy",
+    instruction="Train on citeseer with lr 0 for 5 epochs",
+    arguments={"dataset": "citeseer", "lr": "0", "epochs": "5"},
+    oracle="Run `python train.py`.",
+    expected_outputs=["model.json"],
+    timeout_s=5,
+)
 GOLD = "```bash\npython train.py --dataset citeseer --lr 0 --epochs 5\n```"
 
 
@@ -50,8 +56,9 @@ def test_the_four_contexts(repos, tmp_path):
 
 
 def test_k_answers_are_judged_stored_and_summarised(repos, tmp_path):
-    model = ScriptedModel([GOLD, "```bash\npython train.py --dataset citeseer --lr 5 --epochs 5\n```",
-                           "```python\nimport os\n```"])
+    model = ScriptedModel(
+        [GOLD, "```bash\npython train.py --dataset citeseer --lr 5 --epochs 5\n```", "```python\nimport os\n```"]
+    )
     store = Store(tmp_path)
     summary = run_llm_setting([SAMPLE], model, repos, store, run_id="r", setting="oracle", k=3)
     rows = store.mlbench_rows("r")
@@ -71,10 +78,26 @@ def test_the_cli_runs_the_llm_setting_against_a_server(toy, tmp_path):
     (tmp_path / "samples.jsonl").write_text(json.dumps(SAMPLE.model_dump()) + "\n")
     server = ChatServer(replies=[GOLD, "```bash\nsleep 30\n```"]).start()
     try:
-        result = CliRunner().invoke(app, [
-            "mlbench", "llm", "--model", "openai/test-model", "--api-base", server.api_base,
-            "--data", str(tmp_path / "samples.jsonl"), "--pins", str(tmp_path / "pins.yaml"), "-k", "2",
-            "--out", str(tmp_path / "run")], env={"COLUMNS": "200"})
+        result = CliRunner().invoke(
+            app,
+            [
+                "mlbench",
+                "llm",
+                "--model",
+                "openai/test-model",
+                "--api-base",
+                server.api_base,
+                "--data",
+                str(tmp_path / "samples.jsonl"),
+                "--pins",
+                str(tmp_path / "pins.yaml"),
+                "-k",
+                "2",
+                "--out",
+                str(tmp_path / "run"),
+            ],
+            env={"COLUMNS": "200"},
+        )
     finally:
         server.stop()
     assert result.exit_code == 0, result.output
@@ -86,16 +109,18 @@ def test_the_cli_runs_the_llm_setting_against_a_server(toy, tmp_path):
 
 def test_samples_without_pins_get_a_clear_error(tmp_path):
     (tmp_path / "samples.jsonl").write_text(json.dumps(SAMPLE.model_dump()) + "\n")
-    result = CliRunner().invoke(app, ["mlbench", "llm", "--model", "openai/x", "--data",
-                                      str(tmp_path / "samples.jsonl")])
+    result = CliRunner().invoke(
+        app, ["mlbench", "llm", "--model", "openai/x", "--data", str(tmp_path / "samples.jsonl")]
+    )
     assert result.exit_code == 2 and "--pins" in result.output
 
 
 def test_a_python_task_shows_the_model_the_code_that_runs_before_its_answer():
     from researchgym.mlbench.llm import task_message
 
-    python = Sample(id=1, path=".", instruction="Fit it", prefix_code="X = load('train.csv')\n", type="Python Code",
-                    repo="toy")
+    python = Sample(
+        id=1, path=".", instruction="Fit it", prefix_code="X = load('train.csv')\n", type="Python Code", repo="toy"
+    )
     assert "X = load('train.csv')" in task_message(python, "")
     bash = Sample(id=2, path=".", instruction="Fit it", prefix_code="X = 1\n", repo="toy")
     assert "X = 1" not in task_message(bash, "")

@@ -9,6 +9,7 @@ import shlex
 from collections import defaultdict
 
 import pytest
+from openai_server import ChatServer
 
 from researchgym.mlbench.agent import MLAgent, run_agent_setting
 from researchgym.mlbench.data import load_samples
@@ -18,7 +19,6 @@ from researchgym.mlbench.schema import Sample
 from researchgym.models import create_model
 from researchgym.models.scripted import ScriptedModel
 from researchgym.runs.store import Store
-from openai_server import ChatServer
 
 pytest.importorskip("gensim", reason="the mlbench extra is not installed")
 pytest.importorskip("sacrebleu", reason="the mlbench extra is not installed")
@@ -91,8 +91,10 @@ def test_a_wrong_value_a_hang_and_python_code_fail_their_checks(repos, tmp_path)
     store = Store(tmp_path)
     chosen, replies, expected = [], [], []
     for sample in one_per_repo():
-        answers = [(fenced(f"{sample.output} && sleep 600"), "hang"),
-                   (f"```python\nimport subprocess\nsubprocess.run({sample.output!r}, shell=True, check=True)\n```", "python")]
+        answers = [
+            (fenced(f"{sample.output} && sleep 600"), "hang"),
+            (f"```python\nimport subprocess\nsubprocess.run({sample.output!r}, shell=True, check=True)\n```", "python"),
+        ]
         mutated = wrong_value(sample)
         if mutated:
             answers.insert(0, (fenced(mutated), "wrong value"))
@@ -114,7 +116,9 @@ def test_a_wrong_value_a_hang_and_python_code_fail_their_checks(repos, tmp_path)
 
 
 def _readme_count(repos: Repositories, sample: Sample) -> int:
-    return sum(1 for p in repos.tree(sample.repo_name).rglob("*") if p.is_file() and p.name.lower().startswith("readme"))
+    return sum(
+        1 for p in repos.tree(sample.repo_name).rglob("*") if p.is_file() and p.name.lower().startswith("readme")
+    )
 
 
 def test_ml_agent_runs_on_the_suite_behind_a_server(repos, tmp_path):
@@ -128,8 +132,9 @@ def test_ml_agent_runs_on_the_suite_behind_a_server(repos, tmp_path):
     try:
         agent = MLAgent(create_model("openai/test-model", api_base=server.api_base, temperature=0.0, max_attempts=1))
         store = Store(tmp_path)
-        summary = run_agent_setting(samples, agent, repos, store, run_id="agent", model_name="openai/test-model",
-                                    out=tmp_path)
+        summary = run_agent_setting(
+            samples, agent, repos, store, run_id="agent", model_name="openai/test-model", out=tmp_path
+        )
     finally:
         server.stop()
     rows = store.mlbench_rows("agent")

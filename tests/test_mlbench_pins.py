@@ -14,9 +14,22 @@ from researchgym.mlbench.repos import PAPER_PINS, load_pins, pin_for
 from researchgym.mlbench.schema import Sample
 
 #: ML-Bench's numbers for its repositories, as its execution script maps them to folders.
-PAPER_IDS = {1: "dgl", 2: "bert", 3: "lavis", 4: "if", 5: "vid2vid", 6: "esm", 7: "open_clip",
-             8: "Time-Series-Library", 9: "External-Attention-pytorch", 10: "PyTorch-GAN",
-             11: "pytorch-image-models", 13: "learning3d", 14: "muzic", 15: "Grounded-Segment-Anything"}
+PAPER_IDS = {
+    1: "dgl",
+    2: "bert",
+    3: "lavis",
+    4: "if",
+    5: "vid2vid",
+    6: "esm",
+    7: "open_clip",
+    8: "Time-Series-Library",
+    9: "External-Attention-pytorch",
+    10: "PyTorch-GAN",
+    11: "pytorch-image-models",
+    13: "learning3d",
+    14: "muzic",
+    15: "Grounded-Segment-Anything",
+}
 
 
 def test_the_paper_pins_name_every_repository_at_a_full_commit():
@@ -27,15 +40,18 @@ def test_the_paper_pins_name_every_repository_at_a_full_commit():
         assert pin.github.startswith("https://github.com/") and pin.ref == pin.commit[:12]
 
 
-@pytest.mark.parametrize(("name", "github", "github_id"), [
-    ("lavis", "", ""),                                           # the pin's own name
-    ("LAVIS", "", ""),                                           # another case
-    ("LAVIS", "https://github.com/salesforce/LAVIS", 3),         # as a hub sample says it
-    ("whatever", "https://github.com/Salesforce/lavis.git/", ""),  # the address, however written
-    ("whatever", "github.com/salesforce/LAVIS", ""),
-    ("", "", 3),                                                 # the number alone
-    ("", "", "3"),
-])
+@pytest.mark.parametrize(
+    ("name", "github", "github_id"),
+    [
+        ("lavis", "", ""),  # the pin's own name
+        ("LAVIS", "", ""),  # another case
+        ("LAVIS", "https://github.com/salesforce/LAVIS", 3),  # as a hub sample says it
+        ("whatever", "https://github.com/Salesforce/lavis.git/", ""),  # the address, however written
+        ("whatever", "github.com/salesforce/LAVIS", ""),
+        ("", "", 3),  # the number alone
+        ("", "", "3"),
+    ],
+)
 def test_a_sample_finds_its_pin(name, github, github_id):
     assert pin_for(load_pins(PAPER_PINS), name, github, github_id).name == "lavis"
 
@@ -68,4 +84,3 @@ def test_the_command_line_uses_the_paper_pins_for_samples_from_the_hub_or_a_file
     assert _mlbench_pin_file(str(tmp_path / "samples.jsonl"), None) == PAPER_PINS
     assert _mlbench_pin_file("hf:super-dainiu/ml-bench", mine) == mine
     assert _mlbench_pin_file("offline", None) == suite_dir("offline") / "repos.yaml"
-

@@ -9,25 +9,31 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from mlbench_toy import make_toy_repo
 from openai_server import ChatServer
+from typer.testing import CliRunner
+from viewer_support import get
+
 from researchgym.analysis.mlbench import answer_key, summarize, summarize_run
 from researchgym.analysis.report import build_report
 from researchgym.cli import app
 from researchgym.mlbench.schema import Sample
 from researchgym.runs.store import Store
 from researchgym.viewer import RunData, ViewerServer, export_bundle
-from viewer_support import get
-
 
 
 def _sample(id: int, repo: str, dataset: str, lr: str, epochs: str) -> Sample:
-    return Sample(id=id, path="./examples", repo=repo, instruction=f"Train on {dataset} with lr {lr} for {epochs} epochs",
-                  arguments={"dataset": dataset, "lr": lr, "epochs": epochs}, oracle="Run `python train.py`.",
-                  output=f"python train.py --dataset {dataset} --lr {lr} --epochs {epochs}",
-                  expected_outputs=["model.json"], timeout_s=3)
+    return Sample(
+        id=id,
+        path="./examples",
+        repo=repo,
+        instruction=f"Train on {dataset} with lr {lr} for {epochs} epochs",
+        arguments={"dataset": dataset, "lr": lr, "epochs": epochs},
+        oracle="Run `python train.py`.",
+        output=f"python train.py --dataset {dataset} --lr {lr} --epochs {epochs}",
+        expected_outputs=["model.json"],
+        timeout_s=3,
+    )
 
 
 A = _sample(1, "toy", "citeseer", "0", "5")
@@ -42,15 +48,15 @@ def bash(code: str) -> str:
 # Asked in this order (sample by sample, attempt by attempt); the same replies for both judges.
 #                                                         strict                      original
 REPLIES = [
-    bash(A.output),                                     # pass                        pass
+    bash(A.output),  # pass                        pass
     bash("python train.py --dataset citeseer --lr 5 --epochs 5"),  # arguments          arguments ("0" absent)
-    bash("sleep 30"),                                   # arguments, exec (timeout)   arguments, type; timeout passes
-    "```python\nimport os\n```",                        # arguments, type, exec       arguments, type, exec
-    bash(B.output),                                     # pass                        pass
-    bash(f"echo {B.output}"),                           # arguments, exec (never ran) pass (substrings, .py, exit 0)
+    bash("sleep 30"),  # arguments, exec (timeout)   arguments, type; timeout passes
+    "```python\nimport os\n```",  # arguments, type, exec       arguments, type, exec
+    bash(B.output),  # pass                        pass
+    bash(f"echo {B.output}"),  # arguments, exec (never ran) pass (substrings, .py, exit 0)
     bash("python train.py --dataset cora --lr 0.1 --epochs 1"),  # arguments           arguments
-    bash(f"{C.output} --no-such-flag"),                 # arguments, exec (exit 2)    exec (exit 2)
-    bash("cat README.md"),                              # arguments, exec (no output) arguments, type
+    bash(f"{C.output} --no-such-flag"),  # arguments, exec (exit 2)    exec (exit 2)
+    bash("cat README.md"),  # arguments, exec (no output) arguments, type
 ]
 STRICT = {"toy#1": [True, False, False], "toy2#2": [False, True, False], "toy#3": [False, False, False]}
 ORIGINAL = {"toy#1": [True, False, False], "toy2#2": [False, True, True], "toy#3": [False, False, False]}
@@ -70,10 +76,28 @@ def run_dir(tmp_path_factory) -> Path:
     for judge in ("strict", "original"):
         server = ChatServer(replies=list(REPLIES)).start()
         try:
-            result = CliRunner().invoke(app, [
-                "mlbench", "llm", "--model", "openai/test-model", "--api-base", server.api_base,
-                "--data", str(root / "samples.jsonl"), "--pins", str(root / "pins.yaml"), "-k", "3",
-                "--judge", judge, "--out", str(root / "run")], env={"COLUMNS": "200"})
+            result = CliRunner().invoke(
+                app,
+                [
+                    "mlbench",
+                    "llm",
+                    "--model",
+                    "openai/test-model",
+                    "--api-base",
+                    server.api_base,
+                    "--data",
+                    str(root / "samples.jsonl"),
+                    "--pins",
+                    str(root / "pins.yaml"),
+                    "-k",
+                    "3",
+                    "--judge",
+                    judge,
+                    "--out",
+                    str(root / "run"),
+                ],
+                env={"COLUMNS": "200"},
+            )
         finally:
             server.stop()
         assert result.exit_code == 0, result.output
@@ -105,7 +129,10 @@ def test_the_summary_per_judge_repository_and_error_kind(run_dir):
     assert summary is not None
     groups = {(g.setting, g.model, g.mode): g for g in summary.groups}
     assert set(groups) == {("oracle", "openai/test-model", "strict"), ("oracle", "openai/test-model", "original")}
-    strict, original = groups["oracle", "openai/test-model", "strict"], groups["oracle", "openai/test-model", "original"]
+    strict, original = (
+        groups["oracle", "openai/test-model", "strict"],
+        groups["oracle", "openai/test-model", "original"],
+    )
     # strict: toy#1 1/3, toy2#2 1/3, toy#3 0 -> pass@1 = 2/9; pass@3 = 2 of 3 samples
     assert strict.rates.samples == 3 and strict.rates.attempts == 3 and strict.rates.answers == 9
     assert strict.rates.pass_at_1 == pytest.approx(2 / 9) and strict.rates.pass_at_k == pytest.approx(2 / 3)
@@ -118,17 +145,31 @@ def test_the_summary_per_judge_repository_and_error_kind(run_dir):
     assert strict.repos["toy2"].pass_at_1 == pytest.approx(1 / 3) and strict.repos["toy2"].pass_at_k == 1.0
     assert original.repos["toy2"].pass_at_1 == pytest.approx(2 / 3)
     e = strict.errors
-    assert (e.answers, e.arguments_failed, e.type_failed, e.execution_failed, e.timeouts, e.timeouts_passed) == \
-        (9, 7, 1, 5, 1, 0)
+    assert (e.answers, e.arguments_failed, e.type_failed, e.execution_failed, e.timeouts, e.timeouts_passed) == (
+        9,
+        7,
+        1,
+        5,
+        1,
+        0,
+    )
     e = original.errors
-    assert (e.answers, e.arguments_failed, e.type_failed, e.execution_failed, e.timeouts, e.timeouts_passed) == \
-        (9, 5, 3, 2, 0, 1)
+    assert (e.answers, e.arguments_failed, e.type_failed, e.execution_failed, e.timeouts, e.timeouts_passed) == (
+        9,
+        5,
+        3,
+        2,
+        0,
+        1,
+    )
     [both] = summary.comparisons
     assert both.strict is strict and both.original is original
     assert len(summary.answers) == 18 and len({a.key for a in summary.answers}) == 18
     timeouts = [a for a in summary.answers if a.timed_out]
-    assert [(a.mode, a.sample, a.attempt, a.execution_ok) for a in sorted(timeouts, key=lambda a: a.mode)] == \
-        [("original", "toy#1", 2, True), ("strict", "toy#1", 2, False)]
+    assert [(a.mode, a.sample, a.attempt, a.execution_ok) for a in sorted(timeouts, key=lambda a: a.mode)] == [
+        ("original", "toy#1", 2, True),
+        ("strict", "toy#1", 2, False),
+    ]
 
 
 def test_the_judge_mode_comes_from_the_run_then_the_judgment_then_the_run_id(rows):
@@ -187,15 +228,27 @@ def test_a_report_of_episodes_and_ml_bench_rows_has_both(tmp_path):
     from researchgym.runs.runner import Method, RunConfig, Runner
 
     run = tmp_path / "run"
-    assert Runner(run, RunConfig(tasks=["battleOfSexes"], methods=[Method("baseline")], seeds=[0])).run() == \
-        {"finished": 1}
+    assert Runner(run, RunConfig(tasks=["battleOfSexes"], methods=[Method("baseline")], seeds=[0])).run() == {
+        "finished": 1
+    }
     before = build_report(run, tmp_path / "before").joinpath("report.md").read_text()
     assert "## Scores" in before and "ML-Bench" not in before
     store = Store(run)  # an ML-Bench judgment in the same store
-    store.record_mlbench("mlbench-agent", {"sample": "toy#1", "repo": "toy", "setting": "agent", "model": "m",
-                                           "attempt": 0, "arguments_ok": True, "type_ok": True, "execution_ok": False,
-                                           "passed": False, "detail": {"mode": "strict", "execution": {
-                                               "passed": False, "detail": "timed out after 3 s"}}})
+    store.record_mlbench(
+        "mlbench-agent",
+        {
+            "sample": "toy#1",
+            "repo": "toy",
+            "setting": "agent",
+            "model": "m",
+            "attempt": 0,
+            "arguments_ok": True,
+            "type_ok": True,
+            "execution_ok": False,
+            "passed": False,
+            "detail": {"mode": "strict", "execution": {"passed": False, "detail": "timed out after 3 s"}},
+        },
+    )
     store.close()
     markdown = build_report(run, tmp_path / "after").joinpath("report.md").read_text()
     assert "## Scores" in markdown and "| battleOfSexes |" in markdown and "## Plots" in markdown
@@ -224,8 +277,15 @@ def test_the_viewer_api_gives_the_summary_the_answers_and_one_answer(viewer):
     answers = json.loads(body)
     assert status == 200 and len(answers) == 18 and "code" not in answers[0]
     echo = next(a for a in answers if a["mode"] == "strict" and a["sample"] == "toy2#2" and a["attempt"] == 2)
-    assert (echo["passed"], echo["arguments_ok"], echo["type_ok"], echo["execution_ok"], echo["repo"], echo["setting"],
-            echo["model"]) == (False, False, True, False, "toy2", "oracle", "openai/test-model")
+    assert (
+        echo["passed"],
+        echo["arguments_ok"],
+        echo["type_ok"],
+        echo["execution_ok"],
+        echo["repo"],
+        echo["setting"],
+        echo["model"],
+    ) == (False, False, True, False, "toy2", "oracle", "openai/test-model")
     status, body = get(viewer, f"/api/mlbench/answers/{echo['key']}")
     record = json.loads(body)
     assert status == 200 and record["code"] == f"echo {B.output}" and record["reply"] == REPLIES[5]
@@ -237,11 +297,18 @@ def test_the_viewer_api_gives_the_summary_the_answers_and_one_answer(viewer):
     assert record["checks"]["execution"]["detail"].startswith("timed out after 3 s")
 
 
-@pytest.mark.parametrize("path, expected", [
-    ("/api/mlbench/answers/no-such-answer", 404), ("/api/mlbench/answers/..", 400),
-    ("/api/mlbench/answers/..%2F..%2Fresults.sqlite", 400), ("/api/mlbench/answers/toy%231", 400),
-    ("/api/mlbench/answers/%2Fetc%2Fpasswd", 400), ("/api/mlbench/answers/a/b", 404), ("/api/mlbench/nothing", 404),
-])
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("/api/mlbench/answers/no-such-answer", 404),
+        ("/api/mlbench/answers/..", 400),
+        ("/api/mlbench/answers/..%2F..%2Fresults.sqlite", 400),
+        ("/api/mlbench/answers/toy%231", 400),
+        ("/api/mlbench/answers/%2Fetc%2Fpasswd", 400),
+        ("/api/mlbench/answers/a/b", 404),
+        ("/api/mlbench/nothing", 404),
+    ],
+)
 def test_a_bad_answer_key_is_refused(viewer, path, expected):
     status, body = get(viewer, path)
     assert status == expected, (path, status, body)
@@ -257,7 +324,7 @@ def test_a_run_without_ml_bench_rows_answers_empty(tmp_path):
 def test_the_exported_bundle_holds_every_answer(run_dir, tmp_path):
     export_bundle(run_dir, tmp_path / "bundle")
     text = (tmp_path / "bundle" / "static" / "data.js").read_text()
-    bundle = json.loads(text[len("window.RG_BUNDLE = "):].rstrip().rstrip(";"))
+    bundle = json.loads(text[len("window.RG_BUNDLE = ") :].rstrip().rstrip(";"))
     mlbench = bundle["mlbench"]
     assert mlbench["summary"]["answers"] == 18 and len(mlbench["answers"]) == 18
     assert set(mlbench["records"]) == {a["key"] for a in mlbench["answers"]}
@@ -273,7 +340,7 @@ def test_in_a_browser_the_ml_bench_view_lists_the_answers_and_opens_one(browser,
     for url in (viewer.url, index.as_uri()):  # the server, then the bundle from disk
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
         page.goto(url)  # no episodes: the overview hands over to the ML-Bench view
         page.wait_for_selector("#mlbench-answers tbody tr")
         assert page.locator("#mlbench-answers tbody tr").count() == 18

@@ -20,8 +20,9 @@ WINDOW = 10
 
 @pytest.fixture(scope="module")
 def env():
-    environment = researchgym.make("battleOfSexes", window=WINDOW, footer=False,
-                                   limits={"max_steps": 1000, "command_timeout_s": 20})
+    environment = researchgym.make(
+        "battleOfSexes", window=WINDOW, footer=False, limits={"max_steps": 1000, "command_timeout_s": 20}
+    )
     environment.reset(seed=0)
     yield environment
     environment.close()
@@ -199,20 +200,40 @@ def test_an_edit_ending_in_an_empty_line_keeps_it_without_a_final_newline(env):
 
 # ------------------------------------------------------------ replaying .traj files
 def _traj(steps: list[dict]) -> dict:
-    return {"environment": "mlgym_main", "trajectory": steps, "history": [],
-            "info": {"exit_status": "submitted", "model_stats": {}, "score": []}}
+    return {
+        "environment": "mlgym_main",
+        "trajectory": steps,
+        "history": [],
+        "info": {"exit_status": "submitted", "model_stats": {}, "score": []},
+    }
 
 
 STEPS = [
-    {"thought": "DISCUSSION\nLook at the strategy.", "action": "open \"strategy.py\"\n",
-     "response": "DISCUSSION\nLook at the strategy.\n\n```\nopen \"strategy.py\"\n```",
-     "observation": "...", "state": "{}", "execution_time": 0.1},
+    {
+        "thought": "DISCUSSION\nLook at the strategy.",
+        "action": 'open "strategy.py"\n',
+        "response": 'DISCUSSION\nLook at the strategy.\n\n```\nopen "strategy.py"\n```',
+        "observation": "...",
+        "state": "{}",
+        "execution_time": 0.1,
+    },
     # A reply MLGym parsed leniently (two blocks): rebuilt from the thought and the action.
-    {"thought": "Always play 0.", "action": "edit 1:1000 strategy.py\ndef row_strategy(history):\n    return 0\nend_of_edit\n",
-     "response": "Always play 0.\n```python\nprint('sketch')\n```\n```\nedit 1:1000\n...\n```",
-     "observation": "...", "state": "{}", "execution_time": 0.1},
-    {"thought": "", "action": "validate", "response": "```\nvalidate\n```", "observation": "...",
-     "state": "{}", "execution_time": 1.0},
+    {
+        "thought": "Always play 0.",
+        "action": "edit 1:1000 strategy.py\ndef row_strategy(history):\n    return 0\nend_of_edit\n",
+        "response": "Always play 0.\n```python\nprint('sketch')\n```\n```\nedit 1:1000\n...\n```",
+        "observation": "...",
+        "state": "{}",
+        "execution_time": 0.1,
+    },
+    {
+        "thought": "",
+        "action": "validate",
+        "response": "```\nvalidate\n```",
+        "observation": "...",
+        "state": "{}",
+        "execution_time": 1.0,
+    },
     {"thought": "", "action": "exit_context", "response": "", "observation": "", "state": "{}", "execution_time": 0},
 ]
 

@@ -25,11 +25,11 @@ RUNS = {
     ("metagen-alpha", "battleOfSexes", 0): [0.6, 0.8, 0.7],
     ("metagen-alpha", "battleOfSexes", 1): [0.9, 0.4],
     ("beta", "battleOfSexes", 0): [0.55],
-    ("beta", "battleOfSexes", 1): [0.65, 0.6],     # its .traj is truncated
+    ("beta", "battleOfSexes", 1): [0.65, 0.6],  # its .traj is truncated
     ("metagen-alpha", "3SATTime", 0): [15.0, 12.0, 14.0],
-    ("metagen-alpha", "3SATTime", 1): [],          # no score at all: a failed run
+    ("metagen-alpha", "3SATTime", 1): [],  # no score at all: a failed run
     ("beta", "3SATTime", 0): [10.0, 20.0],
-    ("beta", "3SATTime", 1): [13.0],               # its .traj is missing
+    ("beta", "3SATTime", 1): [13.0],  # its .traj is missing
 }
 METRIC = {"battleOfSexes": "Score", "3SATTime": "Time"}
 BASELINE = {"battleOfSexes": 0.5, "3SATTime": 16.0}
@@ -44,26 +44,62 @@ def _write_runs(root: Path) -> None:
         folder = _folder(root, model, task, run)
         folder.mkdir(parents=True)
         metric, baseline = METRIC[task], BASELINE[task]
-        (folder / "results.json").write_text(json.dumps(
-            {"agent": [{metric: v} for v in values], "baseline": {metric: baseline}}, indent=2))
-        steps = [{"action": "ls\n", "observation": "data/\nevaluate.py*", "thought": "Look first.\n",
-                  "response": "Look first.\n```\nls\n```", "state": "{}", "execution_time": "0.5"}]
+        (folder / "results.json").write_text(
+            json.dumps({"agent": [{metric: v} for v in values], "baseline": {metric: baseline}}, indent=2)
+        )
+        steps = [
+            {
+                "action": "ls\n",
+                "observation": "data/\nevaluate.py*",
+                "thought": "Look first.\n",
+                "response": "Look first.\n```\nls\n```",
+                "state": "{}",
+                "execution_time": "0.5",
+            }
+        ]
         for value in values[:-1]:
-            steps.append({"action": "validate\n", "thought": "Score it.\n", "response": "", "state": "{}",
-                          "execution_time": "2.0",
-                          "observation": f"Your code produced a valid submission artefact at /x.\nBaseline Score: "
-                                         f"{{'{metric}': {baseline}}}\nEvaluation Score: {{'{metric}': {value}}}"})
+            steps.append(
+                {
+                    "action": "validate\n",
+                    "thought": "Score it.\n",
+                    "response": "",
+                    "state": "{}",
+                    "execution_time": "2.0",
+                    "observation": f"Your code produced a valid submission artefact at /x.\nBaseline Score: "
+                    f"{{'{metric}': {baseline}}}\nEvaluation Score: {{'{metric}': {value}}}",
+                }
+            )
         submitted = bool(values)
         if submitted:
-            steps.append({"action": "submit\n", "observation": "", "thought": "Done.\n", "response": "",
-                          "state": "{}", "execution_time": "3.0"})
-        traj = {"environment": "mlgym_main", "trajectory": steps,
-                "history": [{"role": "system", "content": "sys", "agent": "primary"},
-                            {"role": "user", "content": f"Solve {task}.", "agent": "primary"}],
-                "info": {"model_stats": {"total_cost": 0.25, "tokens_sent": 1000, "tokens_received": 100,
-                                         "api_calls": len(steps)},
-                         "exit_status": "submitted" if submitted else "autosubmission (exit_context)",
-                         "submission": "/x", "score": [{metric: v} for v in values]}}
+            steps.append(
+                {
+                    "action": "submit\n",
+                    "observation": "",
+                    "thought": "Done.\n",
+                    "response": "",
+                    "state": "{}",
+                    "execution_time": "3.0",
+                }
+            )
+        traj = {
+            "environment": "mlgym_main",
+            "trajectory": steps,
+            "history": [
+                {"role": "system", "content": "sys", "agent": "primary"},
+                {"role": "user", "content": f"Solve {task}.", "agent": "primary"},
+            ],
+            "info": {
+                "model_stats": {
+                    "total_cost": 0.25,
+                    "tokens_sent": 1000,
+                    "tokens_received": 100,
+                    "api_calls": len(steps),
+                },
+                "exit_status": "submitted" if submitted else "autosubmission (exit_context)",
+                "submission": "/x",
+                "score": [{metric: v} for v in values],
+            },
+        }
         text = json.dumps(traj)
         if (model, task, run) == ("beta", "battleOfSexes", 1):
             text = text[: len(text) // 2]  # truncated mid-file
@@ -82,12 +118,16 @@ def _write_runs(root: Path) -> None:
 # and AUP_m ~ mean over the two tasks of (0.4 - log10 r), within one grid step (0.4 / 499) and the
 # rounding to 3 decimals.
 EXPECTED = {
-    "best attempt": {"alpha": (0.4 + 0.4 - math.log10(1.2)) / 2,
-                     "beta": (0.4 - math.log10(0.9 / 0.65) + 0.4) / 2,
-                     "baseline": (0.4 - math.log10(1.8) + 0.4 - math.log10(1.6)) / 2},
-    "best submission": {"alpha": (0.4 + 0.4 - math.log10(14 / 13)) / 2,
-                        "beta": (0.4 - math.log10(0.7 / 0.6) + 0.4) / 2,
-                        "baseline": (0.4 - math.log10(1.4) + 0.4 - math.log10(16 / 13)) / 2},
+    "best attempt": {
+        "alpha": (0.4 + 0.4 - math.log10(1.2)) / 2,
+        "beta": (0.4 - math.log10(0.9 / 0.65) + 0.4) / 2,
+        "baseline": (0.4 - math.log10(1.8) + 0.4 - math.log10(1.6)) / 2,
+    },
+    "best submission": {
+        "alpha": (0.4 + 0.4 - math.log10(14 / 13)) / 2,
+        "beta": (0.4 - math.log10(0.7 / 0.6) + 0.4) / 2,
+        "baseline": (0.4 - math.log10(1.4) + 0.4 - math.log10(16 / 13)) / 2,
+    },
 }
 
 
@@ -123,18 +163,28 @@ def test_import_fills_the_store_and_reports_what_it_skipped(mlgym_dir: Path, tmp
 
     scores = [(s["step"], s["kind"], s["split"], s["metric"], s["value"]) for s in store.scores(alpha["id"])]
     # ls, validate (0.6), validate (0.8), submit (0.7): each score at the step that made it.
-    assert scores == [(2, "validate", "test", "Score", 0.6), (3, "validate", "test", "Score", 0.8),
-                      (4, "submit", "test", "Score", 0.7)]
+    assert scores == [
+        (2, "validate", "test", "Score", 0.6),
+        (3, "validate", "test", "Score", 0.8),
+        (4, "submit", "test", "Score", 0.7),
+    ]
     config = next(r["config"] for r in store.runs() if r["id"] == "mlgym-import")
-    assert config["task_facts"]["3SATTime"] == {"direction": "minimize", "baseline": 16.0, "metric": "Time",
-                                               "mlgym_task": "3SATTime"}
+    assert config["task_facts"]["3SATTime"] == {
+        "direction": "minimize",
+        "baseline": 16.0,
+        "metric": "Time",
+        "mlgym_task": "3SATTime",
+    }
     assert config["mlgym_tasks"]["battleOfSexes"] == "battleOfSexes"
     store.close()
 
     # The trajectory, in researchgym's format.
     records = list(read_trajectory(Path(alpha["trajectory"])))
     assert [r["type"] for r in records] == ["reset", "step", "step", "step", "step", "end"]
-    assert records[0]["run_info"] == {"agent": "mlgym", "model": "alpha"} and records[0]["prompt"] == "Solve battleOfSexes."
+    assert (
+        records[0]["run_info"] == {"agent": "mlgym", "model": "alpha"}
+        and records[0]["prompt"] == "Solve battleOfSexes."
+    )
     assert records[2]["action"] == "validate\n" and records[2]["scores"][0]["test"]["value"] == 0.6
     assert records[-1]["final_score"] == 0.7 and records[-1]["mlgym_exit_status"] == "submitted"
 
@@ -173,8 +223,10 @@ def test_cli_import_report_and_viewer(mlgym_dir: Path, tmp_path: Path):
     markdown = (run_dir / "report" / "report.md").read_text()
     assert "| 3SATTime | min | 16 |" in markdown  # MLGym's baseline, not the registry's
     aup_line = next(line for line in markdown.splitlines() if line.startswith("| alpha | "))
-    assert aup_line.split(" | ")[1:3] == [f"{mlgym_aup(run_dir)['aup']['best attempt']['alpha']:.3f}",
-                                          f"{mlgym_aup(run_dir)['aup']['best submission']['alpha']:.3f}"]
+    assert aup_line.split(" | ")[1:3] == [
+        f"{mlgym_aup(run_dir)['aup']['best attempt']['alpha']:.3f}",
+        f"{mlgym_aup(run_dir)['aup']['best submission']['alpha']:.3f}",
+    ]
 
     data = RunData(run_dir)
     overview = data.overview()
@@ -182,11 +234,14 @@ def test_cli_import_report_and_viewer(mlgym_dir: Path, tmp_path: Path):
     # The viewer rates the import against MLGym's baselines too, as the report does.
     assert overview["summary"]["baselines"]["3SATTime"] == 16.0
     assert overview["summary"]["aup"]["best attempt"]["alpha"] == pytest.approx(
-        mlgym_aup(run_dir)["aup"]["best attempt"]["alpha"])
+        mlgym_aup(run_dir)["aup"]["best attempt"]["alpha"]
+    )
     key = safe_name("battleOfSexes|mlgym|alpha|0")
     episode = data.episode(key)
     assert [s["action"] for s in episode["steps"]] == ["ls\n", "validate\n", "validate\n", "submit\n"]
-    assert episode["steps"][0]["thought"] == "Look first.\n" and "Evaluation Score" in episode["steps"][1]["observation"]
+    assert (
+        episode["steps"][0]["thought"] == "Look first.\n" and "Evaluation Score" in episode["steps"][1]["observation"]
+    )
     assert episode["end"]["final_score"] == 0.7
     assert data.observation(key, 2).endswith("{'Score': 0.6}")
 

@@ -37,18 +37,26 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _stag_hunt(root: Path) -> None:
-    _write(root / "data" / "stagHunt" / "target.py", """\
+    _write(
+        root / "data" / "stagHunt" / "target.py",
+        """\
         import random
 
 
         def target_column_strategy(history):
             return 0 if random.random() < 0.7 else 1
-        """)
-    _write(root / "data" / "stagHunt" / "strategy.py", """\
+        """,
+    )
+    _write(
+        root / "data" / "stagHunt" / "strategy.py",
+        """\
         def row_strategy(history):
             return 0  # always hunt the stag
-        """)
-    _write(root / "data" / "stagHunt" / "evaluate.py", """\
+        """,
+    )
+    _write(
+        root / "data" / "stagHunt" / "evaluate.py",
+        """\
         import json
 
         from strategy import row_strategy
@@ -68,8 +76,11 @@ def _stag_hunt(root: Path) -> None:
 
         games = [one_game() for _ in range(4000)]
         print(json.dumps({"Score": sum(games) / len(games)}))
-        """)
-    _write(root / "configs" / "tasks" / "stagHunt.yaml", f"""\
+        """,
+    )
+    _write(
+        root / "configs" / "tasks" / "stagHunt.yaml",
+        f"""\
         id: stagHunt
         name: Stag Hunt
         description: |-
@@ -89,14 +100,17 @@ def _stag_hunt(root: Path) -> None:
         - evaluate.py
         evaluation_read_only: true
         memory_path: data/stagHunt/memory.json
-        """)
+        """,
+    )
 
 
 def _csv_task(root: Path) -> None:
     _write(root / "data" / "tinyRegression" / "data" / "train.csv", "x,y\n0,1\n1,2\n2,3\n")
     _write(root / "data" / "tinyRegression" / "data" / "test.csv", "id,x\n0,5\n1,6\n2,7\n")
     _write(root / "data" / "tinyRegression" / "data" / "answer.csv", "id,y\n0,1\n1,2\n2,6\n")
-    _write(root / "data" / "tinyRegression" / "baseline.py", """\
+    _write(
+        root / "data" / "tinyRegression" / "baseline.py",
+        """\
         import csv
 
         with open("data/train.csv") as f:
@@ -105,8 +119,11 @@ def _csv_task(root: Path) -> None:
             ids = [row["id"] for row in csv.DictReader(f)]
         with open("submission.csv", "w") as f:
             f.write("id,y\\n" + "".join(f"{i},{sum(ys) / len(ys)}\\n" for i in ids))
-        """)
-    _write(root / "data" / "tinyRegression" / "evaluate.py", """\
+        """,
+    )
+    _write(
+        root / "data" / "tinyRegression" / "evaluate.py",
+        """\
         import argparse
         import csv
         import json
@@ -120,14 +137,20 @@ def _csv_task(root: Path) -> None:
         with open(args.submission_file) as f:
             guess = {row["id"]: float(row["y"]) for row in csv.DictReader(f)}
         print(json.dumps({"rmse": math.sqrt(sum((truth[i] - guess[i]) ** 2 for i in truth) / len(truth))}))
-        """)
-    _write(root / "configs" / "datasets" / "tinyRegression.yaml", """\
+        """,
+    )
+    _write(
+        root / "configs" / "datasets" / "tinyRegression.yaml",
+        """\
         data_path: data/tinyRegression/data
         description: Three rows of x and y.
         is_local: true
         name: TinyRegression
-        """)
-    _write(root / "configs" / "tasks" / "tinyRegression.yaml", f"""\
+        """,
+    )
+    _write(
+        root / "configs" / "tasks" / "tinyRegression.yaml",
+        f"""\
         id: tinyRegression
         name: Tiny Regression
         description: |-
@@ -147,22 +170,28 @@ def _csv_task(root: Path) -> None:
         evaluation_paths:
         - evaluate.py
         evaluation_read_only: true
-        """)
+        """,
+    )
 
 
 def _broken_ones(root: Path) -> None:
     """Tasks MLGym checkouts really contain: a data folder its scripts fetch, a hub dataset, its
     abstract task class, and a model task whose paths are inside a starter folder."""
     _write(root / "data" / "absentData" / "evaluate.py", "print('{}')\n")
-    _write(root / "configs" / "datasets" / "absent.yaml", """\
+    _write(
+        root / "configs" / "datasets" / "absent.yaml",
+        """\
         data_path: data/absentData/data
         description: Token shards.
         is_local: true
         name: Shards
         train_split: {file_regex: ./data/shards/train_*, name: train}
         valid_split: {file_regex: ./data/shards/val_*, name: valid}
-        """)
-    _write(root / "configs" / "tasks" / "absentData.yaml", """\
+        """,
+    )
+    _write(
+        root / "configs" / "tasks" / "absentData.yaml",
+        """\
         id: absentData
         name: Absent Data
         description: x
@@ -171,14 +200,20 @@ def _broken_ones(root: Path) -> None:
         starter_code: [data/absentData/evaluate.py]
         baseline_scores: [{loss: 3.0}]
         evaluation_paths: [evaluate.py]
-        """)
-    _write(root / "configs" / "datasets" / "hub.yaml", """\
+        """,
+    )
+    _write(
+        root / "configs" / "datasets" / "hub.yaml",
+        """\
         data_path: someone/some-dataset
         description: On the hub.
         is_local: false
         name: HubData
-        """)
-    _write(root / "configs" / "tasks" / "hubTask.yaml", """\
+        """,
+    )
+    _write(
+        root / "configs" / "tasks" / "hubTask.yaml",
+        """\
         id: hubTask
         name: Hub Task
         description: x
@@ -187,19 +222,25 @@ def _broken_ones(root: Path) -> None:
         starter_code: [data/absentData/evaluate.py]
         baseline_scores: [{accuracy: 0.5}]
         evaluation_paths: [evaluate.py]
-        """)
-    _write(root / "configs" / "tasks" / "abstract.yaml", """\
+        """,
+    )
+    _write(
+        root / "configs" / "tasks" / "abstract.yaml",
+        """\
         id: abstract
         name: Abstract
         description: x
         task_entrypoint: BaseMLTask
         baseline_scores: [{rmse: 1.0}]
         evaluation_paths: [data/nowhere/evaluate.py]
-        """)
+        """,
+    )
     _write(root / "data" / "tinyRl" / "src" / "train.py", "print('training')\n")
     _write(root / "data" / "tinyRl" / "src" / "config.yaml", "lr: 0.1\n")
     _write(root / "data" / "tinyRl" / "evaluate.py", "print('{\"Reward Mean\": 1.0}')\n")
-    _write(root / "configs" / "tasks" / "tinyRl.yaml", """\
+    _write(
+        root / "configs" / "tasks" / "tinyRl.yaml",
+        """\
         id: tinyRl
         name: Tiny RL
         description: x
@@ -210,7 +251,8 @@ def _broken_ones(root: Path) -> None:
         baseline_scores: [{Reward Mean: 1.0}]
         evaluation_paths: [evaluate.py]
         evaluation_read_only: true
-        """)
+        """,
+    )
 
 
 @pytest.fixture
@@ -225,18 +267,32 @@ def mlgym_root(tmp_path: Path) -> Path:
 
 def test_every_task_file_of_the_checkout_loads(mlgym_root: Path):
     found = {file.name: spec for file, spec in tasks_in(mlgym_root)}
-    assert sorted(found) == ["absentData.yaml", "abstract.yaml", "hubTask.yaml", "stagHunt.yaml", "tinyRegression.yaml",
-                             "tinyRl.yaml"]
+    assert sorted(found) == [
+        "absentData.yaml",
+        "abstract.yaml",
+        "hubTask.yaml",
+        "stagHunt.yaml",
+        "tinyRegression.yaml",
+        "tinyRl.yaml",
+    ]
     assert all(not isinstance(spec, Exception) for spec in found.values())
     lacking = {name: [lack.field for lack in spec.unavailable] for name, spec in found.items()}
-    assert lacking == {"absentData.yaml": ["dataset_configs.0"], "hubTask.yaml": ["dataset_configs.0"],
-                       "abstract.yaml": ["task_entrypoint", "evaluation_paths.0"], "stagHunt.yaml": [],
-                       "tinyRegression.yaml": [], "tinyRl.yaml": ["requirements_path"]}
+    assert lacking == {
+        "absentData.yaml": ["dataset_configs.0"],
+        "hubTask.yaml": ["dataset_configs.0"],
+        "abstract.yaml": ["task_entrypoint", "evaluation_paths.0"],
+        "stagHunt.yaml": [],
+        "tinyRegression.yaml": [],
+        "tinyRl.yaml": ["requirements_path"],
+    }
     game = found["stagHunt.yaml"]
     assert (game.name, game.evaluation.command, game.baseline.command) == ("StagHunt", "python evaluate.py", None)
     assert game.submission.artefacts == ["target.py", "strategy.py"]
     assert [(f.target, f.read_only) for f in game.starter_files] == [
-        ("target.py", False), ("evaluate.py", True), ("strategy.py", False)]
+        ("target.py", False),
+        ("evaluate.py", True),
+        ("strategy.py", False),
+    ]
     regression = found["tinyRegression.yaml"]
     assert regression.baseline.command == "python baseline.py"
     assert regression.metric.direction == "minimize" and regression.datasets[0].mount_point == "data"
@@ -300,8 +356,9 @@ def test_tasks_path_lists_the_folder_and_run_plays_the_ready_tasks(mlgym_root: P
         assert name in listing.output
     assert "2 of 6 ready" in listing.output
     assert "absentData.yaml cannot run here" in listing.output
-    result = runner.invoke(app, ["run", str(mlgym_root), "--agent", "baseline", "--out", str(tmp_path / "runs")],
-                           env={"COLUMNS": "250"})
+    result = runner.invoke(
+        app, ["run", str(mlgym_root), "--agent", "baseline", "--out", str(tmp_path / "runs")], env={"COLUMNS": "250"}
+    )
     assert result.exit_code == 0, result.output
     assert "left out absentData.yaml" in " ".join(result.output.split())
     (run_dir,) = (tmp_path / "runs").iterdir()

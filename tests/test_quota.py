@@ -68,8 +68,10 @@ def settle(path: Path, token: str | None = None, quiet_s: float = 2.0) -> int:
 def background_writer(target: str, token: str, megabytes: int = 300) -> str:
     """A detached job that starts after the command returned and writes `megabytes` MiB, paced,
     then leaves a `finished` mark: killed in time, the mark never appears."""
-    script = (f"sleep 1; for i in $(seq {megabytes}); do head -c 1M /dev/zero >> {target}/big; sleep 0.01; done; "
-              f": > {target}/finished")
+    script = (
+        f"sleep 1; for i in $(seq {megabytes}); do head -c 1M /dev/zero >> {target}/big; sleep 0.01; done; "
+        f": > {target}/finished"
+    )
     return f"(exec -a {token} bash -c '{script}') > /dev/null 2>&1 & echo started"
 
 
@@ -78,8 +80,10 @@ def test_a_background_job_writing_between_commands_is_stopped(box, workspace, st
     token = f"rgquota-{uuid.uuid4().hex}"
     inside, host = ("/home/agent/workspace/sub", workspace / "sub") if target == "workspace" else (STATE_DIR, state_dir)
     cap = 20 if target == "workspace" else STATE_MAX_MB
-    assert box.run("mkdir -p /home/agent/workspace/sub && cd /home/agent/workspace/sub && pwd").output.strip() \
+    assert (
+        box.run("mkdir -p /home/agent/workspace/sub && cd /home/agent/workspace/sub && pwd").output.strip()
         == "/home/agent/workspace/sub"
+    )
     result = box.run(background_writer(inside, token))
     assert "started" in result.output and not result.notes, result.observation()
 
@@ -103,8 +107,9 @@ def test_a_background_job_writing_between_commands_is_stopped(box, workspace, st
 
 
 def test_writing_into_the_state_folder_past_its_cap_stops_the_command(box, state_dir):
-    result = box.run(f"for i in $(seq 300); do head -c 1M /dev/zero >> {STATE_DIR}/big; sleep 0.02; done; "
-                     "echo finished")
+    result = box.run(
+        f"for i in $(seq 300); do head -c 1M /dev/zero >> {STATE_DIR}/big; sleep 0.02; done; echo finished"
+    )
     observation = result.observation()
     assert "finished" not in result.output, "the command ran to its end: the state folder is not under a quota"
     assert "state folder" in observation and "over its quota" in observation and f"{STATE_MAX_MB} MiB" in observation
@@ -115,8 +120,10 @@ def test_writing_into_the_state_folder_past_its_cap_stops_the_command(box, state
 
 
 def test_the_state_folder_holds_many_files_only_up_to_its_cap(box, state_dir):
-    result = box.run(f"mkdir {STATE_DIR}/many && cd {STATE_DIR}/many && "
-                     "seq 30000 | xargs -n 1000 sh -c 'touch \"$@\"; sleep 0.1' _ && echo finished")  # 3 s at least
+    result = box.run(
+        f"mkdir {STATE_DIR}/many && cd {STATE_DIR}/many && "
+        "seq 30000 | xargs -n 1000 sh -c 'touch \"$@\"; sleep 0.1' _ && echo finished"
+    )  # 3 s at least
     assert "finished" not in result.output
     assert "state folder" in result.observation() and "files" in result.observation()
     assert usage(state_dir).files < 30000
@@ -154,9 +161,11 @@ def test_a_job_that_stays_under_the_quota_is_left_alone(box, workspace):
 def test_a_shell_that_writes_after_its_command_ended_is_killed(box, workspace):
     """A function named like the builtin that prints the end-of-command marker keeps the shell
     itself writing after the command returned; killing its background jobs does not stop it."""
-    writer = ('s=$(head -c 1048575 /dev/zero | tr "\\0" x); '
-              'for ((i = 0; i < 300; i++)); do builtin echo "$s" >> /home/agent/workspace/big; sleep 0.01; done; '
-              ': > /home/agent/workspace/finished')
+    writer = (
+        's=$(head -c 1048575 /dev/zero | tr "\\0" x); '
+        'for ((i = 0; i < 300; i++)); do builtin echo "$s" >> /home/agent/workspace/big; sleep 0.01; done; '
+        ": > /home/agent/workspace/finished"
+    )
     result = box.run(f'printf() {{ builtin printf "$@"; if [[ "$1" == *E* ]]; then {writer}; fi; }}; echo armed')
     assert "armed" in result.output
 

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import write_task
+
 from researchgym.env import ResearchEnv
 
 SECRET = "TOP-SECRET-LABELS"
@@ -24,8 +24,9 @@ def task(tmp_path) -> Path:
 
 @pytest.fixture
 def env(task, tmp_path):
-    environment = ResearchEnv(str(task / "task.yaml"), limits={"max_steps": 40, "command_timeout_s": 20},
-                              trajectory_dir=tmp_path / "traj")
+    environment = ResearchEnv(
+        str(task / "task.yaml"), limits={"max_steps": 40, "command_timeout_s": 20}, trajectory_dir=tmp_path / "traj"
+    )
     environment.reset(seed=0)
     yield environment
     environment.close()
@@ -47,8 +48,11 @@ def no_secret(text: str) -> None:
 
 # ------------------------------------------------------------ hidden files, by any path
 def test_hidden_test_labels_read_back_empty(env):
-    output = act(env, "cat data/answers.csv data/val_answers.csv 2>&1; cp data/answers.csv a.csv 2>&1; "
-                      "python -c \"print(open('data/answers.csv').read())\" 2>&1 | tail -1")
+    output = act(
+        env,
+        "cat data/answers.csv data/val_answers.csv 2>&1; cp data/answers.csv a.csv 2>&1; "
+        "python -c \"print(open('data/answers.csv').read())\" 2>&1 | tail -1",
+    )
     assert "Permission denied" in output  # the paths are masked by /dev/null on a nodev mount
     no_secret(output)
 
@@ -58,22 +62,31 @@ def test_the_host_task_folder_is_not_visible_by_its_path(env, task):
 
 
 def test_proc_root_of_other_processes_does_not_reach_the_host(env, task):
-    output = act(env, f"for p in /proc/[0-9]*; do cat $p/root{task}/eval/secret.txt $p/root{task}/data/answers.csv; "
-                      "done 2>/dev/null; echo done")
+    output = act(
+        env,
+        f"for p in /proc/[0-9]*; do cat $p/root{task}/eval/secret.txt $p/root{task}/data/answers.csv; "
+        "done 2>/dev/null; echo done",
+    )
     no_secret(output)
 
 
 def test_mountinfo_hints_lead_nowhere(env):
-    output = act(env, "for m in $(awk '{print $4}' /proc/self/mountinfo | sort -u); do "
-                      "find \"$m\" -maxdepth 3 -name 'secret.txt' -exec cat {} + 2>/dev/null; "
-                      "find \"$m\" -maxdepth 3 -name 'answers.csv' -exec cat {} + 2>/dev/null; done; echo scanned")
+    output = act(
+        env,
+        "for m in $(awk '{print $4}' /proc/self/mountinfo | sort -u); do "
+        "find \"$m\" -maxdepth 3 -name 'secret.txt' -exec cat {} + 2>/dev/null; "
+        "find \"$m\" -maxdepth 3 -name 'answers.csv' -exec cat {} + 2>/dev/null; done; echo scanned",
+    )
     assert "scanned" in output
     no_secret(output)
 
 
 def test_a_symlink_in_the_workspace_to_the_host_task_is_dangling(env, task):
-    output = act(env, f"ln -s {task}/eval/secret.txt s1; ln -s {task}/data/answers.csv s2; cat s1 s2; "
-                      "ln -s /proc/1/root/etc/shadow s3; cat s3")
+    output = act(
+        env,
+        f"ln -s {task}/eval/secret.txt s1; ln -s {task}/data/answers.csv s2; cat s1 s2; "
+        "ln -s /proc/1/root/etc/shadow s3; cat s3",
+    )
     no_secret(output)
 
 
@@ -85,15 +98,21 @@ def test_a_hard_link_to_the_masked_labels_fails_or_stays_empty(env):
 def test_a_filesystem_wide_search_finds_no_secret(env):
     # /tmp is searched on its own filesystem only: a virtualenv under /tmp (bound read-only, and
     # gigabytes) would take longer than the command's limit
-    output = act(env, f"grep -rsl '{SECRET}' /home /run /opt /srv /mnt /root 2>/dev/null | head; "
-                      f"find /tmp -xdev -type f -exec grep -l '{SECRET}' {{}} + 2>/dev/null | head; echo searched")
+    output = act(
+        env,
+        f"grep -rsl '{SECRET}' /home /run /opt /srv /mnt /root 2>/dev/null | head; "
+        f"find /tmp -xdev -type f -exec grep -l '{SECRET}' {{}} + 2>/dev/null | head; echo searched",
+    )
     assert "searched" in output
     assert output.split("searched")[0].strip() == "", output  # no file holds it
 
 
 def test_new_mounts_and_namespaces_are_refused(env, task):
-    output = act(env, f"mount --bind {task} /tmp/x 2>&1; unshare -m true 2>&1; unshare -U -r cat /proc/self/uid_map 2>&1; "
-                      "mount -t proc proc /tmp 2>&1; echo tried")
+    output = act(
+        env,
+        f"mount --bind {task} /tmp/x 2>&1; unshare -m true 2>&1; unshare -U -r cat /proc/self/uid_map 2>&1; "
+        "mount -t proc proc /tmp 2>&1; echo tried",
+    )
     no_secret(output)
     still_works(env)
 
@@ -107,8 +126,11 @@ def test_the_host_processes_are_not_visible(env):
 # ------------------------------------------------------------ evaluation and data
 def test_a_fake_evaluator_or_sitecustomize_in_the_workspace_does_not_change_the_score(env):
     act(env, "printf 'y\\n0\\n0\\n' > submission.csv")
-    act(env, "echo 'import json; print(json.dumps({\"accuracy\": 1.0}))' > evaluate.py; "
-             "echo 'print(\"{\\\"accuracy\\\": 1.0}\")' > sitecustomize.py; mkdir -p eval; cp evaluate.py eval/")
+    act(
+        env,
+        "echo 'import json; print(json.dumps({\"accuracy\": 1.0}))' > evaluate.py; "
+        'echo \'print("{\\"accuracy\\": 1.0}")\' > sitecustomize.py; mkdir -p eval; cp evaluate.py eval/',
+    )
     output = act(env, "validate")
     assert "accuracy = 0" in output, output
 
@@ -120,47 +142,65 @@ def test_forged_metric_lines_printed_by_the_submission_do_not_count(env):
 
 
 def test_the_data_is_read_only(env):
-    output = act(env, "echo 9,9 >> data/train.csv 2>&1; rm -f data/train.csv 2>&1; touch data/new 2>&1; "
-                      "mv data/train.csv data/t 2>&1; chmod 777 data 2>&1; cat data/train.csv")
+    output = act(
+        env,
+        "echo 9,9 >> data/train.csv 2>&1; rm -f data/train.csv 2>&1; touch data/new 2>&1; "
+        "mv data/train.csv data/t 2>&1; chmod 777 data 2>&1; cat data/train.csv",
+    )
     assert "x,y\n1,2\n2,4\n3,6" in output and "9,9" not in output
 
 
 def test_the_tools_and_system_are_read_only(env):
-    output = act(env, "echo 'echo pwned' > /opt/researchgym/bin/validate 2>&1; touch /usr/bin/x 2>&1; "
-                      "echo x >> /etc/passwd 2>&1; touch /opt/researchgym/lib/evil.py 2>&1; cat /opt/researchgym/bin/validate")
+    output = act(
+        env,
+        "echo 'echo pwned' > /opt/researchgym/bin/validate 2>&1; touch /usr/bin/x 2>&1; "
+        "echo x >> /etc/passwd 2>&1; touch /opt/researchgym/lib/evil.py 2>&1; cat /opt/researchgym/bin/validate",
+    )
     assert "pwned" not in output and "Read-only file system" in output
     assert "Validation score" in act(env, "python solve.py && validate")
 
 
 def test_writing_outside_the_workspace_does_not_reach_the_host(env, tmp_path):
     marker = tmp_path / "escaped.txt"
-    act(env, f"echo escaped > {marker} 2>&1; echo escaped > /home/agent/../../{marker} 2>&1; "
-             f"cd /; echo escaped > ..{marker} 2>&1; true")
+    act(
+        env,
+        f"echo escaped > {marker} 2>&1; echo escaped > /home/agent/../../{marker} 2>&1; "
+        f"cd /; echo escaped > ..{marker} 2>&1; true",
+    )
     assert not marker.exists()
 
 
 # ------------------------------------------------------------------------ network
 def test_no_tcp_or_udp_to_a_host_loopback_service(env, loopback_server):
     host, port = loopback_server
-    output = act(env, f"python -c \"import socket; s=socket.create_connection(('{host}', {port}), timeout=2); "
-                      f"print('CONNECTED')\" 2>&1; python -c \"import socket; s=socket.socket(socket.AF_INET, "
-                      f"socket.SOCK_DGRAM); s.sendto(b'x', ('{host}', {port})); print('SENT', s.recvfrom(10))\" 2>&1 "
-                      "| tail -1")
+    output = act(
+        env,
+        f"python -c \"import socket; s=socket.create_connection(('{host}', {port}), timeout=2); "
+        f"print('CONNECTED')\" 2>&1; python -c \"import socket; s=socket.socket(socket.AF_INET, "
+        f"socket.SOCK_DGRAM); s.sendto(b'x', ('{host}', {port})); print('SENT', s.recvfrom(10))\" 2>&1 "
+        "| tail -1",
+    )
     assert "CONNECTED" not in output and "SENT" not in output
 
 
 def test_no_dns_and_no_outside_network(env):
-    output = act(env, "python -c \"import socket; print(socket.getaddrinfo('pypi.org', 443))\" 2>&1 | tail -1; "
-                      "python -c \"import urllib.request; urllib.request.urlopen('http://1.1.1.1', timeout=3); "
-                      "print('REACHED')\" 2>&1 | tail -1; ip -o addr 2>/dev/null || cat /proc/net/dev")
+    output = act(
+        env,
+        "python -c \"import socket; print(socket.getaddrinfo('pypi.org', 443))\" 2>&1 | tail -1; "
+        "python -c \"import urllib.request; urllib.request.urlopen('http://1.1.1.1', timeout=3); "
+        "print('REACHED')\" 2>&1 | tail -1; ip -o addr 2>/dev/null || cat /proc/net/dev",
+    )
     assert "REACHED" not in output and "AF_INET" not in output
     assert "eth0" not in output
 
 
 def test_raw_sockets_are_refused(env):
-    output = act(env, "python -c \"import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); "
-                      "print('RAW')\" 2>&1 | tail -1; python -c \"import socket; socket.socket(socket.AF_PACKET, "
-                      "socket.SOCK_RAW); print('PACKET')\" 2>&1 | tail -1")
+    output = act(
+        env,
+        'python -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); '
+        "print('RAW')\" 2>&1 | tail -1; python -c \"import socket; socket.socket(socket.AF_PACKET, "
+        "socket.SOCK_RAW); print('PACKET')\" 2>&1 | tail -1",
+    )
     assert "RAW" not in output.replace("SOCK_RAW", "") and "PACKET" not in output.replace("AF_PACKET", "")
 
 
@@ -173,8 +213,11 @@ def test_kill_everything_only_kills_the_sandbox(env):
 
 def test_the_harness_cannot_be_signalled_or_traced(env):
     pid = os.getpid()
-    output = act(env, f"kill -STOP {pid} 2>&1; kill -9 {os.getppid()} 2>&1; python -c \"import ctypes; "
-                      f"libc=ctypes.CDLL(None); print('ptrace', libc.ptrace(16, {pid}, 0, 0))\"")
+    output = act(
+        env,
+        f'kill -STOP {pid} 2>&1; kill -9 {os.getppid()} 2>&1; python -c "import ctypes; '
+        f"libc=ctypes.CDLL(None); print('ptrace', libc.ptrace(16, {pid}, 0, 0))\"",
+    )
     assert output.count("No such process") == 2 or pid < 10, output  # host pids do not exist in here
     assert "ptrace -1" in output, output  # PTRACE_ATTACH to the harness fails
     still_works(env)
@@ -182,8 +225,11 @@ def test_the_harness_cannot_be_signalled_or_traced(env):
 
 # ---------------------------------------------------------------------- resources
 def test_memory_exhaustion_is_contained(env):
-    act(env, "python -c \"x = bytearray(64 * 1024**3)\" 2>&1 | tail -1; "
-             "python -c \"b=[]\nwhile True: b.append(bytearray(50*1024**2))\" 2>&1 | tail -1")
+    act(
+        env,
+        'python -c "x = bytearray(64 * 1024**3)" 2>&1 | tail -1; '
+        'python -c "b=[]\nwhile True: b.append(bytearray(50*1024**2))" 2>&1 | tail -1',
+    )
     still_works(env)
 
 
@@ -193,8 +239,11 @@ def test_a_fork_bomb_is_contained(env):
 
 
 def test_file_descriptors_are_limited(env):
-    output = act(env, "python -c \"import os\nfds=[]\ntry:\n    while True: fds.append(os.open('/dev/null', os.O_RDONLY))\n"
-                      "except OSError as e: print('stopped at', len(fds), e.errno)\" 2>&1")
+    output = act(
+        env,
+        "python -c \"import os\nfds=[]\ntry:\n    while True: fds.append(os.open('/dev/null', os.O_RDONLY))\n"
+        "except OSError as e: print('stopped at', len(fds), e.errno)\" 2>&1",
+    )
     assert "stopped at" in output, output
     assert int(output.split("stopped at")[1].split()[0]) <= 4096  # Limits.max_open_files
     still_works(env)
@@ -222,8 +271,11 @@ def test_a_huge_file_is_stopped_by_the_file_size_limit(task, tmp_path):
 def test_background_processes_do_not_survive_close(task):
     env = ResearchEnv(str(task / "task.yaml"))
     env.reset(seed=0)
-    act(env, "nohup sleep 4242 >/dev/null 2>&1 & setsid sleep 4243 >/dev/null 2>&1 < /dev/null & "
-             "(sleep 4244 &) ; disown -a; true")
+    act(
+        env,
+        "nohup sleep 4242 >/dev/null 2>&1 & setsid sleep 4243 >/dev/null 2>&1 < /dev/null & "
+        "(sleep 4244 &) ; disown -a; true",
+    )
     env.close()
     time.sleep(0.5)
     leftovers = subprocess.run(["pgrep", "-f", "sleep 424[234]"], capture_output=True, text=True).stdout.split()
@@ -246,8 +298,11 @@ def test_nan_inf_and_garbage_submissions_get_a_named_failure_not_a_score(env):
 
 
 def test_a_huge_submission_does_not_hang_the_evaluation(env):
-    act(env, "python -c \"import sys\nwith open('submission.csv','w') as f:\n    f.write('y\\n')\n"
-             "    for _ in range(3_000_000): f.write('8\\n')\"")
+    act(
+        env,
+        "python -c \"import sys\nwith open('submission.csv','w') as f:\n    f.write('y\\n')\n"
+        "    for _ in range(3_000_000): f.write('8\\n')\"",
+    )
     started = time.perf_counter()
     act(env, "validate")
     assert time.perf_counter() - started < 120
@@ -255,12 +310,17 @@ def test_a_huge_submission_does_not_hang_the_evaluation(env):
 
 
 # ------------------------------------------------------------------ the workspace quota
-@pytest.mark.parametrize("limits, attack, words", [
-    ({"max_workspace_mb": 50}, "for i in $(seq 2000); do head -c 1M /dev/zero > f$i.bin; done; sleep 30",
-     "MiB"),
-    ({"max_workspace_files": 2000}, "mkdir many; cd many; for i in $(seq 1000000); do : > $i; done; sleep 30",
-     "files"),
-])
+@pytest.mark.parametrize(
+    "limits, attack, words",
+    [
+        ({"max_workspace_mb": 50}, "for i in $(seq 2000); do head -c 1M /dev/zero > f$i.bin; done; sleep 30", "MiB"),
+        (
+            {"max_workspace_files": 2000},
+            "mkdir many; cd many; for i in $(seq 1000000); do : > $i; done; sleep 30",
+            "files",
+        ),
+    ],
+)
 def test_filling_the_workspace_is_stopped_at_its_quota(task, limits, attack, words):
     env = ResearchEnv(str(task / "task.yaml"), limits={**limits, "command_timeout_s": 60})
     try:
@@ -282,14 +342,19 @@ def test_filling_the_workspace_is_stopped_at_its_quota(task, limits, attack, wor
 
 # ---------------------------------------------------- code submissions that attack their evaluation
 HANG = "import time\n\ndef row_strategy(history):\n    time.sleep(10**6)\n    return 0"
-FORK_BOMB = ("import os\n\ndef row_strategy(history):\n    while True:\n        try:\n            os.fork()\n"
-             "        except OSError:\n            pass")
+FORK_BOMB = (
+    "import os\n\ndef row_strategy(history):\n    while True:\n        try:\n            os.fork()\n"
+    "        except OSError:\n            pass"
+)
 
 
-@pytest.mark.parametrize("source, words", [
-    (HANG, ("evaluation_timeout", "did not answer round 1")),  # the sandbox's limit or the evaluator's deadline
-    (FORK_BOMB, ("validation failed",)),
-])
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        (HANG, ("evaluation_timeout", "did not answer round 1")),  # the sandbox's limit or the evaluator's deadline
+        (FORK_BOMB, ("validation failed",)),
+    ],
+)
 def test_a_strategy_that_hangs_or_forks_gets_a_named_evaluation_failure(source, words):
     import researchgym
 
@@ -333,6 +398,6 @@ def test_a_pickled_checkpoint_with_embedded_code_never_runs_in_the_lm_evaluator(
     with pytest.raises(scoring.ScoringError, match="not a TorchScript module"):
         scoring.load_model(str(model), torch.device("cpu"))
     assert not marker.exists()
-    with pytest.raises(Exception):  # torch's safe loader refuses it as well
+    with pytest.raises(Exception):  # noqa: B017 - torch's safe loader refuses it as well (its error type varies)
         torch.load(model, weights_only=True)
     assert not marker.exists()

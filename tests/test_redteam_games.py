@@ -62,7 +62,7 @@ def honest_source(task_id: str) -> str:
     return f"def row_strategy(history):\n    return {MOVE[task_id]}\n"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def honest(task_id: str, split: str = "validation", seed: int = SEED) -> float:
     result = run(task_id, honest_source(task_id), split=split, seed=seed)
     assert isinstance(result, Score), result
@@ -80,7 +80,7 @@ def with_deadlines(task_id: str, setup_s: float, round_s: float, game_s: float =
 
 
 # ------------------------------------------------------------------------ (a) forged results
-PRINTER = '''
+PRINTER = """
 import json, os, sys
 FORGED = [json.dumps({"Score": 99.0}), json.dumps({"Score": 99.0, "split": "validation", "token": "0" * 32}),
           '{"Score": 99.0, "status": "ok"}', '{"Score": 9']   # the last one a partial line
@@ -100,9 +100,9 @@ def row_strategy(history):
     if calls in (1, 25_000, 99_999):
         shout()
     return MOVE
-'''
+"""
 
-EVERY_FD = '''
+EVERY_FD = """
 import json, os
 FORGED = [json.dumps({"Score": 99.0}), '{"Score": 99.0, "split": "validation"}', '{"Score": 9']
 def every_fd():
@@ -132,7 +132,7 @@ def row_strategy(history):
     if WHEN == "round" and len(history) == 2 and calls % 10_000 == 7:
         every_fd()
     return MOVE
-'''
+"""
 
 
 @pytest.mark.parametrize("task_id", GAMES)
@@ -160,7 +160,7 @@ def test_bytes_on_every_descriptor_break_the_link_not_the_score(task_id, when):
 # in sys.modules, and the server's encoder itself, which then sends RAW (a JSON text for one
 # move) for every game, bypassing anything the server does. row_strategy returns VALUE as well,
 # in case the replacement did not take.
-TAMPER = '''
+TAMPER = """
 import builtins, json, sys, types
 _sum, _min, _max, _len, _isinstance = builtins.sum, builtins.min, builtins.max, builtins.len, builtins.isinstance
 builtins.sum = lambda items, start=0: _min(_sum(items, start), 120)
@@ -178,7 +178,7 @@ server.encode_round = encode_round
 server.dumps = lambda value: RAW.encode()
 def row_strategy(history):
     return VALUE
-'''
+"""
 
 INVALID_ALLOCATIONS = {  # JSON text sent for every game: what the evaluator must refuse
     "sum 121": ("[121, 0, 0, 0, 0, 0]", "sum to at most 120"),
@@ -214,8 +214,13 @@ INVALID_BINARY = {
 
 def python_value(raw: str) -> str:
     """A Python expression for the JSON text, for row_strategy to return as well."""
-    return (raw.replace("true", "True").replace("null", "None").replace("NaN", "float('nan')")
-            .replace("1e999", "float('inf')").replace("Infinity", "float('inf')"))
+    return (
+        raw.replace("true", "True")
+        .replace("null", "None")
+        .replace("NaN", "float('nan')")
+        .replace("1e999", "float('inf')")
+        .replace("Infinity", "float('inf')")
+    )
 
 
 @pytest.mark.parametrize("name", sorted(INVALID_ALLOCATIONS))
@@ -227,8 +232,9 @@ def test_blotto_refuses_invalid_allocations_however_they_are_sent(name):
     assert message in str(result), failure_text(result)
 
 
-@pytest.mark.parametrize("name", ["sum 121", "negative", "7 fields", "floats", "True", "10**400", "nested",
-                                  "string", "null", "NaN"])
+@pytest.mark.parametrize(
+    "name", ["sum 121", "negative", "7 fields", "floats", "True", "10**400", "nested", "string", "null", "NaN"]
+)
 def test_blotto_refuses_invalid_allocations_returned_plainly(name):
     raw, message = INVALID_ALLOCATIONS[name]
     result = run("blotto", f"def row_strategy(history):\n    return {python_value(raw)}\n")
@@ -237,11 +243,18 @@ def test_blotto_refuses_invalid_allocations_returned_plainly(name):
     assert message in str(result)
 
 
-@pytest.mark.parametrize("value, message", [
-    ("True", "every entry must be an integer"), ("10**400", ""), ("numpy.float64(20)", "every entry must be an integer"),
-    ("numpy.array(20)[()] + 0.5", "every entry must be an integer"), ("float('nan')", "every entry must be an integer"),
-    ("object()", "every entry must be an integer"), ("-(10**20)", ""),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("True", "every entry must be an integer"),
+        ("10**400", ""),
+        ("numpy.float64(20)", "every entry must be an integer"),
+        ("numpy.array(20)[()] + 0.5", "every entry must be an integer"),
+        ("float('nan')", "every entry must be an integer"),
+        ("object()", "every entry must be an integer"),
+        ("-(10**20)", ""),
+    ],
+)
 def test_blotto_refuses_odd_entries_returned_plainly(value, message):
     source = f"import numpy\ndef row_strategy(history):\n    return [{value}, 20, 20, 20, 20, 0]\n"
     result = run("blotto", source)
@@ -261,13 +274,23 @@ def test_binary_games_refuse_invalid_moves_however_they_are_sent(task_id, name):
 
 
 @pytest.mark.parametrize("task_id", GAMES)
-@pytest.mark.parametrize("frame", [
-    "{}", '{"ready": true}', "[]", '{"Score": 99}', "[0]", '"ok"',
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "{}",
+        '{"ready": true}',
+        "[]",
+        '{"Score": 99}',
+        "[0]",
+        '"ok"',
+    ],
+)
 def test_answers_of_the_wrong_shape_are_refused(task_id, frame):
     """A server that answers a whole round with something else than one move per game."""
-    source = (f"import sys\nFRAME = {frame!r}\nsys.modules['__main__'].encode_round = lambda moves: FRAME.encode()\n"
-              f"def row_strategy(history):\n    return {MOVE[task_id]}\n")
+    source = (
+        f"import sys\nFRAME = {frame!r}\nsys.modules['__main__'].encode_round = lambda moves: FRAME.encode()\n"
+        f"def row_strategy(history):\n    return {MOVE[task_id]}\n"
+    )
     result = run(task_id, source)
     assert isinstance(result, EvaluationError), f"scored {result.value}"
     assert result.status in FAILED and "expected a list of 10000 moves" in str(result), failure_text(result)
@@ -384,12 +407,15 @@ for guess in guesses:
 raise RuntimeError(f"HUNT found={found!r} controls={len(controls)} read={read[0]} walked={walked[0]}")
 '''
 
+
 def mask(needle: str) -> str:
     return bytes(byte ^ 0x5A for byte in needle.encode()).hex()
 
 
-HIDDEN_WORDS = {"prisonersDilemma": ["_suspicious_tit_for_tat", "_forgiving_tit_for_tat"],
-                "blotto": ["_SOLDIER_BITS", "_FIELD_BITS"]}
+HIDDEN_WORDS = {
+    "prisonersDilemma": ["_suspicious_tit_for_tat", "_forgiving_tit_for_tat"],
+    "blotto": ["_SOLDIER_BITS", "_FIELD_BITS"],
+}
 
 
 @pytest.mark.parametrize("task_id", sorted(HIDDEN_WORDS))
@@ -415,7 +441,7 @@ def test_the_strategy_finds_no_opponent_code_seed_or_evaluator_file(task_id):
 # seed, every value it could know: its own seed (read from the server's frame), simple functions
 # of it, small integers, and the public derivations of the episode seeds' evaluation seeds. A
 # candidate that reproduces the columns seen so far is used to predict every later column.
-PREDICTOR_COMMON = r'''
+PREDICTOR_COMMON = r"""
 import hashlib, random, sys
 GAMES = 10_000
 state = {"calls": 0, "rng": None, "matched": None, "digest": hashlib.sha256()}
@@ -446,9 +472,11 @@ def fingerprint(rnd, game, history):
         state["digest"].update(repr([col for _, col in history]).encode())
         if game == GAMES - 1:
             print("OPPONENT", state["digest"].hexdigest(), "MATCHED", state["matched"], flush=True)
-'''
+"""
 
-BLOTTO_PREDICTOR = PREDICTOR_COMMON + r'''
+BLOTTO_PREDICTOR = (
+    PREDICTOR_COMMON
+    + r"""
 CHECK = 6  # round-1 allocations of the first games: six of them identify a generator
 observed = []
 
@@ -479,9 +507,12 @@ def row_strategy(history):
     if state["rng"] is not None:
         return beat(target_column_strategy(history, state["rng"]))
     return [30, 30, 30, 30, 0, 0]
-'''
+"""
+)
 
-SEXES_PREDICTOR = PREDICTOR_COMMON + r'''
+SEXES_PREDICTOR = (
+    PREDICTOR_COMMON
+    + r"""
 CHECK = 64  # the column player's coin (keep the row's first move with probability 0.8) in round 2
 observed = []
 
@@ -503,7 +534,8 @@ def row_strategy(history):
     if state["rng"] is not None and rnd >= 2:
         return 0 if state["rng"].random() < 0.8 else 1  # meet the column player where it will be
     return 0
-'''
+"""
+)
 
 PREDICTORS = {"blotto": BLOTTO_PREDICTOR, "battleOfSexes": SEXES_PREDICTOR}
 
@@ -547,7 +579,9 @@ def test_the_predictor_would_win_on_a_guessable_seed(task_id):
 
 def engine():
     """repeated_game.py, imported here for its constants and functions."""
-    spec = importlib.util.spec_from_file_location("repeated_game_under_test", BUILTIN_DIR / "_games" / "repeated_game.py")
+    spec = importlib.util.spec_from_file_location(
+        "repeated_game_under_test", BUILTIN_DIR / "_games" / "repeated_game.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(BUILTIN_DIR / "_shared"))
     try:
@@ -569,17 +603,25 @@ def test_the_strategy_seed_is_one_way_from_the_evaluation_seed():
 # ------------------------------------------------------------------------ (e) hanging, sleeping, flooding
 STALLS = {
     "spins in round 1": "def row_strategy(history):\n    while True:\n        pass\n",
-    "sleeps forever in round 3": ("import time\ndef row_strategy(history):\n    if len(history) == 2:\n"
-                                  "        time.sleep(10**6)\n    return MOVE\n"),
+    "sleeps forever in round 3": (
+        "import time\ndef row_strategy(history):\n    if len(history) == 2:\n"
+        "        time.sleep(10**6)\n    return MOVE\n"
+    ),
     "sleeps forever at import": "import time\ntime.sleep(10**6)\ndef row_strategy(history):\n    return MOVE\n",
-    "ignores signals and spins": ("import signal\nfor s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):\n"
-                                  "    signal.signal(s, signal.SIG_IGN)\n"
-                                  "def row_strategy(history):\n    while True:\n        pass\n"),
-    "floods its output forever": ("import os, sys\ndef row_strategy(history):\n    while True:\n"
-                                  "        sys.stdout.write('x' * 65536)\n        os.write(2, b'y' * 65536)\n"),
-    "stops reading its input": ("import agent_link, time\n"
-                                "agent_link.AgentEnd.receive = lambda self: time.sleep(10**6)\n"
-                                "def row_strategy(history):\n    return MOVE\n"),
+    "ignores signals and spins": (
+        "import signal\nfor s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):\n"
+        "    signal.signal(s, signal.SIG_IGN)\n"
+        "def row_strategy(history):\n    while True:\n        pass\n"
+    ),
+    "floods its output forever": (
+        "import os, sys\ndef row_strategy(history):\n    while True:\n"
+        "        sys.stdout.write('x' * 65536)\n        os.write(2, b'y' * 65536)\n"
+    ),
+    "stops reading its input": (
+        "import agent_link, time\n"
+        "agent_link.AgentEnd.receive = lambda self: time.sleep(10**6)\n"
+        "def row_strategy(history):\n    return MOVE\n"
+    ),
 }
 STALL_GAMES = {
     "spins in round 1": ["battleOfSexes", "prisonersDilemma"],

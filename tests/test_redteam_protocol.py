@@ -43,7 +43,8 @@ def write_link_task(root: Path, extra_yaml: str = "") -> Path:
     (task / "data" / "answers" / "key.txt").write_text("31\n")
     (task / "data" / "public.txt").write_text("validation key: 2\n")
     (task / "starter" / "solution.py").write_text(HONEST)
-    (task / "eval" / "evaluate.py").write_text(textwrap.dedent("""\
+    (task / "eval" / "evaluate.py").write_text(
+        textwrap.dedent("""\
         import json, random, sys
         from agent_link import AgentLink, LinkError, report, report_error
         from isolation_free_secrets import seed_and_split
@@ -62,8 +63,10 @@ def write_link_task(root: Path, extra_yaml: str = "") -> Path:
             report_error("answers must be integers"); sys.exit(1)
         correct = sum(a == (x * key) % 97 for a, x in zip(answers, xs))
         report({"Score": correct / len(xs), "split": split})
-        """))
-    (task / "eval" / "isolation_free_secrets.py").write_text(textwrap.dedent("""\
+        """)
+    )
+    (task / "eval" / "isolation_free_secrets.py").write_text(
+        textwrap.dedent("""\
         import json, os
         def seed_and_split():
             path = os.environ.pop("RESEARCHGYM_SECRETS_FILE")
@@ -71,8 +74,10 @@ def write_link_task(root: Path, extra_yaml: str = "") -> Path:
                 seed = json.load(handle)["seed"]
             os.unlink(path)
             return seed, os.environ["RESEARCHGYM_SPLIT"]
-        """))
-    (task / "eval" / "server.py").write_text(textwrap.dedent("""\
+        """)
+    )
+    (task / "eval" / "server.py").write_text(
+        textwrap.dedent("""\
         from agent_link import AgentEnd
         end = AgentEnd.from_stdio()
         from solution import answer
@@ -81,8 +86,10 @@ def write_link_task(root: Path, extra_yaml: str = "") -> Path:
             if request is None:
                 break
             end.send_json([answer(x) for x in request["xs"]])
-        """))
-    (task / "task.yaml").write_text(textwrap.dedent("""\
+        """)
+    )
+    (task / "task.yaml").write_text(
+        textwrap.dedent("""\
         id: linked
         name: Linked
         domain: testing
@@ -109,7 +116,9 @@ def write_link_task(root: Path, extra_yaml: str = "") -> Path:
           artefacts: [solution.py]
         hidden_files: [data/answers]
         limits: {max_steps: 5, command_timeout_s: 10, training_timeout_s: 30}
-        """) + extra_yaml)
+        """)
+        + extra_yaml
+    )
     return task
 
 
@@ -211,14 +220,17 @@ def test_forged_results_on_every_descriptor_do_not_count(linked, tmp_path):
         assert forged.value == honest.value < 0.1
 
 
-@pytest.mark.parametrize("reply, words", [
-    (b"\x00\x00\x00\x05hello", "not valid JSON"),
-    (b"\xff\xff\xff\xff", "at most"),
-    (b"\x00\x00\x10\x00" + b"[" * 4096, "not valid JSON"),
-    (b"\x00\x00\x00\x07[1e999]", "not valid JSON"),
-    (b"\x00\x00\x00\x05[NaN]", "not valid JSON"),
-    (b"\x00\x00\x00\x09[1, 2, 3", "exited before"),
-])
+@pytest.mark.parametrize(
+    "reply, words",
+    [
+        (b"\x00\x00\x00\x05hello", "not valid JSON"),
+        (b"\xff\xff\xff\xff", "at most"),
+        (b"\x00\x00\x10\x00" + b"[" * 4096, "not valid JSON"),
+        (b"\x00\x00\x00\x07[1e999]", "not valid JSON"),
+        (b"\x00\x00\x00\x05[NaN]", "not valid JSON"),
+        (b"\x00\x00\x00\x09[1, 2, 3", "exited before"),
+    ],
+)
 def test_malformed_frames_are_a_named_failure(linked, tmp_path, reply, words):
     """The agent's code can take over its side of the link and write anything; the evaluator's
     checks hold."""
@@ -271,7 +283,11 @@ def test_a_symlink_swapped_in_during_the_copy_never_copies_what_it_names(tmp_pat
     workspace, secret = tmp_path / "ws", tmp_path / "secret.txt"
     workspace.mkdir()
     secret.write_text("TOP-SECRET\n" * 100)
-    swapper = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""\
+    swapper = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""\
         import os, time
         ws, secret = {str(workspace)!r}, {str(secret)!r}
         end = time.monotonic() + 60
@@ -284,7 +300,9 @@ def test_a_symlink_swapped_in_during_the_copy_never_copies_what_it_names(tmp_pat
                 os.replace(ws + "/link", ws + "/submission.csv")
             except OSError:
                 pass
-        """)])
+        """),
+        ]
+    )
     outcomes: dict[str, int] = {}
     try:
         for attempt in range(400):
@@ -375,10 +393,17 @@ def test_artefact_paths_cannot_climb_out(tmp_path):
 
 
 # ------------------------------------------------------------------------ strict results
-@pytest.mark.parametrize("line", [
-    '{"Score": 1e999}', '{"Score": NaN}', '{"Score": Infinity}', '{"Score": -Infinity}',
-    '{"Score": 1' + "0" * 400 + '}', '{"x": ' + "[" * 100_000 + "]" * 100_000 + ', "Score": 1}',
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"Score": 1e999}',
+        '{"Score": NaN}',
+        '{"Score": Infinity}',
+        '{"Score": -Infinity}',
+        '{"Score": 1' + "0" * 400 + "}",
+        '{"x": ' + "[" * 100_000 + "]" * 100_000 + ', "Score": 1}',
+    ],
+)
 def test_non_finite_huge_or_deep_lines_are_not_metrics(line):
     assert last_json_object(line + "\n") is None
 
@@ -386,8 +411,14 @@ def test_non_finite_huge_or_deep_lines_are_not_metrics(line):
 def test_the_result_channel_takes_exactly_one_object(tmp_path):
     folder = tmp_path / "result"
     folder.mkdir()
-    for text in ['{"Score": 1}{"Score": 2}', '{"Score": 1}\n{"Score": 2}', "[1, 2]", "garbage",
-                 '{"Score": NaN}', "\xff\xfe"]:
+    for text in [
+        '{"Score": 1}{"Score": 2}',
+        '{"Score": 1}\n{"Score": 2}',
+        "[1, 2]",
+        "garbage",
+        '{"Score": NaN}',
+        "\xff\xfe",
+    ]:
         (folder / "result.json").write_text(text, errors="surrogateescape")
         assert read_result_file(folder) is None, text
     (folder / "result.json").unlink()
@@ -402,7 +433,8 @@ def _stdout_task(root: Path, printed: str) -> Path:
     task = root / "printing"
     (task / "eval").mkdir(parents=True)
     (task / "eval" / "evaluate.py").write_text(f"print({printed!r})\n")
-    (task / "task.yaml").write_text(textwrap.dedent("""\
+    (task / "task.yaml").write_text(
+        textwrap.dedent("""\
         id: printing
         name: Printing
         description: prints a result
@@ -410,14 +442,22 @@ def _stdout_task(root: Path, printed: str) -> Path:
         metric: {name: Score, direction: maximize}
         submission: {artefacts: []}
         limits: {max_steps: 3}
-        """))
+        """)
+    )
     return task
 
 
-@pytest.mark.parametrize("printed", [
-    '{"Score": 1e999}', '{"Score": NaN}', '{"Score": 1' + "0" * 400 + "}", "[" * 50_000,
-    '{"Score": ' + "[" * 5000 + "]" * 5000 + "}", '{"Score": true}',
-])
+@pytest.mark.parametrize(
+    "printed",
+    [
+        '{"Score": 1e999}',
+        '{"Score": NaN}',
+        '{"Score": 1' + "0" * 400 + "}",
+        "[" * 50_000,
+        '{"Score": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"Score": true}',
+    ],
+)
 def test_an_evaluator_line_that_is_not_a_finite_metric_is_a_format_error(tmp_path, printed):
     task = load_task_file(_stdout_task(tmp_path / "tasks", printed) / "task.yaml")
     workspace = tmp_path / "ws"
@@ -428,13 +468,16 @@ def test_an_evaluator_line_that_is_not_a_finite_metric_is_a_format_error(tmp_pat
 
 
 # ------------------------------------------------------------------------ no re-rolls
-@pytest.mark.parametrize("attack, status", [
-    ("rm -f solution.py && mkfifo solution.py", "submission_not_found"),
-    ("rm -f solution.py && mkdir -p solution.py/a && ln -s .. solution.py/a/loop", "submission_not_found"),
-    ("rm -f solution.py && ln -s /proc/self/root/etc/passwd solution.py", "submission_not_found"),
-    ("printf 'import sys\\nsys.stdout.write(chr(91) * 200000)\\n' > solution.py", "evaluation_format_error"),
-    ("printf 'def answer(x):\\n    return 10 ** 400\\n' > solution.py", "evaluation_format_error"),
-])
+@pytest.mark.parametrize(
+    "attack, status",
+    [
+        ("rm -f solution.py && mkfifo solution.py", "submission_not_found"),
+        ("rm -f solution.py && mkdir -p solution.py/a && ln -s .. solution.py/a/loop", "submission_not_found"),
+        ("rm -f solution.py && ln -s /proc/self/root/etc/passwd solution.py", "submission_not_found"),
+        ("printf 'import sys\\nsys.stdout.write(chr(91) * 200000)\\n' > solution.py", "evaluation_format_error"),
+        ("printf 'def answer(x):\\n    return 10 ** 400\\n' > solution.py", "evaluation_format_error"),
+    ],
+)
 def test_an_artefact_cannot_make_its_episode_fail_and_be_played_again(tmp_path, attack, status):
     """Scoring never raises past the environment: the episode ends with an evaluation status,
     is recorded as finished, and --resume does not play it again."""
@@ -457,16 +500,20 @@ def probe(box, hidden: list[Path], workspace: str = "/home/agent/workspace") -> 
     /dev/null device and a masked folder an empty tmpfs: names, not contents), what the workspace holds, and
     how many of the evaluator's RESEARCHGYM_ variables (secrets file, link, result channel,
     split) the environment has."""
-    files = [f for p in hidden for f in ([p] if not p.is_dir() else sorted(x for x in p.rglob("*") if x.is_file())[:100])]
+    files = [
+        f for p in hidden for f in ([p] if not p.is_dir() else sorted(x for x in p.rglob("*") if x.is_file())[:100])
+    ]
     names = sorted({f.name for f in files} | {".researchgym-secrets.json"})
     probes = " ".join(f"'{p}'" for p in [*hidden, *files])
     find = " -o ".join(f"-name '{n}'" for n in names)
     prune = " -o ".join(f"-path '{p}'" for p in ["/proc", "/sys", "/usr", sys.prefix, sys.base_prefix])
     result = box.run(
-        f"echo ==READ; for p in {probes}; do head -c 64 \"$p\" >/dev/null 2>&1 && echo \"$p\"; done; "
+        f'echo ==READ; for p in {probes}; do head -c 64 "$p" >/dev/null 2>&1 && echo "$p"; done; '
         f"echo ==FIND; find / \\( {prune} \\) -prune -o -type f \\( {find} \\) -print 2>/dev/null | grep -v '^/usr/' || true; "
         f"echo ==LS; ls -A {workspace}; echo ==ENV; env | grep -c -e RESEARCHGYM_SECRETS -e RESEARCHGYM_AGENT_LINK "
-        "-e RESEARCHGYM_RESULT -e RESEARCHGYM_SPLIT || true", timeout_s=300)
+        "-e RESEARCHGYM_RESULT -e RESEARCHGYM_SPLIT || true",
+        timeout_s=300,
+    )
     sections: dict[str, list[str]] = {}
     current: list[str] = []
     for line in result.output.splitlines():
@@ -477,9 +524,19 @@ def probe(box, hidden: list[Path], workspace: str = "/home/agent/workspace") -> 
     return sections
 
 
-OFFLINE_TASKS = ["battleOfSexes", "prisonersDilemma", "blotto", "3SATTime", "regressionKaggleHousePrice",
-                 "imageClassificationFMnist", "mnist-5k", "shakespeare-char", "rl-meta-maze-cpu",
-                 "rl-mountain-car-continuous-cpu", "rl-breakout-minatar-cpu"]
+OFFLINE_TASKS = [
+    "battleOfSexes",
+    "prisonersDilemma",
+    "blotto",
+    "3SATTime",
+    "regressionKaggleHousePrice",
+    "imageClassificationFMnist",
+    "mnist-5k",
+    "shakespeare-char",
+    "rl-meta-maze-cpu",
+    "rl-mountain-car-continuous-cpu",
+    "rl-breakout-minatar-cpu",
+]
 
 
 @pytest.mark.parametrize("task_id", OFFLINE_TASKS)
@@ -496,7 +553,10 @@ def test_no_hidden_file_of_a_builtin_task_is_reachable_from_the_agents_sandbox(t
     try:
         task = env.unwrapped.task
         shown = {task.path(f.src) for f in task.starter_files}
-        hidden = [*task.hidden_paths(), *[task.path(f.src) for f in task.evaluation.files if task.path(f.src) not in shown]]
+        hidden = [
+            *task.hidden_paths(),
+            *[task.path(f.src) for f in task.evaluation.files if task.path(f.src) not in shown],
+        ]
         sections = probe(env.unwrapped._sandbox, hidden)
     finally:
         env.close()
@@ -519,8 +579,11 @@ def test_no_hidden_file_of_a_builtin_task_is_reachable_from_its_agent_code_sandb
     """For every built-in task whose evaluation runs agent code: the sandbox that code runs in
     holds no hidden file, no dataset, no evaluator file and no secret, by any path."""
     task = load_task(task_id)
-    hidden = [p for p in task.hidden_paths()] + [task.path(f.src) for f in task.evaluation.files
-                                                  if f.src not in {c.src for c in task.evaluation.agent_code.files}]
+    hidden = [p for p in task.hidden_paths()] + [
+        task.path(f.src)
+        for f in task.evaluation.files
+        if f.src not in {c.src for c in task.evaluation.agent_code.files}
+    ]
     run = _EvaluationRun(task, tmp_path, "test", 1234, "bwrap")
     for folder in (run.artefact, run.evaluator, run.results):
         folder.mkdir(exist_ok=True)

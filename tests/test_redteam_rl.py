@@ -33,12 +33,12 @@ import pytest
 if importlib.util.find_spec("gymnax") is None:  # checked without importing JAX into this process
     pytest.skip("the rl extra is not installed", allow_module_level=True)
 
+from test_rl_tasks import untrained_checkpoints  # noqa: E402
+
 import researchgym  # noqa: E402
 from researchgym.errors import EvaluationError  # noqa: E402
 from researchgym.evaluation import evaluate  # noqa: E402
 from researchgym.tasks.registry import BUILTIN_DIR  # noqa: E402
-
-from test_rl_tasks import untrained_checkpoints  # noqa: E402
 
 MAZE = "rl-meta-maze-cpu"
 CAR = "rl-mountain-car-continuous-cpu"
@@ -105,12 +105,18 @@ def at_import(workspace: Path, code: str) -> None:
 def at_step(workspace: Path, code: str) -> None:
     """`code` runs in the policy's process at the first step, inside the jitted policy (a host
     callback), once observations are not all zero (they are while the policy compiles at load)."""
-    module = ("import numpy as _np\n\n\ndef at_step(obs):\n    if _np.any(_np.asarray(obs)):\n"
-              + textwrap.indent(code, " " * 8) + "\n    return _np.float32(0)\n")
+    module = (
+        "import numpy as _np\n\n\ndef at_step(obs):\n    if _np.any(_np.asarray(obs)):\n"
+        + textwrap.indent(code, " " * 8)
+        + "\n    return _np.float32(0)\n"
+    )
     (workspace / "src" / "attack_step.py").write_text(module)
     patch_networks(workspace, "import flax.linen as nn", "from attack_step import at_step\nimport flax.linen as nn")
-    patch_networks(workspace, "return value, logits",
-                   "return value, logits + jax.pure_callback(at_step, jax.ShapeDtypeStruct((), jnp.float32), obs)")
+    patch_networks(
+        workspace,
+        "return value, logits",
+        "return value, logits + jax.pure_callback(at_step, jax.ShapeDtypeStruct((), jnp.float32), obs)",
+    )
 
 
 class _RunsCode:
@@ -141,7 +147,7 @@ def failure(task: Any, workspace: Path, split: str = "validation", seed: int = 0
 
 # Finds the descriptors of the link's output (write-only pipes other than stdout and stderr,
 # which the server sent to stderr).
-LINK_FDS = '''
+LINK_FDS = """
 import fcntl, os
 def link_fds():
     found = []
@@ -154,11 +160,11 @@ def link_fds():
         if int(name) > 2 and target.startswith("pipe:") and flags & os.O_ACCMODE == os.O_WRONLY:
             found.append(int(name))
     return found
-'''
+"""
 
 
 # ------------------------------------------------------------------------ (a) nothing secret to find
-SEARCH = r'''
+SEARCH = r"""
 import json, os, stat, sys
 MASK = {mask}
 NEEDLES = [str(value ^ MASK) for value in {masked}]  # the secret seed, the test seeds, a planted control
@@ -224,7 +230,7 @@ for top, folders, names in os.walk("/"):
         if any(word in text for word in EVALUATOR_WORDS) and "EVALUATOR_WORDS" not in text:
             note(f"{{path}} looks like the evaluator")
 raise RuntimeError(f"searched {{searched}} files; found: {{json.dumps(found)}}")
-'''
+"""
 PLANTED = 4_812_062_953_117
 
 
@@ -251,7 +257,8 @@ def test_the_agents_code_finds_no_test_seed_and_no_evaluator_file(bases, tmp_pat
 
 
 # ------------------------------------------------------------------------ (b) forged results
-FORGE = '''
+FORGE = (  # a code template with braces of its own
+    """
 import json, os, sys
 line = json.dumps({"Reward Mean": %r, "Reward Std": 0.0, "episodes": 6400, "split": "validation",
                    "token": "0" * 32})
@@ -259,9 +266,12 @@ print(line, flush=True)
 print(line, file=sys.stderr, flush=True)
 for fd in (1, 2):
     os.write(fd, ("\\n" + line + "\\n").encode())
-''' % FORGED
+""".replace("%r", repr(FORGED))
+)
 
-EVERY_FD = FORGE + '''
+EVERY_FD = (
+    FORGE
+    + """
 data = ("\\n" + line + "\\n").encode()
 for fd in range(1024):  # the link's output too: the protocol breaks
     try:
@@ -276,9 +286,12 @@ for pid in os.listdir("/proc"):
                     handle.write("\\n" + line + "\\n")
             except OSError:
                 pass
-'''
+"""
+)
 
-CHANNEL = FORGE + '''
+CHANNEL = (
+    FORGE
+    + """
 # The result channel: where the evaluator's sandbox has it, its variable, guesses from the host
 # paths on bwrap's command line.
 targets = ["/run/researchgym-result/result.json", os.environ.get("RESEARCHGYM_RESULT_FILE") or "/nonexistent"]
@@ -294,7 +307,8 @@ for target in targets:
             handle.write(line)
     except OSError:
         pass
-'''
+"""
+)
 
 
 @pytest.mark.parametrize("attack", ["print at import", "print at each step", "result channel"])
@@ -322,31 +336,60 @@ def test_writing_on_every_descriptor_breaks_the_protocol_not_the_score(bases, ho
 
 
 # ------------------------------------------------------------------------ (c) malformed answers
-HUGE_FRAME = LINK_FDS + '''
+HUGE_FRAME = (
+    LINK_FDS
+    + """
 for fd in link_fds():
     os.write(fd, (0xFFFFFFF0).to_bytes(4, "big") + b"A")
-'''
+"""
+)
 
-SHORT_FRAME = LINK_FDS + '''
+SHORT_FRAME = (
+    LINK_FDS
+    + """
 for fd in link_fds():
     os.write(fd, (4).to_bytes(4, "big") + b"Aabc")
-'''
+"""
+)
 
 
-@pytest.mark.parametrize("task_id, break_it, message", [
-    (MAZE, ("return value, logits", "return value, jnp.concatenate([logits, logits[:, :1]], axis=-1)"),
-     "the agent's code sent 25,601 bytes; at most 20,481 are accepted here (expected logits with 4 columns"),
-    (MAZE, ("return value, logits", "return value, logits[:, :3]"),
-     "the policy answered 3840 numbers (15360 bytes) for 1280 observations; expected logits with 4 columns"),
-    (MAZE, ("return value, logits", "return value, logits * jnp.nan"), "the policy output contains NaN or infinity"),
-    (MAZE, ("return value, logits", "return value, logits.at[3, 1].set(jnp.inf)"),
-     "the policy output contains NaN or infinity"),
-    (CAR, ("jax.nn.softplus(raw_scale) + self.min_std", "-(jax.nn.softplus(raw_scale) + self.min_std)"),
-     "the policy's scale must be positive"),
-    (CAR, ("jax.nn.softplus(raw_scale) + self.min_std", "0.0 * raw_scale"), "the policy's scale must be positive"),
-    (CAR, ("jax.nn.softplus(raw_scale) + self.min_std", "jnp.ones((mean.shape[0], 2))"),
-     "expected (mean, scale) with 1 columns each"),
-], ids=["extra column", "missing column", "nan", "inf", "negative scale", "zero scale", "scale too wide"])
+@pytest.mark.parametrize(
+    "task_id, break_it, message",
+    [
+        (
+            MAZE,
+            ("return value, logits", "return value, jnp.concatenate([logits, logits[:, :1]], axis=-1)"),
+            "the agent's code sent 25,601 bytes; at most 20,481 are accepted here (expected logits with 4 columns",
+        ),
+        (
+            MAZE,
+            ("return value, logits", "return value, logits[:, :3]"),
+            "the policy answered 3840 numbers (15360 bytes) for 1280 observations; expected logits with 4 columns",
+        ),
+        (
+            MAZE,
+            ("return value, logits", "return value, logits * jnp.nan"),
+            "the policy output contains NaN or infinity",
+        ),
+        (
+            MAZE,
+            ("return value, logits", "return value, logits.at[3, 1].set(jnp.inf)"),
+            "the policy output contains NaN or infinity",
+        ),
+        (
+            CAR,
+            ("jax.nn.softplus(raw_scale) + self.min_std", "-(jax.nn.softplus(raw_scale) + self.min_std)"),
+            "the policy's scale must be positive",
+        ),
+        (CAR, ("jax.nn.softplus(raw_scale) + self.min_std", "0.0 * raw_scale"), "the policy's scale must be positive"),
+        (
+            CAR,
+            ("jax.nn.softplus(raw_scale) + self.min_std", "jnp.ones((mean.shape[0], 2))"),
+            "expected (mean, scale) with 1 columns each",
+        ),
+    ],
+    ids=["extra column", "missing column", "nan", "inf", "negative scale", "zero scale", "scale too wide"],
+)
 def test_a_malformed_answer_is_an_evaluation_error(bases, tmp_path, task_id, break_it, message):
     workspace = artefact(bases, task_id, tmp_path)
     patch_networks(workspace, *break_it)
@@ -354,11 +397,14 @@ def test_a_malformed_answer_is_an_evaluation_error(bases, tmp_path, task_id, bre
     assert error.status == "evaluation_error" and message in str(error), error
 
 
-@pytest.mark.parametrize("attack, message", [
-    ("huge frame at load", "the agent's code sent 4,294,967,280 bytes; at most 20,001 are accepted here"),
-    ("huge frame at a step", "the agent's code sent 4,294,967,280 bytes; at most 20,481 are accepted here"),
-    ("short frame at a step", "the policy answered 0.75 numbers (3 bytes) for 1280 observations"),
-])
+@pytest.mark.parametrize(
+    "attack, message",
+    [
+        ("huge frame at load", "the agent's code sent 4,294,967,280 bytes; at most 20,001 are accepted here"),
+        ("huge frame at a step", "the agent's code sent 4,294,967,280 bytes; at most 20,481 are accepted here"),
+        ("short frame at a step", "the policy answered 0.75 numbers (3 bytes) for 1280 observations"),
+    ],
+)
 def test_a_forged_frame_is_an_evaluation_error(bases, tmp_path, attack, message):
     workspace = artefact(bases, MAZE, tmp_path)
     (at_import if attack.endswith("load") else at_step)(workspace, SHORT_FRAME if "short" in attack else HUGE_FRAME)
@@ -394,8 +440,10 @@ def test_two_evaluations_of_the_test_split_meet_different_secret_episodes(bases,
     for score, seed in ((first, SECRET_SEED), (second, SECRET_SEED + 1)):
         assert score.metrics["split"] == "test" and score.metrics["episodes"] == 6400
         assert score.metrics["seeds_fingerprint"] == fingerprint(RL.split_seeds("test", seed))
-        assert score.metrics["seeds_fingerprint"] not in (fingerprint([0, 1, 2, 3, 4]),
-                                                          fingerprint([100, 101, 102, 103, 104]))
+        assert score.metrics["seeds_fingerprint"] not in (
+            fingerprint([0, 1, 2, 3, 4]),
+            fingerprint([100, 101, 102, 103, 104]),
+        )
     assert first.metrics["seeds_fingerprint"] != second.metrics["seeds_fingerprint"]
     assert first.metrics["Reward Mean"] != second.metrics["Reward Mean"]
     # Nothing the agent sees on validation names a test seed or the secret.
@@ -406,24 +454,38 @@ def test_two_evaluations_of_the_test_split_meet_different_secret_episodes(bases,
 
 # ------------------------------------------------------------------------ (e) hangs and orphans
 HANG = "import time\ntime.sleep(3600)\n"
-ORPHAN = '''
+ORPHAN = """
 import os, time
 if os.fork() == 0:  # a child keeps the link open and never answers; the server itself exits
     time.sleep(3600)
 os._exit(0)
-'''
+"""
 STOP = "import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)\n"
 
 
-@pytest.mark.parametrize("where, code, message", [
-    ("import", HANG, "the policy did not load checkpoints/config-42-0.pkl within 8s"),
-    ("unpickle", HANG, "the policy did not load checkpoints/config-42-0.pkl within 8s"),
-    ("import", ORPHAN, "the policy did not load checkpoints/config-42-0.pkl within 8s"),
-    ("step", HANG, "the policy did not answer a batch of observations within 4s"),
-    ("step", STOP, "the policy did not answer a batch of observations within 4s"),
-    ("import", "import os\nos._exit(3)\n", "the agent's code exited before it could load checkpoints/config-42-0.pkl"),
-], ids=["hang at import", "hang at unpickle", "orphan holding the link", "hang at a step", "stopped at a step",
-        "exit at import"])
+@pytest.mark.parametrize(
+    "where, code, message",
+    [
+        ("import", HANG, "the policy did not load checkpoints/config-42-0.pkl within 8s"),
+        ("unpickle", HANG, "the policy did not load checkpoints/config-42-0.pkl within 8s"),
+        ("import", ORPHAN, "the policy did not load checkpoints/config-42-0.pkl within 8s"),
+        ("step", HANG, "the policy did not answer a batch of observations within 4s"),
+        ("step", STOP, "the policy did not answer a batch of observations within 4s"),
+        (
+            "import",
+            "import os\nos._exit(3)\n",
+            "the agent's code exited before it could load checkpoints/config-42-0.pkl",
+        ),
+    ],
+    ids=[
+        "hang at import",
+        "hang at unpickle",
+        "orphan holding the link",
+        "hang at a step",
+        "stopped at a step",
+        "exit at import",
+    ],
+)
 def test_a_policy_that_hangs_or_dies_fails_within_the_deadlines(bases, tmp_path, where, code, message):
     workspace = artefact(bases, MAZE, tmp_path)
     {"import": at_import, "unpickle": at_unpickle, "step": at_step}[where](workspace, code)

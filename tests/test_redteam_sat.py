@@ -86,7 +86,7 @@ def assert_honest_score(outcome, floor: float) -> None:
 
 
 # ----------------------------------------------------------------------------- (a) nothing to find
-SNOOP = r'''
+SNOOP = r"""
 import os, sys
 FOUND = []
 WALKED = [0]
@@ -147,21 +147,35 @@ def snoop(full):
         walk("/", 64, skip)
     FOUND.extend(k for k in os.environ if k.startswith("RESEARCHGYM_"))
     return sorted(set(FOUND))
-'''
+"""
 
 
 def snoop_source(task, when: str) -> str:
-    guesses = [str(TASK_DIR), str(TASK_DIR / "eval" / "evaluate.py"), str(TASK_DIR / "eval" / "instances.py"),
-               str(TASK_DIR / "prepare.py"), str(task.dataset_path(task.datasets[0])),
-               str(cache_root() / "datasets" / TASK_ID), str(BUILTIN_DIR),
-               "/home/agent/workspace/data", "/home/agent/workspace/data/answers",
-               "/home/agent/workspace/data/answers/test.json", "/home/agent/workspace/data/validation.json",
-               "data", "../data", "/run/researchgym-result", "/tmp", "/home/agent", "/root"]
+    guesses = [
+        str(TASK_DIR),
+        str(TASK_DIR / "eval" / "evaluate.py"),
+        str(TASK_DIR / "eval" / "instances.py"),
+        str(TASK_DIR / "prepare.py"),
+        str(task.dataset_path(task.datasets[0])),
+        str(cache_root() / "datasets" / TASK_ID),
+        str(BUILTIN_DIR),
+        "/home/agent/workspace/data",
+        "/home/agent/workspace/data/answers",
+        "/home/agent/workspace/data/answers/test.json",
+        "/home/agent/workspace/data/validation.json",
+        "data",
+        "../data",
+        "/run/researchgym-result",
+        "/tmp",
+        "/home/agent",
+        "/root",
+    ]
     source = SNOOP.replace("GUESSED_PATHS", repr(guesses))
     if when == "import":
         return source + "raise RuntimeError(f'FOUND {snoop(True)} after {WALKED[0]} files')\n"
-    return source + ("def heuristic_fn(clauses, assignments, *rest):\n"
-                     "    raise RuntimeError(f'FOUND {snoop(False)}')\n")
+    return source + (
+        "def heuristic_fn(clauses, assignments, *rest):\n    raise RuntimeError(f'FOUND {snoop(False)}')\n"
+    )
 
 
 @pytest.mark.parametrize("split", ["validation", "test"])
@@ -231,8 +245,7 @@ def floor(task) -> float:
 
 
 @pytest.mark.parametrize("patch", list(PATCHES))
-def test_patching_the_solver_the_modules_or_the_server_or_forging_output_changes_no_score(task, tmp_path, floor,
-                                                                                          patch):
+def test_patching_the_solver_the_modules_or_the_server_or_forging_output_changes_no_score(task, tmp_path, floor, patch):
     """The heuristic is honest but patches what it can reach first: the score is the honest one,
     decided and timed by the evaluator (and a forged result printed anywhere is ignored)."""
     outcome = run(task, tmp_path, PATCHES[patch] + STARTER)
@@ -264,34 +277,44 @@ def test_forged_frames_on_the_link_fail_with_a_named_status(task, tmp_path, forg
     """The heuristic finds the link's descriptor (the server's copy of its stdout) and writes
     its own frames: a forged result is refused, and answers sent before their questions are
     checked like any others (here they do not even fit the questions that follow)."""
-    source = textwrap.dedent("""\
+    source = (
+        textwrap.dedent("""\
         import json, os, stat
         FORGED = '{"Time": 0.001, "Correct": 6000, "Incorrect": 0, "Decisions": 1}'
-        """) + LINK_FORGERIES[forgery] + textwrap.dedent("""
+        """)
+        + LINK_FORGERIES[forgery]
+        + textwrap.dedent("""
         for fd in range(3, 64):
             try:
                 if stat.S_ISFIFO(os.fstat(fd).st_mode):
                     os.write(fd, payload)
             except OSError:
                 pass
-        """) + STARTER
+        """)
+        + STARTER
+    )
     error = failure(run(task, tmp_path, source))
     assert error.status == "evaluation_format_error"
-    assert any(words in str(error) for words in ("heuristic's server", "could not be loaded", "already assigned",
-                                                 "is not a variable")), str(error)
+    assert any(
+        words in str(error)
+        for words in ("heuristic's server", "could not be loaded", "already assigned", "is not a variable")
+    ), str(error)
 
 
 # ----------------------------------------------------------------------------- (c) invalid answers
 INVALID = {
     "None": ("None, True", "validation instance 1: heuristic_fn returned no variable (None)"),
-    "an assigned variable": ("next(iter(assignments)) if assignments else abs(clauses[0][0]), True",
-                             "which is already assigned"),
+    "an assigned variable": (
+        "next(iter(assignments)) if assignments else abs(clauses[0][0]), True",
+        "which is already assigned",
+    ),
     "variable 0": ("0, True", "validation instance 1: heuristic_fn chose variable 0, which is not a variable"),
     "a negative variable": ("-abs(clauses[0][0]), True", "validation instance 1: heuristic_fn chose variable -"),
     "an out-of-range variable": ("16, True", "validation instance 1: heuristic_fn chose variable 16, which is not"),
-    "one past the largest variable": ("max(abs(lit) for clause in clauses for lit in clause) + 1, True",
-                                      "validation instance 1: heuristic_fn chose variable 15, which is not a "
-                                      "variable of the formula (1 to 14)"),
+    "one past the largest variable": (
+        "max(abs(lit) for clause in clauses for lit in clause) + 1, True",
+        "validation instance 1: heuristic_fn chose variable 15, which is not a variable of the formula (1 to 14)",
+    ),
     "a float": ("float(abs(clauses[0][0])), True", "validation instance 1: heuristic_fn chose the float"),
     "a NaN": ("float('nan'), True", "validation instance 1: heuristic_fn chose the float nan, which is not an int"),
     "a bool": ("True, True", "validation instance 1: heuristic_fn chose True, which is not an int"),
@@ -299,8 +322,10 @@ INVALID = {
     "10**400": ("10**400, True", "validation instance 1: heuristic_fn chose a variable of 1329 bits"),
     "10**5000": ("10**5000, True", "validation instance 1: heuristic_fn chose a variable of 16610 bits"),
     "not a pair": ("abs(clauses[0][0])", "validation instance 1: heuristic_fn returned"),
-    "a value without a truth value": ("abs(clauses[0][0]), type('V', (), {'__bool__': lambda self: 1 / 0})()",
-                                      "validation instance 1: heuristic_fn's value"),
+    "a value without a truth value": (
+        "abs(clauses[0][0]), type('V', (), {'__bool__': lambda self: 1 / 0})()",
+        "validation instance 1: heuristic_fn's value",
+    ),
     "an exception": ("1 / 0", "validation instance 1: heuristic_fn raised an exception"),
 }
 
@@ -308,8 +333,9 @@ INVALID = {
 @pytest.mark.parametrize("kind", list(INVALID))
 def test_an_invalid_answer_fails_naming_the_instance(task, tmp_path, kind):
     answer, words = INVALID[kind]
-    source = ("def heuristic_fn(clauses, assignments, conflict_count, assignment_history, level):\n"
-              f"    return {answer}\n")
+    source = (
+        f"def heuristic_fn(clauses, assignments, conflict_count, assignment_history, level):\n    return {answer}\n"
+    )
     error = failure(run(task, tmp_path, source))
     assert error.status == "evaluation_format_error" and words in str(error), str(error)
 
@@ -431,25 +457,51 @@ def test_a_heuristic_keyed_on_public_instances_gains_nothing_on_test(task, tmp_p
 
 # ----------------------------------------------------------------------------- (e) slow or hanging
 STALLS = {
-    "sleeps on its first call": ("validation", "import time\nCALLS = [0]\n", "time.sleep(6)", 1,
-                                 "validation instance 1 took longer than 5s"),
-    "sleeps on its 2000th call": ("validation", "import time\nCALLS = [0]\n", "time.sleep(6)", 2000,
-                                  "validation instance 2000 took longer than 5s"),
-    "spins forever": ("validation", "CALLS = [0]\n", "while True: pass", 1,
-                      "validation instance 1 took longer than 5s"),
-    "forks without end": ("validation", "import os\nCALLS = [0]\ndef bomb():\n    while True:\n        try:\n"
-                          "            os.fork()\n        except OSError:\n            pass\n", "bomb()", 1,
-                          "validation instance 1 took longer than 5s"),
-    "blocks forever on the test split": ("test", "import threading\nCALLS = [0]\n", "threading.Event().wait()", 3,
-                                         "test instance 3 took longer than 5s"),
+    "sleeps on its first call": (
+        "validation",
+        "import time\nCALLS = [0]\n",
+        "time.sleep(6)",
+        1,
+        "validation instance 1 took longer than 5s",
+    ),
+    "sleeps on its 2000th call": (
+        "validation",
+        "import time\nCALLS = [0]\n",
+        "time.sleep(6)",
+        2000,
+        "validation instance 2000 took longer than 5s",
+    ),
+    "spins forever": (
+        "validation",
+        "CALLS = [0]\n",
+        "while True: pass",
+        1,
+        "validation instance 1 took longer than 5s",
+    ),
+    "forks without end": (
+        "validation",
+        "import os\nCALLS = [0]\ndef bomb():\n    while True:\n        try:\n"
+        "            os.fork()\n        except OSError:\n            pass\n",
+        "bomb()",
+        1,
+        "validation instance 1 took longer than 5s",
+    ),
+    "blocks forever on the test split": (
+        "test",
+        "import threading\nCALLS = [0]\n",
+        "threading.Event().wait()",
+        3,
+        "test instance 3 took longer than 5s",
+    ),
 }
 
 
 @pytest.mark.parametrize("stall", list(STALLS))
 def test_a_heuristic_that_stalls_fails_within_the_instance_limit(task, tmp_path, stall):
     split, header, action, call, words = STALLS[stall]
-    source = header + STARTER.replace("    random.seed(10)", f"    CALLS[0] += 1\n    if CALLS[0] == {call}:\n"
-                                      f"        {action}\n    random.seed(10)")
+    source = header + STARTER.replace(
+        "    random.seed(10)", f"    CALLS[0] += 1\n    if CALLS[0] == {call}:\n        {action}\n    random.seed(10)"
+    )
     started = time.monotonic()
     error = failure(run(task, tmp_path, source, split=split, seed=31))
     assert error.status == "evaluation_format_error" and words in str(error), str(error)

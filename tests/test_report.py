@@ -18,14 +18,24 @@ def test_report_of_a_run(tmp_path: Path):
     run = tmp_path / "run"
     for task, best_move in (("battleOfSexes", 0), ("prisonersDilemma", 1)):
         run_episode(researchgym.make(task, trajectory_dir=run), researchgym.agents.create_agent("baseline"), seed=0)
-        agent = ScriptedAgent(["open strategy.py", f"printf 'def row_strategy(h):\\n    return {best_move}\\n' > strategy.py",
-                               "validate", "submit"], then_submit=False)
+        agent = ScriptedAgent(
+            [
+                "open strategy.py",
+                f"printf 'def row_strategy(h):\\n    return {best_move}\\n' > strategy.py",
+                "validate",
+                "submit",
+            ],
+            then_submit=False,
+        )
         agent.name = "fixer"
         run_episode(researchgym.make(task, trajectory_dir=run, limits={"max_steps": 3}), agent, seed=1)
     episodes = load_episodes(run)
     assert {(e.task, e.method) for e in episodes} == {
-        ("battleOfSexes", "baseline agent"), ("battleOfSexes", "fixer"),
-        ("prisonersDilemma", "baseline agent"), ("prisonersDilemma", "fixer")}
+        ("battleOfSexes", "baseline agent"),
+        ("battleOfSexes", "fixer"),
+        ("prisonersDilemma", "baseline agent"),
+        ("prisonersDilemma", "fixer"),
+    }
     result = CliRunner().invoke(app, ["report", str(run), "--out", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
     markdown = (tmp_path / "report" / "report.md").read_text()
@@ -41,13 +51,23 @@ def test_report_of_a_run(tmp_path: Path):
 
 
 def test_categories():
-    assert [action_category(a) for a in ("edit 1:2\nx\nend_of_edit", "open f.py", "grep -r x .", "validate",
-                                         "python train.py", "pip list", "")] == \
-        ["edit", "view", "search", "validate", "python", "bash", "bash"]
-    assert [exit_category(s) for s in ("submitted", "autosubmission (max_steps)", "autosubmission (format_error)",
-                                       "autosubmission (cost_limit)", "autosubmission (context_exceeded)",
-                                       "evaluation_format_error", "autosubmission (api_error)", "closed")] == \
-        ["success", "max steps", "format", "cost", "context", "evaluation error", "API error", "runtime"]
+    assert [
+        action_category(a)
+        for a in ("edit 1:2\nx\nend_of_edit", "open f.py", "grep -r x .", "validate", "python train.py", "pip list", "")
+    ] == ["edit", "view", "search", "validate", "python", "bash", "bash"]
+    assert [
+        exit_category(s)
+        for s in (
+            "submitted",
+            "autosubmission (max_steps)",
+            "autosubmission (format_error)",
+            "autosubmission (cost_limit)",
+            "autosubmission (context_exceeded)",
+            "evaluation_format_error",
+            "autosubmission (api_error)",
+            "closed",
+        )
+    ] == ["success", "max steps", "format", "cost", "context", "evaluation error", "API error", "runtime"]
 
 
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path: Path):

@@ -14,14 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from conftest import write_task
+
 from researchgym.env import ResearchEnv
-from researchgym.runs.runner import EpisodePlan, Method, RunConfig, episode_research_tools
-from researchgym.tools import available_commands
-from researchgym.tools.docs import TOOLS_LIB
-from researchgym.tools import literature
 from researchgym.hub import reachable
+from researchgym.runs.runner import EpisodePlan, Method, RunConfig, episode_research_tools
+from researchgym.tools import available_commands, literature
+from researchgym.tools.docs import TOOLS_LIB
 from researchgym.tools.gateway import GatewayTool, ToolFailure, ToolGateway
 from researchgym.tools.literature import LocalCorpus, OnlineSearch
 from researchgym.tools.services import ResearchToolsConfig
@@ -72,8 +71,14 @@ def test_the_gateway_serves_declared_tools_and_refuses_the_rest(monkeypatch):
         with pytest.raises(client.GatewayError, match="used its 3 gateway calls"):
             client.call("echo", text="four")
         log = gateway.drain()
-    assert [(c["tool"], c["ok"]) for c in log] == [("echo", True), ("memory_write", False), (None, False),
-                                                   ("echo", True), ("echo", True), ("echo", False)]
+    assert [(c["tool"], c["ok"]) for c in log] == [
+        ("echo", True),
+        ("memory_write", False),
+        (None, False),
+        ("echo", True),
+        ("echo", True),
+        ("echo", False),
+    ]
     assert log[2]["request_bytes"] > 1000 and "limit" in log[2]["error"]
     assert log[0]["args"] == {"text": "hello"}
     assert not Path(gateway.socket_path).exists()  # closed with the episode
@@ -114,8 +119,12 @@ def test_gateway_commands_are_listed_only_when_the_run_enables_them():
 
 
 def test_a_task_scoped_memory_lives_in_the_run_folder_per_method(tmp_path):
-    config = RunConfig(tasks=["t"], methods=[Method("react", "openai/gpt-4o")], seeds=[0],
-                       research_tools={"memory": {"enabled": True, "scope": "task"}})
+    config = RunConfig(
+        tasks=["t"],
+        methods=[Method("react", "openai/gpt-4o")],
+        seeds=[0],
+        research_tools={"memory": {"enabled": True, "scope": "task"}},
+    )
     plan = EpisodePlan("t", config.methods[0], 0)
     tools = episode_research_tools(config, plan, tmp_path)
     assert tools["memory"]["directory"] == str(tmp_path / "memory" / "openai_gpt-4o")
@@ -127,8 +136,9 @@ def test_a_task_scoped_memory_lives_in_the_run_folder_per_method(tmp_path):
 # ----------------------------------------------------------------------- memory
 def _memory_env(task: Path, tmp_path: Path, scope: str, **extra) -> ResearchEnv:
     tools = {"memory": {"enabled": True, "scope": scope, "directory": str(tmp_path / "memory")}, **extra}
-    return ResearchEnv(str(task / "task.yaml"), limits={"max_steps": 30}, trajectory_dir=tmp_path / "traj",
-                       research_tools=tools)
+    return ResearchEnv(
+        str(task / "task.yaml"), limits={"max_steps": 30}, trajectory_dir=tmp_path / "traj", research_tools=tools
+    )
 
 
 FINDINGS = [
@@ -186,7 +196,9 @@ def test_task_scoped_memory_survives_the_next_episode_and_episode_scope_does_not
             env.close()
         if survives:
             assert "the baseline scores 0.5 accuracy" in observation and "(Memory: 1 entry)" in observation
-            stored = [json.loads(l) for l in (tmp_path / scope / "memory" / "tiny.jsonl").read_text().splitlines()]
+            stored = [
+                json.loads(line) for line in (tmp_path / scope / "memory" / "tiny.jsonl").read_text().splitlines()
+            ]
             assert stored[0]["text"] == "the baseline scores 0.5 accuracy" and len(stored[0]["embedding"]) == 384
         else:
             assert "No memories match (the memory holds 0 entries)" in observation
@@ -206,18 +218,25 @@ def test_memory_commands_fail_clearly_when_the_run_did_not_enable_memory(tmp_pat
 
 # ------------------------------------------------------------------- literature
 PAPERS = [
-    ("Deep Residual Learning for Image Recognition",
-     "We present a residual learning framework to ease the training of networks that are substantially "
-     "deeper than those used previously. Identity shortcut connections let very deep convolutional networks "
-     "reach lower error on ImageNet.", "Residual blocks add the input of a stack of layers to its output."),
-    ("Attention Is All You Need",
-     "We propose the Transformer, a sequence transduction architecture based solely on attention mechanisms, "
-     "dispensing with recurrence and convolutions entirely, for machine translation.",
-     "Multi-head self-attention relates positions of a sequence to compute its representation."),
-    ("XGBoost: A Scalable Tree Boosting System",
-     "Tree boosting is a highly effective machine learning method. We describe a scalable end-to-end gradient "
-     "boosting system with a sparsity-aware algorithm for tabular data.",
-     "Weighted quantile sketch for approximate split finding in boosted trees."),
+    (
+        "Deep Residual Learning for Image Recognition",
+        "We present a residual learning framework to ease the training of networks that are substantially "
+        "deeper than those used previously. Identity shortcut connections let very deep convolutional networks "
+        "reach lower error on ImageNet.",
+        "Residual blocks add the input of a stack of layers to its output.",
+    ),
+    (
+        "Attention Is All You Need",
+        "We propose the Transformer, a sequence transduction architecture based solely on attention mechanisms, "
+        "dispensing with recurrence and convolutions entirely, for machine translation.",
+        "Multi-head self-attention relates positions of a sequence to compute its representation.",
+    ),
+    (
+        "XGBoost: A Scalable Tree Boosting System",
+        "Tree boosting is a highly effective machine learning method. We describe a scalable end-to-end gradient "
+        "boosting system with a sparsity-aware algorithm for tabular data.",
+        "Weighted quantile sketch for approximate split finding in boosted trees.",
+    ),
 ]
 
 
@@ -255,22 +274,37 @@ def test_offline_search_over_three_generated_pdfs_finds_the_right_paper_and_pars
     needs_pdf_tools()
     corpus = tmp_path / "corpus"
     pdfs = write_pdfs(corpus)
-    (corpus / "more.jsonl").write_text(json.dumps({"title": "Adam: A Method for Stochastic Optimization",
-                                                   "abstract": "first-order gradient-based optimization "
-                                                               "of stochastic objectives", "year": 2014}) + "\n")
+    (corpus / "more.jsonl").write_text(
+        json.dumps(
+            {
+                "title": "Adam: A Method for Stochastic Optimization",
+                "abstract": "first-order gradient-based optimization of stochastic objectives",
+                "year": 2014,
+            }
+        )
+        + "\n"
+    )
     assert [p.title for p in LocalCorpus.load(corpus).search("boosted trees on tabular data", 1)] == [PAPERS[2][0]]
     task = write_task(tmp_path / "tasks")
-    env = ResearchEnv(str(task / "task.yaml"), limits={"max_steps": 30}, trajectory_dir=tmp_path / "traj",
-                      research_tools={"literature": {"enabled": True, "corpus": str(corpus), "offline": True}})
+    env = ResearchEnv(
+        str(task / "task.yaml"),
+        limits={"max_steps": 30},
+        trajectory_dir=tmp_path / "traj",
+        research_tools={"literature": {"enabled": True, "corpus": str(corpus), "offline": True}},
+    )
     try:
         env.reset(seed=0)
-        for query, expected in (("very deep networks with shortcut connections", 0),
-                                ("self-attention for machine translation", 1),
-                                ("gradient boosting with sparse features", 2)):
+        for query, expected in (
+            ("very deep networks with shortcut connections", 0),
+            ("self-attention for machine translation", 1),
+            ("gradient boosting with sparse features", 2),
+        ):
             observation = run(env, f"literature_search {query} --n 2")
             first = next(line for line in observation.splitlines() if line.startswith("1. "))
             assert PAPERS[expected][0] in first, observation
-        assert "Adam: A Method for Stochastic Optimization (2014)" in run(env, "literature_search stochastic optimization --n 1")
+        assert "Adam: A Method for Stochastic Optimization (2014)" in run(
+            env, "literature_search stochastic optimization --n 1"
+        )
         (env.workspace / "paper.pdf").write_bytes(pdfs[1].read_bytes())
         text = run(env, "parse_pdf paper.pdf")
         assert "--- page 1 of 2 ---" in text and "--- page 2 of 2 ---" in text
@@ -289,8 +323,18 @@ def test_online_search_without_network_fails_fast_and_suggests_offline(tmp_path)
     corpus = tmp_path / "corpus"
     write_pdfs(corpus)
     task = write_task(tmp_path / "tasks")
-    env = ResearchEnv(str(task / "task.yaml"), limits={"max_steps": 30}, research_tools={"literature": {
-        "enabled": True, "corpus": str(corpus), "semantic_scholar_url": UNREACHABLE, "arxiv_url": UNREACHABLE}})
+    env = ResearchEnv(
+        str(task / "task.yaml"),
+        limits={"max_steps": 30},
+        research_tools={
+            "literature": {
+                "enabled": True,
+                "corpus": str(corpus),
+                "semantic_scholar_url": UNREACHABLE,
+                "arxiv_url": UNREACHABLE,
+            }
+        },
+    )
     try:
         env.reset(seed=0)
         started = time.perf_counter()
@@ -315,19 +359,36 @@ class _ScholarAndArxiv(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         if self.path.startswith("/graph/v1/paper/search"):
-            body = json.dumps({"total": 1, "offset": 0, "data": [
-                {"paperId": "abc", "title": "Attention Is All You Need", "year": 2017, "url": "https://s2/abc",
-                 "abstract": "The dominant sequence transduction models...",
-                 "authors": [{"authorId": "1", "name": "Ashish Vaswani"}, {"authorId": "2", "name": "Noam Shazeer"}]}]})
+            body = json.dumps(
+                {
+                    "total": 1,
+                    "offset": 0,
+                    "data": [
+                        {
+                            "paperId": "abc",
+                            "title": "Attention Is All You Need",
+                            "year": 2017,
+                            "url": "https://s2/abc",
+                            "abstract": "The dominant sequence transduction models...",
+                            "authors": [
+                                {"authorId": "1", "name": "Ashish Vaswani"},
+                                {"authorId": "2", "name": "Noam Shazeer"},
+                            ],
+                        }
+                    ],
+                }
+            )
             kind = "application/json"
         else:
-            body = ('<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-                    "<entry><id>http://arxiv.org/abs/1706.03762v7</id><published>2017-06-12T17:57:34Z</published>"
-                    "<title>Attention Is All\n  You Need</title><summary>duplicate of the S2 hit</summary>"
-                    "<author><name>Ashish Vaswani</name></author></entry>"
-                    "<entry><id>http://arxiv.org/abs/1810.04805v2</id><published>2018-10-11T00:50:01Z</published>"
-                    "<title>BERT: Pre-training of Deep Bidirectional Transformers</title>"
-                    "<summary>We introduce BERT.</summary><author><name>Jacob Devlin</name></author></entry></feed>")
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+                "<entry><id>http://arxiv.org/abs/1706.03762v7</id><published>2017-06-12T17:57:34Z</published>"
+                "<title>Attention Is All\n  You Need</title><summary>duplicate of the S2 hit</summary>"
+                "<author><name>Ashish Vaswani</name></author></entry>"
+                "<entry><id>http://arxiv.org/abs/1810.04805v2</id><published>2018-10-11T00:50:01Z</published>"
+                "<title>BERT: Pre-training of Deep Bidirectional Transformers</title>"
+                "<summary>We introduce BERT.</summary><author><name>Jacob Devlin</name></author></entry></feed>"
+            )
             kind = "application/atom+xml"
         data = body.encode()
         self.send_response(200)
@@ -345,14 +406,19 @@ def test_online_search_reads_semantic_scholar_and_arxiv_answers():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        search = OnlineSearch(["semantic_scholar", "arxiv"], semantic_scholar_url=f"{base}/graph/v1/paper/search",
-                              arxiv_url=f"{base}/api/query", timeout_s=5)
+        search = OnlineSearch(
+            ["semantic_scholar", "arxiv"],
+            semantic_scholar_url=f"{base}/graph/v1/paper/search",
+            arxiv_url=f"{base}/api/query",
+            timeout_s=5,
+        )
         papers = search.search("transformers", 5, offline_hint="")
     finally:
         server.shutdown()
     assert [(p.title, p.year, p.source) for p in papers] == [
         ("Attention Is All You Need", 2017, "semantic scholar"),
-        ("BERT: Pre-training of Deep Bidirectional Transformers", 2018, "arxiv")]
+        ("BERT: Pre-training of Deep Bidirectional Transformers", 2018, "arxiv"),
+    ]
     assert papers[0].authors == ("Ashish Vaswani", "Noam Shazeer")
 
 
@@ -379,8 +445,11 @@ def test_parse_pdf_fetches_a_url_through_the_gateway_but_never_a_local_address_b
     server = ThreadingHTTPServer(("127.0.0.1", 0), Serve)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    env = ResearchEnv(str(write_task(tmp_path / "tasks") / "task.yaml"), limits={"max_steps": 30},
-                      research_tools={"literature": {"enabled": True, "max_pdf_mb": 1}})
+    env = ResearchEnv(
+        str(write_task(tmp_path / "tasks") / "task.yaml"),
+        limits={"max_steps": 30},
+        research_tools={"literature": {"enabled": True, "max_pdf_mb": 1}},
+    )
     try:
         env.reset(seed=0)
         assert "local or private address" in run(env, f"parse_pdf {url}/paper.pdf")  # the host's own services
@@ -410,14 +479,36 @@ def test_the_cli_turns_the_tools_on_and_names_a_bad_corpus(tmp_path):
     listed = cli.invoke(app, ["tools"])
     assert "memory_write" not in listed.output and "--enable literature / memory" in listed.output
     assert "memory_write <text>" in cli.invoke(app, ["tools", "--enable", "memory"]).output
-    result = cli.invoke(app, ["run", "battleOfSexes", "--out", str(tmp_path), "--seed", "1", "--memory",
-                              "--memory-scope", "task", "--max-steps", "3"], env={"COLUMNS": "200"})
+    result = cli.invoke(
+        app,
+        [
+            "run",
+            "battleOfSexes",
+            "--out",
+            str(tmp_path),
+            "--seed",
+            "1",
+            "--memory",
+            "--memory-scope",
+            "task",
+            "--max-steps",
+            "3",
+        ],
+        env={"COLUMNS": "200"},
+    )
     assert result.exit_code == 0, result.output
     [trajectory] = tmp_path.glob("*.jsonl")
     reset = json.loads(trajectory.read_text().splitlines()[0])
     assert reset["research_tools"]["memory"] | {"directory": None} == {
-        "enabled": True, "scope": "task", "k": 2, "directory": None, "max_entries": 1000, "max_chars": 4000}
+        "enabled": True,
+        "scope": "task",
+        "k": 2,
+        "directory": None,
+        "max_entries": 1000,
+        "max_chars": 4000,
+    }
     assert reset["research_tools"]["memory"]["directory"] == str((tmp_path / "memory").resolve())
-    bad = cli.invoke(app, ["run", "battleOfSexes", "--out", str(tmp_path), "--literature-corpus",
-                           str(tmp_path / "no-such-folder")])
+    bad = cli.invoke(
+        app, ["run", "battleOfSexes", "--out", str(tmp_path), "--literature-corpus", str(tmp_path / "no-such-folder")]
+    )
     assert bad.exit_code != 0 and "literature.corpus" in bad.output and "no-such-folder" in bad.output

@@ -58,12 +58,26 @@ def untrained_checkpoints(task_id: str, folder: Path) -> None:
     multithreaded, and a test process that imported it must not fork later (the Ray tests do)."""
     shutil.copytree(STARTER, folder / "src", dirs_exist_ok=True)
     (folder / "checkpoints").mkdir(exist_ok=True)
-    shapes = {"rl-mountain-car-continuous-cpu": ((2,), 1, True, False),
-              "rl-breakout-minatar-cpu": ((10, 10, 4), 3, False, True),
-              "rl-meta-maze-cpu": ((15,), 4, False, False)}
+    shapes = {
+        "rl-mountain-car-continuous-cpu": ((2,), 1, True, False),
+        "rl-breakout-minatar-cpu": ((10, 10, 4), 3, False, True),
+        "rl-meta-maze-cpu": ((15,), 4, False, False),
+    }
     obs_shape, action_dim, continuous, flatten = shapes[task_id]
-    subprocess.run([sys.executable, "-c", MAKE_CHECKPOINTS, str(STARTER), str(folder), repr(obs_shape),
-                    str(action_dim), str(int(continuous)), str(int(flatten))], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MAKE_CHECKPOINTS,
+            str(STARTER),
+            str(folder),
+            repr(obs_shape),
+            str(action_dim),
+            str(int(continuous)),
+            str(int(flatten)),
+        ],
+        check=True,
+    )
 
 
 @pytest.mark.slow
@@ -111,16 +125,24 @@ def submit_broken(task_id: str, break_it: str) -> tuple[str, dict]:
     return observation, info
 
 
-@pytest.mark.parametrize("break_it, message", [
-    ("rm checkpoints/config-42-3.pkl", "expected exactly 5 checkpoint files"),
-    ("head -c 100 /dev/urandom > checkpoints/config-42-2.pkl", "could not load checkpoints/config-42-2.pkl"),
-    ("python -c \"import pickle; pickle.dump({'network': 1}, open('checkpoints/config-42-0.pkl', 'wb'))\"",
-     "must hold a dict with the keys"),
-    ("printf 'import sys\\n' > src/networks.py", "could not import make_model from src/networks.py"),
-    ("python -c \"import pickle; d = pickle.load(open('checkpoints/config-42-1.pkl', 'rb')); "
-     "d['train_config']['network_config']['num_hidden_units'] = 32; "
-     "pickle.dump(d, open('checkpoints/config-42-1.pkl', 'wb'))\"", "could not load checkpoints/config-42-1.pkl"),
-])
+@pytest.mark.parametrize(
+    "break_it, message",
+    [
+        ("rm checkpoints/config-42-3.pkl", "expected exactly 5 checkpoint files"),
+        ("head -c 100 /dev/urandom > checkpoints/config-42-2.pkl", "could not load checkpoints/config-42-2.pkl"),
+        (
+            "python -c \"import pickle; pickle.dump({'network': 1}, open('checkpoints/config-42-0.pkl', 'wb'))\"",
+            "must hold a dict with the keys",
+        ),
+        ("printf 'import sys\\n' > src/networks.py", "could not import make_model from src/networks.py"),
+        (
+            "python -c \"import pickle; d = pickle.load(open('checkpoints/config-42-1.pkl', 'rb')); "
+            "d['train_config']['network_config']['num_hidden_units'] = 32; "
+            "pickle.dump(d, open('checkpoints/config-42-1.pkl', 'wb'))\"",
+            "could not load checkpoints/config-42-1.pkl",
+        ),
+    ],
+)
 def test_a_missing_or_corrupt_checkpoint_is_an_evaluation_error(break_it, message):
     observation, info = submit_broken("rl-meta-maze-cpu", break_it)
     assert info["exit_status"] == "evaluation_error", info["scores"]
@@ -128,7 +150,7 @@ def test_a_missing_or_corrupt_checkpoint_is_an_evaluation_error(break_it, messag
     assert "Submission could not be scored (evaluation_error)" in observation
 
 
-CHEAT = '''
+CHEAT = """
 import json, os, glob
 # A forged result line, an attempt to rewrite the evaluator, and a policy that is always NaN
 # after the forged line would have been printed.
@@ -138,7 +160,7 @@ for path in glob.glob("*.py"):
         open(path, "a").write("\\nprint('{\\"Reward Mean\\": 1e9}')\\n")
     except OSError:
         pass
-'''
+"""
 
 
 def test_the_submitted_code_cannot_raise_its_score(tmp_path):
@@ -166,14 +188,42 @@ def test_a_policy_that_answers_nan_is_rejected(tmp_path):
 
 # The paper's budgets (TASKS.md 11-13), as the -v0 tasks hand them to the agent.
 PAPER = {
-    "rl-mountain-car-continuous": dict(num_train_steps=20_000_000, num_train_envs=256, n_steps=256, gamma=0.99,
-                                       gae_lambda=0.99, clip_eps=0.1, entropy_coeff=0.1, lr_begin=6e-4,
-                                       lr_end=5e-4, hidden=(256, 4)),
-    "rl-breakout-minatar": dict(num_train_steps=10_000_000, num_train_envs=64, n_steps=128, gamma=0.999,
-                                gae_lambda=0.95, clip_eps=0.2, entropy_coeff=0.01, lr_begin=5e-4, lr_end=5e-4,
-                                hidden=(256, 2)),
-    "rl-meta-maze": dict(num_train_steps=10_000_000, num_train_envs=64, n_steps=32, gamma=0.99, gae_lambda=0.95,
-                         clip_eps=0.1, entropy_coeff=0.05, lr_begin=5e-4, lr_end=5e-4, hidden=(256, 2)),
+    "rl-mountain-car-continuous": dict(
+        num_train_steps=20_000_000,
+        num_train_envs=256,
+        n_steps=256,
+        gamma=0.99,
+        gae_lambda=0.99,
+        clip_eps=0.1,
+        entropy_coeff=0.1,
+        lr_begin=6e-4,
+        lr_end=5e-4,
+        hidden=(256, 4),
+    ),
+    "rl-breakout-minatar": dict(
+        num_train_steps=10_000_000,
+        num_train_envs=64,
+        n_steps=128,
+        gamma=0.999,
+        gae_lambda=0.95,
+        clip_eps=0.2,
+        entropy_coeff=0.01,
+        lr_begin=5e-4,
+        lr_end=5e-4,
+        hidden=(256, 2),
+    ),
+    "rl-meta-maze": dict(
+        num_train_steps=10_000_000,
+        num_train_envs=64,
+        n_steps=32,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip_eps=0.1,
+        entropy_coeff=0.05,
+        lr_begin=5e-4,
+        lr_end=5e-4,
+        hidden=(256, 2),
+    ),
 }
 
 
@@ -192,8 +242,10 @@ def test_both_budgets_hand_the_agent_a_config_the_trainer_reads(task_id):
             expected = dict(PAPER[task_id])
             units, layers = expected.pop("hidden")
             assert {key: config[key] for key in expected} == pytest.approx(expected)
-            assert (config["network_config"]["num_hidden_units"], config["network_config"]["num_hidden_layers"]) \
-                == (units, layers)
+            assert (config["network_config"]["num_hidden_units"], config["network_config"]["num_hidden_layers"]) == (
+                units,
+                layers,
+            )
         assert spec.submission.artefacts == ["checkpoints", "src"] and spec.requirements == ["rl"]
 
 

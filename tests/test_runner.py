@@ -25,9 +25,12 @@ def support_on_path(monkeypatch):
 
 
 def test_a_matrix_runs_concurrently_into_the_store(tmp_path):
-    config = RunConfig(tasks=TASKS, methods=[Method("react", "support_models:Submitter"),
-                                             Method("react", "support_models:Fixer")],
-                       seeds=[0, 1], max_episodes=6)
+    config = RunConfig(
+        tasks=TASKS,
+        methods=[Method("react", "support_models:Submitter"), Method("react", "support_models:Fixer")],
+        seeds=[0, 1],
+        max_episodes=6,
+    )
     started = time.monotonic()
     counts = Runner(tmp_path / "run", config).run()
     assert counts == {"finished": 12}
@@ -35,8 +38,10 @@ def test_a_matrix_runs_concurrently_into_the_store(tmp_path):
     episodes = store.episodes()
     assert len(episodes) == 12 and {e["exit_status"] for e in episodes} == {"submitted"}
     assert all(Path(e["trajectory"]).is_file() for e in episodes)
-    assert all(e["tokens_sent"] > 0 and e["cost"] == pytest.approx(0.002 if "Submitter" in e["model"] else 0.003)
-               for e in episodes)
+    assert all(
+        e["tokens_sent"] > 0 and e["cost"] == pytest.approx(0.002 if "Submitter" in e["model"] else 0.003)
+        for e in episodes
+    )
     scores = store.scores()
     # Every episode: one validate (validation + test rows) and one submit (test row).
     assert len(scores) == 36
@@ -143,8 +148,11 @@ def test_the_same_episodes_through_a_local_ray_instance(tmp_path):
     config = RunConfig(tasks=["battleOfSexes", "prisonersDilemma"], methods=[Method("baseline")], seeds=[0, 1])
     counts = Runner(tmp_path / "ray", config, executor="ray").run()
     assert counts == {"finished": 4}
-    local = Runner(tmp_path / "local", RunConfig.from_json((tmp_path / "ray" / "run.json").read_text()),
-                   eval_secret=read_secret(tmp_path / "ray")).run()  # the same hidden test seeds
+    local = Runner(
+        tmp_path / "local",
+        RunConfig.from_json((tmp_path / "ray" / "run.json").read_text()),
+        eval_secret=read_secret(tmp_path / "ray"),
+    ).run()  # the same hidden test seeds
     assert local == {"finished": 4}
 
     def contents(folder):

@@ -32,7 +32,7 @@ def test_quotes_heredocs_unicode_and_exit_codes(make_sandbox):
     box = make_sandbox()
     command = "cat <<'EOF'\nit's \"quoted\" $HOME `x` \\ ünïcødé ✓\nEOF\nfalse"
     result = box.run(command)
-    assert result.output == "it's \"quoted\" $HOME `x` \\ ünïcødé ✓\n"
+    assert result.output == 'it\'s "quoted" $HOME `x` \\ ünïcødé ✓\n'
     assert result.exit_code == 1
     assert box.run("(exit 7)").exit_code == 7
 
@@ -87,8 +87,8 @@ def test_no_network_to_host_loopback(make_sandbox, loopback_server):
     port, accepted = loopback_server
     box = make_sandbox()
     probe = (
-        "python3 -c \"import socket; s=socket.create_connection(('127.0.0.1', %d), timeout=2); "
-        "print('CONNECTED', s.recv(10))\"" % port
+        f"python3 -c \"import socket; s=socket.create_connection(('127.0.0.1', {port}), timeout=2); "
+        "print('CONNECTED', s.recv(10))\""
     )
     result = box.run(probe)
     assert "CONNECTED" not in result.output
@@ -235,8 +235,10 @@ def test_sandbox_runs_the_hosts_python_environment(make_sandbox):
 
 def test_devices_are_passed_through_and_nothing_else(make_sandbox):
     """A GPU task's /dev/nvidia* files reach the sandbox; here a device bwrap's /dev lacks stands in."""
-    device = next((Path(p) for p in ("/dev/loop-control", "/dev/vcs", "/dev/kmsg", "/dev/cpu_dma_latency")
-                   if Path(p).exists()), None)
+    device = next(
+        (Path(p) for p in ("/dev/loop-control", "/dev/vcs", "/dev/kmsg", "/dev/cpu_dma_latency") if Path(p).exists()),
+        None,
+    )
     if device is None:
         pytest.skip("no spare character device on this machine")
     plain = make_sandbox("bwrap")

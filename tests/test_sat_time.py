@@ -44,6 +44,7 @@ def expected_decisions(formulas) -> int:
         total += dpll.num_decisions
     return total
 
+
 GREEDY = '''
 def heuristic_fn(clauses, assignments, conflict_count, assignment_history, level):
     """Branch on a literal of a shortest open clause, preferring the most frequent literal."""
@@ -83,7 +84,11 @@ def test_instances_are_seeded_and_labelled():
     rows = json.loads((folder / "validation.json").read_text())
     assert len(rows) == 6000 and rows[0]["index"] == 1
     assert 0.38 < sum(r["is_sat"] for r in rows) / len(rows) < 0.48  # TASKS.md: about 43% SAT
-    assert all(len(clause) == 3 and len({abs(l) for l in clause}) == 3 for r in rows[:200] for clause in r["formula"])
+    assert all(
+        len(clause) == 3 and len({abs(literal) for literal in clause}) == 3
+        for r in rows[:200]
+        for clause in r["formula"]
+    )
     instances = task_module("instances")
     assert [r["formula"] for r in rows] == instances.generate(6000, 101)
     # No test file: the evaluator draws the test set from the evaluation's secret seed.
@@ -121,8 +126,13 @@ def test_the_solver_keeps_its_decisions_and_rebuilt_arguments_are_exact():
     def rebuilt(clauses, assignments, conflict_count, history, level):
         sent = json.loads(json.dumps(evaluate.question(dpll, dpll.unresolved_mask())))
         again = server.arguments(dpll.clauses, *sent)
-        assert [list(a.items()) if isinstance(a, dict) else a for a in again] == \
-            [clauses, list(assignments.items()), list(conflict_count.items()), history, level]
+        assert [list(a.items()) if isinstance(a, dict) else a for a in again] == [
+            clauses,
+            list(assignments.items()),
+            list(conflict_count.items()),
+            history,
+            level,
+        ]
         assert all(a is b for a, b in zip(again[0], clauses))  # the server's own clause lists
         calls.append(1)
         return heuristic.heuristic_fn(clauses, assignments, conflict_count, history, level)
@@ -168,13 +178,17 @@ def test_a_heuristic_that_gives_up_is_infeasible_not_silent():
 def test_a_heuristic_cannot_modify_the_solver():
     """The solver the score comes from is the evaluator's: patching the copy beside the heuristic
     changes nothing, and a heuristic that gives up is still refused."""
-    source = ("import solver\nsolver.DPLL.solve = lambda self: True\n"
-              "def heuristic_fn(clauses, assignments, *rest):\n    return None, True")
+    source = (
+        "import solver\nsolver.DPLL.solve = lambda self: True\n"
+        "def heuristic_fn(clauses, assignments, *rest):\n    return None, True"
+    )
     observation, score = validate_with(source)
     assert score["status"] == "evaluation_format_error" and "returned no variable" in observation
     starter = (EVAL.parent / "starter" / "heuristic.py").read_text()
-    patched = ("import solver, sys\nsolver.DPLL.solve = lambda self: True\nsolver.DPLL.search = None\n"
-               "sys.modules['solver'] = None\n" + starter)
+    patched = (
+        "import solver, sys\nsolver.DPLL.solve = lambda self: True\nsolver.DPLL.search = None\n"
+        "sys.modules['solver'] = None\n" + starter
+    )
     _, score = validate_with(patched)
     metrics = score["validation"]["metrics"]
     assert metrics["Correct"] == 6000 and metrics["Decisions"] == BASELINE_VALIDATION_DECISIONS
@@ -191,8 +205,10 @@ def test_a_slow_heuristic_times_out_per_instance():
 
 
 def test_labels_of_the_test_set_are_hidden():
-    snoop = ("import glob, os\nSEEN = sorted(glob.glob('**/*.json', recursive=True))\n"
-             "def heuristic_fn(clauses, assignments, *rest):\n    raise RuntimeError(f'SEEN {SEEN}')")
+    snoop = (
+        "import glob, os\nSEEN = sorted(glob.glob('**/*.json', recursive=True))\n"
+        "def heuristic_fn(clauses, assignments, *rest):\n    raise RuntimeError(f'SEEN {SEEN}')"
+    )
     observation, _ = validate_with(snoop)
     assert "SEEN []" in observation and "test.json" not in observation
     env = researchgym.make(TASK)
@@ -205,9 +221,11 @@ def test_labels_of_the_test_set_are_hidden():
 def test_overwriting_solver_and_evaluate_in_the_workspace_changes_nothing():
     env = researchgym.make(TASK)
     env.reset(seed=0)
-    env.step("chmod u+w solver.py evaluate.py; echo 'print(\"{\\\"Time\\\": 0.001}\")' > evaluate.py; "
-             "printf 'class DPLL:\\n    def __init__(self, *a): self.num_decisions = 0\\n"
-             "    def solve(self): return True\\n' > solver.py")
+    env.step(
+        'chmod u+w solver.py evaluate.py; echo \'print("{\\"Time\\": 0.001}")\' > evaluate.py; '
+        "printf 'class DPLL:\\n    def __init__(self, *a): self.num_decisions = 0\\n"
+        "    def solve(self): return True\\n' > solver.py"
+    )
     _, _, _, _, info = env.step("validate")
     env.close()
     metrics = info["scores"][-1]["validation"]["metrics"]

@@ -6,12 +6,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import write_task
 
 from researchgym.errors import TaskConfigError, UnknownNameError
 from researchgym.tasks.registry import all_tasks, load_task
 from researchgym.tasks.spec import load_task_file
-
-from conftest import write_task
 
 
 def test_builtin_battle_of_sexes_spec():
@@ -62,14 +61,19 @@ def _mlgym_repo(root: Path) -> Path:
     _write(root / "data" / "coinFlip" / "evaluate.py", "print('{\"Score\": 1.0}')\n")
     _write(root / "data" / "coinFlip" / "strategy.py", "def guess(h):\n    return 0\n")
     _write(root / "data" / "coinFlip" / "flips" / "train.csv", "flip\n1\n")
-    _write(root / "configs" / "datasets" / "flips.yaml", """\
+    _write(
+        root / "configs" / "datasets" / "flips.yaml",
+        """\
         name: flips
         description: Coin flips.
         data_path: data/coinFlip/flips
         is_local: true
         train_split: {name: train, file_regex: train.csv}
-        """)
-    return _write(root / "configs" / "tasks" / "coinFlip.yaml", """\
+        """,
+    )
+    return _write(
+        root / "configs" / "tasks" / "coinFlip.yaml",
+        """\
         id: coinFlip
         name: CoinFlip
         description: |-
@@ -88,7 +92,8 @@ def _mlgym_repo(root: Path) -> Path:
         evaluation_paths: [data/coinFlip/evaluate.py]
         evaluation_read_only: true
         memory_path: data/coinFlip/memory.json
-        """)
+        """,
+    )
 
 
 def test_mlgym_format_task_loads(tmp_path: Path):
@@ -108,7 +113,9 @@ def test_mlgym_format_task_loads(tmp_path: Path):
 
 def test_mlgym_minimised_metric_direction(tmp_path: Path):
     path = _mlgym_repo(tmp_path)
-    path.write_text(path.read_text().replace("Score: 0.5", "Time: 16.1").replace("PythonSubmissionTasks", "CSVSubmissionTasks"))
+    path.write_text(
+        path.read_text().replace("Score: 0.5", "Time: 16.1").replace("PythonSubmissionTasks", "CSVSubmissionTasks")
+    )
     spec = load_task_file(path)
     assert spec.metric.name == "Time" and spec.metric.direction == "minimize"
     assert spec.submission.artefacts == ["submission.csv"]
@@ -134,7 +141,11 @@ def test_broken_mlgym_yaml_names_file_and_field(tmp_path: Path, edit, field, wor
 @pytest.mark.parametrize(
     ("edit", "field", "words"),
     [
-        (lambda t: t.replace("task_entrypoint: PythonSubmissionTasks", "task_entrypoint: Nope"), "task_entrypoint", "not one of"),
+        (
+            lambda t: t.replace("task_entrypoint: PythonSubmissionTasks", "task_entrypoint: Nope"),
+            "task_entrypoint",
+            "not one of",
+        ),
         (lambda t: t.replace("  - datasets/flips.yaml", "  - datasets/missing.yaml"), "dataset_configs.0", "not found"),
     ],
 )

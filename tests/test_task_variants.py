@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from conftest import write_task
 
 import researchgym
 from researchgym.errors import TaskConfigError
 from researchgym.tasks.registry import all_tasks
 from researchgym.tasks.spec import load_task_file
-
-from conftest import write_task
 
 
 def test_a_variant_states_only_what_differs(tmp_path, monkeypatch):
@@ -30,8 +29,9 @@ def test_a_variant_states_only_what_differs(tmp_path, monkeypatch):
     assert researchgym.load_task("tiny-quick").limits.max_steps == 3
 
 
-@pytest.mark.parametrize("extends, problem", [("missing.yaml", "does not exist"), ("task.loop.yaml", "loop"),
-                                              ("[1, 2]", "must be the path")])
+@pytest.mark.parametrize(
+    "extends, problem", [("missing.yaml", "does not exist"), ("task.loop.yaml", "loop"), ("[1, 2]", "must be the path")]
+)
 def test_a_broken_extends_names_the_field(tmp_path, extends, problem):
     folder = write_task(tmp_path)
     (folder / "task.loop.yaml").write_text(f"extends: {extends}\nid: x\nname: X\n")

@@ -17,8 +17,9 @@ WINDOW = 10
 
 @pytest.fixture
 def env():
-    environment = researchgym.make("battleOfSexes", window=WINDOW, footer=False,
-                                   limits={"max_steps": 1000, "command_timeout_s": 20})
+    environment = researchgym.make(
+        "battleOfSexes", window=WINDOW, footer=False, limits={"max_steps": 1000, "command_timeout_s": 20}
+    )
     environment.reset(seed=0)
     yield environment
     environment.close()
@@ -133,7 +134,9 @@ def test_valid_edit_changes_exactly_those_lines(env):
     run(env, "open shapes.py")
     out = run(env, "edit 4:5\ndef area(radius):\n    return math.pi * radius ** 2\nend_of_edit")
     assert "File updated" in out
-    expected = PY.replace("def area(r):\n    return math.pi * r * r", "def area(radius):\n    return math.pi * radius ** 2")
+    expected = PY.replace(
+        "def area(r):\n    return math.pi * r * r", "def area(radius):\n    return math.pi * radius ** 2"
+    )
     assert path.read_text() == expected
 
 
@@ -253,7 +256,9 @@ def test_search_caps_ask_to_narrow(env):
     for i in range(105):
         write(env, f"many/f{i}.txt", "needle\n")
     write(env, "long.txt", "needle\n" * 150)
-    assert "more than 100 files" in run(env, "search_dir needle many") and "Narrow" in run(env, "search_dir needle many")
+    assert "more than 100 files" in run(env, "search_dir needle many") and "Narrow" in run(
+        env, "search_dir needle many"
+    )
     assert "more than 100 lines" in run(env, "search_file needle long.txt")
     assert "more than 100 files" in run(env, "find_file '*.txt' many")
 
@@ -273,8 +278,10 @@ def test_footer_shows_step_open_file_and_directory():
     env.reset(seed=0)
     env.step("open strategy.py")
     obs, *_ = env.step("mkdir -p sub && cd sub")
-    assert obs.endswith("(Current step: 2, remaining: 8) (Open file: /home/agent/workspace/strategy.py) "
-                        "(Current directory: /home/agent/workspace/sub)")
+    assert obs.endswith(
+        "(Current step: 2, remaining: 8) (Open file: /home/agent/workspace/strategy.py) "
+        "(Current directory: /home/agent/workspace/sub)"
+    )
     env.close()
 
 
@@ -283,8 +290,20 @@ def test_generated_docs_cover_every_command_and_argument():
     docs = {doc.name: doc for doc in command_docs()}
     shipped = {p.name for p in (Path(researchgym.__file__).parent / "tools" / "bin").iterdir()}
     assert set(docs) == shipped
-    assert {"open", "goto", "scroll_up", "scroll_down", "create", "edit", "insert",
-            "search_dir", "search_file", "find_file", "validate", "submit"} <= shipped
+    assert {
+        "open",
+        "goto",
+        "scroll_up",
+        "scroll_down",
+        "create",
+        "edit",
+        "insert",
+        "search_dir",
+        "search_file",
+        "find_file",
+        "validate",
+        "submit",
+    } <= shipped
     text = render_command_docs(command_docs())
     for doc in docs.values():
         assert doc.signature in text and doc.docstring in text
@@ -316,13 +335,16 @@ def test_scripted_agent_fixes_a_broken_starter_and_beats_the_baseline(tmp_path):
         return observation, info
 
     env.reset = reset_with_broken_starter
-    agent = ScriptedAgent([
-        "validate",  # fails: NameError in the strategy
-        "open strategy.py",
-        "edit 6:8\n    return 0\nend_of_edit",
-        "validate",
-        "submit",
-    ], then_submit=False)
+    agent = ScriptedAgent(
+        [
+            "validate",  # fails: NameError in the strategy
+            "open strategy.py",
+            "edit 6:8\n    return 0\nend_of_edit",
+            "validate",
+            "submit",
+        ],
+        then_submit=False,
+    )
     result = run_episode(env, agent, seed=4)
     assert result.scores[0]["status"] == "evaluation_format_error"
     assert result.exit_status == "submitted"

@@ -10,10 +10,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-import researchgym
 from conftest import write_task
 from openai_server import ChatServer
+
+import researchgym
 from researchgym.agents.react import ReactAgent
 from researchgym.env import ResearchEnv, normalised_reward
 from researchgym.models.scripted import ScriptedModel
@@ -38,7 +38,7 @@ def bwrap_count() -> int:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
         parents[int(entry)] = int(rest[1])
         if name == "bwrap" and rest[0] != "Z":
             live_bwraps.append(int(entry))
@@ -186,8 +186,11 @@ def test_the_difficulty_curriculum_favours_tasks_sometimes_solved(tmp_path):
     better = spec.baseline_score + 0.1
     for row in store.episodes():
         beat = row["task"] == "battleOfSexes" and row["seed"] < 5
-        store.record(row["id"], {"exit_status": "submitted", "final_score": better if beat else -10.0, "steps": 3,
-                                 "scores": []}, "Score")
+        store.record(
+            row["id"],
+            {"exit_status": "submitted", "final_score": better if beat else -10.0, "steps": 3, "scores": []},
+            "Score",
+        )
     store.close()
     curriculum = Curriculum(["battleOfSexes", "blotto"], mode="difficulty", run_dirs=[tmp_path / "run"], seed=0)
     assert curriculum.rates == {"battleOfSexes": (5, 10), "blotto": (0, 10)}
@@ -202,13 +205,24 @@ def test_the_difficulty_curriculum_favours_tasks_sometimes_solved(tmp_path):
 def trained_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("export")
     task = write_task(root / "tasks")
-    server = ChatServer(replies=[
-        reply("ls data", "look"), reply("python solve.py", "solve"), reply("validate", "check"), reply("submit", "done"),
-        reply("printf 'y\\n0\\n0\\n' > submission.csv", "guess"), reply("submit", "done"),
-    ]).start()
+    server = ChatServer(
+        replies=[
+            reply("ls data", "look"),
+            reply("python solve.py", "solve"),
+            reply("validate", "check"),
+            reply("submit", "done"),
+            reply("printf 'y\\n0\\n0\\n' > submission.csv", "guess"),
+            reply("submit", "done"),
+        ]
+    ).start()
     try:
-        config = RunConfig(tasks=[str(task)], methods=[Method("react", "openai/test-model")], seeds=[0, 1],
-                           api_base=server.api_base, max_episodes=1)
+        config = RunConfig(
+            tasks=[str(task)],
+            methods=[Method("react", "openai/test-model")],
+            seeds=[0, 1],
+            api_base=server.api_base,
+            max_episodes=1,
+        )
         assert Runner(root / "run", config).run() == {"finished": 2}
     finally:
         server.stop()
@@ -254,8 +268,11 @@ def test_the_export_command_line(trained_run, tmp_path):
 
     from researchgym.cli import app
 
-    result = CliRunner().invoke(app, ["export", str(trained_run), "--format", "rl", "--out", str(tmp_path),
-                                      "--exit-status", "submitted"], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        app,
+        ["export", str(trained_run), "--format", "rl", "--out", str(tmp_path), "--exit-status", "submitted"],
+        env={"COLUMNS": "200"},
+    )
     assert result.exit_code == 0, result.output
     assert "6 rows" in result.output and (tmp_path / "rl.parquet").is_file()
     bad = CliRunner().invoke(app, ["export", str(tmp_path), "--format", "rl"])

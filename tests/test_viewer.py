@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import write_task
 from openai_server import ChatServer
+from viewer_support import get
+
 from researchgym.runs.runner import Method, RunConfig, Runner
 from researchgym.viewer import RunData, ViewerServer, export_bundle
-from viewer_support import get
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "viewer"
 BIG = 1_000_000
@@ -30,18 +30,26 @@ def run_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("viewer")
     task = write_task(root / "tasks")
     yaml = (task / "task.yaml").read_text()
-    (task / "task.yaml").write_text(yaml.replace("  command_timeout_s: 10", "  command_timeout_s: 10\n"
-                                                 "  max_output_chars: 1100000"))
-    server = ChatServer(replies=[
-        reply("Let me look at the data first.", "ls data"),
-        reply("A very long output, to see that the page copes.", f"python -c \"print('x' * {BIG})\""),
-        reply("Now the starter solution.", "python solve.py"),
-        reply("Score it on the validation split.", "validate"),
-        reply("Good enough: submit.", "submit"),
-    ]).start()
+    (task / "task.yaml").write_text(
+        yaml.replace("  command_timeout_s: 10", "  command_timeout_s: 10\n  max_output_chars: 1100000")
+    )
+    server = ChatServer(
+        replies=[
+            reply("Let me look at the data first.", "ls data"),
+            reply("A very long output, to see that the page copes.", f"python -c \"print('x' * {BIG})\""),
+            reply("Now the starter solution.", "python solve.py"),
+            reply("Score it on the validation split.", "validate"),
+            reply("Good enough: submit.", "submit"),
+        ]
+    ).start()
     try:
-        config = RunConfig(tasks=[str(task)], methods=[Method("react", "openai/test-model"), Method("baseline")],
-                           seeds=[0], api_base=server.api_base, max_episodes=1)
+        config = RunConfig(
+            tasks=[str(task)],
+            methods=[Method("react", "openai/test-model"), Method("baseline")],
+            seeds=[0],
+            api_base=server.api_base,
+            max_episodes=1,
+        )
         counts = Runner(root / "run", config).run()
     finally:
         server.stop()
@@ -76,11 +84,20 @@ def test_the_api_gives_the_overview_and_each_episode_with_long_outputs_cut(viewe
     assert status == 200 and len(full.decode()) == big["observation_chars"]
 
 
-@pytest.mark.parametrize("path", [
-    "/api/episodes/../../../etc/passwd", "/api/episodes/..%2F..%2F..%2Fetc%2Fpasswd", "/static/../../../../etc/passwd",
-    "/static/%2e%2e/%2e%2e/results.sqlite", "/../results.sqlite", "/results.sqlite", "/static/data.js",
-    "/api/episodes/%2Fetc%2Fpasswd", "/api/episodes/x/steps/1/../../../../../etc/passwd",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/episodes/../../../etc/passwd",
+        "/api/episodes/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/static/../../../../etc/passwd",
+        "/static/%2e%2e/%2e%2e/results.sqlite",
+        "/../results.sqlite",
+        "/results.sqlite",
+        "/static/data.js",
+        "/api/episodes/%2Fetc%2Fpasswd",
+        "/api/episodes/x/steps/1/../../../../../etc/passwd",
+    ],
+)
 def test_the_api_refuses_path_traversal_and_serves_nothing_outside_the_run(viewer, path):
     status, body = get(viewer, path)
     assert status in (400, 404), (path, status)
@@ -112,8 +129,11 @@ def test_a_running_episode_shows_its_steps_so_far(run_dir, tmp_path):
     store = Store(live)
     [row] = [r for r in store.episodes() if r["model"] == "openai/test-model"]
     with store.transaction() as db:  # as the store looks mid-episode: no end, no trajectory column yet
-        db.execute("UPDATE episodes SET status='running', trajectory=NULL, exit_status=NULL, final_score=NULL, "
-                       "steps=NULL, cost=NULL WHERE id=?", (row["id"],))
+        db.execute(
+            "UPDATE episodes SET status='running', trajectory=NULL, exit_status=NULL, final_score=NULL, "
+            "steps=NULL, cost=NULL WHERE id=?",
+            (row["id"],),
+        )
     store.close()
     path = next((live / "trajectories").rglob(Path(row["trajectory"]).name))
     lines = path.read_text().splitlines()
@@ -144,7 +164,12 @@ def test_in_a_browser_the_overview_lists_every_episode_and_an_episode_shows_its_
     page.locator("#episodes tbody tr", has_text="openai/test-model").locator("a").click()
     page.wait_for_selector("details.step")
     assert page.locator("details.step").count() == 5
-    assert page.locator("details.step").first.locator("pre.thought").inner_text().endswith("Let me look at the data first.")
+    assert (
+        page.locator("details.step")
+        .first.locator("pre.thought")
+        .inner_text()
+        .endswith("Let me look at the data first.")
+    )
     chart = page.locator("svg.score-chart")
     assert chart.is_visible() and chart.locator("circle.point").count() >= 2  # validation and test of step 4
     page.screenshot(path=str(ARTIFACTS / "episode-top.png"))
@@ -152,8 +177,9 @@ def test_in_a_browser_the_overview_lists_every_episode_and_an_episode_shows_its_
     assert len(big.inner_text()) == 2000  # a preview, not a megabyte
     started = time.perf_counter()
     page.locator("#step-2 button.show-all").click()
-    page.wait_for_function("document.querySelector('#step-2 pre.observation').textContent.length > 1000000",
-                           timeout=20_000)
+    page.wait_for_function(
+        "document.querySelector('#step-2 pre.observation').textContent.length > 1000000", timeout=20_000
+    )
     page.evaluate("1 + 1")  # the page still answers
     assert time.perf_counter() - started < 15
     page.locator("#step-2 button", has_text="show less").click()

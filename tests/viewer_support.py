@@ -17,4 +17,3 @@ def get(server: ViewerServer, path: str) -> tuple[int, bytes]:
     body = response.read()
     connection.close()
     return response.status, body
-

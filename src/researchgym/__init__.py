@@ -1,7 +1,7 @@
 """researchgym: Gymnasium environments and a benchmark for agents doing ML research.
 
-    import researchgym, gymnasium
-    env = gymnasium.make("researchgym/BattleOfSexes-v0")   # or researchgym.make("battleOfSexes")
+import researchgym, gymnasium
+env = gymnasium.make("researchgym/BattleOfSexes-v0")   # or researchgym.make("battleOfSexes")
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def make(task_id: str, **kwargs: Any) -> "ResearchEnv":
+def make(task_id: str, **kwargs: Any) -> ResearchEnv:
     """Create the environment of a task (by id, name, Gymnasium id or path)."""
     from researchgym.env import ResearchEnv
 

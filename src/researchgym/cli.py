@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -16,8 +16,11 @@ from rich.table import Table
 
 from researchgym.errors import ResearchGymError
 
-app = typer.Typer(help="Gymnasium environments and a benchmark for agents doing ML research.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(
+    help="Gymnasium environments and a benchmark for agents doing ML research.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 # Piped output (CI logs, files) gets a wide console instead of rich's 80 columns.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -30,9 +33,12 @@ def _fail(message: str) -> None:
 
 @app.command()
 def tasks(
-    path: Optional[Path] = typer.Option(
-        None, "--path", help="list the tasks of this folder instead: an MLGym checkout (its configs/tasks), "
-                             "a folder of task folders, or a folder of task YAML files"),
+    path: Path | None = typer.Option(
+        None,
+        "--path",
+        help="list the tasks of this folder instead: an MLGym checkout (its configs/tasks), "
+        "a folder of task folders, or a folder of task YAML files",
+    ),
 ) -> None:
     """List the known tasks (or those of a folder, with --path)."""
     from researchgym.tasks.registry import all_tasks, tasks_in
@@ -79,8 +85,10 @@ def tasks(
         console.print(f"[yellow]skipped a broken task:[/] {error}", highlight=False)
     if path and specs:
         ready = [str(file) for file, spec in specs if not spec.unavailable]
-        console.print(f"{len(ready)} of {len(specs)} ready; run them all: researchgym run {path} --agent baseline",
-                      highlight=False)
+        console.print(
+            f"{len(ready)} of {len(specs)} ready; run them all: researchgym run {path} --agent baseline",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -102,8 +110,9 @@ def prepare(task: str = typer.Argument(..., help="task id, name or path")) -> No
         target = spec.dataset_path(ds)
         with console.status(f"preparing {ds.name} into {target}") as status:
             try:
-                digests = prepare_dataset(spec.path(ds.prepare), target,
-                                          on_line=lambda line: status.update(f"{ds.name}: {line}"))
+                digests = prepare_dataset(
+                    spec.path(ds.prepare), target, on_line=lambda line, name=ds.name: status.update(f"{name}: {line}")
+                )
             except ResearchGymError as exc:
                 _fail(str(exc))
                 return
@@ -115,9 +124,9 @@ def prepare(task: str = typer.Argument(..., help="task id, name or path")) -> No
 @app.command()
 def aup(
     best: Path = typer.Option(..., help="CSV of best-attempt scores: Task, baseline, one column per method"),
-    last: Optional[Path] = typer.Option(None, help="CSV of best-submission (last) scores, same layout"),
+    last: Path | None = typer.Option(None, help="CSV of best-submission (last) scores, same layout"),
     minimize: list[str] = typer.Option([], help="a task whose metric is minimised (repeat the option)"),
-    plot: Optional[Path] = typer.Option(None, help="also draw the performance profiles to this PNG/SVG"),
+    plot: Path | None = typer.Option(None, help="also draw the performance profiles to this PNG/SVG"),
 ) -> None:
     """AUP (MLGym's area under the performance profile) for any score table."""
     from researchgym.metrics import compute_aup
@@ -148,7 +157,7 @@ def aup(
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="folder holding the run's trajectory files"),
-    out: Optional[Path] = typer.Option(None, help="where to write (default RUN_DIR/report)"),
+    out: Path | None = typer.Option(None, help="where to write (default RUN_DIR/report)"),
 ) -> None:
     """Tables (scores, AUP, ranks, cost, exit statuses, actions) and plots of a run."""
     from researchgym.analysis.report import build_report
@@ -164,19 +173,28 @@ def report(
 @app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="a run folder made by `researchgym run`"),
-    format: str = typer.Option("sft", "--format", help="sft (one chat per episode) or rl (prompt, completion, reward per step)"),
+    format: str = typer.Option(
+        "sft", "--format", help="sft (one chat per episode) or rl (prompt, completion, reward per step)"
+    ),
     out: Path = typer.Option(Path("export"), help="folder for <format>.parquet"),
     task: list[str] = typer.Option([], help="only these tasks (repeat)"),
     model: list[str] = typer.Option([], help="only these models or agents (repeat)"),
     exit_status: list[str] = typer.Option([], help="only episodes that ended so (repeat), e.g. submitted"),
-    min_score: Optional[float] = typer.Option(None, help="only episodes whose normalised final score is at least this"),
+    min_score: float | None = typer.Option(None, help="only episodes whose normalised final score is at least this"),
 ) -> None:
     """Write a run's episodes as a Hugging Face dataset (parquet) for fine-tuning or RL."""
     from researchgym.training.export import export_run
 
     try:
-        path, rows = export_run(run_dir, out, format, tasks=task or None, models=model or None,
-                                exit_statuses=exit_status or None, min_score=min_score)
+        path, rows = export_run(
+            run_dir,
+            out,
+            format,
+            tasks=task or None,
+            models=model or None,
+            exit_statuses=exit_status or None,
+            min_score=min_score,
+        )
     except ResearchGymError as exc:
         _fail(str(exc))
         return
@@ -185,10 +203,12 @@ def export(
 
 @app.command()
 def view(
-    run_dir: Path = typer.Argument(..., help="a run folder (results.sqlite and trajectories) or a folder of trajectories"),
+    run_dir: Path = typer.Argument(
+        ..., help="a run folder (results.sqlite and trajectories) or a folder of trajectories"
+    ),
     port: int = typer.Option(8765, help="port to serve on (0: any free port)"),
     host: str = typer.Option("127.0.0.1", help="address to bind; anything but loopback exposes your trajectories"),
-    export: Optional[Path] = typer.Option(None, help="write a self-contained static copy into this folder instead"),
+    export: Path | None = typer.Option(None, help="write a self-contained static copy into this folder instead"),
 ) -> None:
     """Browse a run in a web browser: scores, AUP, episodes, and every step of a trajectory."""
     from researchgym.viewer import ViewerServer, export_bundle
@@ -245,8 +265,14 @@ def _one_line(text: str, width: int = 70) -> str:
     return first if len(first) <= width else first[: width - 1] + "…"
 
 
-def _make_agent(agent: str | None, model: str | None, api_base: str | None, cost_limit: float | None,
-                agent_config: Path | None, temperature: float | None):
+def _make_agent(
+    agent: str | None,
+    model: str | None,
+    api_base: str | None,
+    cost_limit: float | None,
+    agent_config: Path | None,
+    temperature: float | None,
+):
     """The named agent; with --model, the ReAct agent over that model (built by the runner's
     factory, as every episode of a run is)."""
     from researchgym.runs.runner import Method, RunConfig, make_agent
@@ -254,30 +280,56 @@ def _make_agent(agent: str | None, model: str | None, api_base: str | None, cost
     if model is None and agent == "react":
         _fail("the react agent needs a model: pass --model NAME (e.g. openai/gpt-4o, local/smollm2)")
     method = Method(agent or ("react" if model else "baseline"), model)
-    config = RunConfig(tasks=[], methods=[method], seeds=[], api_base=api_base, cost_limit=cost_limit,
-                       temperature=temperature, agent_config=str(agent_config.resolve()) if agent_config else None)
+    config = RunConfig(
+        tasks=[],
+        methods=[method],
+        seeds=[],
+        api_base=api_base,
+        cost_limit=cost_limit,
+        temperature=temperature,
+        agent_config=str(agent_config.resolve()) if agent_config else None,
+    )
     return make_agent(method, config)
 
 
-def _research_tools(memory: bool, memory_scope: str, memory_k: int, literature: bool,
-                    literature_corpus: Optional[Path], literature_offline: bool) -> dict | None:
+def _research_tools(
+    memory: bool,
+    memory_scope: str,
+    memory_k: int,
+    literature: bool,
+    literature_corpus: Path | None,
+    literature_offline: bool,
+) -> dict | None:
     """The run's host tools from the command line; None when none is enabled."""
     if memory_scope not in ("episode", "task"):
         _fail(f"--memory-scope must be episode or task, not '{memory_scope}'")
     literature = literature or literature_corpus is not None or literature_offline
     if not (memory or literature):
         return None
-    tools: dict = {"memory": {"enabled": memory, "scope": memory_scope, "k": memory_k},
-                   "literature": {"enabled": literature, "offline": literature_offline}}
+    tools: dict = {
+        "memory": {"enabled": memory, "scope": memory_scope, "k": memory_k},
+        "literature": {"enabled": literature, "offline": literature_offline},
+    }
     if literature_corpus is not None:
         tools["literature"]["corpus"] = str(literature_corpus.resolve())
     return tools
 
 
-def _run(task: str, agent: str | None, sandbox: str, out: Path, seed: Optional[int], max_steps: Optional[int],
-         model: str | None = None, api_base: str | None = None, cost_limit: float | None = None,
-         agent_config: Path | None = None, temperature: float | None = None,
-         research_tools: dict | None = None, eval_secret: bytes | None = None) -> None:
+def _run(
+    task: str,
+    agent: str | None,
+    sandbox: str,
+    out: Path,
+    seed: int | None,
+    max_steps: int | None,
+    model: str | None = None,
+    api_base: str | None = None,
+    cost_limit: float | None = None,
+    agent_config: Path | None = None,
+    temperature: float | None = None,
+    research_tools: dict | None = None,
+    eval_secret: bytes | None = None,
+) -> None:
     from researchgym.env import ResearchEnv
     from researchgym.runs.episode import StepEvent, run_episode
     from researchgym.tasks.registry import load_task
@@ -288,8 +340,14 @@ def _run(task: str, agent: str | None, sandbox: str, out: Path, seed: Optional[i
         limits = {"max_steps": max_steps} if max_steps else None
         if research_tools and research_tools["memory"]["enabled"] and research_tools["memory"]["scope"] == "task":
             research_tools["memory"]["directory"] = str((out / "memory").resolve())
-        env = ResearchEnv(spec, sandbox=sandbox, limits=limits, trajectory_dir=out, research_tools=research_tools,
-                          eval_secret=eval_secret)
+        env = ResearchEnv(
+            spec,
+            sandbox=sandbox,
+            limits=limits,
+            trajectory_dir=out,
+            research_tools=research_tools,
+            eval_secret=eval_secret,
+        )
     except (ResearchGymError, ValueError) as exc:
         _fail(str(exc))
         return
@@ -300,8 +358,11 @@ def _run(task: str, agent: str | None, sandbox: str, out: Path, seed: Optional[i
         info = event.info
         seconds = env.last_step_seconds
         status = "timeout" if info.get("timed_out") else f"exit {info.get('exit_code')}"
-        console.print(f"  step {event.step:>3}/{info['max_steps']}  [cyan]{_one_line(event.action)}[/]  "
-                      f"({status}, {seconds:.2f}s)", highlight=False)
+        console.print(
+            f"  step {event.step:>3}/{info['max_steps']}  [cyan]{_one_line(event.action)}[/]  "
+            f"({status}, {seconds:.2f}s)",
+            highlight=False,
+        )
         for score in info["scores"][-1:]:
             if score["step"] == event.step and "validation" in score:
                 console.print(f"           validation {spec.metric.name} = {score['validation']['value']:.6g}")
@@ -313,15 +374,19 @@ def _run(task: str, agent: str | None, sandbox: str, out: Path, seed: Optional[i
         return
     baseline = spec.baseline_score
     if result.final_score is not None:
-        console.print(f"[bold green]final score[/]: {spec.metric.name} = {result.final_score:.6g} "
-                      f"({spec.metric.direction}; baseline {baseline}) — exit status: {result.exit_status}")
+        console.print(
+            f"[bold green]final score[/]: {spec.metric.name} = {result.final_score:.6g} "
+            f"({spec.metric.direction}; baseline {baseline}) — exit status: {result.exit_status}"
+        )
     else:
         console.print(f"[bold red]no score[/] — exit status: {result.exit_status}")
     if result.model_stats:
         stats = result.model_stats
         cost = f"${stats['total_cost']:.4f}" + ("" if stats.get("cost_known", True) else " (some calls unpriced)")
-        console.print(f"model: {stats['api_calls']} calls, {stats['tokens_sent']} tokens sent, "
-                      f"{stats['tokens_received']} received, {cost}")
+        console.print(
+            f"model: {stats['api_calls']} calls, {stats['tokens_sent']} tokens sent, "
+            f"{stats['tokens_received']} received, {cost}"
+        )
     if result.error:
         console.print(f"[yellow]ended by[/]: {result.error}", highlight=False)
     console.print(f"trajectory: {result.trajectory}")
@@ -330,16 +395,36 @@ def _run(task: str, agent: str | None, sandbox: str, out: Path, seed: Optional[i
 
 
 SUITES = {
-    "mlgym-cpu": ["battleOfSexes", "prisonersDilemma", "blotto", "3SATTime", "regressionKaggleHousePrice",
-                  "imageClassificationFMnist", "rl-mountain-car-continuous-cpu", "rl-breakout-minatar-cpu",
-                  "rl-meta-maze-cpu"],
+    "mlgym-cpu": [
+        "battleOfSexes",
+        "prisonersDilemma",
+        "blotto",
+        "3SATTime",
+        "regressionKaggleHousePrice",
+        "imageClassificationFMnist",
+        "rl-mountain-car-continuous-cpu",
+        "rl-breakout-minatar-cpu",
+        "rl-meta-maze-cpu",
+    ],
     "games": ["battleOfSexes", "prisonersDilemma", "blotto"],
     "rl-cpu": ["rl-mountain-car-continuous-cpu", "rl-breakout-minatar-cpu", "rl-meta-maze-cpu"],
     "rl": ["rl-mountain-car-continuous", "rl-breakout-minatar", "rl-meta-maze"],
     # The 13 MLGym-Bench tasks at the paper's budgets (GPU tasks need a GPU and the hub data).
-    "mlgym": ["battleOfSexes", "prisonersDilemma", "blotto", "3SATTime", "regressionKaggleHousePrice",
-              "imageClassificationFMnist", "cifar10", "coco-captioning", "mnli", "fineweb-lm",
-              "rl-mountain-car-continuous", "rl-breakout-minatar", "rl-meta-maze"],
+    "mlgym": [
+        "battleOfSexes",
+        "prisonersDilemma",
+        "blotto",
+        "3SATTime",
+        "regressionKaggleHousePrice",
+        "imageClassificationFMnist",
+        "cifar10",
+        "coco-captioning",
+        "mnli",
+        "fineweb-lm",
+        "rl-mountain-car-continuous",
+        "rl-breakout-minatar",
+        "rl-meta-maze",
+    ],
     "offline": ["mnist-5k", "shakespeare-char", "imageClassificationFMnist", "regressionKaggleHousePrice"],
 }
 
@@ -347,31 +432,45 @@ SUITES = {
 @app.command()
 def run(
     task: list[str] = typer.Argument(None, help="task ids, names, Gymnasium ids or paths (several allowed)"),
-    agent: list[str] = typer.Option([], help="agent name or module:Object; repeat for several (default: baseline, or react with --model)"),
-    model: list[str] = typer.Option([], help="model for the react agent (repeat for several): openai/gpt-4o, local/smollm2, replay:FILE, human"),
-    api_base: Optional[str] = typer.Option(None, help="URL of an OpenAI-compatible server (vLLM, llama.cpp, ollama)"),
-    cost_limit: Optional[float] = typer.Option(None, help="USD per episode (default from the agent config: 4)"),
-    temperature: Optional[float] = typer.Option(None, help="sampling temperature (default 0)"),
-    agent_config: Optional[Path] = typer.Option(None, help="YAML file overriding the agent's prompts and settings"),
+    agent: list[str] = typer.Option(
+        [], help="agent name or module:Object; repeat for several (default: baseline, or react with --model)"
+    ),
+    model: list[str] = typer.Option(
+        [], help="model for the react agent (repeat for several): openai/gpt-4o, local/smollm2, replay:FILE, human"
+    ),
+    api_base: str | None = typer.Option(None, help="URL of an OpenAI-compatible server (vLLM, llama.cpp, ollama)"),
+    cost_limit: float | None = typer.Option(None, help="USD per episode (default from the agent config: 4)"),
+    temperature: float | None = typer.Option(None, help="sampling temperature (default 0)"),
+    agent_config: Path | None = typer.Option(None, help="YAML file overriding the agent's prompts and settings"),
     sandbox: str = typer.Option("bwrap", help="sandbox provider: bwrap (isolated) or local (no isolation)"),
     out: Path = typer.Option(Path("runs"), help="folder for trajectories (a run folder for several episodes)"),
-    seed: Optional[int] = typer.Option(None, help="episode seed for a single episode (random if omitted)"),
-    seeds: Optional[int] = typer.Option(None, help="run seeds 0..N-1 of every task and method (a matrix run)"),
-    suite: Optional[str] = typer.Option(None, help=f"a named set of tasks: {', '.join(SUITES)}"),
-    max_steps: Optional[int] = typer.Option(None, help="override the task's step limit"),
-    max_episodes: Optional[int] = typer.Option(None, help="episodes at once (default 8 per core)"),
-    resume: Optional[Path] = typer.Option(None, help="finish the run in this folder: skip finished episodes, rerun the rest"),
+    seed: int | None = typer.Option(None, help="episode seed for a single episode (random if omitted)"),
+    seeds: int | None = typer.Option(None, help="run seeds 0..N-1 of every task and method (a matrix run)"),
+    suite: str | None = typer.Option(None, help=f"a named set of tasks: {', '.join(SUITES)}"),
+    max_steps: int | None = typer.Option(None, help="override the task's step limit"),
+    max_episodes: int | None = typer.Option(None, help="episodes at once (default 8 per core)"),
+    resume: Path | None = typer.Option(
+        None, help="finish the run in this folder: skip finished episodes, rerun the rest"
+    ),
     executor: str = typer.Option("local", help="local (threads here) or ray (Ray tasks; extra `ray`)"),
-    address: Optional[str] = typer.Option(None, help="Ray cluster: auto or ray://host:port (default: start Ray here)"),
+    address: str | None = typer.Option(None, help="Ray cluster: auto or ray://host:port (default: start Ray here)"),
     memory: bool = typer.Option(False, "--memory", help="give agents memory_write/memory_read (extra `memory`)"),
-    memory_scope: str = typer.Option("episode", help="episode: a fresh memory each episode; task: kept across a task's episodes (per method)"),
+    memory_scope: str = typer.Option(
+        "episode", help="episode: a fresh memory each episode; task: kept across a task's episodes (per method)"
+    ),
     memory_k: int = typer.Option(2, help="memories memory_read returns by default"),
-    literature: bool = typer.Option(False, "--literature", help="give agents literature_search and parse_pdf (online: Semantic Scholar, arXiv)"),
-    literature_corpus: Optional[Path] = typer.Option(None, help="folder of PDFs / JSONL abstracts for literature_search --offline"),
+    literature: bool = typer.Option(
+        False, "--literature", help="give agents literature_search and parse_pdf (online: Semantic Scholar, arXiv)"
+    ),
+    literature_corpus: Path | None = typer.Option(
+        None, help="folder of PDFs / JSONL abstracts for literature_search --offline"
+    ),
     literature_offline: bool = typer.Option(False, help="literature_search only ever searches the local corpus"),
-    eval_seed_file: Optional[Path] = typer.Option(
-        None, help="reuse a run's evaluation secret (its run folder, or a file with the secret in hex): the same "
-                   "hidden test seeds, to reproduce its test scores"),
+    eval_seed_file: Path | None = typer.Option(
+        None,
+        help="reuse a run's evaluation secret (its run folder, or a file with the secret in hex): the same "
+        "hidden test seeds, to reproduce its test scores",
+    ),
 ) -> None:
     """Play episodes and print scores. One task and one method: a single episode, step by step.
     Several tasks, methods or --seeds: a matrix run into one run folder with a SQLite store."""
@@ -391,16 +490,52 @@ def run(
             eval_secret = read_secret(eval_seed_file)
         except ResearchGymError as exc:
             _fail(str(exc))
-    single = (resume is None and len(tasks) == 1 and len(agent) <= 1 and len(model) <= 1 and seeds is None
-              and executor == "local")
+    single = (
+        resume is None
+        and len(tasks) == 1
+        and len(agent) <= 1
+        and len(model) <= 1
+        and seeds is None
+        and executor == "local"
+    )
     if single:
-        _run(tasks[0], agent[0] if agent else None, sandbox, out, seed, max_steps, model[0] if model else None,
-             api_base, cost_limit, agent_config, temperature, research_tools, eval_secret)
+        _run(
+            tasks[0],
+            agent[0] if agent else None,
+            sandbox,
+            out,
+            seed,
+            max_steps,
+            model[0] if model else None,
+            api_base,
+            cost_limit,
+            agent_config,
+            temperature,
+            research_tools,
+            eval_secret,
+        )
         return
     if executor not in ("local", "ray"):
         _fail(f"--executor must be local or ray, not '{executor}'")
-    _run_matrix(tasks, agent, model, seeds or 1, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume,
-                executor, address, research_tools, eval_secret, temperature=temperature, agent_config=agent_config)
+    _run_matrix(
+        tasks,
+        agent,
+        model,
+        seeds or 1,
+        sandbox,
+        out,
+        api_base,
+        cost_limit,
+        max_steps,
+        max_episodes,
+        resume,
+        executor,
+        address,
+        research_tools,
+        eval_secret,
+        temperature=temperature,
+        agent_config=agent_config,
+    )
 
 
 def _expand_task_folders(names: list[str]) -> list[str]:
@@ -432,17 +567,41 @@ def _expand_task_folders(names: list[str]) -> list[str]:
     return expanded
 
 
-def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit, max_steps, max_episodes, resume,
-                executor="local", address=None, research_tools=None, eval_secret=None, temperature=None,
-                agent_config=None) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _run_matrix(
+    tasks,
+    agents,
+    models,
+    seeds,
+    sandbox,
+    out,
+    api_base,
+    cost_limit,
+    max_steps,
+    max_episodes,
+    resume,
+    executor="local",
+    address=None,
+    research_tools=None,
+    eval_secret=None,
+    temperature=None,
+    agent_config=None,
+) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from researchgym.runs.runner import Method, RunConfig, Runner
 
     if resume is not None:
         try:
-            runner_factory = lambda on_event: Runner.resume(resume, on_event=on_event, executor=executor,  # noqa: E731
-                                                            ray_address=address, eval_secret=eval_secret)
+            runner_factory = functools.partial(
+                Runner.resume, resume, executor=executor, ray_address=address, eval_secret=eval_secret
+            )
             config = RunConfig.from_json((resume / "run.json").read_text())
         except (OSError, ValueError) as exc:
             _fail(f"cannot resume {resume}: {exc}")
@@ -452,10 +611,19 @@ def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit
         methods = [Method("react", m) for m in models] + [Method(a) for a in agents if a != "react"]
         if not methods:
             methods = [Method("baseline")]
-        config = RunConfig(tasks=tasks, methods=methods, seeds=list(range(seeds)), sandbox=sandbox,
-                           max_steps=max_steps, cost_limit=cost_limit, api_base=api_base, max_episodes=max_episodes,
-                           research_tools=research_tools, temperature=temperature,
-                           agent_config=str(agent_config.resolve()) if agent_config else None)
+        config = RunConfig(
+            tasks=tasks,
+            methods=methods,
+            seeds=list(range(seeds)),
+            sandbox=sandbox,
+            max_steps=max_steps,
+            cost_limit=cost_limit,
+            api_base=api_base,
+            max_episodes=max_episodes,
+            research_tools=research_tools,
+            temperature=temperature,
+            agent_config=str(agent_config.resolve()) if agent_config else None,
+        )
         if any(method.model for method in methods):
             from researchgym.runs.runner import agent_config_of
 
@@ -464,13 +632,20 @@ def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit
             except ResearchGymError as exc:
                 _fail(str(exc))
         run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{config.run_id[:6]}"
-        runner_factory = lambda on_event: Runner(run_dir, config, on_event=on_event, executor=executor,  # noqa: E731
-                                                 ray_address=address, eval_secret=eval_secret)
+        runner_factory = functools.partial(
+            Runner, run_dir, config, executor=executor, ray_address=address, eval_secret=eval_secret
+        )
     total = len(config.tasks) * len(config.methods) * len(config.seeds)
     state = {"running": 0, "failed": 0, "cost": 0.0}
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
         bar = progress.add_task("episodes", total=total, status="")
 
         def on_event(kind, plan, data):
@@ -484,7 +659,7 @@ def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit
             progress.update(bar, status=f"running {state['running']}, failed {state['failed']}, ${state['cost']:.4f}")
 
         try:
-            runner = runner_factory(on_event)
+            runner = runner_factory(on_event=on_event)
         except ResearchGymError as exc:
             _fail(str(exc))
             return
@@ -496,15 +671,18 @@ def _run_matrix(tasks, agents, models, seeds, sandbox, out, api_base, cost_limit
             progress.stop()
             _fail(str(exc))
             return
-    console.print(f"run folder: {run_dir}  ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})",
-                  highlight=False)
+    console.print(
+        f"run folder: {run_dir}  ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})", highlight=False
+    )
     console.print(f"report: researchgym report {run_dir}", highlight=False)
     if counts.get("failed"):
         raise typer.Exit(code=1)
 
 
-mlbench_app = typer.Typer(help="ML-Bench: repository-level ML tasks (LLM setting; judged by arguments, type, execution).",
-                          no_args_is_help=True)
+mlbench_app = typer.Typer(
+    help="ML-Bench: repository-level ML tasks (LLM setting; judged by arguments, type, execution).",
+    no_args_is_help=True,
+)
 app.add_typer(mlbench_app, name="mlbench")
 
 
@@ -512,17 +690,20 @@ app.add_typer(mlbench_app, name="mlbench")
 def mlbench_llm(
     model: str = typer.Option(..., help="model name: openai/gpt-4o, local/smollm2, module:Object, ..."),
     data: str = typer.Option("offline", help="a suite name, a .jsonl/.parquet file, or hf:<dataset>:<split>"),
-    pins: Optional[Path] = typer.Option(None, help="repository pins (YAML); default: the suite's repos.yaml"),
+    pins: Path | None = typer.Option(None, help="repository pins (YAML); default: the suite's repos.yaml"),
     setting: str = typer.Option("oracle", help="context: code, retrieval, oracle or instruction"),
     k: int = typer.Option(1, "-k", help="answers per sample (pass@k is computed for every k up to this)"),
     temperature: float = typer.Option(1.0, help="sampling temperature (ML-Bench used 1.0 for API models)"),
     budget_chars: int = typer.Option(100_000, help="character budget of the `code` context (400000 for 128k models)"),
-    api_base: Optional[str] = typer.Option(None, help="URL of an OpenAI-compatible server"),
-    limit: Optional[int] = typer.Option(None, help="only the first N samples"),
+    api_base: str | None = typer.Option(None, help="URL of an OpenAI-compatible server"),
+    limit: int | None = typer.Option(None, help="only the first N samples"),
     out: Path = typer.Option(Path("runs/mlbench"), help="run folder (results.sqlite); rerun to resume"),
     sandbox: str = typer.Option("bwrap", help="sandbox provider for the judge"),
-    judge: str = typer.Option("strict", "--judge", help="strict (judges what ran) or original (ML-Bench's published "
-                                                       "rules, for numbers comparable with the paper)"),
+    judge: str = typer.Option(
+        "strict",
+        "--judge",
+        help="strict (judges what ran) or original (ML-Bench's published rules, for numbers comparable with the paper)",
+    ),
 ) -> None:
     """Ask a model for each sample's command, judge every answer, store it, print pass@k."""
     from researchgym.mlbench.data import load_samples
@@ -544,16 +725,30 @@ def mlbench_llm(
         llm = create_model(model, **kwargs)
         store = Store(out)
         run_id = f"mlbench-{setting}" + ("-original" if judge == "original" else "")
-        store.add_run(run_id, {"data": data, "setting": setting, "k": k, "model": model, "temperature": temperature,
-                               "judge": judge})
+        store.add_run(
+            run_id,
+            {"data": data, "setting": setting, "k": k, "model": model, "temperature": temperature, "judge": judge},
+        )
 
         def show(row: dict) -> None:
             mark = "[green]pass[/]" if row["passed"] else "[red]fail[/]"
-            checks = " ".join(f"{name}={'ok' if row[f'{name}_ok'] else 'no'}" for name in ("arguments", "type", "execution"))
+            checks = " ".join(
+                f"{name}={'ok' if row[f'{name}_ok'] else 'no'}" for name in ("arguments", "type", "execution")
+            )
             console.print(f"{row['sample']} #{row['attempt']}: {mark}  {checks}", highlight=False)
 
-        summary = run_llm_setting(samples, llm, repos, store, run_id=run_id, setting=setting, k=k,
-                                  budget_chars=budget_chars, sandbox=sandbox, on_result=show)
+        summary = run_llm_setting(
+            samples,
+            llm,
+            repos,
+            store,
+            run_id=run_id,
+            setting=setting,
+            k=k,
+            budget_chars=budget_chars,
+            sandbox=sandbox,
+            on_result=show,
+        )
     except ResearchGymError as exc:
         _fail(str(exc))
         return
@@ -563,8 +758,11 @@ def mlbench_llm(
     for name, value in summary.table().items():
         table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
-    console.print("pass@k is the unbiased estimator; mlbench_first_pass@k is ML-Bench's original number "
-                  "(first passing answer among the first k), shown for comparison.", highlight=False)
+    console.print(
+        "pass@k is the unbiased estimator; mlbench_first_pass@k is ML-Bench's original number "
+        "(first passing answer among the first k), shown for comparison.",
+        highlight=False,
+    )
     console.print(f"results: {store.path}", highlight=False)
 
 
@@ -572,14 +770,19 @@ def mlbench_llm(
 def mlbench_agent(
     model: str = typer.Option(..., help="model for ML-Agent: openai/gpt-4o, local/smollm2, module:Object, ..."),
     data: str = typer.Option("offline", help="a suite name, a .jsonl/.parquet file, or hf:<dataset>:<split>"),
-    pins: Optional[Path] = typer.Option(None, help="repository pins (YAML); default: the suite's repos.yaml"),
+    pins: Path | None = typer.Option(None, help="repository pins (YAML); default: the suite's repos.yaml"),
     temperature: float = typer.Option(0.0, help="sampling temperature"),
-    api_base: Optional[str] = typer.Option(None, help="URL of an OpenAI-compatible server"),
-    limit: Optional[int] = typer.Option(None, help="only the first N samples"),
-    out: Path = typer.Option(Path("runs/mlbench-agent"), help="run folder (results.sqlite, trajectories/); rerun to resume"),
+    api_base: str | None = typer.Option(None, help="URL of an OpenAI-compatible server"),
+    limit: int | None = typer.Option(None, help="only the first N samples"),
+    out: Path = typer.Option(
+        Path("runs/mlbench-agent"), help="run folder (results.sqlite, trajectories/); rerun to resume"
+    ),
     sandbox: str = typer.Option("bwrap", help="sandbox provider"),
-    judge: str = typer.Option("strict", "--judge", help="strict (judges what ran) or original (ML-Bench's published "
-                                                       "rules, for numbers comparable with the paper)"),
+    judge: str = typer.Option(
+        "strict",
+        "--judge",
+        help="strict (judges what ran) or original (ML-Bench's published rules, for numbers comparable with the paper)",
+    ),
 ) -> None:
     """ML-Agent in the sandboxed repository, one episode per sample; run.sh is judged and stored."""
     from researchgym.mlbench.agent import MLAgent, run_agent_setting
@@ -602,30 +805,43 @@ def mlbench_agent(
         store = Store(out)
         run_id = "mlbench-agent" + ("-original" if judge == "original" else "")
         store.add_run(run_id, {"data": data, "model": model, "agent": agent.name, "judge": judge})
-        summary = run_agent_setting(samples, agent, Repositories(load_pins(pin_file), judge_mode=judge), store,
-                                    run_id=run_id,
-                                    model_name=model, out=out, sandbox=sandbox,
-                                    on_result=lambda row: console.print(
-                                        f"{row['sample']}: {'[green]pass[/]' if row['passed'] else '[red]fail[/]'}",
-                                        highlight=False))
+        summary = run_agent_setting(
+            samples,
+            agent,
+            Repositories(load_pins(pin_file), judge_mode=judge),
+            store,
+            run_id=run_id,
+            model_name=model,
+            out=out,
+            sandbox=sandbox,
+            on_result=lambda row: console.print(
+                f"{row['sample']}: {'[green]pass[/]' if row['passed'] else '[red]fail[/]'}", highlight=False
+            ),
+        )
     except ResearchGymError as exc:
         _fail(str(exc))
         return
-    console.print(f"ML-Agent, {model}, {judge} judge: {summary.pass_at(1):.4f} of {summary.samples} samples pass "
-                  f"(arguments {summary.checks.get('arguments', 0):.2f}, type {summary.checks.get('type', 0):.2f}, "
-                  f"execution {summary.checks.get('execution', 0):.2f})", highlight=False)
+    console.print(
+        f"ML-Agent, {model}, {judge} judge: {summary.pass_at(1):.4f} of {summary.samples} samples pass "
+        f"(arguments {summary.checks.get('arguments', 0):.2f}, type {summary.checks.get('type', 0):.2f}, "
+        f"execution {summary.checks.get('execution', 0):.2f})",
+        highlight=False,
+    )
     console.print(f"results: {store.path}", highlight=False)
 
 
-import_app = typer.Typer(help="Import other frameworks' recorded runs into a researchgym run folder.",
-                         no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import other frameworks' recorded runs into a researchgym run folder.", no_args_is_help=True
+)
 app.add_typer(import_app, name="import")
 
 
 @import_app.command("mlgym")
 def import_mlgym_runs(
     source: Path = typer.Argument(..., help="an MLGym checkout, its trajectories/ folder, or one set of runs in it"),
-    out: Path = typer.Option(..., "--out", help="run folder to create or add to (re-importing skips episodes already there)"),
+    out: Path = typer.Option(
+        ..., "--out", help="run folder to create or add to (re-importing skips episodes already there)"
+    ),
     model: list[str] = typer.Option([], help="AUP over only these models (repeat); default: every imported model"),
     aup: bool = typer.Option(True, "--aup/--no-aup", help="print per-model best-attempt and best-submission AUP"),
 ) -> None:
@@ -635,8 +851,11 @@ def import_mlgym_runs(
     if not source.is_dir():
         _fail(f"{source} is not a folder (give an MLGym checkout or its trajectories/ folder)")
     result = import_mlgym(source, out)
-    console.print(f"{result.imported} episodes imported, {result.already_there} already there, "
-                  f"{result.skipped} skipped -> {result.run_dir}", highlight=False)
+    console.print(
+        f"{result.imported} episodes imported, {result.already_there} already there, "
+        f"{result.skipped} skipped -> {result.run_dir}",
+        highlight=False,
+    )
     if aup and (result.imported or result.already_there):
         numbers = mlgym_aup(result.run_dir, model or None)
         table = Table(title=f"AUP ({numbers['episodes']} episodes; MLGym's aggregation)")
@@ -647,18 +866,27 @@ def import_mlgym_runs(
         console.print(table)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    console.print(f"report: researchgym report {result.run_dir}; steps: researchgym view {result.run_dir}",
-                  highlight=False)
+    console.print(
+        f"report: researchgym report {result.run_dir}; steps: researchgym view {result.run_dir}", highlight=False
+    )
 
 
 @app.command()
 def doctor(
-    gpu: bool = typer.Option(False, "--gpu", help="also train the paper's Mountain Car Continuous budget end to end "
-                                                 "in its sandbox on the GPU, and print its time and score"),
-    train: Optional[str] = typer.Option(None, "--train", help="train this RL task's baseline end to end "
-                                                              "(e.g. rl-mountain-car-continuous-cpu on a CPU)"),
-    quick: bool = typer.Option(False, "--quick", help="with --gpu/--train: two PPO updates instead of the budget "
-                                                      "(checks the pipeline, not the score)"),
+    gpu: bool = typer.Option(
+        False,
+        "--gpu",
+        help="also train the paper's Mountain Car Continuous budget end to end "
+        "in its sandbox on the GPU, and print its time and score",
+    ),
+    train: str | None = typer.Option(
+        None, "--train", help="train this RL task's baseline end to end (e.g. rl-mountain-car-continuous-cpu on a CPU)"
+    ),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="with --gpu/--train: two PPO updates instead of the budget (checks the pipeline, not the score)",
+    ),
     check_tasks: bool = typer.Option(True, "--tasks/--no-tasks", help="list what each task lacks here"),
     as_json: bool = typer.Option(False, "--json", help="print the findings as JSON"),
 ) -> None:
@@ -672,8 +900,10 @@ def doctor(
     problem = ""
     task = GPU_TASK if gpu else train
     if gpu and not gpu_devices():
-        problem = ("--gpu trains on the GPU, but none is visible here (no /dev/nvidiaN); on a CPU machine check the "
-                   "pipeline with --train rl-mountain-car-continuous-cpu --quick")
+        problem = (
+            "--gpu trains on the GPU, but none is visible here (no /dev/nvidiaN); on a CPU machine check the "
+            "pipeline with --train rl-mountain-car-continuous-cpu --quick"
+        )
     elif task and not essential:
         try:
             training = train_baseline(task, quick=quick)
@@ -684,22 +914,38 @@ def doctor(
         except RuntimeError as exc:
             problem = str(exc)
     if as_json:
-        print(json.dumps({"findings": [asdict(f) for f in findings],
-                          "training": training.to_dict() if training else None, "error": problem or None}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "findings": [asdict(f) for f in findings],
+                    "training": training.to_dict() if training else None,
+                    "error": problem or None,
+                },
+                indent=2,
+            )
+        )
     else:
         table = Table(title="researchgym doctor")
         for column in ("check", "ok", "detail", "what to do"):
             table.add_column(column, overflow="fold")
         for finding in findings:
-            table.add_row(escape(finding.check), "[green]yes[/]" if finding.ok else "[red]no[/]",
-                          escape(finding.detail), escape(finding.hint))
+            table.add_row(
+                escape(finding.check),
+                "[green]yes[/]" if finding.ok else "[red]no[/]",
+                escape(finding.detail),
+                escape(finding.hint),
+            )
         console.print(table)
         if training is not None:
             baseline = f" (baseline {training.baseline:.6g})" if training.baseline is not None else ""
-            console.print(escape(f"{training.task}{' (quick)' if training.quick else ''}: trained in "
-                                 f"{training.seconds:g} s, validated in {training.validate_seconds:g} s; "
-                                 f"{training.metric} = {training.score:.6g}{baseline}; {training.accelerator}"),
-                          highlight=False)
+            console.print(
+                escape(
+                    f"{training.task}{' (quick)' if training.quick else ''}: trained in "
+                    f"{training.seconds:g} s, validated in {training.validate_seconds:g} s; "
+                    f"{training.metric} = {training.score:.6g}{baseline}; {training.accelerator}"
+                ),
+                highlight=False,
+            )
     if problem:
         err_console.print(f"error: {problem}", markup=False, highlight=False)
     if essential or problem:

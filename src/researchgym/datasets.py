@@ -79,8 +79,13 @@ def prepare_dataset(script: Path, target: Path, *, on_line: Callable[[str], None
     )
     env = dict(os.environ, RESEARCHGYM_PREPARING_TASK=target.parent.name)
     try:
-        process = subprocess.Popen([sys.executable, "-c", runner, str(script), str(staging)],
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        process = subprocess.Popen(
+            [sys.executable, "-c", runner, str(script), str(staging)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
         assert process.stdout is not None
         lines = []
         for line in process.stdout:
@@ -88,7 +93,7 @@ def prepare_dataset(script: Path, target: Path, *, on_line: Callable[[str], None
             if on_line is not None:
                 on_line(line.rstrip("\n"))
         status = process.wait()
-        unavailable = [line[len(_UNAVAILABLE_MARK):] for line in lines if line.startswith(_UNAVAILABLE_MARK)]
+        unavailable = [line[len(_UNAVAILABLE_MARK) :] for line in lines if line.startswith(_UNAVAILABLE_MARK)]
         if status == _UNAVAILABLE_EXIT and unavailable:
             raise DatasetUnavailableError(f"cannot prepare {target.parent.name}/{target.name}: {unavailable[-1]}")
         if status != 0:

@@ -63,7 +63,7 @@ class Finding:
 
 def _probe_result(output: str) -> dict[str, Any] | None:
     line = next((ln for ln in reversed(output.splitlines()) if ln.startswith("@@probe ")), None)
-    return json.loads(line[len("@@probe "):]) if line else None
+    return json.loads(line[len("@@probe ") :]) if line else None
 
 
 def _describe(found: dict[str, Any]) -> tuple[bool, str]:
@@ -75,8 +75,10 @@ def _describe(found: dict[str, Any]) -> tuple[bool, str]:
             parts.append(f"torch failed: {torch_info['error']}")
         else:
             accelerated |= bool(torch_info["cuda"])
-            parts.append(f"torch {torch_info['version']}: " + (
-                f"CUDA on {', '.join(torch_info['devices'])}" if torch_info["cuda"] else "CPU only"))
+            parts.append(
+                f"torch {torch_info['version']}: "
+                + (f"CUDA on {', '.join(torch_info['devices'])}" if torch_info["cuda"] else "CPU only")
+            )
     if jax_info is not None:
         if "error" in jax_info:
             parts.append(f"JAX failed: {jax_info['error']}")
@@ -89,9 +91,14 @@ def _describe(found: dict[str, Any]) -> tuple[bool, str]:
 def check_bubblewrap() -> list[Finding]:
     path = shutil.which("bwrap")
     if path is None:
-        return [Finding("bubblewrap", False, "bwrap is not on PATH",
-                        "install it (Debian/Ubuntu: apt-get install bubblewrap), or use --sandbox local "
-                        "(no isolation)")]
+        return [
+            Finding(
+                "bubblewrap",
+                False,
+                "bwrap is not on PATH",
+                "install it (Debian/Ubuntu: apt-get install bubblewrap), or use --sandbox local (no isolation)",
+            )
+        ]
     version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.strip()
     findings = [Finding("bubblewrap", True, f"{path} ({version or 'version unknown'})")]
     from researchgym.sandbox import SandboxSpec, create_sandbox
@@ -105,12 +112,25 @@ def check_bubblewrap() -> list[Finding]:
             finally:
                 box.close()
             ok = result.exit_code == 0 and "sandbox-ok" in result.output
-            findings.append(Finding("user namespaces", ok, "a bubblewrap sandbox starts and runs a command" if ok
-                                    else f"a command in the sandbox failed: {result.output.strip()[:300]}"))
+            findings.append(
+                Finding(
+                    "user namespaces",
+                    ok,
+                    "a bubblewrap sandbox starts and runs a command"
+                    if ok
+                    else f"a command in the sandbox failed: {result.output.strip()[:300]}",
+                )
+            )
         except Exception as exc:  # the reason, whatever the sandbox raised
-            findings.append(Finding("user namespaces", False, f"a bubblewrap sandbox does not start: {exc}"[:500],
-                                    "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; "
-                                    "on Ubuntu 24.04 also kernel.apparmor_restrict_unprivileged_userns=0)"))
+            findings.append(
+                Finding(
+                    "user namespaces",
+                    False,
+                    f"a bubblewrap sandbox does not start: {exc}"[:500],
+                    "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; "
+                    "on Ubuntu 24.04 also kernel.apparmor_restrict_unprivileged_userns=0)",
+                )
+            )
     return findings
 
 
@@ -127,22 +147,42 @@ def check_extras() -> list[Finding]:
                 versions.append(f"{module} {importlib.metadata.version(distribution)}")
             except importlib.metadata.PackageNotFoundError:
                 versions.append(module)
-        findings.append(Finding(f"extra {extra}", not missing,
-                                ", ".join(versions) if not missing else f"missing: {', '.join(missing)}",
-                                "" if not missing else f"pip install -e '.[{extra}]' in the clone"))
+        findings.append(
+            Finding(
+                f"extra {extra}",
+                not missing,
+                ", ".join(versions) if not missing else f"missing: {', '.join(missing)}",
+                "" if not missing else f"pip install -e '.[{extra}]' in the clone",
+            )
+        )
     return findings
 
 
 def check_host_accelerator() -> list[Finding]:
     devices = gpu_devices()
-    findings = [Finding("GPU device files", True, ", ".join(str(d) for d in devices) or
-                        "none visible (a CPU machine: GPU tasks are refused, their CPU variants run)")]
+    findings = [
+        Finding(
+            "GPU device files",
+            True,
+            ", ".join(str(d) for d in devices)
+            or "none visible (a CPU machine: GPU tasks are refused, their CPU variants run)",
+        )
+    ]
     smi = shutil.which("nvidia-smi")
     if smi is not None:
-        query = subprocess.run([smi, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-                               capture_output=True, text=True, timeout=60)
-        findings.append(Finding("nvidia-smi", query.returncode == 0,
-                                query.stdout.strip().replace("\n", "; ") or query.stderr.strip()[:300]))
+        query = subprocess.run(
+            [smi, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        findings.append(
+            Finding(
+                "nvidia-smi",
+                query.returncode == 0,
+                query.stdout.strip().replace("\n", "; ") or query.stderr.strip()[:300],
+            )
+        )
     try:
         run = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
         found = _probe_result(run.stdout)
@@ -152,9 +192,16 @@ def check_host_accelerator() -> list[Finding]:
         findings.append(Finding("host: torch / JAX", False, "the probe did not answer"))
     else:
         accelerated, line = _describe(found)
-        findings.append(Finding("host: torch / JAX", accelerated or not devices, line,
-                                "" if accelerated or not devices else
-                                "a GPU is here but neither torch nor JAX uses it: install their CUDA builds"))
+        findings.append(
+            Finding(
+                "host: torch / JAX",
+                accelerated or not devices,
+                line,
+                ""
+                if accelerated or not devices
+                else "a GPU is here but neither torch nor JAX uses it: install their CUDA builds",
+            )
+        )
     return findings
 
 
@@ -166,8 +213,12 @@ def check_sandbox_accelerator() -> list[Finding]:
     devices = sandbox_devices()
     with tempfile.TemporaryDirectory(prefix="researchgym-doctor-") as folder:
         Path(folder, "probe.py").write_text(PROBE)
-        spec = SandboxSpec(workspace=Path(folder), env=accelerator_env(1), devices=devices,
-                           limits=Limits(memory_mb=None, command_timeout_s=PROBE_TIMEOUT_S))
+        spec = SandboxSpec(
+            workspace=Path(folder),
+            env=accelerator_env(1),
+            devices=devices,
+            limits=Limits(memory_mb=None, command_timeout_s=PROBE_TIMEOUT_S),
+        )
         try:
             box = create_sandbox("bwrap", spec)
             box.start()
@@ -181,10 +232,17 @@ def check_sandbox_accelerator() -> list[Finding]:
     if found is None:
         return [Finding("sandbox: torch / JAX", False, f"the probe failed: {result.output.strip()[-300:]}")]
     accelerated, line = _describe(found)
-    return [Finding("sandbox: torch / JAX", accelerated or not devices,
-                    line + (f" (given {len(devices)} device files)" if devices else ""),
-                    "" if accelerated or not devices else "the GPU is visible on the host but not used in the "
-                    "sandbox: check the device files' permissions and the CUDA builds of torch/JAX")]
+    return [
+        Finding(
+            "sandbox: torch / JAX",
+            accelerated or not devices,
+            line + (f" (given {len(devices)} device files)" if devices else ""),
+            ""
+            if accelerated or not devices
+            else "the GPU is visible on the host but not used in the "
+            "sandbox: check the device files' permissions and the CUDA builds of torch/JAX",
+        )
+    ]
 
 
 def check_tasks() -> list[Finding]:
@@ -197,14 +255,21 @@ def check_tasks() -> list[Finding]:
     for spec in all_tasks(errors=[]):
         lacks = [f"extra {extra}" for extra in spec.missing_requirements()]
         if spec.requires.gpus > gpus:
-            lacks.append(f"{spec.requires.gpus} GPU(s) (this machine: {gpus})" +
-                         (f"; runs anywhere: {', '.join(spec.requires.cpu_alternatives)}"
-                          if spec.requires.cpu_alternatives else ""))
+            lacks.append(
+                f"{spec.requires.gpus} GPU(s) (this machine: {gpus})"
+                + (
+                    f"; runs anywhere: {', '.join(spec.requires.cpu_alternatives)}"
+                    if spec.requires.cpu_alternatives
+                    else ""
+                )
+            )
         lacks += [f"{lack.field}: {lack.problem}" for lack in spec.unavailable]
         unprepared = [ds.name for ds in spec.datasets if ds.prepare and not is_prepared(spec.dataset_path(ds))]
         if unprepared:
-            lacks.append(f"data not prepared yet ({', '.join(unprepared)}): researchgym prepare {spec.id} "
-                         "(needs the network or RESEARCHGYM_HUB_MIRROR once)")
+            lacks.append(
+                f"data not prepared yet ({', '.join(unprepared)}): researchgym prepare {spec.id} "
+                "(needs the network or RESEARCHGYM_HUB_MIRROR once)"
+            )
         findings.append(Finding(f"task {spec.id}", not lacks, "ready" if not lacks else "; ".join(lacks)))
     return findings
 
@@ -273,7 +338,16 @@ def train_baseline(task_id: str, *, quick: bool = False, sandbox: str = "bwrap")
         value = scores[-1]["validation"].get("value") if scores else None
         if value is None:
             raise RuntimeError(f"validating {task_id} gave no score:\n{validated[-2000:]}")
-        return TrainingCheck(task_id, round(seconds, 1), round(validate_seconds, 1), float(value),
-                             spec.baseline_score, spec.metric.name, accelerator, on_accelerator, quick)
+        return TrainingCheck(
+            task_id,
+            round(seconds, 1),
+            round(validate_seconds, 1),
+            float(value),
+            spec.baseline_score,
+            spec.metric.name,
+            accelerator,
+            on_accelerator,
+            quick,
+        )
     finally:
         env.close()

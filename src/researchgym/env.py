@@ -28,9 +28,9 @@ from typing import Any
 import gymnasium as gym
 
 from researchgym.errors import EvaluationError, TaskConfigError
-from researchgym.hardware import accelerator_env, check_gpus, sandbox_devices
 from researchgym.eval_secrets import new_secret, test_seed
 from researchgym.evaluation import Score, collect_artefact, dataset_mounts, evaluate
+from researchgym.hardware import accelerator_env, check_gpus, sandbox_devices
 from researchgym.runs.trajectory import TrajectoryWriter
 from researchgym.sandbox import Sandbox, SandboxSpec, create_sandbox
 from researchgym.sandbox.base import ExecResult
@@ -43,6 +43,8 @@ from researchgym.training.rewards import FAILED_REWARD, Rewarder, RewardEvent, R
 
 VALIDATE_MARKER = "@@researchgym:validate@@"
 SUBMIT_MARKER = "@@researchgym:submit@@"
+
+
 def normalised_reward(task: TaskSpec, score: float | None) -> float:
     """The final score as a reward: gain over the baseline relative to |baseline|; -1 unscored."""
     value = normalise(task, score)
@@ -86,9 +88,12 @@ class ResearchEnv(gym.Env[str, str]):
         missing = self.task.missing_requirements()
         if missing:
             extras = ",".join(missing)
-            raise TaskConfigError(self.task.config_path, "requirements",
-                                  f"task '{self.task.id}' needs the extra(s) {extras}: "
-                                  f"pip install 'researchgym[{extras}]' (or make install-extras)")
+            raise TaskConfigError(
+                self.task.config_path,
+                "requirements",
+                f"task '{self.task.id}' needs the extra(s) {extras}: "
+                f"pip install 'researchgym[{extras}]' (or make install-extras)",
+            )
         check_gpus(self.task.id, self.task.requires.gpus, variants=self.task.requires.cpu_alternatives)
         self.task.ensure_datasets()  # once, into the cache; later uses find it there
         #: Host tools (memory, literature search) served to the sandbox through the gateway.
@@ -155,8 +160,9 @@ class ResearchEnv(gym.Env[str, str]):
         self.rewarder.reset()
         self.workspace = self._make_workspace()
         if self.research_tools.groups:
-            self._services = EpisodeServices(self.research_tools, task_id=self.task.id, episode_id=self.episode_id,
-                                             step=lambda: self.steps)
+            self._services = EpisodeServices(
+                self.research_tools, task_id=self.task.id, episode_id=self.episode_id, step=lambda: self.steps
+            )
         self._sandbox = create_sandbox(self.sandbox_name, self._sandbox_spec())
         self._sandbox.start()
         self._last_cwd = self._sandbox.workspace_path
@@ -164,13 +170,24 @@ class ResearchEnv(gym.Env[str, str]):
         if self.trajectory_dir is not None:
             self.trajectory_path = self.trajectory_dir / f"{self.task.id}-{self.episode_id}.jsonl"
             self._trajectory = TrajectoryWriter(self.trajectory_path)
-            self._trajectory.write({
-                "type": "reset", "task": self.task.id, "gym_id": self.task.gym_id, "seed": episode_seed,
-                "sandbox": self.sandbox_name, "episode": self.episode_id, "prompt": prompt,
-                "limits": self.task.limits.model_dump(), "options": options or {}, "run_info": self.run_info,
-                "research_tools": self.research_tools.model_dump(mode="json") if self.research_tools.groups else None,
-                "reward": self.rewarder.name,
-            })
+            self._trajectory.write(
+                {
+                    "type": "reset",
+                    "task": self.task.id,
+                    "gym_id": self.task.gym_id,
+                    "seed": episode_seed,
+                    "sandbox": self.sandbox_name,
+                    "episode": self.episode_id,
+                    "prompt": prompt,
+                    "limits": self.task.limits.model_dump(),
+                    "options": options or {},
+                    "run_info": self.run_info,
+                    "research_tools": self.research_tools.model_dump(mode="json")
+                    if self.research_tools.groups
+                    else None,
+                    "reward": self.rewarder.name,
+                }
+            )
         self._last_observation = prompt
         return prompt, self._info()
 
@@ -236,13 +253,22 @@ class ResearchEnv(gym.Env[str, str]):
         if self._sandbox is None or self._done:
             return self._last_observation, 0.0, self._info()
         observation = self._finish(f"autosubmission ({status})", kind="autosubmit")
-        reward = self.rewarder(RewardEvent("end", self.steps, None, normalise(self.task, self.final_score),
-                                           self.rewarder.best, self.task))
+        reward = self.rewarder(
+            RewardEvent("end", self.steps, None, normalise(self.task, self.final_score), self.rewarder.best, self.task)
+        )
         self._score_pending()
         if self._trajectory is not None:
             annotation, self._annotation = self._annotation, {}
-            self._trajectory.write({**annotation, "type": "autosubmit", "reason": status,
-                                    "observation": observation, "reward": reward, "scores": self.scores[-1:]})
+            self._trajectory.write(
+                {
+                    **annotation,
+                    "type": "autosubmit",
+                    "reason": status,
+                    "observation": observation,
+                    "reward": reward,
+                    "scores": self.scores[-1:],
+                }
+            )
         info = self._info()
         self._end_episode()
         return observation, reward, info
@@ -263,8 +289,15 @@ class ResearchEnv(gym.Env[str, str]):
         self.exit_status = self.exit_status or "closed"
         self._score_pending()
         if self._trajectory is not None:
-            self._trajectory.write({"type": "end", "exit_status": self.exit_status, "steps": self.steps,
-                                    "final_score": self.final_score, "scores": self.scores})
+            self._trajectory.write(
+                {
+                    "type": "end",
+                    "exit_status": self.exit_status,
+                    "steps": self.steps,
+                    "final_score": self.final_score,
+                    "scores": self.scores,
+                }
+            )
 
     # --------------------------------------------------------------- internals
     def _instructions(self) -> str:
@@ -300,8 +333,10 @@ class ResearchEnv(gym.Env[str, str]):
         remaining = self.task.limits.max_steps - self.steps
         open_file = str(self.tool_state().get("open_file") or "n/a")[:500]
         memory = f" {self._services.footer()}" if self._services is not None and self._services.memory else ""
-        return (f"(Current step: {self.steps}, remaining: {remaining}) (Open file: {open_file}) "
-                f"(Current directory: {self._last_cwd}){memory}")
+        return (
+            f"(Current step: {self.steps}, remaining: {remaining}) (Open file: {open_file}) "
+            f"(Current directory: {self._last_cwd}){memory}"
+        )
 
     def _make_workspace(self) -> Path:
         if self.workspace_dir is not None:
@@ -328,11 +363,21 @@ class ResearchEnv(gym.Env[str, str]):
         self._state_tmp = tempfile.TemporaryDirectory(prefix="researchgym-state-")
         self._state_file = os.path.join(self._state_tmp.name, "state.json")
         gateway = self._services.gateway if self._services is not None else None
-        return SandboxSpec(workspace=self.workspace, mounts=mounts, hidden=hidden, limits=self.task.limits,
-                           state_dir=Path(self._state_tmp.name), env={**accelerator_env(self.task.requires.gpus), **self.agent_tool_env, **self.tool_env,
-                                "RESEARCHGYM_WINDOW": str(self.window)},
-                           devices=sandbox_devices() if self.task.requires.gpus else [],
-                           gateway_dir=gateway.folder if gateway is not None else None)
+        return SandboxSpec(
+            workspace=self.workspace,
+            mounts=mounts,
+            hidden=hidden,
+            limits=self.task.limits,
+            state_dir=Path(self._state_tmp.name),
+            env={
+                **accelerator_env(self.task.requires.gpus),
+                **self.agent_tool_env,
+                **self.tool_env,
+                "RESEARCHGYM_WINDOW": str(self.window),
+            },
+            devices=sandbox_devices() if self.task.requires.gpus else [],
+            gateway_dir=gateway.folder if gateway is not None else None,
+        )
 
     @staticmethod
     def _strip_requests(output: str) -> tuple[str, bool, bool]:
@@ -403,9 +448,11 @@ class ResearchEnv(gym.Env[str, str]):
         budget = (self.task.limits.max_workspace_mb or 0) << 20
         if budget and self._snapshot_bytes + size > budget:
             shutil.rmtree(folder, ignore_errors=True)
-            entry["test"] = {"status": "not_scored",
-                             "error": f"the validated artefacts kept for the test split passed the workspace quota "
-                                      f"({budget >> 20} MiB); this one was not kept"}
+            entry["test"] = {
+                "status": "not_scored",
+                "error": f"the validated artefacts kept for the test split passed the workspace quota "
+                f"({budget >> 20} MiB); this one was not kept",
+            }
             return
         self._snapshot_bytes += size
         entry["test"] = {"status": "pending"}
@@ -416,8 +463,9 @@ class ResearchEnv(gym.Env[str, str]):
         pending, self._pending = self._pending, []
         for entry, folder in pending:
             try:
-                entry["test"] = evaluate(self.task, folder, split="test", seed=self._eval_seed("test"),
-                                         sandbox=self.sandbox_name).to_dict()
+                entry["test"] = evaluate(
+                    self.task, folder, split="test", seed=self._eval_seed("test"), sandbox=self.sandbox_name
+                ).to_dict()
             except EvaluationError as exc:
                 entry["test"] = {"status": exc.status, "error": str(exc), "detail": exc.detail}
 
@@ -459,25 +507,51 @@ class ResearchEnv(gym.Env[str, str]):
             info.update(exit_code=result.exit_code, timed_out=result.timed_out, cwd=result.cwd)
         return info
 
-    def _record_step(self, action: str, observation: str, result: ExecResult, reward: float,
-                     terminated: bool, truncated: bool, total_s: float) -> None:
+    def _record_step(
+        self,
+        action: str,
+        observation: str,
+        result: ExecResult,
+        reward: float,
+        terminated: bool,
+        truncated: bool,
+        total_s: float,
+    ) -> None:
         if self._trajectory is None:
             return
         annotation, self._annotation = self._annotation, {}
-        self._trajectory.write({
-            **annotation,
-            "type": "step", "step": self.steps, "action": action, "observation": observation,
-            "exit_code": result.exit_code, "timed_out": result.timed_out, "cwd": result.cwd,
-            "command_s": round(result.duration_s, 6), "step_s": round(total_s, 6),
-            "cut_bytes": result.cut_bytes, "reward": reward, "terminated": terminated, "truncated": truncated,
-            "scores": self.scores[-1:] if self.scores and self.scores[-1]["step"] == self.steps else [],
-        })
+        self._trajectory.write(
+            {
+                **annotation,
+                "type": "step",
+                "step": self.steps,
+                "action": action,
+                "observation": observation,
+                "exit_code": result.exit_code,
+                "timed_out": result.timed_out,
+                "cwd": result.cwd,
+                "command_s": round(result.duration_s, 6),
+                "step_s": round(total_s, 6),
+                "cut_bytes": result.cut_bytes,
+                "reward": reward,
+                "terminated": terminated,
+                "truncated": truncated,
+                "scores": self.scores[-1:] if self.scores and self.scores[-1]["step"] == self.steps else [],
+            }
+        )
 
     def _end_episode(self) -> None:
         self._done = True
         if self._trajectory is not None:
-            self._trajectory.write({"type": "end", "exit_status": self.exit_status, "steps": self.steps,
-                                    "final_score": self.final_score, "scores": self.scores})
+            self._trajectory.write(
+                {
+                    "type": "end",
+                    "exit_status": self.exit_status,
+                    "steps": self.steps,
+                    "final_score": self.final_score,
+                    "scores": self.scores,
+                }
+            )
             self._trajectory.close()
             self._trajectory = None
         if self._sandbox is not None:

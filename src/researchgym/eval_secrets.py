@@ -48,8 +48,10 @@ def parse_secret(text: str, source: str) -> bytes:
     except ValueError:
         secret = b""
     if len(secret) != SECRET_BYTES:
-        raise ResearchGymError(f"{source}: an evaluation secret is {2 * SECRET_BYTES} hexadecimal characters "
-                               f"(as `researchgym run` stores it); found {len(value)} characters that are not one")
+        raise ResearchGymError(
+            f"{source}: an evaluation secret is {2 * SECRET_BYTES} hexadecimal characters "
+            f"(as `researchgym run` stores it); found {len(value)} characters that are not one"
+        )
     return secret
 
 

@@ -118,8 +118,10 @@ def collect_artefact(task: TaskSpec, workspace: Path, destination: Path) -> list
     anything but regular files and folders."""
     mounts = {ds.mount_point.strip("/").split("/")[0] for ds in task.datasets}
     names = task.submission.artefacts or whole_workspace(workspace, skip=mounts)
-    limits = SnapshotLimits(max_bytes=task.limits.max_workspace_mb << 20 if task.limits.max_workspace_mb else None,
-                            max_files=task.limits.max_workspace_files)
+    limits = SnapshotLimits(
+        max_bytes=task.limits.max_workspace_mb << 20 if task.limits.max_workspace_mb else None,
+        max_files=task.limits.max_workspace_files,
+    )
     return snapshot(workspace, names, destination, limits)
 
 
@@ -141,9 +143,9 @@ def place_files(task: TaskSpec, files: list[FileSpec], folder: Path, withheld: l
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, target, ignore=lambda d, names: [
-                n for n in names if _is_within(Path(d, n).resolve(), withheld)
-            ])
+            shutil.copytree(
+                source, target, ignore=lambda d, names: [n for n in names if _is_within(Path(d, n).resolve(), withheld)]
+            )
         else:
             shutil.copyfile(source, target)
 
@@ -167,8 +169,9 @@ def evaluate(
     except EvaluationError:
         raise
     except Exception as exc:  # noqa: BLE001 - see the docstring
-        raise EvaluationError("evaluation_error",
-                              f"researchgym could not score the submission: {type(exc).__name__}: {exc}") from exc
+        raise EvaluationError(
+            "evaluation_error", f"researchgym could not score the submission: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 @dataclass
@@ -207,30 +210,49 @@ class _EvaluationRun:
 
     def _limits(self) -> Limits:
         limits = self.task.limits
-        return Limits(memory_mb=limits.memory_mb, cpus=limits.cpus, max_processes=limits.max_processes,
-                      max_file_size_mb=limits.max_file_size_mb, command_timeout_s=self.task.evaluation.timeout_s,
-                      max_output_chars=200_000)
+        return Limits(
+            memory_mb=limits.memory_mb,
+            cpus=limits.cpus,
+            max_processes=limits.max_processes,
+            max_file_size_mb=limits.max_file_size_mb,
+            command_timeout_s=self.task.evaluation.timeout_s,
+            max_output_chars=200_000,
+        )
 
     def _evaluator_spec(self, link: tuple[int, int] | None) -> SandboxSpec:
-        env = {**accelerator_env(self.task.requires.gpus), "RESEARCHGYM_SPLIT": self.split,
-               "RESEARCHGYM_SECRETS_FILE": f"{self._inside(self.evaluator, AGENT_WORKSPACE)}/{SECRETS_FILE}",
-               RESULT_VARIABLE: f"{self._inside(self.results, RESULT_DIR)}/{RESULT_NAME}"}
+        env = {
+            **accelerator_env(self.task.requires.gpus),
+            "RESEARCHGYM_SPLIT": self.split,
+            "RESEARCHGYM_SECRETS_FILE": f"{self._inside(self.evaluator, AGENT_WORKSPACE)}/{SECRETS_FILE}",
+            RESULT_VARIABLE: f"{self._inside(self.results, RESULT_DIR)}/{RESULT_NAME}",
+        }
         if link is not None:
             env[LINK_VARIABLE] = f"{link[0]},{link[1]}"
         mounts = dataset_mounts(self.task, self.evaluator, self.sandbox)
         if self.sandbox != "local":
             mounts.append(Mount(self.results, RESULT_DIR, read_only=False))
-        return SandboxSpec(workspace=self.evaluator, mounts=mounts, hidden=self.withheld, env=env,
-                           devices=sandbox_devices() if self.task.requires.gpus else [],
-                           limits=self._limits(), pass_fds=link or ())
+        return SandboxSpec(
+            workspace=self.evaluator,
+            mounts=mounts,
+            hidden=self.withheld,
+            env=env,
+            devices=sandbox_devices() if self.task.requires.gpus else [],
+            limits=self._limits(),
+            pass_fds=link or (),
+        )
 
     def _agent_code_spec(self, link: tuple[int, int]) -> SandboxSpec:
         from researchgym.tasks.registry import BUILTIN_DIR
 
         hidden = [*self.task.hidden_paths(), self.task.source_dir, BUILTIN_DIR]
-        return SandboxSpec(workspace=self.artefact, hidden=hidden, limits=self._limits(),
-                           env=accelerator_env(self.task.requires.gpus),
-                           devices=sandbox_devices() if self.task.requires.gpus else [], pass_fds=link)
+        return SandboxSpec(
+            workspace=self.artefact,
+            hidden=hidden,
+            limits=self._limits(),
+            env=accelerator_env(self.task.requires.gpus),
+            devices=sandbox_devices() if self.task.requires.gpus else [],
+            pass_fds=link,
+        )
 
     def _run(self) -> _Outcome:
         command = self.task.evaluation.command.replace("{split}", self.split).replace("{seed}", str(self.seed))
@@ -256,11 +278,17 @@ class _EvaluationRun:
                     os.close(descriptor)
             # The agent's code gets the link as stdin/stdout; its shell keeps no copy, so the
             # evaluator reads end-of-file as soon as that code exits.
-            serve = _holding_only(f"{{ {self.code.command} ; }} <&{to_agent_read} >&{from_agent_write} "
-                                  f"{to_agent_read}<&- {from_agent_write}>&-", (to_agent_read, from_agent_write))
+            serve = _holding_only(
+                f"{{ {self.code.command} ; }} <&{to_agent_read} >&{from_agent_write} "
+                f"{to_agent_read}<&- {from_agent_write}>&-",
+                (to_agent_read, from_agent_write),
+            )
             served: list[ExecResult] = []
-            server = threading.Thread(target=lambda: served.append(agent.run(serve, timeout_s=timeout + 60)),
-                                      daemon=True, name="researchgym-agent-code")
+            server = threading.Thread(
+                target=lambda: served.append(agent.run(serve, timeout_s=timeout + 60)),
+                daemon=True,
+                name="researchgym-agent-code",
+            )
             server.start()
             result = evaluator.run(_holding_only(command, (to_agent_write, from_agent_read)), timeout_s=timeout)
             outcome = _Outcome(result, None, read_result_file(self.results))
@@ -285,8 +313,10 @@ class _EvaluationRun:
         result = outcome.evaluator
         tail = result.output[-4000:]
         if outcome.agent_code is not None and outcome.agent_code.output.strip():
-            tail = (f"--- output of the agent's code ---\n{outcome.agent_code.output[-3000:]}\n"
-                    f"--- output of the evaluator ---\n{tail}")
+            tail = (
+                f"--- output of the agent's code ---\n{outcome.agent_code.output[-3000:]}\n"
+                f"--- output of the evaluator ---\n{tail}"
+            )
         tail = tail.replace(self.token, "<result-token>")
         duration = time.perf_counter() - started
         timeout = self.task.evaluation.timeout_s
@@ -305,8 +335,13 @@ class _EvaluationRun:
                 f"evaluation failed (exit code {result.exit_code}): {reason or missing}",
                 tail,
             )
-        return Score(split=self.split, metrics=metrics, value=metric_value(self.task, metrics), duration_s=duration,
-                     output_tail=tail)
+        return Score(
+            split=self.split,
+            metrics=metrics,
+            value=metric_value(self.task, metrics),
+            duration_s=duration,
+            output_tail=tail,
+        )
 
 
 def _holding_only(command: str, descriptors: tuple[int, ...]) -> str:
@@ -324,15 +359,17 @@ def metric_value(task: TaskSpec, metrics: dict[str, Any]) -> float:
         value = metrics[same[0]] if len(same) == 1 else None
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         shown = json.dumps(metrics)[:500]
-        raise EvaluationError("evaluation_format_error",
-                              f"evaluation did not report the metric '{task.metric.name}': {shown}")
+        raise EvaluationError(
+            "evaluation_format_error", f"evaluation did not report the metric '{task.metric.name}': {shown}"
+        )
     try:
         number = float(value)
     except OverflowError:
         number = math.inf
     if not math.isfinite(number):
-        raise EvaluationError("evaluation_format_error",
-                              f"the metric '{task.metric.name}' is not a finite number ({str(value)[:40]})")
+        raise EvaluationError(
+            "evaluation_format_error", f"the metric '{task.metric.name}' is not a finite number ({str(value)[:40]})"
+        )
     return number
 
 
@@ -352,8 +389,11 @@ def dataset_mounts(task: TaskSpec, host_workspace: Path, sandbox: str) -> list[M
     """The task's local datasets, read-only, where the sandbox's workspace sees them: inside an
     isolating sandbox at AGENT_WORKSPACE/<mount>, in the `local` one under the host folder."""
     inside = str(host_workspace) if sandbox == "local" else AGENT_WORKSPACE
-    return [Mount(task.dataset_path(ds), f"{inside}/{ds.mount_point}", read_only=True)
-            for ds in task.datasets if ds.is_local]
+    return [
+        Mount(task.dataset_path(ds), f"{inside}/{ds.mount_point}", read_only=True)
+        for ds in task.datasets
+        if ds.is_local
+    ]
 
 
 SECRETS_FILE = ".researchgym-secrets.json"

@@ -27,8 +27,9 @@ class HardwareError(ResearchGymError):
 def gpu_devices(dev: Path = Path("/dev")) -> list[Path]:
     """The per-GPU device files (/dev/nvidia0, ...), honouring CUDA_VISIBLE_DEVICES when numeric."""
     try:
-        found = sorted((p for p in dev.iterdir() if _GPU_DEVICE.match(p.name)),
-                       key=lambda p: int(p.name[len("nvidia"):]))
+        found = sorted(
+            (p for p in dev.iterdir() if _GPU_DEVICE.match(p.name)), key=lambda p: int(p.name[len("nvidia") :])
+        )
     except OSError:
         return []
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -69,7 +70,7 @@ def check_gpus(task_id: str, needed: int, *, variants: list[str] | None = None) 
     have = gpu_count()
     if have >= needed:
         return
-    alternatives = (f" Tasks that run without a GPU: {', '.join(variants)}." if variants else "")
+    alternatives = f" Tasks that run without a GPU: {', '.join(variants)}." if variants else ""
     raise HardwareError(
         f"task '{task_id}' needs {needed} GPU(s) but this machine has {have} "
         f"(no /dev/nvidiaN device is visible).{alternatives} To run it on the CPU anyway (very slowly; "

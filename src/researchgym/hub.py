@@ -105,8 +105,9 @@ def load_hub_dataset(repo_id: str, config: str | None = None, *, split: str | No
         return datasets.load_dataset(repo_id, config, split=split)
     except Exception as exc:  # the hub libraries raise many types when the data is not there
         if offline:
-            raise DatasetUnavailable(unavailable_message(f"the Hugging Face dataset {repo_id}",
-                                                         type(exc).__name__)) from exc
+            raise DatasetUnavailable(
+                unavailable_message(f"the Hugging Face dataset {repo_id}", type(exc).__name__)
+            ) from exc
         raise
 
 
@@ -122,13 +123,16 @@ def hub_file(repo_id: str, filename: str, *, repo_type: str = "dataset") -> Path
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:
-        raise DatasetUnavailable("the `huggingface_hub` package is not installed: pip install 'researchgym[hub]'") from exc
+        raise DatasetUnavailable(
+            "the `huggingface_hub` package is not installed: pip install 'researchgym[hub]'"
+        ) from exc
     try:
         return Path(hf_hub_download(repo_id, filename, repo_type=repo_type))
     except Exception as exc:
         if offline:
-            raise DatasetUnavailable(unavailable_message(f"{filename} of the Hugging Face {repo_type} {repo_id}",
-                                                         type(exc).__name__)) from exc
+            raise DatasetUnavailable(
+                unavailable_message(f"{filename} of the Hugging Face {repo_type} {repo_id}", type(exc).__name__)
+            ) from exc
         raise
 
 

@@ -48,4 +48,4 @@ class BM25:
     def top(self, query: str, n: int) -> list[tuple[int, float]]:
         """(document index, score) of the n best, best first; ties keep document order."""
         ranked = sorted(enumerate(self.scores(query)), key=lambda pair: (-pair[1], pair[0]))
-        return ranked[:max(n, 0)]
+        return ranked[: max(n, 0)]

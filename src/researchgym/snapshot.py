@@ -38,8 +38,13 @@ class SnapshotLimits:
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+    for test, name in (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
         if test(mode):
             return name
     return "not a regular file or folder"
@@ -52,20 +57,25 @@ class _Copier:
         self.files = 0
 
     def _refuse(self, shown: str, why: str) -> EvaluationError:
-        return EvaluationError("submission_not_found",
-                               f"the artefact cannot be copied: {shown} {why}; an artefact may hold regular "
-                               "files and folders only (no links, FIFOs, sockets or devices)")
+        return EvaluationError(
+            "submission_not_found",
+            f"the artefact cannot be copied: {shown} {why}; an artefact may hold regular "
+            "files and folders only (no links, FIFOs, sockets or devices)",
+        )
 
     def _count(self, shown: str, size: int) -> None:
         self.files += 1
         self.bytes += size
         if self.limits.max_files is not None and self.files > self.limits.max_files:
-            raise EvaluationError("submission_not_found",
-                                  f"the artefact holds more than {self.limits.max_files:,} files and folders")
+            raise EvaluationError(
+                "submission_not_found", f"the artefact holds more than {self.limits.max_files:,} files and folders"
+            )
         if self.limits.max_bytes is not None and self.bytes > self.limits.max_bytes:
-            raise EvaluationError("submission_not_found",
-                                  f"the artefact is larger than {self.limits.max_bytes >> 20:,} MiB (at {shown}, "
-                                  "counting sparse files at their full size)")
+            raise EvaluationError(
+                "submission_not_found",
+                f"the artefact is larger than {self.limits.max_bytes >> 20:,} MiB (at {shown}, "
+                "counting sparse files at their full size)",
+            )
 
     def copy(self, parent: int, name: str, target: Path, shown: str, depth: int = 0) -> None:
         if depth > MAX_DEPTH:
@@ -73,7 +83,9 @@ class _Copier:
         try:
             info = os.stat(name, dir_fd=parent, follow_symlinks=False)
         except FileNotFoundError:
-            raise EvaluationError("submission_not_found", f"{shown} disappeared while the artefact was copied") from None
+            raise EvaluationError(
+                "submission_not_found", f"{shown} disappeared while the artefact was copied"
+            ) from None
         if stat.S_ISDIR(info.st_mode):
             self._copy_folder(parent, name, target, shown, depth)
         elif stat.S_ISREG(info.st_mode):
@@ -110,8 +122,9 @@ class _Copier:
             self._count(shown, max(info.st_size, info.st_blocks * 512))
             os.set_blocking(descriptor, True)
             allowed = info.st_size  # what was counted; a file that grows meanwhile is cut there
-            out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                          0o755 if info.st_mode & 0o111 else 0o644)
+            out = os.open(
+                target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o755 if info.st_mode & 0o111 else 0o644
+            )
             try:
                 while allowed > 0:
                     chunk = os.read(descriptor, min(_CHUNK, allowed))
@@ -120,7 +133,7 @@ class _Copier:
                     allowed -= len(chunk)
                     view = memoryview(chunk)
                     while view:
-                        view = view[os.write(out, view):]
+                        view = view[os.write(out, view) :]
             finally:
                 os.close(out)
         finally:
@@ -136,12 +149,14 @@ def snapshot(workspace: Path, names: list[str], destination: Path, limits: Snaps
         for name in names:
             parts = [part for part in Path(name).parts if part not in ("", ".")]
             if not parts or ".." in parts or Path(name).is_absolute():
-                raise EvaluationError("submission_not_found",
-                                      f"the artefact path '{name}' must be relative to the workspace, without '..'")
+                raise EvaluationError(
+                    "submission_not_found",
+                    f"the artefact path '{name}' must be relative to the workspace, without '..'",
+                )
             parent, opened = root, []
             try:
                 for index, part in enumerate(parts[:-1]):
-                    parent = copier._open(parent, part, _DIR_FLAGS, "/".join(parts[:index + 1]))
+                    parent = copier._open(parent, part, _DIR_FLAGS, "/".join(parts[: index + 1]))
                     opened.append(parent)
                 try:
                     os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
@@ -149,7 +164,8 @@ def snapshot(workspace: Path, names: list[str], destination: Path, limits: Snaps
                     raise EvaluationError(
                         "submission_not_found",
                         f"the submission artefact '{name}' was not found in the workspace (expected at {name}, "
-                        "relative to the workspace root)") from None
+                        "relative to the workspace root)",
+                    ) from None
                 target = destination.joinpath(*parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 copier.copy(parent, parts[-1], target, name)

@@ -36,20 +36,26 @@ class Budget:
         """Raise BudgetExceeded if the next call must not be made."""
         with self._lock:
             if self.time_limit_s is not None and time.monotonic() - self.started >= self.time_limit_s:
-                raise BudgetExceeded(f"{self.scope}time_limit", f"the {self.scope}time limit of {self.time_limit_s:g}s is used up")
+                raise BudgetExceeded(
+                    f"{self.scope}time_limit", f"the {self.scope}time limit of {self.time_limit_s:g}s is used up"
+                )
             if self.token_limit is not None:
                 counter = getattr(model, "count_tokens", None)
                 prompt = counter(messages) if counter else sum(approx_tokens(m["content"]) for m in messages)
                 if self.spent_tokens + prompt > self.token_limit:
-                    raise BudgetExceeded(f"{self.scope}token_limit",
-                                         f"the next call ({prompt} prompt tokens) would pass the {self.scope}token limit "
-                                         f"of {self.token_limit} ({self.spent_tokens} used)")
+                    raise BudgetExceeded(
+                        f"{self.scope}token_limit",
+                        f"the next call ({prompt} prompt tokens) would pass the {self.scope}token limit "
+                        f"of {self.token_limit} ({self.spent_tokens} used)",
+                    )
             if self.cost_limit is not None:
                 estimate = model.estimate_input_cost(messages)
                 if estimate is not None and self.spent_cost + estimate > self.cost_limit:
-                    raise BudgetExceeded(f"{self.scope}cost_limit",
-                                         f"the next call (${estimate:.4f} of prompt) would pass the {self.scope}cost limit "
-                                         f"of ${self.cost_limit:g} (${self.spent_cost:.4f} spent)")
+                    raise BudgetExceeded(
+                        f"{self.scope}cost_limit",
+                        f"the next call (${estimate:.4f} of prompt) would pass the {self.scope}cost limit "
+                        f"of ${self.cost_limit:g} (${self.spent_cost:.4f} spent)",
+                    )
 
     def charge(self, response: ModelResponse) -> None:
         with self._lock:

@@ -64,10 +64,18 @@ class ReactAgent:
         templates = self.config.templates
         self.budget = self._new_budget()
         self.history = [
-            {"role": "system", "content": self._render(
-                templates.system, command_docs=render_command_docs(available_commands(info.get("tool_groups", ()))))},
-            {"role": "user", "content": self._render(templates.instance, task_prompt=observation,
-                                                     max_steps=info.get("max_steps", task.limits.max_steps))},
+            {
+                "role": "system",
+                "content": self._render(
+                    templates.system, command_docs=render_command_docs(available_commands(info.get("tool_groups", ())))
+                ),
+            },
+            {
+                "role": "user",
+                "content": self._render(
+                    templates.instance, task_prompt=observation, max_steps=info.get("max_steps", task.limits.max_steps)
+                ),
+            },
         ]
         self._first = True
 
@@ -95,22 +103,31 @@ class ReactAgent:
             for budget in (self.budget, self.run_budget):
                 if budget is not None:
                     budget.charge(response)
-            turn = {"response": response.text, "input_tokens": response.input_tokens,
-                    "output_tokens": response.output_tokens, "cost": response.cost,
-                    "latency_s": round(response.latency_s, 3), "retries": response.retries}
+            turn = {
+                "response": response.text,
+                "input_tokens": response.input_tokens,
+                "output_tokens": response.output_tokens,
+                "cost": response.cost,
+                "latency_s": round(response.latency_s, 3),
+                "retries": response.retries,
+            }
             turns.append(turn)
             try:
                 thought, command = parse_reply(response.text)
             except FormatError as exc:
                 turn["format_error"] = str(exc)
-                retry = [{"role": "assistant", "content": response.text},
-                         {"role": "user", "content": self._render(self.config.templates.format_error, error=str(exc))}]
+                retry = [
+                    {"role": "assistant", "content": response.text},
+                    {"role": "user", "content": self._render(self.config.templates.format_error, error=str(exc))},
+                ]
                 continue
             self.history.append({"role": "assistant", "content": response.text})
             self.last_turn = {"model_turns": turns, "thought": thought, "model_stats": self.budget.stats()}
             return command
         self.last_turn = {"model_turns": turns, "model_stats": self.budget.stats()}
-        raise FormatError(f"{len(turns)} replies in a row broke the response format; last error: {turns[-1]['format_error']}")
+        raise FormatError(
+            f"{len(turns)} replies in a row broke the response format; last error: {turns[-1]['format_error']}"
+        )
 
     def processed_history(self) -> list[Message]:
         """The first two messages, every reply, and only the last N observations in full."""
@@ -121,7 +138,10 @@ class ReactAgent:
         for index, message in enumerate(self.history):
             if index in old:
                 lines = message["content"].count("\n") + 1
-                message = {"role": "user", "content": self._render(self.config.templates.omitted_observation, lines=lines)}
+                message = {
+                    "role": "user",
+                    "content": self._render(self.config.templates.omitted_observation, lines=lines),
+                }
             processed.append(message)
         return processed
 

@@ -11,13 +11,29 @@ from researchgym.runs.trajectory import read_trajectory
 EXIT_CATEGORIES = ("success", "max steps", "format", "cost", "context", "evaluation error", "API error", "runtime")
 ACTION_CATEGORIES = ("edit", "view", "search", "validate", "submit", "python", "bash")
 _ACTIONS = {
-    "edit": "edit", "insert": "edit", "create": "edit",
-    "open": "view", "goto": "view", "scroll_up": "view", "scroll_down": "view", "cat": "view", "head": "view",
-    "tail": "view", "less": "view",
-    "search_dir": "search", "search_file": "search", "find_file": "search", "grep": "search", "find": "search",
+    "edit": "edit",
+    "insert": "edit",
+    "create": "edit",
+    "open": "view",
+    "goto": "view",
+    "scroll_up": "view",
+    "scroll_down": "view",
+    "cat": "view",
+    "head": "view",
+    "tail": "view",
+    "less": "view",
+    "search_dir": "search",
+    "search_file": "search",
+    "find_file": "search",
+    "grep": "search",
+    "find": "search",
     "ls": "search",
-    "validate": "validate", "submit": "submit",
-    "python": "python", "python3": "python", "torchrun": "python", "accelerate": "python",
+    "validate": "validate",
+    "submit": "submit",
+    "python": "python",
+    "python3": "python",
+    "torchrun": "python",
+    "accelerate": "python",
 }
 
 
@@ -56,10 +72,17 @@ def exit_category(status: str | None) -> str:
         return "success"
     if status.startswith("evaluation") or status == "submission_not_found":  # a submit that scored nothing
         return "evaluation error"
-    for needle, category in (("max_steps", "max steps"), ("format_error", "format"), ("cost_limit", "cost"),
-                             ("token_limit", "cost"), ("time_limit", "cost"), ("context", "context"),
-                             ("evaluation", "evaluation error"), ("submission_not_found", "evaluation error"),
-                             ("api_error", "API error")):
+    for needle, category in (
+        ("max_steps", "max steps"),
+        ("format_error", "format"),
+        ("cost_limit", "cost"),
+        ("token_limit", "cost"),
+        ("time_limit", "cost"),
+        ("context", "context"),
+        ("evaluation", "evaluation error"),
+        ("submission_not_found", "evaluation error"),
+        ("api_error", "API error"),
+    ):
         if needle in status:
             return category
     return "runtime"
@@ -96,15 +119,28 @@ def load_episodes(run_dir: str | Path) -> list[Episode]:
         method = info.get("model") or info.get("agent") or "unknown"
         if method == "baseline":  # keep the name `baseline` for the task's configured baseline
             method = "baseline agent"
-        episodes.append(Episode(path, reset["task"], method, reset.get("seed"), end.get("exit_status"),
-                                end.get("final_score"), end.get("scores") or [], actions, stats,
-                                reset.get("task_facts")))
+        episodes.append(
+            Episode(
+                path,
+                reset["task"],
+                method,
+                reset.get("seed"),
+                end.get("exit_status"),
+                end.get("final_score"),
+                end.get("scores") or [],
+                actions,
+                stats,
+                reset.get("task_facts"),
+            )
+        )
     return episodes
 
 
 def _from_store(store) -> list[Episode]:
     episodes = []
-    facts = {run["id"]: run["config"].get("task_facts") or {} for run in store.runs() if isinstance(run["config"], dict)}
+    facts = {
+        run["id"]: run["config"].get("task_facts") or {} for run in store.runs() if isinstance(run["config"], dict)
+    }
     for row in store.episodes("finished"):
         scores = store.score_entries(row["id"]).get(row["id"], [])
         actions = []
@@ -113,9 +149,24 @@ def _from_store(store) -> list[Episode]:
         method = row["model"] or row["agent"]
         if method == "baseline":
             method = "baseline agent"
-        stats = {"total_cost": row["cost"] or 0.0, "cost_known": bool(row["cost_known"]),
-                 "tokens_sent": row["tokens_sent"] or 0, "tokens_received": row["tokens_received"] or 0}
-        episodes.append(Episode(Path(row["trajectory"] or "."), row["task"], method, row["seed"], row["exit_status"],
-                                row["final_score"], scores, actions, stats,
-                                facts.get(row["run_id"], {}).get(row["task"])))
+        stats = {
+            "total_cost": row["cost"] or 0.0,
+            "cost_known": bool(row["cost_known"]),
+            "tokens_sent": row["tokens_sent"] or 0,
+            "tokens_received": row["tokens_received"] or 0,
+        }
+        episodes.append(
+            Episode(
+                Path(row["trajectory"] or "."),
+                row["task"],
+                method,
+                row["seed"],
+                row["exit_status"],
+                row["final_score"],
+                scores,
+                actions,
+                stats,
+                facts.get(row["run_id"], {}).get(row["task"]),
+            )
+        )
     return episodes

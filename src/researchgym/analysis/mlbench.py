@@ -104,9 +104,13 @@ class MLBenchSummary:
     answers: list[Answer]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"groups": [asdict(g) for g in self.groups],
-                "comparisons": [{"setting": c.setting, "model": c.model, "strict": asdict(c.strict),
-                                 "original": asdict(c.original)} for c in self.comparisons]}
+        return {
+            "groups": [asdict(g) for g in self.groups],
+            "comparisons": [
+                {"setting": c.setting, "model": c.model, "strict": asdict(c.strict), "original": asdict(c.original)}
+                for c in self.comparisons
+            ],
+        }
 
 
 def answer_key(row: dict[str, Any]) -> str:
@@ -161,11 +165,24 @@ def to_answer(row: dict[str, Any], modes: dict[str, str]) -> Answer:
     """A store row as the list shows it."""
     detail = parse_detail(row)
     seconds = detail.get("seconds")
-    return Answer(answer_key(row), str(row["run_id"]), str(row["sample"]), str(row.get("repo") or ""),
-                  str(row.get("setting") or ""), str(row.get("model") or ""), int(row.get("attempt") or 0),
-                  judge_mode(row, detail, modes), row.get("language"), bool(row["passed"]),
-                  bool(row["arguments_ok"]), bool(row["type_ok"]), bool(row["execution_ok"]), timed_out(detail),
-                  row.get("cost"), float(seconds) if isinstance(seconds, (int, float)) else None)
+    return Answer(
+        answer_key(row),
+        str(row["run_id"]),
+        str(row["sample"]),
+        str(row.get("repo") or ""),
+        str(row.get("setting") or ""),
+        str(row.get("model") or ""),
+        int(row.get("attempt") or 0),
+        judge_mode(row, detail, modes),
+        row.get("language"),
+        bool(row["passed"]),
+        bool(row["arguments_ok"]),
+        bool(row["type_ok"]),
+        bool(row["execution_ok"]),
+        timed_out(detail),
+        row.get("cost"),
+        float(seconds) if isinstance(seconds, (int, float)) else None,
+    )
 
 
 def _rates(outcomes: dict[str, list[bool]], k: int | None = None) -> PassRates:
@@ -190,7 +207,7 @@ def summarize(rows: list[dict[str, Any]], runs: list[dict[str, Any]] | None = No
     modes = run_modes(runs or [])
     latest: dict[tuple[str, str, str], dict[tuple[str, int], tuple[dict[str, Any], Answer]]] = defaultdict(dict)
     answers = []
-    for row in sorted(rows, key=lambda r: (r.get("created") or 0.0)):
+    for row in sorted(rows, key=lambda r: r.get("created") or 0.0):
         answer = to_answer(row, modes)
         answers.append(answer)
         latest[(answer.setting, answer.model, answer.mode)][(answer.sample, answer.attempt)] = (row, answer)
@@ -199,7 +216,7 @@ def summarize(rows: list[dict[str, Any]], runs: list[dict[str, Any]] | None = No
         outcomes: dict[str, list[bool]] = defaultdict(list)
         by_repo: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
         errors, cost = ErrorCounts(), 0.0
-        for (sample, _), (row, answer) in sorted(chosen.items()):
+        for (sample, _), (_row, answer) in sorted(chosen.items()):
             outcomes[sample].append(answer.passed)
             by_repo[answer.repo][sample].append(answer.passed)
             errors.answers += 1
@@ -215,8 +232,11 @@ def summarize(rows: list[dict[str, Any]], runs: list[dict[str, Any]] | None = No
     both = defaultdict(dict)
     for group in groups:
         both[(group.setting, group.model)][group.mode] = group
-    comparisons = [Comparison(setting, model, pair["strict"], pair["original"])
-                   for (setting, model), pair in sorted(both.items()) if len(pair) == 2]
+    comparisons = [
+        Comparison(setting, model, pair["strict"], pair["original"])
+        for (setting, model), pair in sorted(both.items())
+        if len(pair) == 2
+    ]
     answers.sort(key=lambda a: (a.setting, a.model, a.mode, a.sample, a.attempt, a.run_id))
     return MLBenchSummary(groups, comparisons, answers)
 

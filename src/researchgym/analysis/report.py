@@ -38,8 +38,9 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     episodes = load_episodes(run_dir)
     mlbench = summarize_run(run_dir)
     if not episodes and mlbench is None:
-        raise ResearchGymError(f"{run_dir}: no finished episode (no trajectory with an `end` line) and no ML-Bench "
-                               "judgment was found")
+        raise ResearchGymError(
+            f"{run_dir}: no finished episode (no trajectory with an `end` line) and no ML-Bench judgment was found"
+        )
     out = Path(out_dir) if out_dir else Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     if not episodes:  # ML-Bench judgments only: no episode tables, no plots
@@ -49,42 +50,71 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     tasks, methods, directions, baselines = summary.tasks, summary.methods, summary.directions, summary.baselines
     best, last, aup, ranks, points = summary.best, summary.last, summary.aup, summary.ranks, summary.borda
 
-    sections = [f"# researchgym report: {Path(run_dir).name}",
-                f"{len(episodes)} episodes, {len(tasks)} tasks, {len(methods)} methods. "
-                "Best attempt = best hidden-test score of any scored artefact; best submission = best final "
-                "score; both over a method's episodes."]
+    sections = [
+        f"# researchgym report: {Path(run_dir).name}",
+        f"{len(episodes)} episodes, {len(tasks)} tasks, {len(methods)} methods. "
+        "Best attempt = best hidden-test score of any scored artefact; best submission = best final "
+        "score; both over a method's episodes.",
+    ]
     rows = []
     for task in tasks:
         arrow = "max" if directions[task] == "maximize" else "min"
-        rows.append([task, arrow, _fmt(baselines[task])] +
-                    [f"{_fmt(best[task][m])} / {_fmt(last[task][m])}" for m in methods])
+        rows.append(
+            [task, arrow, _fmt(baselines[task])] + [f"{_fmt(best[task][m])} / {_fmt(last[task][m])}" for m in methods]
+        )
     sections += ["## Scores (best attempt / best submission)", _table(["task", "dir", "baseline", *methods], rows)]
     everyone = ["baseline", *methods]
-    sections += ["## AUP and ranks", _table(
-        ["method", "AUP best attempt", "AUP best submission", "mean rank", "Borda"],
-        [[m, f"{aup['best attempt'][m]:.3f}", f"{aup['best submission'][m]:.3f}", f"{ranks[m]:.2f}", f"{points[m]:g}"]
-         for m in everyone])]
+    sections += [
+        "## AUP and ranks",
+        _table(
+            ["method", "AUP best attempt", "AUP best submission", "mean rank", "Borda"],
+            [
+                [
+                    m,
+                    f"{aup['best attempt'][m]:.3f}",
+                    f"{aup['best submission'][m]:.3f}",
+                    f"{ranks[m]:.2f}",
+                    f"{points[m]:g}",
+                ]
+                for m in everyone
+            ],
+        ),
+    ]
     cost_rows, costs = [], summary.costs
     for method in methods:
         cell = [e for e in episodes if e.method == method]
         spent = [float(e.model_stats.get("total_cost", 0.0)) for e in cell]
         known = all(e.model_stats.get("cost_known", True) for e in cell)
-        cost_rows.append([method, str(len(cell)), f"${sum(spent):.4f}" + ("" if known else " (some unpriced)"),
-                          str(sum(int(e.model_stats.get("tokens_sent", 0)) for e in cell)),
-                          str(sum(int(e.model_stats.get("tokens_received", 0)) for e in cell))])
+        cost_rows.append(
+            [
+                method,
+                str(len(cell)),
+                f"${sum(spent):.4f}" + ("" if known else " (some unpriced)"),
+                str(sum(int(e.model_stats.get("tokens_sent", 0)) for e in cell)),
+                str(sum(int(e.model_stats.get("tokens_received", 0)) for e in cell)),
+            ]
+        )
     sections += ["## Cost", _table(["method", "episodes", "cost", "tokens sent", "tokens received"], cost_rows)]
     exits = summary.exits
-    sections += ["## Exit statuses", _table(["method", *EXIT_CATEGORIES],
-                                            [[m, *(str(exits[m][c]) for c in EXIT_CATEGORIES)] for m in methods])]
+    sections += [
+        "## Exit statuses",
+        _table(["method", *EXIT_CATEGORIES], [[m, *(str(exits[m][c]) for c in EXIT_CATEGORIES)] for m in methods]),
+    ]
     actions = Counter(action_category(a) for e in episodes for a in e.actions)
     buckets: dict[int, Counter] = defaultdict(Counter)
     for episode in episodes:
         for index, action in enumerate(episode.actions):
             buckets[index // STEP_BUCKET][action_category(action)] += 1
-    bucket_rows = [[f"{b * STEP_BUCKET + 1}-{(b + 1) * STEP_BUCKET}", *(str(buckets[b][c]) for c in ACTION_CATEGORIES)]
-                   for b in sorted(buckets)]
-    sections += ["## Actions", _table(["", *ACTION_CATEGORIES], [["all steps", *(str(actions[c]) for c in ACTION_CATEGORIES)]]),
-                 "### By step", _table(["steps", *ACTION_CATEGORIES], bucket_rows)]
+    bucket_rows = [
+        [f"{b * STEP_BUCKET + 1}-{(b + 1) * STEP_BUCKET}", *(str(buckets[b][c]) for c in ACTION_CATEGORIES)]
+        for b in sorted(buckets)
+    ]
+    sections += [
+        "## Actions",
+        _table(["", *ACTION_CATEGORIES], [["all steps", *(str(actions[c]) for c in ACTION_CATEGORIES)]]),
+        "### By step",
+        _table(["steps", *ACTION_CATEGORIES], bucket_rows),
+    ]
 
     if mlbench is not None:
         sections += _mlbench_sections(mlbench)
@@ -114,36 +144,96 @@ def _mlbench_sections(mlbench: MLBenchSummary) -> list[str]:
     def rates(r: PassRates) -> list[str]:
         return [_share(r.pass_at_1), _share(r.pass_at_k)]
 
-    sections = ["## ML-Bench",
-                f"{len(mlbench.answers)} judged answers. pass@1 and {k_name} are the unbiased estimator "
-                "(1 - C(n-c,k)/C(n,k), averaged over samples), with k the attempts every sample has (empty when "
-                "there is one); first-pass@k is ML-Bench's original number (a passing answer among the first k), "
-                "for comparison only. Judge: strict (what ran) or original (ML-Bench's published rules).",
-                _table(["setting", "model", "judge", "samples", "attempts", "pass@1", k_name, "first-pass@k", "cost"],
-                       [[g.setting, g.model, g.mode, str(g.rates.samples), str(g.rates.attempts), *rates(g.rates),
-                         _share(g.rates.first_pass_at_k), f"${g.cost:.4f}"] for g in groups]),
-                "### ML-Bench by repository",
-                _table(["setting", "model", "judge", "repository", "samples", "pass@1", k_name],
-                       [[g.setting, g.model, g.mode, repo, str(r.samples), *rates(r)]
-                        for g in groups for repo, r in g.repos.items()]),
-                "### ML-Bench failed checks",
-                "Answers failing each check (an answer can fail several). Timeouts: execution failures that were "
-                "timeouts (the strict judge); timeouts passed: timeouts the original judge counts as passing.",
-                _table(["setting", "model", "judge", "answers", "arguments", "type", "execution", "timeouts",
-                        "timeouts passed"],
-                       [[g.setting, g.model, g.mode, *(str(v) for v in (
-                           g.errors.answers, g.errors.arguments_failed, g.errors.type_failed, g.errors.execution_failed,
-                           g.errors.timeouts, g.errors.timeouts_passed))] for g in groups])]
+    sections = [
+        "## ML-Bench",
+        f"{len(mlbench.answers)} judged answers. pass@1 and {k_name} are the unbiased estimator "
+        "(1 - C(n-c,k)/C(n,k), averaged over samples), with k the attempts every sample has (empty when "
+        "there is one); first-pass@k is ML-Bench's original number (a passing answer among the first k), "
+        "for comparison only. Judge: strict (what ran) or original (ML-Bench's published rules).",
+        _table(
+            ["setting", "model", "judge", "samples", "attempts", "pass@1", k_name, "first-pass@k", "cost"],
+            [
+                [
+                    g.setting,
+                    g.model,
+                    g.mode,
+                    str(g.rates.samples),
+                    str(g.rates.attempts),
+                    *rates(g.rates),
+                    _share(g.rates.first_pass_at_k),
+                    f"${g.cost:.4f}",
+                ]
+                for g in groups
+            ],
+        ),
+        "### ML-Bench by repository",
+        _table(
+            ["setting", "model", "judge", "repository", "samples", "pass@1", k_name],
+            [
+                [g.setting, g.model, g.mode, repo, str(r.samples), *rates(r)]
+                for g in groups
+                for repo, r in g.repos.items()
+            ],
+        ),
+        "### ML-Bench failed checks",
+        "Answers failing each check (an answer can fail several). Timeouts: execution failures that were "
+        "timeouts (the strict judge); timeouts passed: timeouts the original judge counts as passing.",
+        _table(
+            ["setting", "model", "judge", "answers", "arguments", "type", "execution", "timeouts", "timeouts passed"],
+            [
+                [
+                    g.setting,
+                    g.model,
+                    g.mode,
+                    *(
+                        str(v)
+                        for v in (
+                            g.errors.answers,
+                            g.errors.arguments_failed,
+                            g.errors.type_failed,
+                            g.errors.execution_failed,
+                            g.errors.timeouts,
+                            g.errors.timeouts_passed,
+                        )
+                    ),
+                ]
+                for g in groups
+            ],
+        ),
+    ]
     if mlbench.comparisons:
-        sections += ["### ML-Bench: strict vs original judge",
-                     _table(["setting", "model", "samples", "pass@1 strict", "pass@1 original", f"{k_name} strict",
-                             f"{k_name} original", "failed checks strict (arg/type/exec)",
-                             "failed checks original (arg/type/exec)"],
-                            [[c.setting, c.model, str(c.strict.rates.samples), _share(c.strict.rates.pass_at_1),
-                              _share(c.original.rates.pass_at_1), _share(c.strict.rates.pass_at_k),
-                              _share(c.original.rates.pass_at_k),
-                              *(f"{g.errors.arguments_failed}/{g.errors.type_failed}/{g.errors.execution_failed}"
-                                for g in (c.strict, c.original))] for c in mlbench.comparisons])]
+        sections += [
+            "### ML-Bench: strict vs original judge",
+            _table(
+                [
+                    "setting",
+                    "model",
+                    "samples",
+                    "pass@1 strict",
+                    "pass@1 original",
+                    f"{k_name} strict",
+                    f"{k_name} original",
+                    "failed checks strict (arg/type/exec)",
+                    "failed checks original (arg/type/exec)",
+                ],
+                [
+                    [
+                        c.setting,
+                        c.model,
+                        str(c.strict.rates.samples),
+                        _share(c.strict.rates.pass_at_1),
+                        _share(c.original.rates.pass_at_1),
+                        _share(c.strict.rates.pass_at_k),
+                        _share(c.original.rates.pass_at_k),
+                        *(
+                            f"{g.errors.arguments_failed}/{g.errors.type_failed}/{g.errors.execution_failed}"
+                            for g in (c.strict, c.original)
+                        ),
+                    ]
+                    for c in mlbench.comparisons
+                ],
+            ),
+        ]
     return sections
 
 
@@ -160,7 +250,9 @@ def _plots(out, best, last, directions, aup, costs, exits, actions) -> list[str]
     figure, axis = plt.subplots(figsize=(6, 4.5))
     for method, cost in costs.items():
         axis.scatter(cost, aup["best attempt"][method], s=40)
-        axis.annotate(method, (cost, aup["best attempt"][method]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        axis.annotate(
+            method, (cost, aup["best attempt"][method]), fontsize=8, xytext=(4, 4), textcoords="offset points"
+        )
     axis.set_xlabel("mean cost per episode (USD)")
     axis.set_ylabel("AUP (best attempt)")
     axis.set_title("AUP vs cost")
@@ -214,6 +306,9 @@ def _html(markdown: str) -> str:
         elif line.strip():
             body.append(f"<p>{html.escape(line)}</p>")
     flush()
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}")
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>researchgym report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}"
+    )
+    head = f"<meta charset='utf-8'><title>researchgym report</title><style>{style}</style>"
+    return f"<!doctype html><html><head>{head}</head><body>{''.join(body)}</body></html>\n"

@@ -40,8 +40,9 @@ class RunSummary:
     episodes: dict[tuple[str, str], list[Episode]] = field(default_factory=dict)
 
 
-def task_facts(tasks: list[str], carried: dict[str, dict] | None = None
-               ) -> tuple[dict[str, str], dict[str, float | None]]:
+def task_facts(
+    tasks: list[str], carried: dict[str, dict] | None = None
+) -> tuple[dict[str, str], dict[str, float | None]]:
     """Each task's metric direction and baseline score: the facts episodes carry (`carried`,
     task -> {"direction", "baseline"}: an imported run's) first, else the task registry's (a task
     no longer known: maximise, none)."""
@@ -85,6 +86,17 @@ def summarize(episodes: list[Episode]) -> RunSummary:
         spent = [float(e.model_stats.get("total_cost", 0.0)) for e in episodes if e.method == method]
         costs[method] = statistics.mean(spent) if spent else 0.0
     exits = {m: Counter(e.exit_category for e in episodes if e.method == m) for m in methods}
-    return RunSummary(tasks, methods, directions, baselines, best, last, aup,
-                      mean_ranks(best, directions) if tasks else {}, borda(best, directions) if tasks else {},
-                      costs, exits, dict(by_cell))
+    return RunSummary(
+        tasks,
+        methods,
+        directions,
+        baselines,
+        best,
+        last,
+        aup,
+        mean_ranks(best, directions) if tasks else {},
+        borda(best, directions) if tasks else {},
+        costs,
+        exits,
+        dict(by_cell),
+    )

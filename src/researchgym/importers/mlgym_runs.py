@@ -66,8 +66,12 @@ TASKS: dict[str, tuple[str, str, str]] = {
 _RUN_DIR = re.compile(r"^(?P<model>[^_].*?)__(?P<task>[^_][^/]*?)__(?P<rest>.+)$")
 _RUN_INDEX = re.compile(r"_run_(\d+)$")
 _EVAL_SCORE = re.compile(r"Evaluation Score: (\{[^{}]*\})")
-_STATUS_WORDS = {"exit_format": "format_error", "exit_cost": "cost_limit", "exit_context": "context_exceeded",
-                 "exit_api": "api_error"}
+_STATUS_WORDS = {
+    "exit_format": "format_error",
+    "exit_cost": "cost_limit",
+    "exit_context": "context_exceeded",
+    "exit_api": "api_error",
+}
 MAX_DEPTH = 4
 
 
@@ -115,7 +119,7 @@ def _parse(folder: Path) -> _Run | None:
     model = match["model"]
     for prefix in MODEL_PREFIXES:
         if model.startswith(prefix) and len(model) > len(prefix):
-            model = model[len(prefix):]
+            model = model[len(prefix) :]
     index = _RUN_INDEX.search(match["rest"])
     return _Run(folder, model, match["task"], int(index.group(1)) if index else 0)
 
@@ -149,8 +153,9 @@ def _task_facts(mlgym_task: str, results: list[dict[str, Any]], warnings: list[s
             metric = metric if metric is not None else spec.metric.name
         except Exception:  # noqa: BLE001 - an unknown task is imported all the same
             direction = "maximize"
-            warnings.append(f"task {mlgym_task}: not an MLGym-Bench task known to researchgym; ranked by "
-                            f"{metric!r}, maximised")
+            warnings.append(
+                f"task {mlgym_task}: not an MLGym-Bench task known to researchgym; ranked by {metric!r}, maximised"
+            )
     baseline = None
     for result in results:
         entry = result.get("baseline")
@@ -170,8 +175,10 @@ def _check_registry(task: str, metric: str, direction: str, warnings: list[str])
     except Exception:  # noqa: BLE001 - no such task here: the import carries its own facts
         return
     if (spec.metric.name, spec.metric.direction) != (metric, direction):
-        warnings.append(f"task {task}: MLGym ranks by {metric!r} ({direction}), researchgym's task by "
-                        f"{spec.metric.name!r} ({spec.metric.direction}); reports use MLGym's")
+        warnings.append(
+            f"task {task}: MLGym ranks by {metric!r} ({direction}), researchgym's task by "
+            f"{spec.metric.name!r} ({spec.metric.direction}); reports use MLGym's"
+        )
 
 
 # ----------------------------------------------------------------- reading files
@@ -230,8 +237,9 @@ def _parse_scores(observation: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _score_entries(attempts: list[Any], steps: list[dict[str, Any]], metric: str | None,
-                   exit_status: str) -> list[dict[str, Any]]:
+def _score_entries(
+    attempts: list[Any], steps: list[dict[str, Any]], metric: str | None, exit_status: str
+) -> list[dict[str, Any]]:
     """One entry per scored artefact, at the step whose observation printed it; the last entry, when
     no observation printed it, at the final `submit` step; any other (every entry when there are
     no steps) after the last step."""
@@ -315,8 +323,9 @@ def _write_trajectory(path: Path, records: list[dict[str, Any]]) -> None:
     os.replace(temporary, path)
 
 
-def _episode(run: _Run, facts: dict[str, Any], results: dict | None, traj: dict | None, run_dir: Path,
-             warnings: list[str]) -> tuple[str, dict[str, Any]]:
+def _episode(
+    run: _Run, facts: dict[str, Any], results: dict | None, traj: dict | None, run_dir: Path, warnings: list[str]
+) -> tuple[str, dict[str, Any]]:
     task, metric = facts["task"], facts["metric"]
     info = traj.get("info") if traj is not None and isinstance(traj.get("info"), dict) else {}
     if results is not None and isinstance(results.get("agent"), list):
@@ -332,37 +341,70 @@ def _episode(run: _Run, facts: dict[str, Any], results: dict | None, traj: dict 
     scores = _score_entries(attempts, steps, metric, exit_status)
     final_score = _final_score(attempts, metric)
     stats = info.get("model_stats") if isinstance(info.get("model_stats"), dict) else {}
-    model_stats = {"total_cost": _number(stats.get("total_cost")) or 0.0, "cost_known": bool(stats),
-                   "tokens_sent": int(_number(stats.get("tokens_sent")) or 0),
-                   "tokens_received": int(_number(stats.get("tokens_received")) or 0),
-                   "api_calls": int(_number(stats.get("api_calls")) or 0)}
+    model_stats = {
+        "total_cost": _number(stats.get("total_cost")) or 0.0,
+        "cost_known": bool(stats),
+        "tokens_sent": int(_number(stats.get("tokens_sent")) or 0),
+        "tokens_received": int(_number(stats.get("tokens_received")) or 0),
+        "api_calls": int(_number(stats.get("api_calls")) or 0),
+    }
     eid = episode_id(task, AGENT, run.model, run.seed)
     path = run_dir / "trajectories" / safe_name(eid) / f"{safe_name(run.mlgym_task)}.jsonl"
     by_step: dict[int, list[dict[str, Any]]] = {}
     for entry in scores:
         by_step.setdefault(entry["step"], []).append(entry)
     task_facts = {k: facts[k] for k in ("direction", "baseline", "metric", "mlgym_task")}
-    records: list[dict[str, Any]] = [{
-        "type": "reset", "task": task, "seed": run.seed, "prompt": _prompt(traj) if traj is not None else None,
-        "run_info": {"agent": AGENT, "model": run.model}, "task_facts": task_facts,
-        "source": {"framework": "mlgym", "folder": str(run.folder), "environment": (traj or {}).get("environment")},
-    }]
+    records: list[dict[str, Any]] = [
+        {
+            "type": "reset",
+            "task": task,
+            "seed": run.seed,
+            "prompt": _prompt(traj) if traj is not None else None,
+            "run_info": {"agent": AGENT, "model": run.model},
+            "task_facts": task_facts,
+            "source": {"framework": "mlgym", "folder": str(run.folder), "environment": (traj or {}).get("environment")},
+        }
+    ]
     duration = 0.0
     for index, step in enumerate(steps, start=1):
         seconds = _seconds(step.get("execution_time"))
         duration += seconds or 0.0
-        records.append({"type": "step", "step": index, "action": step.get("action"),
-                        "observation": step.get("observation"), "thought": step.get("thought"),
-                        "response": step.get("response"), "state": step.get("state"), "step_s": seconds,
-                        "scores": by_step.get(index, [])})
-    records.append({"type": "end", "exit_status": exit_status, "mlgym_exit_status": mlgym_status,
-                    "steps": len(steps), "final_score": final_score, "scores": scores, "model_stats": model_stats,
-                    "submission": info.get("submission")})
+        records.append(
+            {
+                "type": "step",
+                "step": index,
+                "action": step.get("action"),
+                "observation": step.get("observation"),
+                "thought": step.get("thought"),
+                "response": step.get("response"),
+                "state": step.get("state"),
+                "step_s": seconds,
+                "scores": by_step.get(index, []),
+            }
+        )
+    records.append(
+        {
+            "type": "end",
+            "exit_status": exit_status,
+            "mlgym_exit_status": mlgym_status,
+            "steps": len(steps),
+            "final_score": final_score,
+            "scores": scores,
+            "model_stats": model_stats,
+            "submission": info.get("submission"),
+        }
+    )
     _write_trajectory(path, records)
-    result = {"exit_status": exit_status, "final_score": final_score, "steps": len(steps),
-              "duration_s": duration if steps else None, "model_stats": model_stats, "trajectory": str(path),
-              "scores": scores,
-              "error": None if traj is not None else "MLGym trajectory missing or unreadable: scores from results.json"}
+    result = {
+        "exit_status": exit_status,
+        "final_score": final_score,
+        "steps": len(steps),
+        "duration_s": duration if steps else None,
+        "model_stats": model_stats,
+        "trajectory": str(path),
+        "scores": scores,
+        "error": None if traj is not None else "MLGym trajectory missing or unreadable: scores from results.json",
+    }
     return eid, result
 
 
@@ -441,8 +483,9 @@ def _save_config(store: Store, source: Path, facts: dict[str, dict[str, Any]]) -
 
 
 # ----------------------------------------------------------------- AUP as MLGym's paper computes it
-def mlgym_aup(run_dir: str | Path, models: list[str] | None = None, *,
-              with_trajectory_only: bool = False) -> dict[str, Any]:
+def mlgym_aup(
+    run_dir: str | Path, models: list[str] | None = None, *, with_trajectory_only: bool = False
+) -> dict[str, Any]:
     """Per-model best-attempt and best-submission AUP of an imported run (or an import merged with
     other runs: a folder holding them), aggregated as MLGym's published analysis does:
 
@@ -468,8 +511,14 @@ def mlgym_aup(run_dir: str | Path, models: list[str] | None = None, *,
     if with_trajectory_only:
         episodes = [e for e in episodes if _has_steps(e)]
     summary = summarize(episodes)
-    return {"aup": summary.aup, "best": summary.best, "last": summary.last, "directions": summary.directions,
-            "baselines": summary.baselines, "episodes": len(episodes)}
+    return {
+        "aup": summary.aup,
+        "best": summary.best,
+        "last": summary.last,
+        "directions": summary.directions,
+        "baselines": summary.baselines,
+        "episodes": len(episodes),
+    }
 
 
 def _has_steps(episode: Any) -> bool:

@@ -91,8 +91,9 @@ def check_finite(score: float | None, method: str = "", task: str = "", table: s
         raise NonFiniteScoreError(value, method, task, table)
 
 
-def is_feasible(score: float | None, baseline: float | None, direction: str, *,
-                negative_infeasible: bool = True) -> bool:
+def is_feasible(
+    score: float | None, baseline: float | None, direction: str, *, negative_infeasible: bool = True
+) -> bool:
     """Whether a score counts: present, not negative (MLGym's rule, unless negative_infeasible is
     False) and at least as good as the baseline's. A non-finite score or baseline raises."""
     check_finite(score)
@@ -104,9 +105,16 @@ def is_feasible(score: float | None, baseline: float | None, direction: str, *,
     return score >= baseline if direction == "maximize" else score <= baseline
 
 
-def task_ratios(scores: Mapping[str, float | None], baseline_method: str, direction: str,
-                epsilon: float = EPSILON, *, negative_infeasible: bool = True, task: str = "",
-                table: str = "") -> TaskRatios:
+def task_ratios(
+    scores: Mapping[str, float | None],
+    baseline_method: str,
+    direction: str,
+    epsilon: float = EPSILON,
+    *,
+    negative_infeasible: bool = True,
+    task: str = "",
+    table: str = "",
+) -> TaskRatios:
     """Ratios of every method on one task (step 1 to 4 and the rules above). `task` and `table`
     only name the place in the error raised for a non-finite score."""
     if direction not in ("maximize", "minimize"):
@@ -116,8 +124,11 @@ def task_ratios(scores: Mapping[str, float | None], baseline_method: str, direct
     for method, score in scores.items():
         check_finite(score, method, task, table)
     baseline = scores.get(baseline_method)
-    feasible = {m: float(s) for m, s in scores.items()
-                if is_feasible(s, baseline, direction, negative_infeasible=negative_infeasible)}
+    feasible = {
+        m: float(s)
+        for m, s in scores.items()
+        if is_feasible(s, baseline, direction, negative_infeasible=negative_infeasible)
+    }
     ratios: dict[str, float] = {}
     worst_ratio = 1.0
     if feasible:
@@ -140,7 +151,7 @@ def task_ratios(scores: Mapping[str, float | None], baseline_method: str, direct
     return TaskRatios(ratios, worst_ratio, float(math.ceil(penalty)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ratio_cap(epsilon: float = EPSILON) -> float:
     """The largest float r for which the penalty r * (1 + epsilon) is still finite."""
     factor = 1 + epsilon
@@ -194,8 +205,14 @@ def all_methods(tables: Mapping[str, Table]) -> list[str]:
     return sorted({m for table in tables.values() for row in table.values() for m in row})
 
 
-def tables_ratios(tables: Mapping[str, Table], directions: Mapping[str, str], baseline_method: str = "baseline",
-                  epsilon: float = EPSILON, *, negative_infeasible: bool = True) -> dict[str, dict[str, TaskRatios]]:
+def tables_ratios(
+    tables: Mapping[str, Table],
+    directions: Mapping[str, str],
+    baseline_method: str = "baseline",
+    epsilon: float = EPSILON,
+    *,
+    negative_infeasible: bool = True,
+) -> dict[str, dict[str, TaskRatios]]:
     """{table name: {task: ratios}}; every method of any table is rated on every task
     (missing = infeasible), so tables compared together share their methods.
 
@@ -206,16 +223,30 @@ def tables_ratios(tables: Mapping[str, Table], directions: Mapping[str, str], ba
                 check_finite(score, method, task, name)
     methods = all_methods(tables)
     return {
-        name: {task: task_ratios({m: row.get(m) for m in methods}, baseline_method,
-                                 directions.get(task, "maximize"), epsilon,
-                                 negative_infeasible=negative_infeasible, task=task, table=name)
-               for task, row in table.items()}
+        name: {
+            task: task_ratios(
+                {m: row.get(m) for m in methods},
+                baseline_method,
+                directions.get(task, "maximize"),
+                epsilon,
+                negative_infeasible=negative_infeasible,
+                task=task,
+                table=name,
+            )
+            for task, row in table.items()
+        }
         for name, table in tables.items()
     }
 
 
-def compute_aup(tables: Mapping[str, Table], directions: Mapping[str, str], baseline_method: str = "baseline",
-                epsilon: float = EPSILON, *, negative_infeasible: bool = True) -> dict[str, dict[str, float]]:
+def compute_aup(
+    tables: Mapping[str, Table],
+    directions: Mapping[str, str],
+    baseline_method: str = "baseline",
+    epsilon: float = EPSILON,
+    *,
+    negative_infeasible: bool = True,
+) -> dict[str, dict[str, float]]:
     """AUP of every method in every named table ("best", "last"), on one shared tau grid.
 
     Returns {table name: {method: AUP}}; methods are the union over tasks (missing = None).

@@ -37,14 +37,22 @@ def read_score_table(path: str | Path) -> dict[str, dict[str, float | None]]:
             except ValueError:
                 raise TableError(f"{path}, line {line}, column '{method}': {cell!r} is not a number") from None
             if values[method] is not None and not math.isfinite(values[method]):
-                raise TableError(f"{path}, line {line}, column '{method}' (task '{task}'): {cell!r} is not a finite "
-                                 "number; leave the cell empty for no valid result")
+                raise TableError(
+                    f"{path}, line {line}, column '{method}' (task '{task}'): {cell!r} is not a finite "
+                    "number; leave the cell empty for no valid result"
+                )
         table[task] = values
     return table
 
 
-def plot_profiles(tables: Mapping[str, Table], directions: Mapping[str, str], path: str | Path,
-                  baseline_method: str = "baseline", *, negative_infeasible: bool = True) -> None:
+def plot_profiles(
+    tables: Mapping[str, Table],
+    directions: Mapping[str, str],
+    path: str | Path,
+    baseline_method: str = "baseline",
+    *,
+    negative_infeasible: bool = True,
+) -> None:
     """One panel per table (best attempt, last submission): rho_m(tau) for every method, rated
     exactly as compute_aup rates them (same arguments, same grid)."""
     import matplotlib

@@ -43,7 +43,7 @@ MAX_PARSER_LINES = 120
 class Workspace:
     """The agent's view: shell commands in the sandboxed repository, each logged."""
 
-    def __init__(self, box: Any, sample: Sample, log: "Trajectory") -> None:
+    def __init__(self, box: Any, sample: Sample, log: Trajectory) -> None:
         self.box, self.sample, self.log = box, sample, log
         #: The repository's root as the sandbox shows it (bwrap: /home/agent/workspace; the local
         #: sandbox: the host folder itself).
@@ -92,25 +92,39 @@ class MLAgent:
         return response.text
 
     def solve(self, sample: Sample, workspace: Workspace) -> None:
-        listing = workspace.run(f"cd {shlex.quote(workspace.root)} && find . -iname 'readme*' -type f | sort | head -200")
+        listing = workspace.run(
+            f"cd {shlex.quote(workspace.root)} && find . -iname 'readme*' -type f | sort | head -200"
+        )
         readmes = [line.strip() for line in listing.splitlines() if line.strip().startswith("./")]
         chosen = self._choose_readme(sample, workspace, readmes)
-        readme = workspace.run(f"cd {shlex.quote(workspace.root)} && head -c {MAX_README_CHARS} {shlex.quote(chosen)}") if chosen else ""
-        system = ("You are ML-Agent. You write the exact bash command that does a task with a repository. "
-                  "Reply with one ```bash block holding the command, run from the task's folder. If the README "
-                  "does not say which arguments a script takes, reply `READ <path of the script>` instead.")
-        task = (f"Task folder: {sample.path}\nTask: {sample.instruction}\n\n"
-                f"README ({chosen or 'none found'}):\n{readme}")
+        readme = (
+            workspace.run(f"cd {shlex.quote(workspace.root)} && head -c {MAX_README_CHARS} {shlex.quote(chosen)}")
+            if chosen
+            else ""
+        )
+        system = (
+            "You are ML-Agent. You write the exact bash command that does a task with a repository. "
+            "Reply with one ```bash block holding the command, run from the task's folder. If the README "
+            "does not say which arguments a script takes, reply `READ <path of the script>` instead."
+        )
+        task = f"Task folder: {sample.path}\nTask: {sample.instruction}\n\nREADME ({chosen or 'none found'}):\n{readme}"
         messages: list[Message] = [{"role": "system", "content": system}, {"role": "user", "content": task}]
         reply = self._ask(workspace, messages)
         wanted = re.search(r"^\s*READ\s+(\S+)", reply, re.MULTILINE)
         if wanted and "```" not in reply:
             script = wanted.group(1).strip("`'\"")
-            code = workspace.run(f"grep -n -E 'add_argument|ArgumentParser|option\\(|argv|def main' "
-                                 f"{shlex.quote(script)} | head -{MAX_PARSER_LINES}")
-            messages += [{"role": "assistant", "content": reply},
-                         {"role": "user", "content": f"Argument parsing in {script}:\n{code}\n\nNow reply with the "
-                                                     "```bash block holding the command."}]
+            code = workspace.run(
+                f"grep -n -E 'add_argument|ArgumentParser|option\\(|argv|def main' "
+                f"{shlex.quote(script)} | head -{MAX_PARSER_LINES}"
+            )
+            messages += [
+                {"role": "assistant", "content": reply},
+                {
+                    "role": "user",
+                    "content": f"Argument parsing in {script}:\n{code}\n\nNow reply with the "
+                    "```bash block holding the command.",
+                },
+            ]
             reply = self._ask(workspace, messages)
         language, command = extract_code(reply, bash_task=sample.is_bash)
         heredoc = "RESEARCHGYM_RUN_SH"
@@ -122,10 +136,19 @@ class MLAgent:
         if len(readmes) == 1:
             return readmes[0]
         numbered = "\n".join(f"{i + 1}. {path}" for i, path in enumerate(readmes))
-        reply = self._ask(workspace, [
-            {"role": "system", "content": "You pick the README file most useful for a task. Reply with its path only."},
-            {"role": "user", "content": f"Task (in folder {sample.path}): {sample.instruction}\n\nREADME files:\n{numbered}"},
-        ])
+        reply = self._ask(
+            workspace,
+            [
+                {
+                    "role": "system",
+                    "content": "You pick the README file most useful for a task. Reply with its path only.",
+                },
+                {
+                    "role": "user",
+                    "content": f"Task (in folder {sample.path}): {sample.instruction}\n\nREADME files:\n{numbered}",
+                },
+            ],
+        )
         for path in sorted(readmes, key=len, reverse=True):
             if path in reply or path.lstrip("./") in reply:
                 return path
@@ -138,15 +161,30 @@ class MLAgent:
         return f"./{match.group(1)}" if match and f"./{match.group(1)}" in readmes else readmes[0]
 
 
-def run_agent_episode(agent: RepoAgent, sample: Sample, repo_tree: Path, *, trajectory: Path | None = None,
-                      sandbox: str = "bwrap", judge_mode: str = "strict") -> Judgment:
+def run_agent_episode(
+    agent: RepoAgent,
+    sample: Sample,
+    repo_tree: Path,
+    *,
+    trajectory: Path | None = None,
+    sandbox: str = "bwrap",
+    judge_mode: str = "strict",
+) -> Judgment:
     """One agent-setting episode: a fresh repository copy, the agent, then the judge on run.sh."""
-    return play_agent_episode(agent, sample, repo_tree, trajectory=trajectory, sandbox=sandbox,
-                              judge_mode=judge_mode)[0]
+    return play_agent_episode(agent, sample, repo_tree, trajectory=trajectory, sandbox=sandbox, judge_mode=judge_mode)[
+        0
+    ]
 
 
-def play_agent_episode(agent: RepoAgent, sample: Sample, repo_tree: Path, *, trajectory: Path | None = None,
-                       sandbox: str = "bwrap", judge_mode: str = "strict") -> tuple[Judgment, str | None]:
+def play_agent_episode(
+    agent: RepoAgent,
+    sample: Sample,
+    repo_tree: Path,
+    *,
+    trajectory: Path | None = None,
+    sandbox: str = "bwrap",
+    judge_mode: str = "strict",
+) -> tuple[Judgment, str | None]:
     """run_agent_episode, also giving the run.sh the agent left (None if it left none)."""
     log = Trajectory(trajectory)
     log.write("reset", sample=sample.key, instruction=sample.instruction, agent=agent.name)
@@ -156,14 +194,18 @@ def play_agent_episode(agent: RepoAgent, sample: Sample, repo_tree: Path, *, tra
         limits = Limits(command_timeout_s=60, memory_mb=4096, max_processes=512)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            box = create_sandbox(sandbox, SandboxSpec(workspace=workspace_dir, limits=limits,
-                                                      env={"HF_HUB_OFFLINE": "1"}))
+            box = create_sandbox(
+                sandbox, SandboxSpec(workspace=workspace_dir, limits=limits, env={"HF_HUB_OFFLINE": "1"})
+            )
             box.start()
         try:
             if sample.setup.strip():  # the task's inputs exist before the agent starts, as in ML-Bench
                 (workspace_dir / sample.path / ".researchgym-setup.sh").write_text(sample.setup)
-                box.run(f"cd {shlex.quote(posixpath.join(box.workspace_path, sample.path))} && bash .researchgym-setup.sh "
-                        "&& rm .researchgym-setup.sh", timeout_s=300)
+                box.run(
+                    f"cd {shlex.quote(posixpath.join(box.workspace_path, sample.path))} && bash .researchgym-setup.sh "
+                    "&& rm .researchgym-setup.sh",
+                    timeout_s=300,
+                )
             try:
                 agent.solve(sample, Workspace(box, sample, log))
             except Exception as exc:  # an agent crash is still judged: without run.sh every check fails
@@ -183,9 +225,18 @@ def play_agent_episode(agent: RepoAgent, sample: Sample, repo_tree: Path, *, tra
     return judgment, script
 
 
-def run_agent_setting(samples: list[Sample], agent: RepoAgent, repos: Any, store: Any, *, run_id: str,
-                      model_name: str, out: Path | None = None, sandbox: str = "bwrap",
-                      on_result: Any = None) -> Any:
+def run_agent_setting(
+    samples: list[Sample],
+    agent: RepoAgent,
+    repos: Any,
+    store: Any,
+    *,
+    run_id: str,
+    model_name: str,
+    out: Path | None = None,
+    sandbox: str = "bwrap",
+    on_result: Any = None,
+) -> Any:
     """An episode per sample (skipping those already stored), judged and stored one by one."""
     from researchgym.mlbench.llm import summarize
 
@@ -196,14 +247,30 @@ def run_agent_setting(samples: list[Sample], agent: RepoAgent, repos: Any, store
         started = time.monotonic()
         cost_before = getattr(agent, "cost", 0.0)
         trajectory = out / "trajectories" / f"{sample.key.replace('#', '-')}.jsonl" if out else None
-        judgment, script = play_agent_episode(agent, sample, repos.tree(sample), trajectory=trajectory,
-                                              sandbox=sandbox, judge_mode=getattr(repos, "judge_mode", "strict"))
-        row = {"sample": sample.key, "repo": sample.repo_name, "setting": "agent", "model": model_name,
-               "attempt": 0, "language": "bash", "code": script, "reply": str(trajectory or ""),
-               "arguments_ok": judgment.arguments.passed, "type_ok": judgment.type.passed,
-               "execution_ok": judgment.execution.passed, "passed": judgment.passed,
-               "detail": {**judgment.to_dict(), "seconds": time.monotonic() - started},
-               "cost": getattr(agent, "cost", 0.0) - cost_before}
+        judgment, script = play_agent_episode(
+            agent,
+            sample,
+            repos.tree(sample),
+            trajectory=trajectory,
+            sandbox=sandbox,
+            judge_mode=getattr(repos, "judge_mode", "strict"),
+        )
+        row = {
+            "sample": sample.key,
+            "repo": sample.repo_name,
+            "setting": "agent",
+            "model": model_name,
+            "attempt": 0,
+            "language": "bash",
+            "code": script,
+            "reply": str(trajectory or ""),
+            "arguments_ok": judgment.arguments.passed,
+            "type_ok": judgment.type.passed,
+            "execution_ok": judgment.execution.passed,
+            "passed": judgment.passed,
+            "detail": {**judgment.to_dict(), "seconds": time.monotonic() - started},
+            "cost": getattr(agent, "cost", 0.0) - cost_before,
+        }
         store.record_mlbench(run_id, row)
         if on_result is not None:
             on_result(row)

@@ -63,8 +63,13 @@ def _known(self, args=None, namespace=None):
     if outermost:
         if _state["strict"] and extras:
             _emit({"error": f"unrecognized arguments: {' '.join(extras)}"})
-        _emit({"namespace": {k: _jsonable(v) for k, v in vars(namespace).items()}, "unknown": extras,
-               "options": _option_destinations(self)})
+        _emit(
+            {
+                "namespace": {k: _jsonable(v) for k, v in vars(namespace).items()},
+                "unknown": extras,
+                "options": _option_destinations(self),
+            }
+        )
     return namespace, extras
 
 
@@ -123,13 +128,17 @@ def _patch_click(package: str) -> None:
         _emit({"namespace": params, "unknown": list(ctx.args), "options": options, "parser": "click"})
 
     def show(self, file=None):
-        _emit({"error": f"the program's argument parser rejected the arguments: {self.format_message()}",
-               "parser": "click"})
+        _emit(
+            {
+                "error": f"the program's argument parser rejected the arguments: {self.format_message()}",
+                "parser": "click",
+            }
+        )
 
     core.Command.invoke = invoke
     for name in ("ClickException", "UsageError"):
         if hasattr(exceptions, name):
-            setattr(getattr(exceptions, name), "show", show)
+            getattr(exceptions, name).show = show
 
 
 for _package in ("click", "typer._click"):

@@ -26,8 +26,13 @@ MAX_FILE_CHARS = 200_000
 
 def repository_files(repo: Path) -> list[Path]:
     """Text files in reading order: READMEs (shallowest first), other docs, then the rest."""
-    files = [p for p in repo.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
-             and not any(part in SKIP_DIRS for part in p.relative_to(repo).parts)]
+    files = [
+        p
+        for p in repo.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in TEXT_SUFFIXES
+        and not any(part in SKIP_DIRS for part in p.relative_to(repo).parts)
+    ]
 
     def rank(path: Path) -> tuple[int, int, str]:
         relative = path.relative_to(repo)
@@ -68,7 +73,7 @@ def bm25_window(repo: Path, query: str, *, window: int = 10, k1: float = 1.5, b:
         found = sentences(_read(path))
         step = max(1, window // 2)
         for start in range(0, max(1, len(found) - window + step), step):
-            chunk = found[start:start + window]
+            chunk = found[start : start + window]
             if chunk:
                 windows.append(f"({path.relative_to(repo)})\n" + "\n".join(chunk))
     if not windows:

@@ -1,8 +1,8 @@
 """Loading ML-Bench samples: the hub dataset, a local parquet or JSONL file, or a built-in suite.
 
-    load_samples("offline")                       # the suite shipped here (suites/offline/)
-    load_samples("hf:super-dainiu/ml-bench:quarter")  # the hub dataset, split `quarter`
-    load_samples("my_samples.jsonl")              # or .json (a list) or .parquet
+load_samples("offline")                       # the suite shipped here (suites/offline/)
+load_samples("hf:super-dainiu/ml-bench:quarter")  # the hub dataset, split `quarter`
+load_samples("my_samples.jsonl")              # or .json (a list) or .parquet
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ def suite_dir(name: str) -> Path:
     folder = SUITES_DIR / name
     if not (folder / "samples.jsonl").is_file():
         known = sorted(p.name for p in SUITES_DIR.iterdir() if (p / "samples.jsonl").is_file())
-        raise MLBenchError(f"unknown ML-Bench suite '{name}' (known: {', '.join(known) or 'none'}); "
-                           "or give a .jsonl/.parquet file or hf:<dataset>:<split>")
+        raise MLBenchError(
+            f"unknown ML-Bench suite '{name}' (known: {', '.join(known) or 'none'}); "
+            "or give a .jsonl/.parquet file or hf:<dataset>:<split>"
+        )
     return folder
 
 

@@ -56,8 +56,8 @@ from typing import Any
 
 from researchgym.mlbench.data import MLBenchError
 from researchgym.mlbench.extract import PYTHON_TAGS, SHELL_TAGS
-from researchgym.mlbench.schema import Sample
 from researchgym.mlbench.runhook import ENV as HOOK_ENV
+from researchgym.mlbench.schema import Sample
 from researchgym.sandbox import Limits, Mount, SandboxSpec, create_sandbox
 
 ARGSHIM = Path(__file__).with_name("argshim.py")
@@ -66,13 +66,47 @@ PYANSWER = Path(__file__).with_name("pyanswer.py")
 #: Libraries a gold may import that are not what a Python task is about (the calls into the
 #: library the task is about are the ones that count).
 GENERAL_LIBRARIES = {"numpy", "joblib", "pandas", "scipy", "matplotlib", "PIL", "tqdm", "yaml"}
-NOT_PROGRAMS = {"cd", "export", "set", "mkdir", "echo", "source", ".", "pip", "pip3", "ls", "cat", "conda",
-                "rm", "cp", "mv", "touch", "wget", "curl", "git", "unset", "true", "head", "tail", "tee", "grep",
-                "sort", "printf", "sed", "awk", "wc", "xargs"}
+NOT_PROGRAMS = {
+    "cd",
+    "export",
+    "set",
+    "mkdir",
+    "echo",
+    "source",
+    ".",
+    "pip",
+    "pip3",
+    "ls",
+    "cat",
+    "conda",
+    "rm",
+    "cp",
+    "mv",
+    "touch",
+    "wget",
+    "curl",
+    "git",
+    "unset",
+    "true",
+    "head",
+    "tail",
+    "tee",
+    "grep",
+    "sort",
+    "printf",
+    "sed",
+    "awk",
+    "wc",
+    "xargs",
+}
 PREFIXES = {"time", "nohup", "env", "exec", "stdbuf", "nice", "timeout"}  # run the command that follows them
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*")
-_WITH_VALUE = {"timeout": {"-s", "--signal", "-k", "--kill-after"}, "nice": {"-n", "--adjustment"},
-               "env": {"-u", "--unset", "-C", "--chdir", "-S", "--split-string"}, "stdbuf": {"-i", "-o", "-e"}}
+_WITH_VALUE = {
+    "timeout": {"-s", "--signal", "-k", "--kill-after"},
+    "nice": {"-n", "--adjustment"},
+    "env": {"-u", "--unset", "-C", "--chdir", "-S", "--split-string"},
+    "stdbuf": {"-i", "-o", "-e"},
+}
 TRUE = {"true", "1", "yes", "y", "on"}
 FALSE = {"false", "0", "no", "n", "off"}
 SETUP_TIMEOUT_S = 300.0
@@ -130,7 +164,7 @@ def _shell_tokens(line: str) -> list[tuple[str, bool]]:
                 close += 2 if char == '"' and line[close] == "\\" else 1
             if close >= len(line):
                 raise ValueError(f"no closing quotation in {line!r}")
-            body = line[index + 1:close]
+            body = line[index + 1 : close]
             word.append(body if char == "'" else re.sub(r'\\([\\"$`])', r"\1", body))
             in_word, index = True, close + 1
         elif char == "\\" and index + 1 < len(line):
@@ -284,8 +318,9 @@ def same_value(expected: str, actual: Any) -> bool:
     return text == actual_text
 
 
-def compare_arguments(expected: dict[str, str], parsed: dict[str, Any], positional: list[str],
-                      aliases: dict[str, str] | None = None) -> Check:
+def compare_arguments(
+    expected: dict[str, str], parsed: dict[str, Any], positional: list[str], aliases: dict[str, str] | None = None
+) -> Check:
     """Every expected argument against the parsed values. `aliases` maps the parser's option
     strings to their destinations (sacrebleu's `--smooth-method` is stored as `bleu_smooth_method`),
     so an expected key may be written either way."""
@@ -314,10 +349,24 @@ def looks_like_python(code: str) -> bool:
         return False
     if not tree.body:
         return False
-    plain = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AugAssign, ast.With,
-             ast.For, ast.If, ast.Try, ast.While, ast.AnnAssign)
-    return any(isinstance(node, plain) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call))
-               for node in tree.body)
+    plain = (
+        ast.Import,
+        ast.ImportFrom,
+        ast.FunctionDef,
+        ast.ClassDef,
+        ast.Assign,
+        ast.AugAssign,
+        ast.With,
+        ast.For,
+        ast.If,
+        ast.Try,
+        ast.While,
+        ast.AnnAssign,
+    )
+    return any(
+        isinstance(node, plain) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call))
+        for node in tree.body
+    )
 
 
 def type_check(sample: Sample, language: str, code: str) -> Check:
@@ -340,7 +389,7 @@ def _inside(value: str, workspace: str) -> str:
     different copies, and of different sandboxes, compare); absolute, so joining keeps it."""
     root = workspace.rstrip("/")
     if value == root or value.startswith(root + "/"):
-        return "/@ws" + value[len(root):]
+        return "/@ws" + value[len(root) :]
     return value
 
 
@@ -357,7 +406,10 @@ def same_parsed(a: Any, b: Any, cwd_a: str, cwd_b: str, workspace: str) -> bool:
         return len(a) == len(b) and all(same_parsed(x, y, cwd_a, cwd_b, workspace) for x, y in zip(a, b))
     if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
         return a == b
-    na, nb = _number(a) if not isinstance(a, (list, dict)) else None, _number(b) if not isinstance(b, (list, dict)) else None
+    na, nb = (
+        _number(a) if not isinstance(a, (list, dict)) else None,
+        _number(b) if not isinstance(b, (list, dict)) else None,
+    )
     if na is not None and nb is not None:
         return math.isclose(na, nb, rel_tol=1e-9, abs_tol=1e-12)
     if isinstance(a, str) and isinstance(b, str) and a and b:
@@ -373,8 +425,9 @@ def _expected_matches(expected: str, actual: Any, cwd_e: str, cwd_a: str, worksp
         return _resolve(cwd_e, text, workspace) == _resolve(cwd_a, actual, workspace)
     if isinstance(actual, list) and all(isinstance(x, str) for x in actual):
         parts = text.replace(",", " ").split()
-        return len(parts) == len(actual) and all(_expected_matches(p, x, cwd_e, cwd_a, workspace)
-                                                 for p, x in zip(parts, actual))
+        return len(parts) == len(actual) and all(
+            _expected_matches(p, x, cwd_e, cwd_a, workspace) for p, x in zip(parts, actual)
+        )
     return False
 
 
@@ -419,7 +472,9 @@ def compare_runs(sample: Sample, ran: dict[str, Any], gold: dict[str, Any], work
         if default is not MISSING and same_parsed(value, default, cwd, cwd, workspace):
             continue
         if wanted is MISSING and default is MISSING:
-            problems.append(f"{key}: {value!r} is an option the gold does not set (it may change what the program does)")
+            problems.append(
+                f"{key}: {value!r} is an option the gold does not set (it may change what the program does)"
+            )
         elif not any(p.startswith(f"{k}:") for k in (key,) for p in problems):
             shown = "unset" if wanted is MISSING else repr(wanted)
             problems.append(f"{key}: {value!r} differs from the gold's {shown} and from the default {default!r}")
@@ -448,7 +503,7 @@ class _Run:
     outputs: dict[int, str]
 
     @classmethod
-    def read(cls, folder: Path, token: str) -> "_Run":
+    def read(cls, folder: Path, token: str) -> _Run:
         log = folder / f"{token}.jsonl"
         records = []
         if log.is_file():
@@ -493,7 +548,7 @@ def mask(printed: str, literals: list[str]) -> str:
     for text in literals:
         at = printed.find(text) if text else -1
         if at >= 0:
-            printed = printed[:at] + "\x00" * len(text) + printed[at + len(text):]
+            printed = printed[:at] + "\x00" * len(text) + printed[at + len(text) :]
     return printed
 
 
@@ -526,8 +581,9 @@ def python_arguments(sample: Sample, calls: list[dict[str, Any]], packages: set[
     if packages:
         library = [c for c in calls if _root(c.get("callee", "")) in packages]
     else:
-        library = [c for c in calls if _root(c.get("callee", "")) not in
-                   {"__main__", "builtins", *sys.stdlib_module_names}]
+        library = [
+            c for c in calls if _root(c.get("callee", "")) not in {"__main__", "builtins", *sys.stdlib_module_names}
+        ]
     if not library:
         wanted = ", ".join(sorted(packages)) or "the task's library"
         return Check(False, f"the answer's code never called {wanted} (no call into it ran)")
@@ -549,16 +605,27 @@ def python_arguments(sample: Sample, calls: list[dict[str, Any]], packages: set[
             if matched:
                 break
         if not matched and not given:
-            matched = any(v is not None and same_value(wanted, v) for call in library for v in call.get("positional") or [])
+            matched = any(
+                v is not None and same_value(wanted, v) for call in library for v in call.get("positional") or []
+            )
         if not matched:
-            problems.append(f"{name}: expected {wanted!r}, " + (
-                f"the library calls that ran got {', '.join(dict.fromkeys(map(repr, given)))}"
-                if given else f"the library calls that ran left it at its default {left[0]!r}" if left
-                else "no library call that ran received it"))
+            problems.append(
+                f"{name}: expected {wanted!r}, "
+                + (
+                    f"the library calls that ran got {', '.join(dict.fromkeys(map(repr, given)))}"
+                    if given
+                    else f"the library calls that ran left it at its default {left[0]!r}"
+                    if left
+                    else "no library call that ran received it"
+                )
+            )
     used = sorted({c["callee"] for c in library})
-    return Check(not problems, "; ".join(problems) or
-                 f"all {len(sample.arguments)} arguments reached the library calls that ran "
-                 f"({len(used)} callables of {', '.join(sorted({_root(u) for u in used}))})")
+    return Check(
+        not problems,
+        "; ".join(problems)
+        or f"all {len(sample.arguments)} arguments reached the library calls that ran "
+        f"({len(used)} callables of {', '.join(sorted({_root(u) for u in used}))})",
+    )
 
 
 # ------------------------------------------------------------------ the judge
@@ -614,8 +681,9 @@ class Judge:
         before = {name: _stat(folder / name) for name in sample.expected_outputs}
         token = secrets.token_hex(16)
         inside_folder = posixpath.normpath(posixpath.join(box.workspace_path, sample.path))
-        (hook / "log" / f"{token}.outputs").write_text(json.dumps(
-            [posixpath.normpath(posixpath.join(inside_folder, name)) for name in sample.expected_outputs]))
+        (hook / "log" / f"{token}.outputs").write_text(
+            json.dumps([posixpath.normpath(posixpath.join(inside_folder, name)) for name in sample.expected_outputs])
+        )
         result = self._run_answer(box, hook, sample, code, token)
         ran = _Run.read(hook / "log", token)
         if not sample.is_bash:
@@ -626,27 +694,39 @@ class Judge:
         arguments, parsed = self._verdict_arguments(sample, code, ran, targets, gold, box.workspace_path)
         pids = {r["pid"] for r in targets}
         printed = "".join(ran.outputs.get(pid, "") for pid in sorted(pids))
-        execution = self._outcome(sample, folder, before, result, printed, ran.exits(pids) if pids else [],
-                                  box.workspace_path, ran_target=bool(targets))
+        execution = self._outcome(
+            sample,
+            folder,
+            before,
+            result,
+            printed,
+            ran.exits(pids) if pids else [],
+            box.workspace_path,
+            ran_target=bool(targets),
+        )
         return Judgment(sample.key, arguments, kind, execution, parsed, gold.get("parser", "argparse"), mode=self.mode)
 
-    def _judge_python(self, box, sample: Sample, folder: Path, before: dict[str, Any], result, ran: _Run,
-                      kind: Check) -> Judgment:
+    def _judge_python(
+        self, box, sample: Sample, folder: Path, before: dict[str, Any], result, ran: _Run, kind: Check
+    ) -> Judgment:
         """A Python task: the calls the answer's code made (pyanswer's log) decide the arguments;
         the output counts only as far as it was not printed from the answer's constants."""
         calls = [r for r in ran.records if r.get("kind") == "call"]
         literals = [r.get("text", "") for r in ran.records if r.get("kind") == "literal"]
         arguments = python_arguments(sample, calls, target_packages(sample))
-        answer = [r for r in ran.records if r.get("kind") == "exit" and
-                  str(r.get("program", "")).endswith(".researchgym-answer")]
+        answer = [
+            r
+            for r in ran.records
+            if r.get("kind") == "exit" and str(r.get("program", "")).endswith(".researchgym-answer")
+        ]
         printed = ran.outputs.get(answer[-1]["pid"], result.output) if answer else result.output
-        execution = self._outcome(sample, folder, before, result, printed, None, box.workspace_path,
-                                  literals=literals)
+        execution = self._outcome(sample, folder, before, result, printed, None, box.workspace_path, literals=literals)
         parsed = {"_calls": list(dict.fromkeys(c.get("callee", "?") for c in calls))[:50]}
         return Judgment(sample.key, arguments, kind, execution, parsed, "calls", mode=self.mode)
 
-    def _judge_without_parser(self, box, sample: Sample, folder: Path, before: dict[str, Any], result, ran: _Run,
-                              kind: Check, code: str) -> Judgment:
+    def _judge_without_parser(
+        self, box, sample: Sample, folder: Path, before: dict[str, Any], result, ran: _Run, kind: Check, code: str
+    ) -> Judgment:
         """A gold program that reads sys.argv itself: the hook still sees which program ran (its
         process's __main__ at exit), with which argv, in which folder. Without even that (a
         console program, a Python task), the written command decides, parsed by argshim after
@@ -659,26 +739,41 @@ class Judge:
         mains = [r for r in ran.records if r.get("kind") == "exit" and r.get("program") == program]
         pids = {r["pid"] for r in mains}
         printed = "".join(ran.outputs.get(pid, "") for pid in sorted(pids))
-        execution = self._outcome(sample, folder, before, result, printed, mains, box.workspace_path,
-                                  ran_target=bool(mains))
+        execution = self._outcome(
+            sample, folder, before, result, printed, mains, box.workspace_path, ran_target=bool(mains)
+        )
         if not mains:
             others = sorted({r.get("program", "?") for r in ran.records if r.get("kind") == "exit"})
-            arguments = Check(False, f"the target program ({program}) never ran" +
-                              (f"; what ran instead: {', '.join(others)}" if others else ""))
+            arguments = Check(
+                False,
+                f"the target program ({program}) never ran"
+                + (f"; what ran instead: {', '.join(others)}" if others else ""),
+            )
             return Judgment(sample.key, arguments, kind, execution, {}, "sys.argv", mode=self.mode)
         _, _, gold_argv, cd = find_invocation(sample.output)
         gold = {"unknown": gold_argv, "cwd": posixpath.normpath(posixpath.join("/@ws", sample.path, cd))}
         problems: list[str] = []
         for record in mains:
-            problems.extend(p for p in compare_runs(sample, {"unknown": record.get("argv") or [], "cwd": record.get("cwd", "")},
-                                                    gold, box.workspace_path) if p not in problems)
-        arguments = Check(not problems, "; ".join(problems) or
-                          f"all {len(sample.arguments)} arguments match (read from the program's argv)")
+            problems.extend(
+                p
+                for p in compare_runs(
+                    sample,
+                    {"unknown": record.get("argv") or [], "cwd": record.get("cwd", "")},
+                    gold,
+                    box.workspace_path,
+                )
+                if p not in problems
+            )
+        arguments = Check(
+            not problems,
+            "; ".join(problems) or f"all {len(sample.arguments)} arguments match (read from the program's argv)",
+        )
         parsed = {"_argv": mains[-1].get("argv") or []}
         return Judgment(sample.key, arguments, kind, execution, parsed, "sys.argv", mode=self.mode)
 
-    def _verdict_arguments(self, sample: Sample, code: str, ran: _Run, targets: list[dict[str, Any]],
-                           gold: dict[str, Any], workspace: str) -> tuple[Check, dict[str, Any]]:
+    def _verdict_arguments(
+        self, sample: Sample, code: str, ran: _Run, targets: list[dict[str, Any]], gold: dict[str, Any], workspace: str
+    ) -> tuple[Check, dict[str, Any]]:
         if not targets:
             detail = f"the target program ({gold['program']}) never ran"
             others = sorted({r.get("program", "?") for r in ran.parses})
@@ -686,8 +781,10 @@ class Judge:
                 detail += f"; what ran instead: {', '.join(others)}"
             written = find_invocation(code)
             if written and not others:
-                detail += (f"; the answer writes `{written[1]}` but it did not run (in a heredoc, a branch "
-                           "never taken, behind a function shadowing python?)")
+                detail += (
+                    f"; the answer writes `{written[1]}` but it did not run (in a heredoc, a branch "
+                    "never taken, behind a function shadowing python?)"
+                )
             elif not written:
                 detail += "; no command that runs a program was found in the answer"
             return Check(False, detail), {}
@@ -701,12 +798,25 @@ class Judge:
         if targets[-1].get("unknown"):
             parsed["_unknown"] = targets[-1]["unknown"]
         runs = f" (the program ran {len(targets)} times)" if len(targets) > 1 else ""
-        return Check(not problems, "; ".join(problems) + runs if problems else
-                     f"all {len(sample.arguments)} arguments match and no other option changes{runs}"), parsed
+        return Check(
+            not problems,
+            "; ".join(problems) + runs
+            if problems
+            else f"all {len(sample.arguments)} arguments match and no other option changes{runs}",
+        ), parsed
 
-    def _outcome(self, sample: Sample, folder: Path, before: dict[str, Any], result, printed: str,
-                 exits: list[dict[str, Any]] | None, workspace: str, ran_target: bool = True,
-                 literals: list[str] | None = None) -> Check:
+    def _outcome(
+        self,
+        sample: Sample,
+        folder: Path,
+        before: dict[str, Any],
+        result,
+        printed: str,
+        exits: list[dict[str, Any]] | None,
+        workspace: str,
+        ran_target: bool = True,
+        literals: list[str] | None = None,
+    ) -> Check:
         if result.timed_out:
             return Check(False, f"timed out after {sample.timeout_s:g} s (a timeout is not a pass)")
         if result.exit_code != 0:
@@ -727,23 +837,33 @@ class Judge:
         if missing:
             return Check(False, f"exit status 0 but the expected output(s) {missing} were not created")
         if stale:
-            return Check(False, f"exit status 0 but the expected output(s) {stale} are as they were before the "
-                                "answer ran")
+            return Check(
+                False, f"exit status 0 but the expected output(s) {stale} are as they were before the answer ran"
+            )
         if forged:
-            return Check(False, f"exit status 0 but the expected output(s) {forged} were not written by the "
-                                "program (they do not hold what it left at its exit)")
+            return Check(
+                False,
+                f"exit status 0 but the expected output(s) {forged} were not written by the "
+                "program (they do not hold what it left at its exit)",
+            )
         if sample.expected_stdout:
             if exits is not None and not ran_target:
-                return Check(False, "the program never ran, so nothing it printed can match "
-                                    f"{sample.expected_stdout!r}")
+                return Check(
+                    False, f"the program never ran, so nothing it printed can match {sample.expected_stdout!r}"
+                )
             printed = ANSI.sub("", printed)
             if not re.search(sample.expected_stdout, printed, re.MULTILINE):
                 whose = "the program's output" if exits is not None else "the output"
                 return Check(False, f"exit status 0 but {whose} does not match {sample.expected_stdout!r}")
             if literals and not re.search(sample.expected_stdout, mask(printed, literals), re.MULTILINE):
-                return Check(False, "the expected output is printed from constants written in the answer, not "
-                                    f"computed: {', '.join(repr(t) for t in literals[:3])}")
-        return Check(True, "exit status 0" + (f", created {sample.expected_outputs}" if sample.expected_outputs else ""))
+                return Check(
+                    False,
+                    "the expected output is printed from constants written in the answer, not "
+                    f"computed: {', '.join(repr(t) for t in literals[:3])}",
+                )
+        return Check(
+            True, "exit status 0" + (f", created {sample.expected_outputs}" if sample.expected_outputs else "")
+        )
 
     def _gold_parse(self, box, hook: Path, sample: Sample) -> dict[str, Any] | None:
         """The gold's own program, parsed by its own parser through the same hook (stopped at the
@@ -756,18 +876,24 @@ class Judge:
         record = None
         if found is not None:
             mode, target, argv, cd = found
-            program = {"script": f"python {shlex.quote(target)}", "module": f"python -m {shlex.quote(target)}",
-                       "console": shlex.quote(target)}[mode]
+            program = {
+                "script": f"python {shlex.quote(target)}",
+                "module": f"python -m {shlex.quote(target)}",
+                "console": shlex.quote(target),
+            }[mode]
             token = secrets.token_hex(16)
-            command = (f"cd {self._folder(box, sample, cd)} && {self._hook_env(box, hook, token, 'stop')} "
-                       f"{program} " + " ".join(shlex.quote(a) for a in argv) + " </dev/null >/dev/null 2>&1")
+            command = (
+                f"cd {self._folder(box, sample, cd)} && {self._hook_env(box, hook, token, 'stop')} "
+                f"{program} " + " ".join(shlex.quote(a) for a in argv) + " </dev/null >/dev/null 2>&1"
+            )
             box.run(command, timeout_s=120)
             parses = _Run.read(hook / "log", token).parses
             if parses and "error" not in parses[0]:
                 record = parses[0]
                 record["cwd"] = _inside(record.get("cwd", ""), box.workspace_path)
-                record["namespace"] = {k: self._portable(v, box.workspace_path)
-                                       for k, v in (record.get("namespace") or {}).items()}
+                record["namespace"] = {
+                    k: self._portable(v, box.workspace_path) for k, v in (record.get("namespace") or {}).items()
+                }
         self._gold[cache] = record
         return record
 
@@ -782,9 +908,11 @@ class Judge:
     @staticmethod
     def _hook_env(box, hook: Path, token: str, mode: str) -> str:
         value = f"{hook / 'log'}|{token}|{mode}"
-        return (f"{HOOK_ENV}={shlex.quote(value)} "
-                f"RG_MLB_WORKSPACE={shlex.quote(box.workspace_path)} "
-                f"PYTHONPATH={shlex.quote(str(hook / 'site'))}${{PYTHONPATH:+:$PYTHONPATH}}")
+        return (
+            f"{HOOK_ENV}={shlex.quote(value)} "
+            f"RG_MLB_WORKSPACE={shlex.quote(box.workspace_path)} "
+            f"PYTHONPATH={shlex.quote(str(hook / 'site'))}${{PYTHONPATH:+:$PYTHONPATH}}"
+        )
 
     def _run_answer(self, box, hook: Path | None, sample: Sample, code: str, token: str | None):
         env = self._hook_env(box, hook, token, "run") + " " if hook is not None and token else ""
@@ -796,8 +924,11 @@ class Judge:
             self._write(box, sample, ".researchgym-answer.py", (prefix + "\n" if prefix else "") + code.strip() + "\n")
             first_line = prefix.count("\n") + 2 if prefix else 1  # the answer's first line, after the prefix
             packages = shlex.quote(",".join(sorted(target_packages(sample))))
-            runner = (f"-m researchgym_pyanswer .researchgym-answer.py {first_line} {packages}" if env
-                      else ".researchgym-answer.py")
+            runner = (
+                f"-m researchgym_pyanswer .researchgym-answer.py {first_line} {packages}"
+                if env
+                else ".researchgym-answer.py"
+            )
             command = f"cd {self._folder(box, sample)} && {env}python {runner}"
         return box.run(command, timeout_s=sample.timeout_s)
 
@@ -805,12 +936,18 @@ class Judge:
     def _judge_original(self, box, workspace: Path, sample: Sample, language: str, code: str) -> Judgment:
         lowered = code.lower()
         absent = [f"{k}={v!r}" for k, v in sample.arguments.items() if str(v).lower() not in lowered]
-        arguments = Check(not absent, f"not found as text in the answer: {', '.join(absent)}" if absent else
-                          f"all {len(sample.arguments)} values appear in the answer (ML-Bench's substring rule)")
+        arguments = Check(
+            not absent,
+            f"not found as text in the answer: {', '.join(absent)}"
+            if absent
+            else f"all {len(sample.arguments)} values appear in the answer (ML-Bench's substring rule)",
+        )
         script_like = ".sh " in code or ".py " in code
-        kind = Check(script_like if sample.is_bash else not script_like,
-                     ("contains '.sh ' or '.py '" if script_like else "contains neither '.sh ' nor '.py '") +
-                     " (ML-Bench's type rule)")
+        kind = Check(
+            script_like if sample.is_bash else not script_like,
+            ("contains '.sh ' or '.py '" if script_like else "contains neither '.sh ' nor '.py '")
+            + " (ML-Bench's type rule)",
+        )
         folder = workspace / sample.path
         if not folder.is_dir():
             return Judgment(sample.key, arguments, kind, Check(False, f"no folder {sample.path}"), mode=self.mode)
@@ -826,13 +963,18 @@ class Judge:
 
     # -------------------------------------------------------------- internals
     def _sandbox(self, workspace: Path, sample: Sample, hook: Path):
-        limits = Limits(command_timeout_s=sample.timeout_s, memory_mb=self.memory_mb, max_processes=512,
-                        max_output_chars=20_000)
+        limits = Limits(
+            command_timeout_s=sample.timeout_s, memory_mb=self.memory_mb, max_processes=512, max_output_chars=20_000
+        )
         # the hook's folders keep their host path inside the sandbox (bwrap binds them there; the
         # local sandbox sees the host): its code read-only, its log writable
         mounts = [Mount(hook / "site", str(hook / "site")), Mount(hook / "log", str(hook / "log"), read_only=False)]
-        spec = SandboxSpec(workspace=workspace, limits=limits, mounts=mounts,
-                           env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+        spec = SandboxSpec(
+            workspace=workspace,
+            limits=limits,
+            mounts=mounts,
+            env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"},
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             box = create_sandbox(self.sandbox, spec)
@@ -856,8 +998,9 @@ class Judge:
             (folder / ".researchgym-setup.sh").write_text(sample.setup)
             setup = box.run(f"cd {self._folder(box, sample)} && bash .researchgym-setup.sh", timeout_s=SETUP_TIMEOUT_S)
             if setup.timed_out or setup.exit_code != 0:
-                raise MLBenchError(f"the setup of sample {sample.key} failed (not the answer's fault): "
-                                   f"{setup.output[-500:]}")
+                raise MLBenchError(
+                    f"the setup of sample {sample.key} failed (not the answer's fault): {setup.output[-500:]}"
+                )
 
     def _arguments(self, box, sample: Sample, code: str) -> tuple[Check, dict[str, Any], str]:
         """The written command parsed by the program's parser (argshim): the verdict only where
@@ -866,11 +1009,13 @@ class Judge:
         if found is None:
             return Check(False, "no command that runs a program was found in the answer"), {}, ""
         mode, target, argv, cd = found
-        command = (f"cd {self._folder(box, sample, cd)} && python -c {shlex.quote(ARGSHIM.read_text())} "
-                   f"{mode} {shlex.quote(target)} " + " ".join(shlex.quote(a) for a in argv))
+        command = (
+            f"cd {self._folder(box, sample, cd)} && python -c {shlex.quote(ARGSHIM.read_text())} "
+            f"{mode} {shlex.quote(target)} " + " ".join(shlex.quote(a) for a in argv)
+        )
         result = box.run(command, timeout_s=60)
         line = next((ln for ln in reversed(result.output.splitlines()) if ln.startswith("@@argshim ")), None)
-        payload = json.loads(line[len("@@argshim "):]) if line else {"no_parser": True}
+        payload = json.loads(line[len("@@argshim ") :]) if line else {"no_parser": True}
         parser = payload.get("parser", "argparse")
         if "error" in payload:
             return Check(False, payload["error"]), {}, parser

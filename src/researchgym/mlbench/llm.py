@@ -65,8 +65,10 @@ class Repositories:
             pin = pin_for(self.pins, sample.repo_name, sample.github, sample.github_id)
             name = sample.repo_name
         if pin is None:
-            raise MLBenchError(f"no pinned repository named '{name}' (pins: {', '.join(sorted(self.pins))}); "
-                               "add it to the repository pins file")
+            raise MLBenchError(
+                f"no pinned repository named '{name}' (pins: {', '.join(sorted(self.pins))}); "
+                "add it to the repository pins file"
+            )
         return pin
 
     def tree(self, sample: Sample | str) -> Path:
@@ -101,10 +103,15 @@ class Summary:
 
     def table(self) -> dict[str, Any]:
         ks = [k for k in (1, 2, 5, 10) if k <= self.k] or [self.k]
-        return {"setting": self.setting, "model": self.model, "samples": self.samples, "attempts": self.k,
-                **{f"pass@{k}": self.pass_at(k) for k in ks},
-                **{f"mlbench_first_pass@{k}": self.first_pass_at(k) for k in ks},
-                **{f"{name}_ok": value for name, value in self.checks.items()}}
+        return {
+            "setting": self.setting,
+            "model": self.model,
+            "samples": self.samples,
+            "attempts": self.k,
+            **{f"pass@{k}": self.pass_at(k) for k in ks},
+            **{f"mlbench_first_pass@{k}": self.first_pass_at(k) for k in ks},
+            **{f"{name}_ok": value for name, value in self.checks.items()},
+        }
 
 
 def summarize(rows: list[dict[str, Any]], *, setting: str, model: str, k: int) -> Summary:
@@ -133,8 +140,11 @@ def run_llm_setting(
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> Summary:
     """Ask `model` k times per sample, judge every answer, store it; return the summary."""
-    done = {(r["sample"], r["attempt"]) for r in store.mlbench_rows(run_id)
-            if r["setting"] == setting and r["model"] == model.name}
+    done = {
+        (r["sample"], r["attempt"])
+        for r in store.mlbench_rows(run_id)
+        if r["setting"] == setting and r["model"] == model.name
+    }
     for sample in samples:
         tree = repos.tree(sample)  # the judge needs it in every setting
         context = build_context(sample, tree, setting, budget_chars=budget_chars)
@@ -146,11 +156,22 @@ def run_llm_setting(
             response = model.query(messages)
             language, code = extract_code(response.text, bash_task=sample.is_bash)
             judgment = repos.judge(sample, sandbox).judge(sample, language, code)
-            row = {"sample": sample.key, "repo": sample.repo_name, "setting": setting, "model": model.name,
-                   "attempt": attempt, "language": language, "code": code, "reply": response.text,
-                   "arguments_ok": judgment.arguments.passed, "type_ok": judgment.type.passed,
-                   "execution_ok": judgment.execution.passed, "passed": judgment.passed,
-                   "detail": {**judgment.to_dict(), "seconds": time.monotonic() - started}, "cost": response.cost}
+            row = {
+                "sample": sample.key,
+                "repo": sample.repo_name,
+                "setting": setting,
+                "model": model.name,
+                "attempt": attempt,
+                "language": language,
+                "code": code,
+                "reply": response.text,
+                "arguments_ok": judgment.arguments.passed,
+                "type_ok": judgment.type.passed,
+                "execution_ok": judgment.execution.passed,
+                "passed": judgment.passed,
+                "detail": {**judgment.to_dict(), "seconds": time.monotonic() - started},
+                "cost": response.cost,
+            }
             store.record_mlbench(run_id, row)
             if on_result is not None:
                 on_result(row)

@@ -65,11 +65,16 @@ class _RouteCalls(ast.NodeTransformer):
             return node
         if isinstance(node.func, ast.Name) and node.func.id in FRAME_BOUND:
             return node
-        literal = bool(node.args) and all(_literal(a) for a in node.args if not isinstance(a, ast.Starred)) \
+        literal = (
+            bool(node.args)
+            and all(_literal(a) for a in node.args if not isinstance(a, ast.Starred))
             and not any(isinstance(a, ast.Starred) for a in node.args)
-        routed = ast.Call(func=ast.Name(RECORDER, ast.Load()),
-                          args=[node.func, ast.Constant(node.lineno), ast.Constant(literal), *node.args],
-                          keywords=node.keywords)
+        )
+        routed = ast.Call(
+            func=ast.Name(RECORDER, ast.Load()),
+            args=[node.func, ast.Constant(node.lineno), ast.Constant(literal), *node.args],
+            keywords=node.keywords,
+        )
         return ast.copy_location(routed, node)
 
 
@@ -156,8 +161,9 @@ def _constants(code, found):
         elif isinstance(value, str):
             if len(value) > 1 and not value.isidentifier():
                 found.add(id(value))
-        elif isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool) and
-                                          not -5 <= value <= 256):
+        elif isinstance(value, float) or (
+            isinstance(value, int) and not isinstance(value, bool) and not -5 <= value <= 256
+        ):
             found.add(id(value))
     return found
 
@@ -174,7 +180,7 @@ def main(argv):
         tree = _RouteCalls(first_line).visit(ast.parse(source, filename=path))
     except SyntaxError as error:  # reported as `python ANSWER.py` would report it
         sys.stderr.write("".join(traceback.format_exception_only(type(error), error)))
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     ast.fix_missing_locations(tree)
     code = compile(tree, os.path.abspath(path), "exec")
     state = {"records": 0, "literals": 0}
@@ -185,21 +191,29 @@ def main(argv):
 
     def recorded(f, line, literal, /, *args, **kwargs):
         try:
-            printing = f is builtins.print or (getattr(f, "__name__", "") == "write" and
-                                               id(getattr(f, "__self__", None)) in outputs)
+            printing = f is builtins.print or (
+                getattr(f, "__name__", "") == "write" and id(getattr(f, "__self__", None)) in outputs
+            )
             if printing:  # counted apart, so that a flood of calls cannot hide a literal print
                 if state["literals"] < MAX_RECORDS and (literal or (args and all(id(a) in constants for a in args))):
                     state["literals"] += 1
-                    text = (kwargs.get("sep") or " ").join(str(a) for a in args) + \
-                        (kwargs.get("end", "\n") if f is builtins.print else "")
+                    text = (kwargs.get("sep") or " ").join(str(a) for a in args) + (
+                        kwargs.get("end", "\n") if f is builtins.print else ""
+                    )
                     record({"kind": "literal", "line": line, "text": text[:MAX_TEXT]})
             elif state["records"] < MAX_RECORDS:
                 callee = _callee(f)
                 root = callee.split(":", 1)[0].split(".", 1)[0]
                 if root in packages if packages else root not in ignored:
                     named, positional, defaults = _arguments(f, args, kwargs)
-                    entry = {"kind": "call", "line": line, "callee": callee, "args": named,
-                             "positional": positional, "defaults": defaults}
+                    entry = {
+                        "kind": "call",
+                        "line": line,
+                        "callee": callee,
+                        "args": named,
+                        "positional": positional,
+                        "defaults": defaults,
+                    }
                     key = json.dumps(entry, sort_keys=True, default=str)
                     if key not in seen:  # a call repeated in a loop is one record
                         seen.add(key)
@@ -221,7 +235,7 @@ def main(argv):
         raise
     except BaseException as error:  # the traceback from the answer's own frames on, as python prints it
         traceback.print_exception(type(error), error, error.__traceback__.tb_next)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ class RepoPin(BaseModel):
     sha256: str | None = None
 
     @model_validator(mode="after")
-    def _complete(self) -> "RepoPin":
+    def _complete(self) -> RepoPin:
         if self.source == "pypi-sdist" and not (self.package and self.version):
             raise ValueError("a pypi-sdist pin needs `package` and `version`")
         if self.source == "git" and not (self.url or self.github):
@@ -72,8 +72,9 @@ def load_pins(path: Path) -> dict[str, RepoPin]:
             pin = RepoPin.model_validate(entry)
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise MLBenchError(f"{path}: entry {index}: field '{'.'.join(map(str, first['loc']))}': "
-                               f"{first['msg']}") from exc
+            raise MLBenchError(
+                f"{path}: entry {index}: field '{'.'.join(map(str, first['loc']))}': {first['msg']}"
+            ) from exc
         pins[pin.name] = pin
     return pins
 
@@ -122,8 +123,10 @@ def materialize(pin: RepoPin, root: Path | None = None) -> Path:
     if target.is_dir():
         return target
     if pin.source == "git" and not pin.commit:
-        raise MLBenchError(f"repository '{pin.name}' has no pinned commit: results would change with the "
-                           "repository; add `commit:` to its pin")
+        raise MLBenchError(
+            f"repository '{pin.name}' has no pinned commit: results would change with the "
+            "repository; add `commit:` to its pin"
+        )
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
     try:
@@ -155,23 +158,29 @@ def _download_sdist(pin: RepoPin, folder: Path) -> Path:
     is not used: for packages with compiled parts it builds metadata, which needs their build
     tools."""
     name = re.sub(r"[-_.]+", "-", str(pin.package)).lower()
-    request = urllib.request.Request(f"{_index_url()}/{name}/",
-                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    request = urllib.request.Request(
+        f"{_index_url()}/{name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             listing = json.load(response)
     except (OSError, ValueError) as exc:
         raise MLBenchError(f"cannot list {pin.package} on the package index {_index_url()}: {exc}") from exc
-    wanted = {f"{stem}-{pin.version}{ext}" for stem in {name, name.replace('-', '_'), str(pin.package)}
-              for ext in (".tar.gz", ".zip")}
+    wanted = {
+        f"{stem}-{pin.version}{ext}"
+        for stem in {name, name.replace("-", "_"), str(pin.package)}
+        for ext in (".tar.gz", ".zip")
+    }
     entry = next((f for f in listing.get("files", []) if f.get("filename") in wanted), None)
     if entry is None:
         raise MLBenchError(f"the package index has no source distribution of {pin.package}=={pin.version}")
     folder.mkdir(parents=True, exist_ok=True)
     archive = folder / entry["filename"]
     digest = hashlib.sha256()
-    with urllib.request.urlopen(urllib.parse.urljoin(f"{_index_url()}/{name}/", entry["url"]), timeout=120) as response, \
-            archive.open("wb") as out:
+    with (
+        urllib.request.urlopen(urllib.parse.urljoin(f"{_index_url()}/{name}/", entry["url"]), timeout=120) as response,
+        archive.open("wb") as out,
+    ):
         while chunk := response.read(1 << 20):
             digest.update(chunk)
             out.write(chunk)
@@ -202,6 +211,8 @@ def _fetch_sdist(pin: RepoPin, staging: Path) -> Path:
 def _fetch_git(pin: RepoPin, staging: Path) -> Path:
     tree = staging / "tree"
     _run(["git", "clone", "--quiet", pin.url or pin.github, str(tree)], f"cloning {pin.url or pin.github}")
-    _run(["git", "-C", str(tree), "checkout", "--quiet", "--detach", str(pin.commit)],
-         f"checking out {pin.commit} of {pin.name}")
+    _run(
+        ["git", "-C", str(tree), "checkout", "--quiet", "--detach", str(pin.commit)],
+        f"checking out {pin.commit} of {pin.name}",
+    )
     return tree

@@ -96,8 +96,12 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
         return f"{module_path(frame)}:{frame.f_code.co_name}"
 
     def common():
-        return {"kind": "parse", "argv0": sys.argv[0] if sys.argv else "", "argv": list(sys.argv[1:]),
-                "cwd": os.getcwd()}
+        return {
+            "kind": "parse",
+            "argv0": sys.argv[0] if sys.argv else "",
+            "argv": list(sys.argv[1:]),
+            "cwd": os.getcwd(),
+        }
 
     def finish():
         state["parsed"] = True
@@ -145,15 +149,29 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
                 result = original_known(self, args, namespace)
             except SystemExit as exc:
                 if outermost:
-                    write({**common(), "program": program, "parser": "argparse",
-                           "error": f"the program's argument parser rejected the arguments (exit status {exc.code})"})
+                    write(
+                        {
+                            **common(),
+                            "program": program,
+                            "parser": "argparse",
+                            "error": f"the program's argument parser rejected the arguments (exit status {exc.code})",
+                        }
+                    )
                     finish()
                 raise
             if outermost:
                 parsed, extras = result
-                write({**common(), "program": program, "parser": "argparse",
-                       "namespace": {k: jsonable(v) for k, v in vars(parsed).items()},
-                       "unknown": list(extras), "options": options_of(self), "defaults": defaults_of(self)})
+                write(
+                    {
+                        **common(),
+                        "program": program,
+                        "parser": "argparse",
+                        "namespace": {k: jsonable(v) for k, v in vars(parsed).items()},
+                        "unknown": list(extras),
+                        "options": options_of(self),
+                        "defaults": defaults_of(self),
+                    }
+                )
                 finish()
             return result
         finally:
@@ -183,10 +201,20 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
                             pass
                     context = context.parent
                 callback = getattr(self, "callback", None)
-                program = (f"{getattr(callback, '__module__', '?').replace('.', '/')}:"
-                           f"{getattr(callback, '__name__', '?')}")
-                write({**common(), "program": program, "parser": "click", "namespace": params,
-                       "unknown": list(ctx.args), "options": options, "defaults": defaults})
+                program = (
+                    f"{getattr(callback, '__module__', '?').replace('.', '/')}:{getattr(callback, '__name__', '?')}"
+                )
+                write(
+                    {
+                        **common(),
+                        "program": program,
+                        "parser": "click",
+                        "namespace": params,
+                        "unknown": list(ctx.args),
+                        "options": options,
+                        "defaults": defaults,
+                    }
+                )
             except Exception:
                 pass
             finish()
@@ -202,10 +230,19 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
                 if not state["parsed"]:
                     try:
                         callback = getattr(getattr(getattr(self, "ctx", None), "command", None), "callback", None)
-                        program = (f"{getattr(callback, '__module__', '?').replace('.', '/')}:"
-                                   f"{getattr(callback, '__name__', '?')}")
-                        write({**common(), "program": program, "parser": "click",
-                               "error": f"the program's argument parser rejected the arguments: {self.format_message()}"})
+                        program = (
+                            f"{getattr(callback, '__module__', '?').replace('.', '/')}:"
+                            f"{getattr(callback, '__name__', '?')}"
+                        )
+                        write(
+                            {
+                                **common(),
+                                "program": program,
+                                "parser": "click",
+                                "error": "the program's argument parser rejected the arguments: "
+                                + self.format_message(),
+                            }
+                        )
                     except Exception:
                         pass
                     finish()
@@ -269,7 +306,7 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
                     view = memoryview(chunk)
                     while view:
                         try:
-                            view = view[os.write(saved, view):]
+                            view = view[os.write(saved, view) :]
                         except OSError:
                             break
                     with lock:
@@ -303,6 +340,7 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
     if mode == "run":
         capture()
     else:  # "stop": a program that never parses its arguments is not left to run in full
+
         def watchdog():
             import time
 

@@ -1,11 +1,11 @@
 """Model backends, chosen from a name.
 
-    local/smollm2            a real offline model (extra `local-llm`)
-    replay:PATH              the replies recorded in a trajectory, in order
-    human                    you type the replies
-    module:Object            your own class, called with the keyword arguments
-    anything else            litellm (`openai/gpt-4o`, `anthropic/claude-...`; --api-base for
-                             OpenAI-compatible servers such as vLLM, llama.cpp or ollama)
+local/smollm2            a real offline model (extra `local-llm`)
+replay:PATH              the replies recorded in a trajectory, in order
+human                    you type the replies
+module:Object            your own class, called with the keyword arguments
+anything else            litellm (`openai/gpt-4o`, `anthropic/claude-...`; --api-base for
+                         OpenAI-compatible servers such as vLLM, llama.cpp or ollama)
 """
 
 from __future__ import annotations
@@ -65,5 +65,13 @@ def _only(kwargs: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in keys and v is not None}
 
 
-__all__ = ["BudgetExceeded", "ContextWindowExceeded", "Message", "Model", "ModelAPIError", "ModelError",
-           "ModelResponse", "create_model"]
+__all__ = [
+    "BudgetExceeded",
+    "ContextWindowExceeded",
+    "Message",
+    "Model",
+    "ModelAPIError",
+    "ModelError",
+    "ModelResponse",
+    "create_model",
+]

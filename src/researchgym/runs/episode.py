@@ -54,8 +54,10 @@ def run_episode(
     """Play until the episode terminates or is truncated. An agent crash auto-submits."""
     started = time.perf_counter()
     model = getattr(agent, "model", None)
-    env.run_info = {"agent": getattr(agent, "name", type(agent).__name__),
-                    "model": getattr(model, "name", None) if model is not None else None}
+    env.run_info = {
+        "agent": getattr(agent, "name", type(agent).__name__),
+        "model": getattr(model, "name", None) if model is not None else None,
+    }
     config = getattr(agent, "config", None)
     tool_env = getattr(config, "tool_env", None)
     env.agent_tool_env = tool_env() if callable(tool_env) else {}  # the agent's lint rules, say

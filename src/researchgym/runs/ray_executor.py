@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from researchgym.runs.runner import EpisodePlan, Runner
 
 
-def run_on_ray(runner: "Runner", plans: list["EpisodePlan"], address: str | None = None) -> None:
+def run_on_ray(runner: Runner, plans: list[EpisodePlan], address: str | None = None) -> None:
     try:
         import ray
     except ImportError as exc:

@@ -71,7 +71,7 @@ class RunConfig:
         return json.dumps(asdict(self), indent=1)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
+    def from_json(cls, text: str) -> RunConfig:
         data = json.loads(text)
         data["methods"] = [Method(**m) for m in data["methods"]]
         return cls(**data)
@@ -125,9 +125,15 @@ class RunInterrupted(ResearchGymError):
 
 
 class Runner:
-    def __init__(self, run_dir: str | Path, config: RunConfig,
-                 on_event: Callable[[str, EpisodePlan, dict[str, Any]], None] | None = None,
-                 executor: str = "local", ray_address: str | None = None, eval_secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        config: RunConfig,
+        on_event: Callable[[str, EpisodePlan, dict[str, Any]], None] | None = None,
+        executor: str = "local",
+        ray_address: str | None = None,
+        eval_secret: bytes | None = None,
+    ) -> None:
         if executor not in ("local", "ray"):
             raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
         self.executor, self.ray_address = executor, ray_address
@@ -155,7 +161,7 @@ class Runner:
         self._providers_lock = threading.Lock()
 
     @classmethod
-    def resume(cls, run_dir: str | Path, **kwargs: Any) -> "Runner":
+    def resume(cls, run_dir: str | Path, **kwargs: Any) -> Runner:
         path = Path(run_dir) / RUN_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{run_dir} is not a run folder (no {RUN_FILE})")
@@ -181,7 +187,8 @@ class Runner:
             raise RunInterrupted(
                 f"the run folder {self.run_dir} could not be written ({self._store_failure}); the run stopped "
                 f"with {self.counts().get('finished', 0)} episode(s) recorded. Free space (or fix the disk) and "
-                f"finish it with: researchgym run --resume {self.run_dir}")
+                f"finish it with: researchgym run --resume {self.run_dir}"
+            )
         return self.counts()
 
     def pending(self) -> list[EpisodePlan]:
@@ -282,9 +289,13 @@ def episode_research_tools(config: RunConfig, plan: EpisodePlan, run_dir: Path) 
     return tools
 
 
-def play_episode(plan: EpisodePlan, config: RunConfig, run_dir: Path,
-                 gate: Callable[[str], threading.Semaphore] | None = None,
-                 eval_secret: bytes | None = None) -> dict[str, Any]:
+def play_episode(
+    plan: EpisodePlan,
+    config: RunConfig,
+    run_dir: Path,
+    gate: Callable[[str], threading.Semaphore] | None = None,
+    eval_secret: bytes | None = None,
+) -> dict[str, Any]:
     """Play one planned episode; never raises. Runs wherever it is called (a thread, a Ray worker)."""
     from researchgym.env import ResearchEnv
     from researchgym.runs.episode import run_episode
@@ -296,9 +307,15 @@ def play_episode(plan: EpisodePlan, config: RunConfig, run_dir: Path,
     started = time.perf_counter()
     try:
         limits = {"max_steps": config.max_steps} if config.max_steps else None
-        env = ResearchEnv(plan.task, sandbox=config.sandbox, limits=limits,
-                          trajectory_dir=trajectories, workspace_dir=workspaces,
-                          research_tools=episode_research_tools(config, plan, run_dir), eval_secret=eval_secret)
+        env = ResearchEnv(
+            plan.task,
+            sandbox=config.sandbox,
+            limits=limits,
+            trajectory_dir=trajectories,
+            workspace_dir=workspaces,
+            research_tools=episode_research_tools(config, plan, run_dir),
+            eval_secret=eval_secret,
+        )
         result = run_episode(env, make_agent(plan.method, config, gate), seed=plan.seed).to_dict()
     except Exception as exc:  # a broken task or agent fails this episode, not the run
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}

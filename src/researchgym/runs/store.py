@@ -80,7 +80,9 @@ class Store:
     def _migrate(self) -> None:
         with self.transaction() as db:
             exists = db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone()
-            version = int(db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]) if exists else 0
+            version = (
+                int(db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]) if exists else 0
+            )
             for step in MIGRATIONS[version:]:
                 for statement in filter(str.strip, step.split(";")):
                     db.execute(statement)
@@ -112,8 +114,10 @@ class Store:
             if row is not None:
                 stored = parse_secret(row[0], str(self.path))
                 if given is not None and given != stored:
-                    raise ResearchGymError(f"{self.path} already has another evaluation secret: a run keeps its "
-                                           "test seeds (resume it without --eval-seed-file)")
+                    raise ResearchGymError(
+                        f"{self.path} already has another evaluation secret: a run keeps its "
+                        "test seeds (resume it without --eval-seed-file)"
+                    )
                 return stored
             secret = given if given is not None else new_secret()
             db.execute("INSERT INTO meta VALUES (?, ?)", (STORE_KEY, secret.hex()))
@@ -126,8 +130,10 @@ class Store:
     def plan(self, run_id: str, rows: list[tuple[str, str, str | None, int]]) -> None:
         with self.transaction() as db:
             for task, agent, model, seed in rows:
-                db.execute("INSERT OR IGNORE INTO episodes (id, run_id, task, agent, model, seed) VALUES (?,?,?,?,?,?)",
-                           (episode_id(task, agent, model, seed), run_id, task, agent, model, seed))
+                db.execute(
+                    "INSERT OR IGNORE INTO episodes (id, run_id, task, agent, model, seed) VALUES (?,?,?,?,?,?)",
+                    (episode_id(task, agent, model, seed), run_id, task, agent, model, seed),
+                )
 
     def mark_running(self, eid: str) -> None:
         with self.transaction() as db:
@@ -138,32 +144,71 @@ class Store:
         stats = result.get("model_stats") or {}
         with self.transaction() as db:
             db.execute(
-                "UPDATE episodes SET status='finished', exit_status=?, final_score=?, steps=?, finished=?, duration_s=?,"
+                "UPDATE episodes SET status='finished', exit_status=?, final_score=?, steps=?, finished=?, "
+                "duration_s=?,"
                 " cost=?, cost_known=?, tokens_sent=?, tokens_received=?, trajectory=?, error=? WHERE id=?",
-                (result.get("exit_status"), result.get("final_score"), result.get("steps"), time.time(),
-                 result.get("duration_s"), stats.get("total_cost", 0.0), int(stats.get("cost_known", True)),
-                 stats.get("tokens_sent", 0), stats.get("tokens_received", 0), result.get("trajectory"),
-                 result.get("error"), eid))
+                (
+                    result.get("exit_status"),
+                    result.get("final_score"),
+                    result.get("steps"),
+                    time.time(),
+                    result.get("duration_s"),
+                    stats.get("total_cost", 0.0),
+                    int(stats.get("cost_known", True)),
+                    stats.get("tokens_sent", 0),
+                    stats.get("tokens_received", 0),
+                    result.get("trajectory"),
+                    result.get("error"),
+                    eid,
+                ),
+            )
             db.execute("DELETE FROM scores WHERE episode_id=?", (eid,))
             for entry in result.get("scores") or []:
                 for split in ("validation", "test"):
                     score = entry.get(split)
                     if isinstance(score, dict):
-                        db.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?)",
-                                   (eid, entry.get("step"), entry.get("kind"), split, metric, score.get("value"),
-                                    score.get("status", "scored")))
+                        db.execute(
+                            "INSERT INTO scores VALUES (?,?,?,?,?,?,?)",
+                            (
+                                eid,
+                                entry.get("step"),
+                                entry.get("kind"),
+                                split,
+                                metric,
+                                score.get("value"),
+                                score.get("status", "scored"),
+                            ),
+                        )
                 if entry.get("status"):
-                    db.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?)",
-                               (eid, entry.get("step"), entry.get("kind"), None, metric, None, entry["status"]))
+                    db.execute(
+                        "INSERT INTO scores VALUES (?,?,?,?,?,?,?)",
+                        (eid, entry.get("step"), entry.get("kind"), None, metric, None, entry["status"]),
+                    )
 
     def record_mlbench(self, run_id: str, row: dict[str, Any]) -> None:
         """One judged ML-Bench answer (replacing an earlier one for the same attempt)."""
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO mlbench VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                       (run_id, row["sample"], row["repo"], row["setting"], row["model"], row["attempt"],
-                        row.get("language"), row.get("code"), row.get("reply"), int(row["arguments_ok"]),
-                        int(row["type_ok"]), int(row["execution_ok"]), int(row["passed"]),
-                        json.dumps(row.get("detail", {})), row.get("cost"), time.time()))
+            db.execute(
+                "INSERT OR REPLACE INTO mlbench VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    row["sample"],
+                    row["repo"],
+                    row["setting"],
+                    row["model"],
+                    row["attempt"],
+                    row.get("language"),
+                    row.get("code"),
+                    row.get("reply"),
+                    int(row["arguments_ok"]),
+                    int(row["type_ok"]),
+                    int(row["execution_ok"]),
+                    int(row["passed"]),
+                    json.dumps(row.get("detail", {})),
+                    row.get("cost"),
+                    time.time(),
+                ),
+            )
 
     def mlbench_rows(self, run_id: str | None = None) -> list[dict[str, Any]]:
         query, args = "SELECT * FROM mlbench", ()
@@ -199,7 +244,8 @@ class Store:
         by_step: dict[str, dict[int, dict[str, Any]]] = {}
         for score in self.scores(eid):
             entry = by_step.setdefault(score["episode_id"], {}).setdefault(
-                score["step"], {"step": score["step"], "kind": score["kind"]})
+                score["step"], {"step": score["step"], "kind": score["kind"]}
+            )
             if score["split"]:
                 entry[score["split"]] = {"value": score["value"]}
         return {episode: list(entries.values()) for episode, entries in by_step.items()}

@@ -26,12 +26,16 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    memory_mb: int | None = Field(4096, gt=0, description="memory for the whole sandbox (cgroup) or per process (RLIMIT_AS)")
+    memory_mb: int | None = Field(
+        4096, gt=0, description="memory for the whole sandbox (cgroup) or per process (RLIMIT_AS)"
+    )
     cpus: float | None = Field(None, gt=0, description="CPU cores (cgroup quota, else CPU affinity)")
     max_processes: int | None = Field(256, gt=8, description="processes and threads at once")
     max_file_size_mb: int | None = Field(4096, gt=0, description="largest file a command may write")
     max_open_files: int | None = Field(4096, gt=16, description="file descriptors per process (RLIMIT_NOFILE)")
-    max_workspace_mb: int | None = Field(20_000, gt=0, description="disk the workspace may use (watched during commands)")
+    max_workspace_mb: int | None = Field(
+        20_000, gt=0, description="disk the workspace may use (watched during commands)"
+    )
     max_workspace_files: int | None = Field(500_000, gt=0, description="files and folders the workspace may hold")
     cpu_seconds: int | None = Field(None, gt=0, description="CPU seconds per process")
     command_timeout_s: float = Field(25.0, gt=0, description="wall clock per command unless the caller gives one")

@@ -28,8 +28,18 @@ from researchgym.sandbox.common import PACKAGE_TOOLS, PACKAGE_TOOLS_LIB, ShellSa
 
 _FALLBACK = "run with `--sandbox local` (no isolation) if you trust the agent"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc/alternatives")
-_ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/ssl", "/etc/ca-certificates",
-              "/etc/nsswitch.conf", "/etc/hosts", "/etc/mime.types", "/etc/matplotlibrc", "/etc/fonts")
+_ETC_FILES = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/localtime",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/nsswitch.conf",
+    "/etc/hosts",
+    "/etc/mime.types",
+    "/etc/matplotlibrc",
+    "/etc/fonts",
+)
 
 
 def python_prefixes() -> list[Path]:
@@ -62,17 +72,38 @@ class BwrapSandbox(ShellSandbox):
     def _identity_files(self) -> list[str]:
         """A passwd and group naming the `agent` user, so tools that look the user up work."""
         etc = Path(self._etc.name)
-        (etc / "passwd").write_text(f"root:x:0:0:root:/root:/bin/bash\nagent:x:1000:1000:agent:{AGENT_HOME}:/bin/bash\n"
-                                    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+        (etc / "passwd").write_text(
+            f"root:x:0:0:root:/root:/bin/bash\nagent:x:1000:1000:agent:{AGENT_HOME}:/bin/bash\n"
+            "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        )
         (etc / "group").write_text("root:x:0:\nagent:x:1000:\nnogroup:x:65534:\n")
         (etc / "hostname").write_text("researchgym\n")
-        return ["--ro-bind", str(etc / "passwd"), "/etc/passwd", "--ro-bind", str(etc / "group"), "/etc/group",
-                "--ro-bind", str(etc / "hostname"), "/etc/hostname"]
+        return [
+            "--ro-bind",
+            str(etc / "passwd"),
+            "/etc/passwd",
+            "--ro-bind",
+            str(etc / "group"),
+            "/etc/group",
+            "--ro-bind",
+            str(etc / "hostname"),
+            "/etc/hostname",
+        ]
 
     def argv(self) -> list[str]:
         spec = self.spec
-        args = [bwrap_path(), "--unshare-all", "--die-with-parent", "--new-session",
-                "--uid", "1000", "--gid", "1000", "--hostname", "researchgym"]
+        args = [
+            bwrap_path(),
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--uid",
+            "1000",
+            "--gid",
+            "1000",
+            "--hostname",
+            "researchgym",
+        ]
         if spec.network:
             args.append("--share-net")
         binds: list[tuple[Path, str]] = []  # (host source, target) for masking hidden files
@@ -146,8 +177,10 @@ class BwrapSandbox(ShellSandbox):
         try:
             super().start()
         except SandboxError as exc:
-            raise SandboxError(f"bubblewrap could not start the sandbox: {exc}. "
-                               f"Check that unprivileged user namespaces are enabled, or {_FALLBACK}.") from exc
+            raise SandboxError(
+                f"bubblewrap could not start the sandbox: {exc}. "
+                f"Check that unprivileged user namespaces are enabled, or {_FALLBACK}."
+            ) from exc
 
     def close(self) -> None:
         super().close()

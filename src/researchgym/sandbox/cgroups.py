@@ -59,7 +59,7 @@ class SandboxCgroup:
     _fds: dict[str, int] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def create(cls, memory_mb: int | None, max_processes: int | None, cpus: float | None) -> "SandboxCgroup | None":
+    def create(cls, memory_mb: int | None, max_processes: int | None, cpus: float | None) -> SandboxCgroup | None:
         name = f"{PREFIX}{uuid.uuid4().hex[:12]}"
         remove_stale()
         group = cls()
@@ -89,8 +89,10 @@ class SandboxCgroup:
             if max_processes:
                 (path / "pids.max").write_text(str(max_processes))
                 group.applied.add("pids")
-            settings = {"memory": [("memory.limit_in_bytes", memory_mb << 20)] if memory_mb else [],
-                        "cpu": [("cpu.cfs_period_us", 100_000), ("cpu.cfs_quota_us", int(cpus * 100_000))] if cpus else []}
+            settings = {
+                "memory": [("memory.limit_in_bytes", memory_mb << 20)] if memory_mb else [],
+                "cpu": [("cpu.cfs_period_us", 100_000), ("cpu.cfs_quota_us", int(cpus * 100_000))] if cpus else [],
+            }
             for controller, values in settings.items():
                 if not values or not _writable(ROOT / controller):
                     continue

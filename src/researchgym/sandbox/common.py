@@ -7,10 +7,10 @@ import os
 import warnings
 from pathlib import Path
 
+from researchgym.sandbox import procs
 from researchgym.sandbox.base import ExecResult, SandboxSpec
 from researchgym.sandbox.cgroups import SandboxCgroup
 from researchgym.sandbox.limits import launch_prefix, runaway_check
-from researchgym.sandbox import procs
 from researchgym.sandbox.quota import QuotaWatch, quota_areas
 from researchgym.sandbox.shell import PersistentShell
 
@@ -56,15 +56,21 @@ class ShellSandbox:
         limits = self.spec.limits
         self.cgroup = SandboxCgroup.create(limits.memory_mb, limits.max_processes, limits.cpus)
         if limits.max_processes and os.geteuid() == 0 and (self.cgroup is None or "pids" not in self.cgroup.applied):
-            warnings.warn("no writable pids cgroup here, and RLIMIT_NPROC does not bind root: the sandbox's "
-                          "process limit cannot be enforced (run as a normal user, or give root a cgroup)",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                "no writable pids cgroup here, and RLIMIT_NPROC does not bind root: the sandbox's "
+                "process limit cannot be enforced (run as a normal user, or give root a cgroup)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if self.spec.devices and limits.memory_mb and (self.cgroup is None or "memory" not in self.cgroup.applied):
             # The fallback for a missing memory cgroup is an address-space limit, which CUDA
             # cannot live with (it reserves far more address space than it uses).
-            warnings.warn(f"no writable memory cgroup here: the {limits.memory_mb} MiB memory limit is not enforced "
-                          "for this GPU sandbox (an address-space limit would break CUDA)",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"no writable memory cgroup here: the {limits.memory_mb} MiB memory limit is not enforced "
+                "for this GPU sandbox (an address-space limit would break CUDA)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             limits = limits.model_copy(update={"memory_mb": None})
         argv, env, host_cwd = self.launcher()
         prefix, preexec = launch_prefix(limits, self.cgroup)
@@ -160,7 +166,7 @@ class ShellSandbox:
             self.cgroup.remove()
             self.cgroup = None
 
-    def __enter__(self) -> "ShellSandbox":
+    def __enter__(self) -> ShellSandbox:
         self.start()
         return self
 

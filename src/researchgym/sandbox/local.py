@@ -35,7 +35,9 @@ class LocalSandbox(ShellSandbox):
         for mount in self.spec.mounts:
             # Mounts become symlinks inside the workspace (or absolute targets we cannot create).
             if mount.target.startswith(self.workspace_path) or not os.path.isabs(mount.target):
-                link = os.path.join(self.workspace_path, mount.target) if not os.path.isabs(mount.target) else mount.target
+                link = (
+                    os.path.join(self.workspace_path, mount.target) if not os.path.isabs(mount.target) else mount.target
+                )
                 if not os.path.lexists(link):
                     os.makedirs(os.path.dirname(link), exist_ok=True)
                     os.symlink(mount.source, link)

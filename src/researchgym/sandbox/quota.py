@@ -38,10 +38,10 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from researchgym.sandbox.base import SandboxSpec
 
@@ -59,7 +59,7 @@ class Usage:
     def over(self, max_bytes: int | None, max_files: int | None) -> bool:
         return (max_bytes is not None and self.bytes > max_bytes) or (max_files is not None and self.files > max_files)
 
-    def grown_since(self, other: "Usage") -> bool:
+    def grown_since(self, other: Usage) -> bool:
         return self.bytes > other.bytes or self.files > other.files
 
 
@@ -140,8 +140,9 @@ def quota_areas(spec: SandboxSpec) -> list[Area]:
                 roots.append(mount.source)
         areas.append(Area("the workspace", roots, limits.max_workspace_mb, limits.max_workspace_files))
     if spec.state_dir is not None and not _inside(spec.state_dir, [spec.workspace.resolve()]):
-        areas.append(Area("the tools' state folder ($RESEARCHGYM_STATE_DIR)", [spec.state_dir],
-                          STATE_MAX_MB, STATE_MAX_FILES))
+        areas.append(
+            Area("the tools' state folder ($RESEARCHGYM_STATE_DIR)", [spec.state_dir], STATE_MAX_MB, STATE_MAX_FILES)
+        )
     return areas
 
 
@@ -223,14 +224,19 @@ class QuotaWatch:
         except Exception:  # noqa: BLE001 - the watcher must outlive a failed clean-up
             pass
         self._start = self._scan()  # what the killed processes wrote last is not growth
-        what = ("the shell itself kept writing, so it was killed with every other process of the sandbox"
-                if shell_too else "every process of the sandbox but its shell (background jobs) was killed")
-        self._pending.append(f"while no command was running, {area.name} went over its quota ({area.limits()}; "
-                             f"it holds {used.bytes >> 20} MiB in {used.files} files): {what}. "
-                             "Delete files to get back under the quota.")
+        what = (
+            "the shell itself kept writing, so it was killed with every other process of the sandbox"
+            if shell_too
+            else "every process of the sandbox but its shell (background jobs) was killed"
+        )
+        self._pending.append(
+            f"while no command was running, {area.name} went over its quota ({area.limits()}; "
+            f"it holds {used.bytes >> 20} MiB in {used.files} files): {what}. "
+            "Delete files to get back under the quota."
+        )
 
     @contextmanager
-    def watching(self) -> Iterator["QuotaWatch"]:
+    def watching(self) -> Iterator[QuotaWatch]:
         with self._state:
             self._generation += 1
             self._active, self.tripped, self._idle_kills = True, None, 0
@@ -253,7 +259,8 @@ class QuotaWatch:
                     self.command_notes.append(
                         f"{area.name} went over its quota ({area.limits()}; it holds {used.bytes >> 20} MiB in "
                         f"{used.files} files): the command and every other process of the sandbox (background "
-                        "jobs too) were stopped. Delete files to get back under the quota.")
+                        "jobs too) were stopped. Delete files to get back under the quota."
+                    )
                 self._start = now  # the next command, and the time until it, are judged by what they add
 
     def close(self) -> None:

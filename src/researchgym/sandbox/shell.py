@@ -187,12 +187,13 @@ class PersistentShell:
             killed = self.on_runaway()
             if killed is not None:
                 self._jobs.clear()
-                result.notes.append(
-                    f"the sandbox reached its process limit; {killed} processes were killed"
-                )
+                result.notes.append(f"the sandbox reached its process limit; {killed} processes were killed")
         if self._eof or not self.alive:
-            self._restart(result.notes, "the shell exited; a new one was started in the workspace "
-                          "(working directory and exported variables were reset)")
+            self._restart(
+                result.notes,
+                "the shell exited; a new one was started in the workspace "
+                "(working directory and exported variables were reset)",
+            )
             result.cwd = self.cwd
         return result
 
@@ -208,7 +209,7 @@ class PersistentShell:
         marker = self._marker
         script = (
             f"{line}\n__rg_ec=$?; printf '\\n{marker}J\\n'; jobs -p; "
-            f"printf '{marker}E %d %d %s\\n' \"$__rg_ec\" \"${{__rg_syn:-0}}\" \"$PWD\"\n"
+            f'printf \'{marker}E %d %d %s\\n\' "$__rg_ec" "${{__rg_syn:-0}}" "$PWD"\n'
         )
         started = time.perf_counter()
         try:
@@ -268,8 +269,11 @@ class PersistentShell:
             cwd=self.cwd,
         )
         if timed_out:
-            result.notes.append("command was stopped" if self._interrupt.is_set() else
-                                f"command timed out after {timeout_s:g}s and was killed")
+            result.notes.append(
+                "command was stopped"
+                if self._interrupt.is_set()
+                else f"command timed out after {timeout_s:g}s and was killed"
+            )
         if cut:
             result.notes.append(f"output was {cut:,} bytes too long; the middle was cut")
         return result

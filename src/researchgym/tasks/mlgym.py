@@ -70,25 +70,49 @@ BUILTIN_PORTS = {
 DATA_FOLDER_CONTENTS = {
     "3SATTime": "dataset.pkl, the pickled SAT instances its evaluate.py reads",
     "regressionKaggleHousePrice": "train.csv, validation.csv, test.csv and answer.csv, as MLGym's "
-                                  "data/regressionKaggleHousePrice/_helpers/_generate_split.py writes them",
+    "data/regressionKaggleHousePrice/_helpers/_generate_split.py writes them",
     "imageCaptioningCOCO": "train_images.parquet and val_images.parquet (COCO images and captions)",
     "languageModelingFineWeb": "fineweb10B/fineweb_train_*.bin and fineweb10B/fineweb_val_*.bin (GPT-2 tokens)",
 }
 
 #: Imported module (or requirements.txt package) -> the researchgym extra that provides it.
 MODULE_EXTRAS = {
-    "pandas": "tabular", "sklearn": "tabular", "scikit-learn": "tabular",
-    "torch": "vision", "torchvision": "vision",
-    "transformers": "nlp", "datasets": "hub",
-    "jax": "rl", "gymnax": "rl", "flax": "rl", "optax": "rl",
-    "nltk": "captioning", "PIL": "captioning", "pillow": "captioning",
+    "pandas": "tabular",
+    "sklearn": "tabular",
+    "scikit-learn": "tabular",
+    "torch": "vision",
+    "torchvision": "vision",
+    "transformers": "nlp",
+    "datasets": "hub",
+    "jax": "rl",
+    "gymnax": "rl",
+    "flax": "rl",
+    "optax": "rl",
+    "nltk": "captioning",
+    "PIL": "captioning",
+    "pillow": "captioning",
 }
 
 _KNOWN = {
-    "id", "name", "description", "dataset_configs", "task_entrypoint", "training_timeout",
-    "use_generic_conda", "requirements_path", "starter_code", "baseline_paths", "baseline_scores",
-    "evaluation_paths", "evaluation_read_only", "sample_submission", "memory_path", "secret_files",
-    "metric", "metric_direction", "domain",
+    "id",
+    "name",
+    "description",
+    "dataset_configs",
+    "task_entrypoint",
+    "training_timeout",
+    "use_generic_conda",
+    "requirements_path",
+    "starter_code",
+    "baseline_paths",
+    "baseline_scores",
+    "evaluation_paths",
+    "evaluation_read_only",
+    "sample_submission",
+    "memory_path",
+    "secret_files",
+    "metric",
+    "metric_direction",
+    "domain",
 }
 
 _FIELD_NAMES = {
@@ -152,10 +176,17 @@ class _Reader:
         spec: DatasetSpec = validate_model(DatasetSpec, data, config)
         if not spec.is_local:
             port = BUILTIN_PORTS.get(task_id)
-            self.lack(field, f"the dataset '{spec.name}' is the hub dataset {spec.data_path}, which MLGym's "
-                             "code downloads at run time; the sandbox has no network"
-                      + (f". researchgym's port of this task, '{port}', reads it from the local cache "
-                         f"(researchgym prepare {port})" if port else ""))
+            self.lack(
+                field,
+                f"the dataset '{spec.name}' is the hub dataset {spec.data_path}, which MLGym's "
+                "code downloads at run time; the sandbox has no network"
+                + (
+                    f". researchgym's port of this task, '{port}', reads it from the local cache "
+                    f"(researchgym prepare {port})"
+                    if port
+                    else ""
+                ),
+            )
             return None
         spec.base_dir = config.parent
         located = _find(spec.data_path, config.parent)
@@ -166,18 +197,23 @@ class _Reader:
         return spec
 
     def _absent_data(self, spec: DatasetSpec, config: Path, task_id: str) -> str:
-        root = next((folder for folder in [config.parent, *config.parents] if (folder / "configs").is_dir()),
-                    config.parent)
+        root = next(
+            (folder for folder in [config.parent, *config.parents] if (folder / "configs").is_dir()), config.parent
+        )
         folder = (root / spec.data_path).resolve()
         owner = Path(spec.data_path).parts[1] if len(Path(spec.data_path).parts) > 1 else ""
         holds = DATA_FOLDER_CONTENTS.get(owner)
         if holds is None:
             splits = [s for s in (spec.train_split, spec.valid_split, spec.test_split) if s is not None]
-            holds = (", ".join(f"the {s.name} files ({s.file_regex})" for s in splits) if splits
-                     else f"the files of '{spec.name}'")
+            holds = (
+                ", ".join(f"the {s.name} files ({s.file_regex})" for s in splits)
+                if splits
+                else f"the files of '{spec.name}'"
+            )
         port = BUILTIN_PORTS.get(task_id)
-        return (f"the data folder {folder} is absent (MLGym keeps it out of git); it should hold {holds}"
-                + (f". researchgym's port of this task, '{port}', needs no such folder" if port else ""))
+        return f"the data folder {folder} is absent (MLGym keeps it out of git); it should hold {holds}" + (
+            f". researchgym's port of this task, '{port}', needs no such folder" if port else ""
+        )
 
 
 def _required_extras(starter: list[Path], requirements: Path | None) -> list[str]:
@@ -189,10 +225,11 @@ def _required_extras(starter: list[Path], requirements: Path | None) -> list[str
             if match:
                 names.add(match.group(1))
     for item in starter:
-        for file in ([item] if item.is_file() else sorted(item.rglob("*.py"))):
+        for file in [item] if item.is_file() else sorted(item.rglob("*.py")):
             if file.suffix == ".py":
-                for match in re.finditer(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", file.read_text(errors="replace"),
-                                         re.MULTILINE):
+                for match in re.finditer(
+                    r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", file.read_text(errors="replace"), re.MULTILINE
+                ):
                     names.add(match.group(1))
     return sorted({MODULE_EXTRAS[name] for name in names if name in MODULE_EXTRAS})
 
@@ -217,7 +254,7 @@ def task_from_mlgym(data: dict[str, Any], path: Path) -> TaskSpec:
     task_id = str(data["id"])
     entry = data["task_entrypoint"]
     if entry not in ENTRYPOINTS:
-        why = (" (MLGym's abstract base class: MLGym cannot run this file either)" if entry == "BaseMLTask" else "")
+        why = " (MLGym's abstract base class: MLGym cannot run this file either)" if entry == "BaseMLTask" else ""
         reader.lack("task_entrypoint", f"'{entry}' is not one of {', '.join(ENTRYPOINTS)}{why}")
 
     datasets = []
@@ -245,9 +282,12 @@ def task_from_mlgym(data: dict[str, Any], path: Path) -> TaskSpec:
             if inside is None:  # not a starter file: a repository path (older MLGym configs)
                 located = _find(item, reader.start)
                 if located is None:
-                    reader.lack(f"{field}.{index}", f"'{item}' is neither a starter file (a workspace path once "
-                                                    f"starter_code is copied in) nor a file next to {reader.start} "
-                                                    "or in any parent folder")
+                    reader.lack(
+                        f"{field}.{index}",
+                        f"'{item}' is neither a starter file (a workspace path once "
+                        f"starter_code is copied in) nor a file next to {reader.start} "
+                        "or in any parent folder",
+                    )
                     continue
                 inside = (located.name, located)
             found.append(inside)
@@ -257,8 +297,10 @@ def task_from_mlgym(data: dict[str, Any], path: Path) -> TaskSpec:
     baselines = workspace_paths("baseline_paths")
     eval_targets = {target for target, _ in evaluation}
     read_only = bool(data.get("evaluation_read_only", False))
-    starter = [{"src": str(source), "dest": name, "read_only": read_only and name in eval_targets}
-               for name, source in starter_sources.items()]
+    starter = [
+        {"src": str(source), "dest": name, "read_only": read_only and name in eval_targets}
+        for name, source in starter_sources.items()
+    ]
     # An evaluation file that is no starter file still reaches the evaluator (not the agent).
     eval_files = [{"src": str(source), "dest": target} for target, source in evaluation]
     # MLGym copies memory_path only when it exists (researchgym's memory tool keeps its own
@@ -273,19 +315,30 @@ def task_from_mlgym(data: dict[str, Any], path: Path) -> TaskSpec:
     metric_name = data.get("metric") or (next(iter(scores[0])) if scores and isinstance(scores[0], dict) else None)
     if not metric_name:
         raise TaskConfigError(path, "baseline_scores", "cannot tell the metric: add `metric:` or a baseline score")
-    direction = data.get("metric_direction") or ("minimize" if str(metric_name).lower() in MINIMISED_METRICS else "maximize")
+    direction = data.get("metric_direction") or (
+        "minimize" if str(metric_name).lower() in MINIMISED_METRICS else "maximize"
+    )
     command, artefacts = ENTRYPOINTS.get(entry, ("python {eval}", []))
     eval_script = evaluation[0][0] if evaluation else "evaluate.py"
     if entry == "PythonSubmissionTasks":
         artefacts = [name for name in starter_sources if name not in eval_targets]
-    config = next((str(p.relative_to(source.parent)) for name, source in sorted(starter_sources.items())
-                   for p in ([source] if source.is_file() else sorted(source.rglob("*.yaml")))
-                   if p.suffix == ".yaml"), "config.yaml")
+    config = next(
+        (
+            str(p.relative_to(source.parent))
+            for name, source in sorted(starter_sources.items())
+            for p in ([source] if source.is_file() else sorted(source.rglob("*.yaml")))
+            if p.suffix == ".yaml"
+        ),
+        "config.yaml",
+    )
     command = command.format(eval=eval_script, config=config)
     baseline_command = None
     if baselines and baselines[0][0] not in eval_targets:  # a baseline of `evaluate.py`: the starter files are it
-        runner = ("torchrun --nproc_per_node=$(nvidia-smi --list-gpus | wc -l) --standalone"
-                  if entry == "LMSubmissionTasks" else "python")
+        runner = (
+            "torchrun --nproc_per_node=$(nvidia-smi --list-gpus | wc -l) --standalone"
+            if entry == "LMSubmissionTasks"
+            else "python"
+        )
         baseline_command = f"{runner} {baselines[0][0]}"
     requirements = _find(str(data["requirements_path"]), reader.start) if data.get("requirements_path") else None
     hidden = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
@@ -38,8 +38,9 @@ def task_roots() -> list[Path]:
             found = target() if callable(target) else target
             roots.extend(Path(p) for p in (found if isinstance(found, (list, tuple)) else [found]))
         except Exception as exc:  # one broken plugin must not hide the other tasks
-            warnings.warn(f"researchgym: skipped the task entry point '{entry.name}' ({entry.value}): {exc}",
-                          stacklevel=2)
+            warnings.warn(
+                f"researchgym: skipped the task entry point '{entry.name}' ({entry.value}): {exc}", stacklevel=2
+            )
     return roots
 
 
@@ -54,7 +55,7 @@ def task_files() -> list[Path]:
     return files
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_cached(path: str, stamp: tuple[float, ...]) -> TaskSpec:
     return load_task_file(path)
 

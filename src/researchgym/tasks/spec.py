@@ -135,10 +135,12 @@ class EvaluationSpec(_Strict):
     result: Literal["channel", "stdout"] | None = None
 
     @model_validator(mode="after")
-    def _agent_code_reports_on_the_channel(self) -> "EvaluationSpec":
+    def _agent_code_reports_on_the_channel(self) -> EvaluationSpec:
         if self.agent_code is not None and self.result == "stdout":
-            raise ValueError("result: stdout cannot be used with agent_code: the agent's code could write "
-                             "that output; evaluators that run agent code report on the channel")
+            raise ValueError(
+                "result: stdout cannot be used with agent_code: the agent's code could write "
+                "that output; evaluators that run agent code report on the channel"
+            )
         return self
 
     @property
@@ -268,12 +270,11 @@ class TaskSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _baseline_has_metric(self) -> "TaskSpec":
+    def _baseline_has_metric(self) -> TaskSpec:
         for entry in self.baseline.scores[:1]:
             if self.metric.name not in entry:
                 raise ValueError(
-                    f"baseline.scores[0] has no value for the metric '{self.metric.name}' "
-                    f"(it has {sorted(entry)})"
+                    f"baseline.scores[0] has no value for the metric '{self.metric.name}' (it has {sorted(entry)})"
                 )
         return self
 
@@ -289,7 +290,7 @@ class TaskSpec(_Strict):
     def path(self, relative: str) -> Path:
         """A task-folder path, or `data:<dataset>/<file>` for a file of a dataset."""
         if relative.startswith("data:"):
-            name, _, rest = relative[len("data:"):].partition("/")
+            name, _, rest = relative[len("data:") :].partition("/")
             for ds in self.datasets:
                 if ds.name == name:
                     return (ds.resolved_path(self.id) / rest).resolve()
@@ -315,15 +316,22 @@ class TaskSpec(_Strict):
         """Raise, naming the file and field, if something the task needs is not here."""
         if self.unavailable:
             first, more = self.unavailable[0], len(self.unavailable) - 1
-            raise TaskConfigError(self.config_path, first.field, f"task '{self.id}' cannot run here: {first.problem}"
-                                  + (f" (and {more} more: researchgym tasks --path {self.config_path})" if more else ""))
+            raise TaskConfigError(
+                self.config_path,
+                first.field,
+                f"task '{self.id}' cannot run here: {first.problem}"
+                + (f" (and {more} more: researchgym tasks --path {self.config_path})" if more else ""),
+            )
 
     def missing_requirements(self) -> list[str]:
         """The package extras this task needs whose packages are not importable here."""
         import importlib.util
 
-        return [extra for extra in self.requirements
-                if any(importlib.util.find_spec(m) is None for m in EXTRA_MODULES.get(extra, [extra]))]
+        return [
+            extra
+            for extra in self.requirements
+            if any(importlib.util.find_spec(m) is None for m in EXTRA_MODULES.get(extra, [extra]))
+        ]
 
     def hidden_paths(self) -> list[Path]:
         return [self.path(h.path) for h in self.hidden_files]
@@ -338,8 +346,11 @@ class TaskSpec(_Strict):
     def dataset_docs(self) -> str:
         lines = []
         for ds in self.datasets:
-            where = (f"read-only, at `{ds.mount_point}`" if ds.is_local
-                     else f"remote dataset `{ds.data_path}`, not mounted: the sandbox has no network")
+            where = (
+                f"read-only, at `{ds.mount_point}`"
+                if ds.is_local
+                else f"remote dataset `{ds.data_path}`, not mounted: the sandbox has no network"
+            )
             lines.append(f"{ds.name} ({where}): {ds.description.strip()}")
         return "\n".join(lines) if lines else "This task has no dataset."
 
@@ -461,8 +472,11 @@ def load_task_file(path: str | Path) -> TaskSpec:
 def check_files_exist(spec: TaskSpec, path: Path) -> None:
     """Name the field of a file the task refers to but does not have."""
     agent_files = spec.evaluation.agent_code.files if spec.evaluation.agent_code else []
-    for field, files in (("starter_files", spec.starter_files), ("evaluation.files", spec.evaluation.files),
-                         ("evaluation.agent_code.files", agent_files)):
+    for field, files in (
+        ("starter_files", spec.starter_files),
+        ("evaluation.files", spec.evaluation.files),
+        ("evaluation.agent_code.files", agent_files),
+    ):
         for index, item in enumerate(files):
             if item.src.startswith("data:"):
                 continue  # a file of a dataset that may not be prepared yet
@@ -474,8 +488,9 @@ def check_files_exist(spec: TaskSpec, path: Path) -> None:
             source = spec.path(item.src)
             for secret in hidden:
                 if secret == source or secret.is_relative_to(source) or source.is_relative_to(secret):
-                    raise TaskConfigError(path, f"{field}.{index}.src",
-                                          f"{item.src} overlaps {secret}, which is listed in hidden_files")
+                    raise TaskConfigError(
+                        path, f"{field}.{index}.src", f"{item.src} overlaps {secret}, which is listed in hidden_files"
+                    )
     for index, ds in enumerate(spec.datasets):
         if ds.prepare:
             if not spec.path(ds.prepare).is_file():

@@ -53,19 +53,42 @@ def parse_header(path: Path) -> CommandDoc:
     if data["name"] != path.name:
         raise ValueError(f"{path}: header names '{data['name']}', but the file is '{path.name}'")
     arguments = tuple(
-        Argument(name, str(spec.get("type", "string")), str(spec.get("description", "")), bool(spec.get("required", False)))
+        Argument(
+            name, str(spec.get("type", "string")), str(spec.get("description", "")), bool(spec.get("required", False))
+        )
         for name, spec in (data.get("arguments") or {}).items()
     )
-    return CommandDoc(data["name"], str(data["signature"]).strip(), " ".join(str(data["docstring"]).split()),
-                      arguments, data.get("end_name"), data.get("requires"))
+    return CommandDoc(
+        data["name"],
+        str(data["signature"]).strip(),
+        " ".join(str(data["docstring"]).split()),
+        arguments,
+        data.get("end_name"),
+        data.get("requires"),
+    )
 
 
 @lru_cache(maxsize=1)
 def command_docs() -> tuple[CommandDoc, ...]:
     """Every command shipped in `bin/`, in a stable order (viewing, editing, search, scoring)."""
-    order = ["open", "goto", "scroll_up", "scroll_down", "create", "edit", "insert",
-             "search_dir", "search_file", "find_file", "memory_write", "memory_read", "literature_search",
-             "parse_pdf", "validate", "submit"]
+    order = [
+        "open",
+        "goto",
+        "scroll_up",
+        "scroll_down",
+        "create",
+        "edit",
+        "insert",
+        "search_dir",
+        "search_file",
+        "find_file",
+        "memory_write",
+        "memory_read",
+        "literature_search",
+        "parse_pdf",
+        "validate",
+        "submit",
+    ]
     docs = [parse_header(path) for path in TOOLS_BIN.iterdir() if path.is_file()]
     return tuple(sorted(docs, key=lambda d: (order.index(d.name) if d.name in order else len(order), d.name)))
 

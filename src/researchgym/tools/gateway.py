@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import socketserver
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 SOCKET_NAME = "gateway.sock"
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
@@ -57,7 +57,7 @@ def _loggable(args: Any) -> Any:
 
 
 class _Handler(socketserver.StreamRequestHandler):
-    server: "_Server"
+    server: _Server
 
     def handle(self) -> None:
         self.connection.settimeout(REQUEST_READ_TIMEOUT_S)
@@ -70,8 +70,10 @@ class _Handler(socketserver.StreamRequestHandler):
                 self.rfile.readline(DEFAULT_MAX_REQUEST_BYTES)
             except OSError:
                 pass
-            reply = {"ok": False, "error": f"more than {MAX_CONCURRENT_CALLS} tool calls at once; make them one "
-                                           "after another"}
+            reply = {
+                "ok": False,
+                "error": f"more than {MAX_CONCURRENT_CALLS} tool calls at once; make them one after another",
+            }
         else:
             try:
                 reply = gateway._serve(self.rfile, record)
@@ -81,11 +83,14 @@ class _Handler(socketserver.StreamRequestHandler):
                 gateway._slots.release()
         body = json.dumps(reply).encode() + b"\n"
         if len(body) > MAX_RESPONSE_BYTES:
-            reply = {"ok": False, "error": f"the reply ({len(body)} bytes) exceeds the gateway's "
-                                           f"{MAX_RESPONSE_BYTES}-byte limit"}
+            reply = {
+                "ok": False,
+                "error": f"the reply ({len(body)} bytes) exceeds the gateway's {MAX_RESPONSE_BYTES}-byte limit",
+            }
             body = json.dumps(reply).encode() + b"\n"
-        record.update(ok=bool(reply.get("ok")), response_bytes=len(body),
-                      seconds=round(time.perf_counter() - started, 4))
+        record.update(
+            ok=bool(reply.get("ok")), response_bytes=len(body), seconds=round(time.perf_counter() - started, 4)
+        )
         if not reply.get("ok"):
             record["error"] = str(reply.get("error", ""))[:500]
         gateway._log(record)
@@ -97,7 +102,7 @@ class _Handler(socketserver.StreamRequestHandler):
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
-    gateway: "ToolGateway"
+    gateway: ToolGateway
 
 
 class ToolGateway:
@@ -119,8 +124,9 @@ class ToolGateway:
         self._server = _Server(str(self.socket_path), _Handler)
         self._server.gateway = self
         os.chmod(self.socket_path, 0o666)  # the sandbox's user must be able to connect
-        self._thread = threading.Thread(target=self._server.serve_forever, name="researchgym-gateway",
-                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="researchgym-gateway", kwargs={"poll_interval": 0.2}, daemon=True
+        )
         self._thread.start()
 
     # ------------------------------------------------------------------ serving
@@ -128,12 +134,15 @@ class ToolGateway:
         limit = max(tool.max_request_bytes for tool in self.tools.values())
         try:
             line = rfile.readline(limit + 1)
-        except (OSError, socket.timeout):
+        except (TimeoutError, OSError):
             return {"ok": False, "error": f"no request arrived within {REQUEST_READ_TIMEOUT_S:g} s"}
         record["request_bytes"] = len(line)
         if len(line) > limit:
-            return {"ok": False, "error": f"the request is larger than the gateway's {limit}-byte limit; "
-                                          "send less (shorter text, fewer results)"}
+            return {
+                "ok": False,
+                "error": f"the request is larger than the gateway's {limit}-byte limit; "
+                "send less (shorter text, fewer results)",
+            }
         try:
             request = json.loads(line)
         except ValueError:
@@ -144,11 +153,16 @@ class ToolGateway:
         record["tool"], record["args"] = name, _loggable(request.get("args", {}))
         tool = self.tools.get(name)
         if tool is None:
-            return {"ok": False, "error": f"the tool '{name}' is not declared for this run; declared: "
-                                          f"{', '.join(sorted(self.tools))}"}
+            return {
+                "ok": False,
+                "error": f"the tool '{name}' is not declared for this run; declared: {', '.join(sorted(self.tools))}",
+            }
         if len(line) > tool.max_request_bytes:
-            return {"ok": False, "error": f"the request ({len(line)} bytes) exceeds the {tool.max_request_bytes}-byte "
-                                          f"limit of {name}; send less"}
+            return {
+                "ok": False,
+                "error": f"the request ({len(line)} bytes) exceeds the {tool.max_request_bytes}-byte "
+                f"limit of {name}; send less",
+            }
         with self._lock:
             if self.calls >= self.max_calls:
                 return {"ok": False, "error": f"this episode has used its {self.max_calls} gateway calls"}
@@ -175,7 +189,7 @@ class ToolGateway:
         self._thread.join(timeout=5)
         self._tmp.cleanup()
 
-    def __enter__(self) -> "ToolGateway":
+    def __enter__(self) -> ToolGateway:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 
@@ -50,7 +50,7 @@ def rgpdf() -> ModuleType:
     return _load_lib("rgpdf")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_lib(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"researchgym_tools_{name}", TOOLS_LIB / f"{name}.py")
     assert spec and spec.loader
@@ -88,7 +88,7 @@ class LocalCorpus:
         self.index = BM25([f"{p.title}\n{p.title}\n{p.abstract}\n{p.text}" for p in papers])
 
     @classmethod
-    def load(cls, folder: str | Path) -> "LocalCorpus":
+    def load(cls, folder: str | Path) -> LocalCorpus:
         folder = Path(folder).expanduser()
         if not folder.is_dir():
             raise ValueError(f"the literature corpus {folder} is not a folder (PDFs and/or JSONL abstracts)")
@@ -103,22 +103,37 @@ class LocalCorpus:
                 except reader.PdfError as exc:
                     raise ValueError(f"{path}: {exc}") from None
                 text = "\n".join(pages)
-                papers.append(Paper(title or path.stem, abstract=_abstract_of(text), text=text,
-                                    url=str(path.relative_to(folder)), source="local pdf"))
+                papers.append(
+                    Paper(
+                        title or path.stem,
+                        abstract=_abstract_of(text),
+                        text=text,
+                        url=str(path.relative_to(folder)),
+                        source="local pdf",
+                    )
+                )
             elif path.suffix.lower() == ".jsonl":
                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                     if not line.strip():
                         continue
                     try:
                         row = json.loads(line)
-                        papers.append(Paper(str(row["title"]), abstract=str(row.get("abstract", "")),
-                                            authors=tuple(str(a) for a in row.get("authors", [])),
-                                            year=int(row["year"]) if row.get("year") else None,
-                                            url=str(row.get("url", "")), source="local abstract",
-                                            text=str(row.get("text", ""))))
+                        papers.append(
+                            Paper(
+                                str(row["title"]),
+                                abstract=str(row.get("abstract", "")),
+                                authors=tuple(str(a) for a in row.get("authors", [])),
+                                year=int(row["year"]) if row.get("year") else None,
+                                url=str(row.get("url", "")),
+                                source="local abstract",
+                                text=str(row.get("text", "")),
+                            )
+                        )
                     except (ValueError, KeyError, TypeError) as exc:
-                        raise ValueError(f"{path}, line {number}: not a paper record ({exc}); each line "
-                                         'is {"title": ..., "abstract": ..., "authors": [...], "year": ...}') from None
+                        raise ValueError(
+                            f"{path}, line {number}: not a paper record ({exc}); each line "
+                            'is {"title": ..., "abstract": ..., "authors": [...], "year": ...}'
+                        ) from None
         return cls(papers, folder)
 
     def search(self, query: str, n: int) -> list[Paper]:
@@ -129,8 +144,8 @@ def _abstract_of(text: str) -> str:
     """The paragraph after an 'Abstract' heading, else the first 600 characters."""
     lower = text.lower()
     start = lower.find("abstract")
-    body = text[start + len("abstract"):] if start >= 0 else text
-    return " ".join(body.split())[:ABSTRACT_CHARS * 2]
+    body = text[start + len("abstract") :] if start >= 0 else text
+    return " ".join(body.split())[: ABSTRACT_CHARS * 2]
 
 
 # ------------------------------------------------------------------------- online
@@ -148,8 +163,14 @@ def _get(url: str, timeout: float, accept: str) -> bytes:
 class OnlineSearch:
     """Semantic Scholar's paper search and arXiv's query API, merged (duplicates by title dropped)."""
 
-    def __init__(self, sources: list[str], *, semantic_scholar_url: str = SEMANTIC_SCHOLAR_URL,
-                 arxiv_url: str = ARXIV_URL, timeout_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        sources: list[str],
+        *,
+        semantic_scholar_url: str = SEMANTIC_SCHOLAR_URL,
+        arxiv_url: str = ARXIV_URL,
+        timeout_s: float = 20.0,
+    ) -> None:
         self.urls = {"semantic_scholar": semantic_scholar_url, "arxiv": arxiv_url}
         unknown = [s for s in sources if s not in self.urls]
         if unknown:
@@ -177,13 +198,20 @@ class OnlineSearch:
         return papers[:n]
 
     def _semantic_scholar(self, query: str, n: int) -> list[Paper]:
-        params = urllib.parse.urlencode({"query": query, "limit": n,
-                                         "fields": "title,abstract,year,authors,url"})
+        params = urllib.parse.urlencode({"query": query, "limit": n, "fields": "title,abstract,year,authors,url"})
         data = json.loads(_get(f"{self.urls['semantic_scholar']}?{params}", self.timeout_s, "application/json"))
-        return [Paper(str(row.get("title") or ""), abstract=str(row.get("abstract") or ""),
-                      authors=tuple(a.get("name", "") for a in row.get("authors") or []),
-                      year=row.get("year"), url=str(row.get("url") or ""), source="semantic scholar")
-                for row in data.get("data") or [] if row.get("title")]
+        return [
+            Paper(
+                str(row.get("title") or ""),
+                abstract=str(row.get("abstract") or ""),
+                authors=tuple(a.get("name", "") for a in row.get("authors") or []),
+                year=row.get("year"),
+                url=str(row.get("url") or ""),
+                source="semantic scholar",
+            )
+            for row in data.get("data") or []
+            if row.get("title")
+        ]
 
     def _arxiv(self, query: str, n: int) -> list[Paper]:
         params = urllib.parse.urlencode({"search_query": f"all:{query}", "start": 0, "max_results": n})
@@ -192,10 +220,16 @@ class OnlineSearch:
         for entry in root.iter(f"{ATOM}entry"):
             title = " ".join((entry.findtext(f"{ATOM}title") or "").split())
             published = entry.findtext(f"{ATOM}published") or ""
-            papers.append(Paper(title, abstract=(entry.findtext(f"{ATOM}summary") or "").strip(),
-                                authors=tuple(a.findtext(f"{ATOM}name") or "" for a in entry.iter(f"{ATOM}author")),
-                                year=int(published[:4]) if published[:4].isdigit() else None,
-                                url=(entry.findtext(f"{ATOM}id") or "").strip(), source="arxiv"))
+            papers.append(
+                Paper(
+                    title,
+                    abstract=(entry.findtext(f"{ATOM}summary") or "").strip(),
+                    authors=tuple(a.findtext(f"{ATOM}name") or "" for a in entry.iter(f"{ATOM}author")),
+                    year=int(published[:4]) if published[:4].isdigit() else None,
+                    url=(entry.findtext(f"{ATOM}id") or "").strip(),
+                    source="arxiv",
+                )
+            )
         return [p for p in papers if p.title]
 
 
@@ -234,8 +268,10 @@ def fetch_pdf(url: str, *, max_bytes: int, timeout_s: float = 30.0, allow_privat
     if not allow_private and not public_address(parts.hostname):
         raise ToolFailure(f"{parts.hostname} is a local or private address; only public URLs can be fetched")
     if not reachable(*_host_port(url)):
-        raise ToolFailure(f"{parts.hostname} cannot be reached (no network here); copy the PDF into the "
-                          "workspace and run parse_pdf on its path")
+        raise ToolFailure(
+            f"{parts.hostname} cannot be reached (no network here); copy the PDF into the "
+            "workspace and run parse_pdf on its path"
+        )
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "application/pdf"})
     opener = urllib.request.build_opener(_CheckedRedirects(allow_private))
     try:

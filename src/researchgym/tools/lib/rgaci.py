@@ -59,13 +59,14 @@ class TextFile:
     """A text file as lines without their endings, remembering how to write it back.
     (A plain class: importing dataclasses would add ~7 ms to every command.)"""
 
-    def __init__(self, path: str, lines: list[str] | None = None, newline: str = "\n",
-                 final_newline: bool = True) -> None:
+    def __init__(
+        self, path: str, lines: list[str] | None = None, newline: str = "\n", final_newline: bool = True
+    ) -> None:
         self.path, self.lines = path, lines if lines is not None else []
         self.newline, self.final_newline = newline, final_newline
 
     @classmethod
-    def read(cls, path: str) -> "TextFile":
+    def read(cls, path: str) -> TextFile:
         check_text_file(path)
         with open(path, "rb") as handle:
             data = handle.read()
@@ -230,7 +231,10 @@ def cmd_create(args: list[str]) -> str:
             shown = _show(state, TextFile.read(path), 1)
         except Refusal:
             shown = ""
-        raise Refusal(f"{args[0]} already exists, so nothing was created" + (f"; here it is, now open:\n{shown}" if shown else "."))
+        raise Refusal(
+            f"{args[0]} already exists, so nothing was created"
+            + (f"; here it is, now open:\n{shown}" if shown else ".")
+        )
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         raise Refusal(f"the folder {parent} does not exist. Create it first with mkdir -p {parent}.")
@@ -271,13 +275,27 @@ DEFAULT_LINT = "F821,F822,F831,E111,E112,E113,E999,E902"
 
 # pyflakes message classes by their flake8 code (those worth gating on).
 _PYFLAKES_CODES = {
-    "F401": "UnusedImport", "F402": "ImportShadowedByLoopVar", "F403": "ImportStarUsed",
-    "F405": "ImportStarUsage", "F541": "FStringMissingPlaceholders", "F601": "MultiValueRepeatedKeyLiteral",
-    "F621": "TooManyExpressionsInStarredAssignment", "F622": "TwoStarredExpressions",
-    "F631": "AssertTuple", "F632": "IsLiteral", "F701": "BreakOutsideLoop", "F702": "ContinueOutsideLoop",
-    "F704": "YieldOutsideFunction", "F706": "ReturnOutsideFunction", "F707": "DefaultExceptNotLast",
-    "F722": "ForwardAnnotationSyntaxError", "F811": "RedefinedWhileUnused", "F821": "UndefinedName",
-    "F822": "UndefinedExport", "F823": "UndefinedLocal", "F831": "DuplicateArgument",
+    "F401": "UnusedImport",
+    "F402": "ImportShadowedByLoopVar",
+    "F403": "ImportStarUsed",
+    "F405": "ImportStarUsage",
+    "F541": "FStringMissingPlaceholders",
+    "F601": "MultiValueRepeatedKeyLiteral",
+    "F621": "TooManyExpressionsInStarredAssignment",
+    "F622": "TwoStarredExpressions",
+    "F631": "AssertTuple",
+    "F632": "IsLiteral",
+    "F701": "BreakOutsideLoop",
+    "F702": "ContinueOutsideLoop",
+    "F704": "YieldOutsideFunction",
+    "F706": "ReturnOutsideFunction",
+    "F707": "DefaultExceptNotLast",
+    "F722": "ForwardAnnotationSyntaxError",
+    "F811": "RedefinedWhileUnused",
+    "F821": "UndefinedName",
+    "F822": "UndefinedExport",
+    "F823": "UndefinedLocal",
+    "F831": "DuplicateArgument",
     "F841": "UnusedVariable",
 }
 
@@ -297,8 +315,15 @@ def _indentation_errors(source: str) -> list[tuple[int, int, str]]:
     import tokenize
 
     found = []
-    skip = {tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.NEWLINE,
-            tokenize.ENCODING, tokenize.ENDMARKER}
+    skip = {
+        tokenize.NL,
+        tokenize.COMMENT,
+        tokenize.INDENT,
+        tokenize.DEDENT,
+        tokenize.NEWLINE,
+        tokenize.ENCODING,
+        tokenize.ENDMARKER,
+    }
     at_start = True
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type == tokenize.NEWLINE:
@@ -352,8 +377,9 @@ def _have_pyflakes() -> bool:
     return importlib.util.find_spec("pyflakes") is not None
 
 
-def _new_errors(before: list[tuple[int, int, str]], after: list[tuple[int, int, str]],
-                start: int, end: int, added: int) -> list[tuple[int, int, str]]:
+def _new_errors(
+    before: list[tuple[int, int, str]], after: list[tuple[int, int, str]], start: int, end: int, added: int
+) -> list[tuple[int, int, str]]:
     """Errors of `after` that the edit introduced, by MLGym's rule: an error before the edit
     still counts as old if it lay outside the replaced lines start..end, at its line shifted
     by the `added` lines when it lay below them; errors inside the replaced lines count as new
@@ -367,8 +393,9 @@ def _new_errors(before: list[tuple[int, int, str]], after: list[tuple[int, int, 
     return [error for error in after if error not in old]
 
 
-def _apply(file: TextFile, start: int, end: int, replacement: list[str], verb: str,
-           notes: list[str] | None = None) -> str:
+def _apply(
+    file: TextFile, start: int, end: int, replacement: list[str], verb: str, notes: list[str] | None = None
+) -> str:
     """Replace lines start..end (1-based, end = start - 1 inserts) after linting Python."""
     if not os.access(file.path, os.W_OK):
         raise Refusal(f"{file.path} is read-only; edits to it are refused.")
@@ -401,15 +428,18 @@ def _apply(file: TextFile, start: int, end: int, replacement: list[str], verb: s
     file.lines = new_lines
     state = load_state()
     state["scrolls"] = 0
-    note = "\n".join([*(notes or []),
-                      "File updated. Check the changed lines (indentation, duplicates) and edit again if needed."])
+    note = "\n".join(
+        [*(notes or []), "File updated. Check the changed lines (indentation, duplicates) and edit again if needed."]
+    )
     if file.path.endswith(".py") and lint_codes() - {"E999", "E902", "E111", "E112", "E113"} and not _have_pyflakes():
         note += "\n(warning: pyflakes is not installed here, so only syntax was checked, not undefined names)"
     return _show(state, file, start - window_size() // 2 + len(replacement) // 2, note)
 
 
 def _ignored(args: list[str]) -> list[str]:
-    return [f"(ignored the extra words {' '.join(args)!r}: edit and insert always change the open file)"] if args else []
+    return (
+        [f"(ignored the extra words {' '.join(args)!r}: edit and insert always change the open file)"] if args else []
+    )
 
 
 def cmd_edit(args: list[str]) -> str:
@@ -430,8 +460,11 @@ def cmd_edit(args: list[str]) -> str:
         # Clamped, as MLGym does: the lines from START to the end of the file are replaced
         # (START past the end appends).
         start, end = min(start, total + 1), total
-        notes.append(f"(the file has {total} lines: replaced lines {start} to {total})" if start <= total
-                     else f"(the file has {total} lines: added the new lines at its end)")
+        notes.append(
+            f"(the file has {total} lines: replaced lines {start} to {total})"
+            if start <= total
+            else f"(the file has {total} lines: added the new lines at its end)"
+        )
     replacement = read_block()
     return _apply(file, start, end, replacement, "edit", notes)
 
@@ -480,8 +513,10 @@ def cmd_search_dir(args: list[str]) -> str:
         if count:
             hits.append((os.path.relpath(path) if not os.path.isabs(root) else path, count))
             if len(hits) > MAX_MATCHES:
-                raise Refusal(f"more than {MAX_MATCHES} files match {term!r} in {root}. Narrow the search: "
-                              "a longer term, or a subdirectory.")
+                raise Refusal(
+                    f"more than {MAX_MATCHES} files match {term!r} in {root}. Narrow the search: "
+                    "a longer term, or a subdirectory."
+                )
     total = sum(count for _, count in hits)
     return _matches(term, root, total, [f"{path} ({count} matches)" for path, count in hits])
 
@@ -489,8 +524,9 @@ def cmd_search_dir(args: list[str]) -> str:
 def _matches(term: str, where: str, total: int, rows: list[str]) -> str:
     if not rows:
         return f'No matches found for "{term}" in {where}'
-    return "\n".join([f'Found {total} matches for "{term}" in {where}:', *rows,
-                      f'End of matches for "{term}" in {where}'])
+    return "\n".join(
+        [f'Found {total} matches for "{term}" in {where}:', *rows, f'End of matches for "{term}" in {where}']
+    )
 
 
 def cmd_search_file(args: list[str]) -> str:

@@ -20,8 +20,10 @@ class GatewayError(Exception):
 def call(tool: str, **args) -> dict:
     path = os.environ.get("RESEARCHGYM_GATEWAY")
     if not path:
-        raise GatewayError(f"{tool} needs the researchgym tool gateway, and this run did not start one: "
-                           "the run must enable the tool (memory or literature search) for it to work")
+        raise GatewayError(
+            f"{tool} needs the researchgym tool gateway, and this run did not start one: "
+            "the run must enable the tool (memory or literature search) for it to work"
+        )
     request = json.dumps({"tool": tool, "args": args}).encode() + b"\n"
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     connection.settimeout(CALL_TIMEOUT_S)
@@ -38,7 +40,7 @@ def call(tool: str, **args) -> dict:
             if not chunk:
                 break
             chunks.append(chunk)
-    except socket.timeout:
+    except TimeoutError:
         raise GatewayError(f"{tool}: the gateway did not answer within {CALL_TIMEOUT_S:g} s") from None
     except OSError as exc:
         raise GatewayError(f"{tool}: cannot reach the tool gateway ({exc})") from None

@@ -63,6 +63,5 @@ def pdf_text(data: bytes, *, pages: str | None = None, max_chars: int = DEFAULT_
     text = "\n\n".join(parts) if parts else f"(the PDF has {len(found)} pages; none in the range {pages})"
     if len(text) > max_chars:
         rest = len(text) - max_chars
-        text = (text[:max_chars] + f"\n[... {rest} more characters cut; read on with --pages "
-                f"or a larger --max-chars]")
+        text = text[:max_chars] + f"\n[... {rest} more characters cut; read on with --pages or a larger --max-chars]"
     return text

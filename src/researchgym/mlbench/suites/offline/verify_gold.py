@@ -64,6 +64,7 @@ class Skip(Exception):
 
 # ------------------------------------------------------------------ repositories
 
+
 def cache_root() -> Path:
     return Path(os.environ.get("RESEARCHGYM_CACHE") or Path.home() / ".cache" / "researchgym").expanduser()
 
@@ -74,8 +75,9 @@ def index_url() -> str:
 
 def download_sdist(pin: dict, folder: Path) -> Path:
     name = re.sub(r"[-_.]+", "-", pin["package"]).lower()
-    request = urllib.request.Request(f"{index_url()}/{name}/",
-                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    request = urllib.request.Request(
+        f"{index_url()}/{name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         listing = json.load(response)
     wanted = {f"{stem}-{pin['version']}.tar.gz" for stem in (name, name.replace("-", "_"), pin["package"])}
@@ -136,6 +138,7 @@ def extract(pin: dict, archive: Path, dest: Path) -> Path:
 
 # ------------------------------------------------------------------ running
 
+
 def netns_works() -> bool:
     if not shutil.which("unshare"):
         return False
@@ -146,19 +149,33 @@ def netns_works() -> bool:
 
 
 def make_env(venv_bin: Path, home: Path) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "SACREBLEU_FORMAT", "PYTHONSTARTUP")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME", "SACREBLEU_FORMAT", "PYTHONSTARTUP")
+    }
     home.mkdir(parents=True, exist_ok=True)
-    env.update({
-        "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
-        "VIRTUAL_ENV": str(venv_bin.parent),
-        "HOME": str(home),
-        "SACREBLEU": str(home / ".sacrebleu"),
-        "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-        "PIP_NO_INDEX": "1", "PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200",
-        "http_proxy": NOWHERE, "https_proxy": NOWHERE, "HTTP_PROXY": NOWHERE, "HTTPS_PROXY": NOWHERE,
-        "ALL_PROXY": NOWHERE, "no_proxy": "", "NO_PROXY": "",
-    })
+    env.update(
+        {
+            "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
+            "VIRTUAL_ENV": str(venv_bin.parent),
+            "HOME": str(home),
+            "SACREBLEU": str(home / ".sacrebleu"),
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PIP_NO_INDEX": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "COLUMNS": "200",
+            "http_proxy": NOWHERE,
+            "https_proxy": NOWHERE,
+            "HTTP_PROXY": NOWHERE,
+            "HTTPS_PROXY": NOWHERE,
+            "ALL_PROXY": NOWHERE,
+            "no_proxy": "",
+            "NO_PROXY": "",
+        }
+    )
     return env
 
 
@@ -166,8 +183,17 @@ def run_bash(script: str, cwd: Path, env: dict, timeout: float, netns: bool) -> 
     """(exit status or None on timeout, stdout, stderr, seconds)."""
     argv = (["unshare", "-rn"] if netns else []) + ["bash", "-c", script]
     start = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
         code = proc.returncode
@@ -186,6 +212,7 @@ def snapshot(path: Path):
 
 
 # ------------------------------------------------------------------ argument checks
+
 
 def help_argv(command: str) -> list[str]:
     tokens = shlex.split(command.split("|")[-1])
@@ -227,8 +254,10 @@ def argument_warnings(sample: dict, help_text: str, workdir: Path) -> list[str]:
                 warnings.append(f"override --{key} is not in the command")
             elif not cfgs or not cfgs[0].is_file() or not config_has(cfgs[0], key):
                 warnings.append(f"override {key}: not found in {cfgs[0].name if cfgs else 'any .cfg'}")
-        elif not (re.search(rf"(?<![\w-])--?{re.escape(key)}(?![\w-])", help_text)
-                  or re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", help_text, re.IGNORECASE)):
+        elif not (
+            re.search(rf"(?<![\w-])--?{re.escape(key)}(?![\w-])", help_text)
+            or re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", help_text, re.IGNORECASE)
+        ):
             warnings.append(f"'{key}' is not an option or positional in --help")
         if value != "true" and not all(part in tokens or f"--{key}={part}" in tokens for part in value.split()):
             warnings.append(f"value '{value}' of '{key}' is not a token of the command")
@@ -236,6 +265,7 @@ def argument_warnings(sample: dict, help_text: str, workdir: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------ main
+
 
 def shown(code: str) -> str:
     """A command as one line: Python code is shown by its first line."""
@@ -249,8 +279,12 @@ def main() -> int:
     parser.add_argument("--repos", type=Path, default=HERE / "repos.yaml")
     parser.add_argument("--only", help="comma-separated sample ids")
     parser.add_argument("--repo", help="only the samples of this repository")
-    parser.add_argument("--sdist-dir", type=Path, default=os.environ.get("MLBENCH_SDIST_DIR"),
-                        help="folder holding <package>-<version>.tar.gz files (else downloaded)")
+    parser.add_argument(
+        "--sdist-dir",
+        type=Path,
+        default=os.environ.get("MLBENCH_SDIST_DIR"),
+        help="folder holding <package>-<version>.tar.gz files (else downloaded)",
+    )
     parser.add_argument("--venv", type=Path, default=Path(sys.executable).parent.parent)
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folders")
     parser.add_argument("--no-netns", action="store_true", help="do not run in a network namespace")
@@ -270,8 +304,10 @@ def main() -> int:
 
     venv_bin = args.venv / "bin"
     netns = not args.no_netns and netns_works()
-    print(f"{len(samples)} samples; venv {args.venv}; network: "
-          f"{'none (unshare -rn)' if netns else 'not isolated (proxies point nowhere)'}")
+    print(
+        f"{len(samples)} samples; venv {args.venv}; network: "
+        f"{'none (unshare -rn)' if netns else 'not isolated (proxies point nowhere)'}"
+    )
     archives = {}
     for name in sorted({s["repo"] for s in samples}):
         archives[name] = sdist_archive(pins[name], args.sdist_dir)
@@ -300,8 +336,10 @@ def main() -> int:
             if s.get("setup", "").strip():
                 code, out, err, _ = run_bash("set -eo pipefail\n" + s["setup"], cwd, env, SETUP_TIMEOUT, netns)
                 if code != 0:
-                    fails.append(f"setup {'timed out' if code is None else f'exited {code}'}: "
-                                 + " | ".join((err or out).strip().splitlines()[-3:]))
+                    fails.append(
+                        f"setup {'timed out' if code is None else f'exited {code}'}: "
+                        + " | ".join((err or out).strip().splitlines()[-3:])
+                    )
                     raise Skip
             before = {p: snapshot(cwd / p) for p in s.get("expected_outputs", [])}
             python_task = s.get("type", "Bash Script").strip().lower() not in BASH_TYPES
@@ -344,8 +382,11 @@ def main() -> int:
         ok = not fails
         results.append((s, ok, seconds))
         warn_count += len(warns)
-        print(f"{'PASS' if ok else 'FAIL'} {key:14} {seconds:6.1f}s / {s['timeout_s']:>4}s  "
-              f"[{s['path']}] {shown(s['output'])}", flush=True)
+        print(
+            f"{'PASS' if ok else 'FAIL'} {key:14} {seconds:6.1f}s / {s['timeout_s']:>4}s  "
+            f"[{s['path']}] {shown(s['output'])}",
+            flush=True,
+        )
         for f in fails:
             print(f"     FAIL: {f}")
         for w in warns:
@@ -359,8 +400,10 @@ def main() -> int:
         by_repo[s["repo"]].append((ok, sec))
     for name, rows in sorted(by_repo.items()):
         secs = [sec for _, sec in rows]
-        print(f"  {name:10} {sum(ok for ok, _ in rows)}/{len(rows)} passed; command time total {sum(secs):.1f}s, "
-              f"mean {sum(secs) / len(secs):.1f}s, max {max(secs):.1f}s")
+        print(
+            f"  {name:10} {sum(ok for ok, _ in rows)}/{len(rows)} passed; command time total {sum(secs):.1f}s, "
+            f"mean {sum(secs) / len(secs):.1f}s, max {max(secs):.1f}s"
+        )
     passed = sum(ok for _, ok, _ in results)
     print(f"  all        {passed}/{len(results)} passed, {warn_count} warning(s)")
     for p in problems:
