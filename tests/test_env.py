@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 import researchgym
 from researchgym.env import ResearchEnv, normalised_reward
 from researchgym.runs.trajectory import read_trajectory
-from researchgym.tasks.spec import load_task_file
+from researchgym.tasks.loader import load_task_file
 
 
 def test_check_env_passes_on_battle_of_sexes():

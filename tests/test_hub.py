@@ -14,7 +14,8 @@ from conftest import write_task
 
 from researchgym.errors import TaskConfigError
 from researchgym.hardware import HardwareError, check_gpus, gpu_devices, sandbox_devices
-from researchgym.tasks.spec import HardwareSpec, load_task_file
+from researchgym.tasks.loader import load_task_file
+from researchgym.tasks.spec import HardwareSpec
 
 
 def _offline_env(tmp_path: Path) -> dict[str, str]:

@@ -28,8 +28,8 @@ from researchgym.runs.runner import Method, RunConfig, Runner
 from researchgym.runs.store import Store
 from researchgym.snapshot import SnapshotLimits, snapshot
 from researchgym.tasks.builtin._shared.agent_link import strict_loads
+from researchgym.tasks.loader import load_task_file
 from researchgym.tasks.registry import BUILTIN_DIR, load_task
-from researchgym.tasks.spec import load_task_file
 
 AGENT_LINK = BUILTIN_DIR / "_shared" / "agent_link.py"
 HONEST = "def answer(x):\n    return (x * 2) % 97\n"

@@ -22,8 +22,8 @@ import researchgym
 from researchgym.datasets import cache_root
 from researchgym.errors import EvaluationError
 from researchgym.evaluation import Score, evaluate
+from researchgym.tasks.loader import load_task_file
 from researchgym.tasks.registry import BUILTIN_DIR
-from researchgym.tasks.spec import load_task_file
 
 TASK_ID = "3SATTime"
 TASK_DIR = BUILTIN_DIR / "sat_time"

@@ -9,8 +9,8 @@ import pytest
 from conftest import write_task
 
 from researchgym.errors import TaskConfigError, UnknownNameError
+from researchgym.tasks.loader import load_task_file
 from researchgym.tasks.registry import all_tasks, load_task
-from researchgym.tasks.spec import load_task_file
 
 
 def test_builtin_battle_of_sexes_spec():

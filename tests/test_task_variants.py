@@ -7,8 +7,8 @@ from conftest import write_task
 
 import researchgym
 from researchgym.errors import TaskConfigError
+from researchgym.tasks.loader import load_task_file
 from researchgym.tasks.registry import all_tasks
-from researchgym.tasks.spec import load_task_file
 
 
 def test_a_variant_states_only_what_differs(tmp_path, monkeypatch):

@@ -6,18 +6,33 @@ to this process, which alone writes the store, so the store stays one SQLite fil
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from researchgym.runs.runner import EpisodePlan, Runner
+
+class EpisodeHost(Protocol):
+    """What the Ray executor needs of the run it serves (the runner): it never imports the
+    runner, which imports it."""
+
+    store: Any
+    config: Any
+    run_dir: Path
+    eval_secret: bytes | None
+
+    def emit(self, kind: str, plan: Any, data: dict[str, Any]) -> None: ...
+
+    def settle(self, plan: Any, outcome: dict[str, Any]) -> None: ...
 
 
-def run_on_ray(runner: Runner, plans: list[EpisodePlan], address: str | None = None) -> None:
+def run_on_ray(
+    host: EpisodeHost, plans: list[Any], play: Callable[..., dict[str, Any]], address: str | None = None
+) -> None:
+    """Play `plans` as Ray tasks running `play` (runner.play_episode); outcomes are settled here."""
     try:
         import ray
     except ImportError as exc:
         raise RuntimeError("the Ray executor needs the ray extra: pip install 'researchgym[ray]'") from exc
-    from researchgym.runs.runner import play_episode
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -25,13 +40,13 @@ def run_on_ray(runner: Runner, plans: list[EpisodePlan], address: str | None = N
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=0.25)(play_episode)  # episodes mostly wait on models and sandboxes
+    remote = ray.remote(num_cpus=0.25)(play)  # episodes mostly wait on models and sandboxes
     try:
         pending = {}
         for plan in plans:
-            runner.store.mark_running(plan.id)
-            runner._emit("started", plan, {})
-            pending[remote.remote(plan, runner.config, str(runner.run_dir), eval_secret=runner.eval_secret)] = plan
+            host.store.mark_running(plan.id)
+            host.emit("started", plan, {})
+            pending[remote.remote(plan, host.config, str(host.run_dir), eval_secret=host.eval_secret)] = plan
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
@@ -40,7 +55,7 @@ def run_on_ray(runner: Runner, plans: list[EpisodePlan], address: str | None = N
                     outcome = ray.get(ref)
                 except Exception as exc:  # the worker died
                     outcome = {"status": "failed", "error": f"ray worker failed: {exc}"}
-                runner.settle(plan, outcome)
+                host.settle(plan, outcome)
     finally:
         if started_here:
             ray.shutdown()

@@ -176,7 +176,7 @@ class Runner:
         if self.executor == "ray":
             from researchgym.runs.ray_executor import run_on_ray
 
-            run_on_ray(self, todo, address=self.ray_address)
+            run_on_ray(self, todo, play_episode, address=self.ray_address)
             return self.counts()
         self._store_failure: str | None = None
         with ThreadPoolExecutor(max_workers=max(1, min(self._max_episodes, len(todo) or 1))) as pool:
@@ -209,7 +209,7 @@ class Runner:
         with self._providers_lock:
             return self._providers.setdefault(provider, threading.Semaphore(self.config.max_calls_per_provider))
 
-    def _emit(self, kind: str, plan: EpisodePlan, data: dict[str, Any]) -> None:
+    def emit(self, kind: str, plan: EpisodePlan, data: dict[str, Any]) -> None:
         if self.on_event is not None:
             self.on_event(kind, plan, data)
 
@@ -221,7 +221,7 @@ class Runner:
                 return
             try:
                 self.store.mark_running(plan.id)
-                self._emit("started", plan, {})
+                self.emit("started", plan, {})
                 outcome = play_episode(plan, self.config, self.run_dir, gate=self._gate, eval_secret=self.eval_secret)
                 self.settle(plan, outcome)
             except (sqlite3.OperationalError, OSError) as exc:
@@ -231,10 +231,10 @@ class Runner:
         """Record what an episode came to (from this process or a remote worker)."""
         if outcome["status"] == "failed":
             self.store.mark_failed(plan.id, outcome["error"])
-            self._emit("failed", plan, outcome)
+            self.emit("failed", plan, outcome)
         else:
             self.store.record(plan.id, outcome["result"], outcome["metric"])
-            self._emit("finished", plan, outcome["result"])
+            self.emit("finished", plan, outcome["result"])
 
 
 def agent_config_of(config: RunConfig) -> Any:

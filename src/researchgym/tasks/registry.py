@@ -16,7 +16,8 @@ from pathlib import Path
 from types import ModuleType
 
 from researchgym.errors import TaskConfigError, UnknownNameError
-from researchgym.tasks.spec import TASK_FILE, VARIANT_GLOB, TaskSpec, load_task_file
+from researchgym.tasks.loader import load_task_file
+from researchgym.tasks.spec import TASK_FILE, VARIANT_GLOB, TaskSpec
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 

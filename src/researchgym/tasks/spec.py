@@ -436,39 +436,6 @@ def _read_with_base(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _merged(_read_with_base(base_path, (*seen, path.resolve())), data)
 
 
-def load_task_file(path: str | Path) -> TaskSpec:
-    """Read a task: a folder with `task.yaml`, or a YAML file (ours or MLGym's format)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / TASK_FILE
-    if not path.exists():
-        raise TaskConfigError(path, "", "file not found")
-    data = _read_with_base(path)
-    if "task_entrypoint" in data or "dataset_configs" in data:
-        from researchgym.tasks.mlgym import task_from_mlgym
-
-        return task_from_mlgym(data, path)
-    datasets = data.get("datasets") or []
-    resolved = []
-    for index, entry in enumerate(datasets if isinstance(datasets, list) else []):
-        if isinstance(entry, str):  # a path to a dataset YAML
-            ds_path = (path.parent / entry).resolve()
-            if not ds_path.exists():
-                raise TaskConfigError(path, f"datasets.{index}", f"dataset file {ds_path} does not exist")
-            resolved.append(load_dataset_file(ds_path))
-        else:
-            resolved.append(entry)
-    if isinstance(datasets, list):
-        data = {**data, "datasets": resolved}
-    spec: TaskSpec = validate_model(TaskSpec, data, path)
-    spec.source_dir = path.parent.resolve()
-    for ds in spec.datasets:
-        if ds.base_dir is None:
-            ds.base_dir = spec.source_dir
-    check_files_exist(spec, path)
-    return spec
-
-
 def check_files_exist(spec: TaskSpec, path: Path) -> None:
     """Name the field of a file the task refers to but does not have."""
     agent_files = spec.evaluation.agent_code.files if spec.evaluation.agent_code else []

@@ -27,9 +27,10 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 def _factory(task_id: str, kwargs: dict[str, Any]) -> Callable[[], gymnasium.Env]:
     def make() -> gymnasium.Env:
-        import researchgym
+        from researchgym.env import ResearchEnv
+        from researchgym.tasks.registry import load_task
 
-        return researchgym.make(task_id, **kwargs)
+        return ResearchEnv(load_task(task_id), **kwargs)
 
     return make
 
@@ -44,10 +45,10 @@ def make_vec(
         raise ValueError("make_vec needs at least one task id")
     if num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, not {num_envs}")
-    import researchgym
+    from researchgym.tasks.registry import load_task
 
     for task in set(tasks):  # fail here, with the task's name, not in a worker process
-        researchgym.load_task(task)
+        load_task(task)
     fns = [_factory(tasks[i % len(tasks)], dict(env_kwargs)) for i in range(num_envs)]
     if vectorization_mode == "sync":
         return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.NEXT_STEP)
