@@ -79,3 +79,29 @@ def test_no_module_imports_one_that_imports_it_back():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_code_outside_the_sandbox_package_branches_on_a_providers_name():
+    offenders = []
+    for path in (SRC / "researchgym").rglob("*.py"):
+        if TASK_MATERIAL in path.parents or (SRC / "researchgym" / "sandbox") in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Compare):
+                continue
+            sides = [node.left, *node.comparators]
+            named = [s for s in sides if "sandbox" in (getattr(s, "id", "") or getattr(s, "attr", "")).lower()]
+            literal = [s for s in sides if isinstance(s, ast.Constant) and isinstance(s.value, str)]
+            if named and literal:
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_a_third_party_sandbox_gets_the_same_evaluation(tmp_path):
+    import researchgym
+
+    env = researchgym.make("battleOfSexes", sandbox="custom_sandbox:RenamedBwrap", trajectory_dir=tmp_path)
+    env.reset(seed=0)
+    observation, *_ = env.step("validate")
+    env.close()
+    assert "Validation score" in observation, observation

@@ -39,7 +39,16 @@ from typing import Any
 
 from researchgym.errors import EvaluationError, SandboxError
 from researchgym.hardware import accelerator_env, sandbox_devices
-from researchgym.sandbox import AGENT_WORKSPACE, ExecResult, Limits, Mount, SandboxSpec, create_sandbox
+from researchgym.sandbox import (
+    AGENT_WORKSPACE,
+    ExecResult,
+    Limits,
+    Mount,
+    SandboxSpec,
+    create_sandbox,
+    path_inside,
+    sees_host_paths,
+)
 from researchgym.snapshot import SnapshotLimits, snapshot, whole_workspace
 from researchgym.tasks.builtin._shared.agent_link import LINK_VARIABLE, RESULT_VARIABLE, strict_loads
 from researchgym.tasks.spec import FileSpec, TaskSpec
@@ -206,7 +215,7 @@ class _EvaluationRun:
         write_secrets(self.evaluator, self.token, self.seed)
 
     def _inside(self, folder: Path, isolated: str) -> str:
-        return str(folder) if self.sandbox == "local" else isolated
+        return path_inside(self.sandbox, folder, isolated)
 
     def _limits(self) -> Limits:
         limits = self.task.limits
@@ -229,7 +238,7 @@ class _EvaluationRun:
         if link is not None:
             env[LINK_VARIABLE] = f"{link[0]},{link[1]}"
         mounts = dataset_mounts(self.task, self.evaluator, self.sandbox)
-        if self.sandbox != "local":
+        if not sees_host_paths(self.sandbox):
             mounts.append(Mount(self.results, RESULT_DIR, read_only=False))
         return SandboxSpec(
             workspace=self.evaluator,
@@ -388,7 +397,7 @@ def _reported_status(metrics: dict[str, Any] | None) -> str:
 def dataset_mounts(task: TaskSpec, host_workspace: Path, sandbox: str) -> list[Mount]:
     """The task's local datasets, read-only, where the sandbox's workspace sees them: inside an
     isolating sandbox at AGENT_WORKSPACE/<mount>, in the `local` one under the host folder."""
-    inside = str(host_workspace) if sandbox == "local" else AGENT_WORKSPACE
+    inside = path_inside(sandbox, host_workspace, AGENT_WORKSPACE)
     return [
         Mount(task.dataset_path(ds), f"{inside}/{ds.mount_point}", read_only=True)
         for ds in task.datasets

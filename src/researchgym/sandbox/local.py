@@ -20,6 +20,8 @@ class LocalSandboxWarning(UserWarning):
 
 class LocalSandbox(ShellSandbox):
     name = "local"
+    #: Commands see the host's files at their own paths (see sandbox.path_inside).
+    sees_host_paths = True
 
     def __init__(self, spec: SandboxSpec) -> None:
         super().__init__(spec)
