@@ -64,3 +64,63 @@ def test_every_suite_names_known_tasks():
         for task in tasks:
             assert load_task(task).id == task, (name, task)
     assert len(SUITES["mlgym"]) == 13
+
+
+def _run_config(folder: Path) -> dict:
+    config = json.loads(next(folder.glob("run-*/run.json")).read_text())
+    config.pop("run_id")
+    return config
+
+
+def test_a_run_file_equals_the_same_run_from_flags(tmp_path: Path):
+    agent_config = tmp_path / "agent.yaml"
+    agent_config.write_text("model:\n  max_output_tokens: 300\n")
+    flags = [
+        "battleOfSexes",
+        "prisonersDilemma",
+        "--seeds",
+        "2",
+        "--agent",
+        "baseline",
+        "--max-steps",
+        "12",
+        "--temperature",
+        "0.3",
+        "--agent-config",
+        str(agent_config),
+        "--max-episodes",
+        "2",
+    ]
+    by_flags = runner.invoke(app, ["run", *flags, "--out", str(tmp_path / "flags")])
+    assert by_flags.exit_code == 0, by_flags.output
+    (tmp_path / "exp.yaml").write_text(
+        "tasks: [battleOfSexes, prisonersDilemma]\nseeds: 2\nagents: baseline\nmax-steps: 12\ntemperature: 0.3\n"
+        f"agent_config: {agent_config}\nmax_episodes: 2\nout: {tmp_path / 'file'}\n"
+    )
+    by_file = runner.invoke(app, ["run", "-c", str(tmp_path / "exp.yaml")])
+    assert by_file.exit_code == 0, by_file.output
+    assert _run_config(tmp_path / "file") == _run_config(tmp_path / "flags")
+    assert "4 finished" in by_file.output and "4 finished" in by_flags.output
+    overridden = runner.invoke(
+        app,
+        [
+            "run",
+            "-c",
+            str(tmp_path / "exp.yaml"),
+            "--seeds",
+            "1",
+            "--out",
+            str(tmp_path / "override"),
+            "prisonersDilemma",
+        ],
+    )
+    assert overridden.exit_code == 0, overridden.output
+    config = _run_config(tmp_path / "override")  # flags win: one seed, one task, the file's other settings
+    assert config["seeds"] == [0] and config["tasks"] == ["prisonersDilemma"] and config["temperature"] == 0.3
+
+
+def test_a_run_file_with_an_unknown_option_names_it(tmp_path: Path):
+    (tmp_path / "exp.yaml").write_text("tasks: [battleOfSexes]\nsedes: 2\n")
+    result = runner.invoke(app, ["run", "-c", str(tmp_path / "exp.yaml"), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown run option 'sedes'" in result.output and "exp.yaml" in result.output
+    assert "Traceback" not in result.output and not list(tmp_path.glob("run-*"))

@@ -427,11 +427,54 @@ SUITES = {
     ],
     "offline": ["mnist-5k", "shakespeare-char", "imageClassificationFMnist", "regressionKaggleHousePrice"],
 }
+#: Plural keys a run file may use for the repeatable options.
+_RUN_FILE_ALIASES = {"tasks": "task", "agents": "agent", "models": "model"}
+
+
+def _load_run_file(ctx: typer.Context, value: Path | None) -> Path | None:
+    """`run -c FILE`: the file's options become the command's defaults (click's default_map), so
+    every flag given on the command line overrides the file. Keys are the options' names (dashes
+    or underscores; `tasks`, `agents`, `models` for the repeatable ones); paths are read from the
+    current folder, as on the command line."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    import yaml
+
+    try:
+        data = yaml.safe_load(value.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise typer.BadParameter(f"cannot read {value}: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise typer.BadParameter(f"{value} must hold a mapping of run options (tasks: [...], seeds: 2, ...)")
+    known = {param.name for param in ctx.command.params if param.name and param.name != "config"}
+    defaults = {}
+    for key, item in data.items():
+        name = str(key).replace("-", "_")
+        name = _RUN_FILE_ALIASES.get(name, name)
+        if name not in known:
+            raise typer.BadParameter(
+                f"{value}: unknown run option '{key}'; known: {', '.join(sorted(known | set(_RUN_FILE_ALIASES)))}"
+            )
+        if name in _RUN_FILE_ALIASES.values() and isinstance(item, str):
+            item = [item]
+        defaults[name] = item
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
 
 
 @app.command()
 def run(
     task: list[str] = typer.Argument(None, help="task ids, names, Gymnasium ids or paths (several allowed)"),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        is_eager=True,
+        callback=_load_run_file,
+        help="YAML file of run options (tasks, agents, models, seeds, temperature, ...); flags override it",
+    ),
     agent: list[str] = typer.Option(
         [], help="agent name or module:Object; repeat for several (default: baseline, or react with --model)"
     ),
