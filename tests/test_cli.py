@@ -124,3 +124,32 @@ def test_a_run_file_with_an_unknown_option_names_it(tmp_path: Path):
     result = runner.invoke(app, ["run", "-c", str(tmp_path / "exp.yaml"), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "unknown run option 'sedes'" in result.output and "exp.yaml" in result.output
     assert "Traceback" not in result.output and not list(tmp_path.glob("run-*"))
+
+
+def test_one_error_boundary_turns_a_researchgym_error_into_one_line():
+    import typer
+
+    from researchgym.cli import _ErrorBoundary
+    from researchgym.errors import ResearchGymError
+
+    probe = typer.Typer(cls=_ErrorBoundary)
+
+    @probe.command()
+    def fails() -> None:
+        raise ResearchGymError("the task file x.yaml: field 'metric' is missing; add it ([tabular] stays text)")
+
+    @probe.command()
+    def other() -> None:  # two commands, so the probe is a group as the real app is
+        pass
+
+    result = runner.invoke(probe, ["fails"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "error: the task file x.yaml: field 'metric' is missing; add it ([tabular] stays text)" in result.output
+    assert result.stdout == ""  # errors go to stderr
+
+
+def test_bad_mlbench_options_are_one_line_errors():
+    cases = ((["--setting", "oracel"], "--setting must be one of"), (["-k", "0"], "-k must be at least 1"))
+    for args, message in cases:
+        result = runner.invoke(app, ["mlbench", "llm", "--model", "x", *args])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

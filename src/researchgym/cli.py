@@ -9,26 +9,49 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from researchgym.errors import ResearchGymError
 
-app = typer.Typer(
-    help="Gymnasium environments and a benchmark for agents doing ML research.",
-    no_args_is_help=True,
-    add_completion=False,
-)
 # Piped output (CI logs, files) gets a wide console instead of rich's 80 columns.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+def _print_error(message: str) -> None:
+    """One error line on stderr; the message is text, never rich markup (`.[tabular]` stays)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+
+
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    _print_error(message)
     raise typer.Exit(code=2)
+
+
+class _ErrorBoundary(TyperGroup):
+    """The command line's one error boundary: a ResearchGymError raised anywhere below a command
+    (bad input, a task that cannot run here, a model that does not exist) ends it with one line
+    on stderr and exit status 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except ResearchGymError as exc:
+            _print_error(str(exc))
+            raise typer.Exit(code=2) from None
+
+
+app = typer.Typer(
+    cls=_ErrorBoundary,
+    help="Gymnasium environments and a benchmark for agents doing ML research.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 @app.command()
@@ -749,12 +772,17 @@ def mlbench_llm(
     ),
 ) -> None:
     """Ask a model for each sample's command, judge every answer, store it, print pass@k."""
+    from researchgym.mlbench.context import SETTINGS
     from researchgym.mlbench.data import load_samples
     from researchgym.mlbench.llm import Repositories, run_llm_setting
     from researchgym.mlbench.repos import load_pins
     from researchgym.models import create_model
     from researchgym.runs.store import Store
 
+    if setting not in SETTINGS:
+        _fail(f"--setting must be one of {', '.join(SETTINGS)}, not {setting!r}")
+    if k < 1:
+        _fail(f"-k must be at least 1 (answers per sample), not {k}")
     try:
         samples = load_samples(data)[:limit]
         pin_file = _mlbench_pin_file(data, pins)
