@@ -153,3 +153,30 @@ def test_bad_mlbench_options_are_one_line_errors():
     for args, message in cases:
         result = runner.invoke(app, ["mlbench", "llm", "--model", "x", *args])
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_a_registered_model_is_found_by_its_short_name(tmp_path: Path, monkeypatch):
+    from custom_model import SubmitAtOnce
+
+    from researchgym.models import MODELS
+
+    monkeypatch.setitem(MODELS._items, "submit-at-once", "custom_model:SubmitAtOnce")
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "battleOfSexes",
+            "--model",
+            "submit-at-once",
+            "--temperature",
+            "0.4",
+            "--out",
+            str(tmp_path),
+            "--seed",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "exit status: submitted" in result.output
+    # only the settings its constructor declares (no top_p, no api_base), the run's temperature among them
+    assert SubmitAtOnce.built_with == {"temperature": 0.4, "max_output_tokens": 1024}

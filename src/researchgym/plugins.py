@@ -40,6 +40,13 @@ class Registry:
         self._load_entry_points()
         return sorted(self._items)
 
+    def find(self, name: str) -> Any | None:
+        """The object registered (or entry-pointed) under `name`, or None: no error, no
+        `module:Object` fallback (for callers with further ways to read a name)."""
+        if name not in self._items:
+            self._load_entry_points()
+        return self.get(name) if name in self._items else None
+
     def get(self, name: str) -> Any:
         if name not in self._items:
             self._load_entry_points()

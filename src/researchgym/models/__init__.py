@@ -1,6 +1,8 @@
 """Model backends, chosen from a name.
 
 local/smollm2            a real offline model (extra `local-llm`)
+NAME                     a backend registered in MODELS, or under the `researchgym.models`
+                         entry point (a plug-in's short name, as for sandboxes and agents)
 replay:PATH              the replies recorded in a trajectory, in order
 human                    you type the replies
 module:Object            your own class, called with the keyword arguments
@@ -21,7 +23,11 @@ from researchgym.models.base import (
     ModelError,
     ModelResponse,
 )
-from researchgym.plugins import load_object
+from researchgym.plugins import Registry, load_object
+
+#: Model backends by short name: `MODELS.add("mine", "pkg.module:Class")`, or a plug-in's
+#: `researchgym.models` entry point. create_model looks here before handing a name to litellm.
+MODELS: Registry = Registry("model", entry_point_group="researchgym.models")
 
 
 def create_model(name: str, **kwargs: Any) -> Model:
@@ -40,6 +46,9 @@ def create_model(name: str, **kwargs: Any) -> Model:
         from researchgym.models.scripted import HumanModel
 
         return HumanModel()
+    registered = MODELS.find(name)
+    if registered is not None:
+        return _construct(registered, kwargs)
     if ":" in name and not name.startswith(("http:", "https:")):
         return _construct(load_object(name), kwargs)
     from researchgym.models.litellm_model import LiteLLMModel
@@ -66,6 +75,7 @@ def _only(kwargs: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "MODELS",
     "BudgetExceeded",
     "ContextWindowExceeded",
     "Message",
