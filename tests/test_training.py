@@ -82,7 +82,7 @@ def test_a_vector_of_four_environments_over_two_tasks_plays_to_the_end_and_close
         returns = [0.0] * 4
         finals: list[float | None] = [None] * 4
         for turn in range(5):
-            actions = tuple("true" if done[i] else agents[i].act(observations[i], {}) for i in range(4))
+            actions = tuple("true" if done[i] else agents[i].act(observations[i], {}).command for i in range(4))
             observations, rewards, terminations, truncations, infos = envs.step(actions)
             for i in range(4):
                 if not done[i]:

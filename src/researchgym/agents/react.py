@@ -14,6 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, StrictUndefined
 
+from researchgym.agents.base import Action
 from researchgym.agents.budget import Budget
 from researchgym.agents.config import AgentConfig, load_agent_config
 from researchgym.errors import FormatError
@@ -47,8 +48,6 @@ class ReactAgent:
         self._templates: dict[str, Any] = {}
         self.history: list[Message] = []
         self.budget = self._new_budget()
-        #: What the last act() did with the model; the runner writes it into the trajectory.
-        self.last_turn: dict[str, Any] | None = None
 
     def _new_budget(self) -> Budget:
         limits = self.config.limits
@@ -60,7 +59,7 @@ class ReactAgent:
             compiled = self._templates[template] = self._jinja.from_string(template)
         return compiled.render(**values)
 
-    def reset(self, task: TaskSpec, observation: str, info: dict[str, Any]) -> None:
+    def reset(self, task: TaskSpec, observation: str, info: dict[str, Any]) -> dict[str, Any]:
         templates = self.config.templates
         self.budget = self._new_budget()
         self.history = [
@@ -78,13 +77,15 @@ class ReactAgent:
             },
         ]
         self._first = True
+        # The exact first messages (system prompt, task), for training-data export.
+        return {"opening_messages": self.opening_messages}
 
     @property
     def opening_messages(self) -> list[Message]:
         """The system prompt and the first user message of the episode, as sent."""
         return [dict(m) for m in self.history[:2]]
 
-    def act(self, observation: str, info: dict[str, Any]) -> str:
+    def act(self, observation: str, info: dict[str, Any]) -> Action:
         if not self._first:
             template = self.config.templates.observation
             body = observation
@@ -93,6 +94,15 @@ class ReactAgent:
             self.history.append({"role": "user", "content": self._render(template, observation=body)})
         self._first = False
         turns: list[dict[str, Any]] = []
+        try:
+            return self._turn(turns)
+        except Exception as exc:  # a budget, format or API error: the replies it got are recorded all the same
+            if turns:
+                exc.record = {"model_turns": turns, "model_stats": self.budget.stats()}  # type: ignore[attr-defined]
+            raise
+
+    def _turn(self, turns: list[dict[str, Any]]) -> Action:
+        """Ask the model until a reply parses (appending each reply's record to `turns`)."""
         retry: list[Message] = []
         for _attempt in range(self.config.max_format_retries + 1):
             messages = self.processed_history() + retry
@@ -122,9 +132,7 @@ class ReactAgent:
                 ]
                 continue
             self.history.append({"role": "assistant", "content": response.text})
-            self.last_turn = {"model_turns": turns, "thought": thought, "model_stats": self.budget.stats()}
-            return command
-        self.last_turn = {"model_turns": turns, "model_stats": self.budget.stats()}
+            return Action(command, {"model_turns": turns, "thought": thought, "model_stats": self.budget.stats()})
         raise FormatError(
             f"{len(turns)} replies in a row broke the response format; last error: {turns[-1]['format_error']}"
         )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from researchgym.agents.base import Agent
+from researchgym.agents.base import Agent, as_action, record_of
 from researchgym.env import ResearchEnv
 
 
@@ -35,11 +35,6 @@ class EpisodeResult:
     model_stats: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
-    @property
-    def best_validation(self) -> float | None:
-        values = [s["validation"]["value"] for s in self.scores if "validation" in s]
-        return max(values) if values else None
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -61,38 +56,44 @@ def run_episode(
     config = getattr(agent, "config", None)
     tool_env = getattr(config, "tool_env", None)
     env.agent_tool_env = tool_env() if callable(tool_env) else {}  # the agent's lint rules, say
+    model_stats: dict[str, Any] = {}
+
+    def note(record: dict[str, Any] | None) -> None:
+        """Write what the agent returned with its move into the next step's line."""
+        nonlocal model_stats
+        if record:
+            env.annotate_next_step(**record)
+            model_stats = record.get("model_stats", model_stats)
+
     try:
         observation, info = env.reset(seed=seed)
-        agent.reset(env.task, observation, info)
-        opening = getattr(agent, "opening_messages", None)
-        if opening:  # the exact first messages (system prompt, task), for training-data export
-            env.annotate_next_step(opening_messages=opening)
+        note(agent.reset(env.task, observation, info))
         reward, done = 0.0, False
         try:
             while not done:
                 try:
-                    action = agent.act(observation, info)
-                finally:  # the model's replies are recorded even when the agent gives up
-                    turn = getattr(agent, "last_turn", None)
-                    if turn:
-                        env.annotate_next_step(**turn)
-                        agent.last_turn = None
-                observation, reward, terminated, truncated, info = env.step(action)
+                    action = as_action(agent.act(observation, info))
+                except Exception as exc:  # the model's replies are recorded even when the agent gives up
+                    note(record_of(exc))
+                    raise
+                note(action.record)
+                observation, reward, terminated, truncated, info = env.step(action.command)
                 done = terminated or truncated
                 if on_step is not None:
-                    on_step(StepEvent(info["step"], action, observation, reward, info))
+                    on_step(StepEvent(info["step"], action.command, observation, reward, info))
         except Exception as exc:
             # Budgets, format errors, context overflows and API errors carry their exit status.
             status = getattr(exc, "status", None) or "agent_error"
             observation, reward, info = env.end_episode(status)
             info = {**info, "error": f"{type(exc).__name__}: {exc}"}
-        result = _result(env, agent, info, reward, time.perf_counter() - started)
-        return result
+        return _result(env, agent, info, reward, time.perf_counter() - started, model_stats)
     finally:
         env.close()  # also on Ctrl-C: the trajectory gets its `end` line, the sandbox goes
 
 
-def _result(env: ResearchEnv, agent: Agent, info: dict[str, Any], reward: float, seconds: float) -> EpisodeResult:
+def _result(
+    env: ResearchEnv, agent: Agent, info: dict[str, Any], reward: float, seconds: float, model_stats: dict[str, Any]
+) -> EpisodeResult:
     return EpisodeResult(
         task=env.task.id,
         agent=getattr(agent, "name", type(agent).__name__),
@@ -104,6 +105,6 @@ def _result(env: ResearchEnv, agent: Agent, info: dict[str, Any], reward: float,
         duration_s=seconds,
         trajectory=str(env.trajectory_path) if env.trajectory_path else None,
         scores=info["scores"],
-        model_stats=agent.stats() if hasattr(agent, "stats") else {},
+        model_stats=model_stats,
         error=info.get("error"),
     )
