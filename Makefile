@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: install demo test lint bench clean system-deps browser-deps
+.PHONY: install demo test lint typecheck bench clean system-deps browser-deps
 
 install: $(VENV)/.installed
 
@@ -67,6 +67,10 @@ test: $(VENV)/.dev-installed browser-deps
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+
+# Types with mypy and the pydantic plugin (settings in pyproject.toml), over src/.
+typecheck: $(VENV)/.dev-installed
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python benchmarks/step_overhead.py

@@ -21,6 +21,3 @@ class SubmitAtOnce:
 
     def estimate_input_cost(self, messages):
         return 0.0
-
-    def max_output_cost(self):
-        return 0.0

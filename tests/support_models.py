@@ -39,9 +39,6 @@ class _Scripted:
     def estimate_input_cost(self, messages):
         return 0.0
 
-    def max_output_cost(self):
-        return 0.001
-
 
 class Submitter(_Scripted):
     """Validates and submits the starter artefact."""

@@ -108,9 +108,12 @@ def test_a_sandbox_killed_mid_step_is_reported_and_the_episode_goes_on(tiny_task
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
-def test_a_full_disk_stops_the_run_cleanly_and_resume_finishes_it(tmp_path):
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_full_disk_stops_the_run_cleanly_and_resume_finishes_it(tmp_path, executor):
     import subprocess
 
+    if executor == "ray":
+        pytest.importorskip("ray", reason="the ray extra is not installed")
     from researchgym.runs.runner import Method, RunConfig, RunInterrupted, Runner
     from researchgym.runs.store import Store
 
@@ -119,7 +122,7 @@ def test_a_full_disk_stops_the_run_cleanly_and_resume_finishes_it(tmp_path):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(run)], check=True)
     try:
         config = RunConfig(tasks=["battleOfSexes"], methods=[Method("baseline")], seeds=[0, 1, 2, 3])
-        runner = Runner(run, config)
+        runner = Runner(run, config, executor=executor)
         filler = run / "filler"
         stats = os.statvfs(run)
         with open(filler, "wb") as handle:

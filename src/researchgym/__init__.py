@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium
 
-from researchgym.errors import TaskConfigError
+from researchgym.errors import ResearchGymError
 from researchgym.tasks.registry import all_tasks, load_task
 from researchgym.tasks.spec import TaskSpec
 
@@ -37,7 +37,7 @@ def make_vec(task_ids: str | list[str], num_envs: int, **kwargs: Any) -> Any:
 
 def register_builtin_envs() -> None:
     """Register every known task as `researchgym/<Name>-v<version>` with Gymnasium."""
-    errors: list[TaskConfigError] = []
+    errors: list[ResearchGymError] = []
     for spec in all_tasks(errors=errors):
         if spec.gym_id not in gymnasium.registry:
             gymnasium.register(

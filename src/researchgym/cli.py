@@ -8,8 +8,8 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -17,6 +17,9 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from researchgym.errors import ResearchGymError
+
+if TYPE_CHECKING:
+    from researchgym.tasks.spec import TaskSpec
 
 # Piped output (CI logs, files) gets a wide console instead of rich's 80 columns.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -38,7 +41,7 @@ class _ErrorBoundary(TyperGroup):
     (bad input, a task that cannot run here, a model that does not exist) ends it with one line
     on stderr and exit status 2, never a traceback."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx):  # click's Context (typer re-exports its own)
         try:
             return super().invoke(ctx)
         except ResearchGymError as exc:
@@ -79,14 +82,14 @@ def tasks(
         except ResearchGymError as exc:
             _fail(str(exc))
             return
-        specs = []
-        for file, loaded in found:
+        specs: list[tuple[Path | None, TaskSpec]] = []
+        for found_file, loaded in found:
             if isinstance(loaded, ResearchGymError):
                 errors.append(loaded)
             else:
-                specs.append((file, loaded))
+                specs.append((found_file, loaded))
     else:
-        specs = [(None, spec) for spec in all_tasks(errors=errors)]  # type: ignore[arg-type]
+        specs = [(None, spec) for spec in all_tasks(errors=errors)]
     for file, spec in specs:
         baseline = spec.baseline_score
         missing = set(spec.missing_requirements())
@@ -103,7 +106,8 @@ def tasks(
     console.print(table)
     for file, spec in specs:
         for lack in spec.unavailable:
-            console.print(f"[yellow]{file.name}[/] cannot run here: {lack.field}: {lack.problem}", highlight=False)
+            where = file.name if file is not None else spec.id
+            console.print(f"[yellow]{where}[/] cannot run here: {lack.field}: {lack.problem}", highlight=False)
     for error in errors:
         console.print(f"[yellow]skipped a broken task:[/] {error}", highlight=False)
     if path and specs:
@@ -132,10 +136,12 @@ def prepare(task: str = typer.Argument(..., help="task id, name or path")) -> No
     for ds in prepared:
         target = spec.dataset_path(ds)
         with console.status(f"preparing {ds.name} into {target}") as status:
+
+            def show(line: str, name: str = ds.name, status: Any = status) -> None:
+                status.update(f"{name}: {line}")
+
             try:
-                digests = prepare_dataset(
-                    spec.path(ds.prepare), target, on_line=lambda line, name=ds.name: status.update(f"{name}: {line}")
-                )
+                digests = prepare_dataset(spec.path(ds.prepare or ""), target, on_line=show)
             except ResearchGymError as exc:
                 _fail(str(exc))
                 return
@@ -661,6 +667,7 @@ def _run_matrix(
         TimeRemainingColumn,
     )
 
+    from researchgym.runs.layout import RunLayout
     from researchgym.runs.runner import Method, RunConfig, Runner
 
     if resume is not None:
@@ -668,7 +675,7 @@ def _run_matrix(
             runner_factory = functools.partial(
                 Runner.resume, resume, executor=executor, ray_address=address, eval_secret=eval_secret
             )
-            config = RunConfig.from_json((resume / "run.json").read_text())
+            config = RunConfig.from_json(RunLayout(resume).run_file.read_text())
         except (OSError, ValueError) as exc:
             _fail(f"cannot resume {resume}: {exc}")
             return

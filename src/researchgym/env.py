@@ -421,10 +421,10 @@ class ResearchEnv(gym.Env[str, str]):
             entry["test"] = entry["validation"]
         self.scores.append(entry)
         baseline = self.task.baseline_score
-        shown = {k: v for k, v in validation.metrics.items() if k != "split"}
+        all_metrics = {k: v for k, v in validation.metrics.items() if k != "split"}
         return (
             f"Validation score: {metric.name} = {validation.value:.6g} ({metric.direction}; "
-            f"baseline {baseline if baseline is not None else 'n/a'}). All metrics: {shown}"
+            f"baseline {baseline if baseline is not None else 'n/a'}). All metrics: {all_metrics}"
         )
 
     def _snapshot_for_test(self, entry: dict[str, Any]) -> None:

@@ -42,18 +42,6 @@ class SandboxError(ResearchGymError):
     """The sandbox could not be created or has failed irrecoverably."""
 
 
-class Submitted(ResearchGymError):
-    """The agent submitted; the episode is over."""
-
-
-class LimitExceeded(ResearchGymError):
-    """A step, cost, token or time limit ended the episode. `status` is the exit status."""
-
-    def __init__(self, status: str, message: str = "") -> None:
-        self.status = status
-        super().__init__(message or status)
-
-
 class FormatError(ResearchGymError):
     """The agent's reply could not be parsed into exactly one action."""
 

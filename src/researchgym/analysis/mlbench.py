@@ -229,7 +229,7 @@ def summarize(rows: list[dict[str, Any]], runs: list[dict[str, Any]] | None = No
         rates = _rates(outcomes)
         repos = {repo: _rates(dict(samples), rates.attempts) for repo, samples in sorted(by_repo.items())}
         groups.append(Group(setting, model, mode, rates, errors, repos, cost))
-    both = defaultdict(dict)
+    both: defaultdict[tuple[str, str], dict[str, Group]] = defaultdict(dict)
     for group in groups:
         both[(group.setting, group.model)][group.mode] = group
     comparisons = [

@@ -44,6 +44,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     out = Path(out_dir) if out_dir else Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     if not episodes:  # ML-Bench judgments only: no episode tables, no plots
+        assert mlbench is not None
         sections = [f"# researchgym report: {Path(run_dir).name}", *_mlbench_sections(mlbench)]
         return _write(out, sections)
     summary = summarize(episodes)
@@ -281,7 +282,8 @@ def _plots(out, best, last, directions, aup, costs, exits, actions) -> list[str]
 
 def _html(markdown: str) -> str:
     """A small Markdown-to-HTML conversion for the report's headings, tables and images."""
-    body, table = [], []
+    body: list[str] = []
+    table: list[str] = []
 
     def flush() -> None:
         if table:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from researchgym.runs.runner import safe_name
+from researchgym.runs.layout import RunLayout, safe_name
 from researchgym.runs.store import Store, episode_id
 from researchgym.runs.trajectory import SCHEMA_VERSION
 
@@ -262,12 +262,12 @@ def _score_entries(
         submit_step = len(steps)
     for index, attempt in enumerate(attempts):
         last = index == len(attempts) - 1
-        step = placed[index]
+        at = placed[index]
         kind = "validate"
-        if step is None and last and submit_step is not None:
-            step = submit_step
-        if step is None:
-            step, after = after, after + 1
+        if at is None and last and submit_step is not None:
+            at = submit_step
+        if at is None:
+            at, after = after, after + 1
         if placed[index] is None and last:
             if exit_status == "submitted":
                 kind = "submit"
@@ -275,7 +275,7 @@ def _score_entries(
                 kind = "autosubmit"
         metrics = attempt if isinstance(attempt, dict) else {}
         value = _number(metrics.get(metric)) if metric is not None else None
-        entry: dict[str, Any] = {"step": step, "kind": kind}
+        entry: dict[str, Any] = {"step": at, "kind": kind}
         if value is None:
             entry["status"] = "metric_missing"
             entry["metrics"] = metrics
@@ -323,24 +323,35 @@ def _write_trajectory(path: Path, records: list[dict[str, Any]]) -> None:
     os.replace(temporary, path)
 
 
+def _dict_at(record: dict | None, key: str) -> dict[str, Any]:
+    """record[key] when it is a dict (MLGym's files are read as found: anything else counts as absent)."""
+    value = record.get(key) if record is not None else None
+    return value if isinstance(value, dict) else {}
+
+
+def _list_at(record: dict | None, key: str) -> list[Any]:
+    value = record.get(key) if record is not None else None
+    return value if isinstance(value, list) else []
+
+
 def _episode(
     run: _Run, facts: dict[str, Any], results: dict | None, traj: dict | None, run_dir: Path, warnings: list[str]
 ) -> tuple[str, dict[str, Any]]:
     task, metric = facts["task"], facts["metric"]
-    info = traj.get("info") if traj is not None and isinstance(traj.get("info"), dict) else {}
+    info = _dict_at(traj, "info")
+    attempts: list[Any]
     if results is not None and isinstance(results.get("agent"), list):
         attempts = results["agent"]
     else:
-        attempts = info.get("score") if isinstance(info.get("score"), list) else []
+        attempts = _list_at(info, "score")
         if results is not None:
             warnings.append(f"{run.folder / 'results.json'}: no `agent` list; scores taken from the trajectory")
-    raw_steps = traj.get("trajectory") if traj is not None and isinstance(traj.get("trajectory"), list) else []
-    steps = [s for s in raw_steps if isinstance(s, dict)]
+    steps = [s for s in _list_at(traj, "trajectory") if isinstance(s, dict)]
     mlgym_status = info.get("exit_status") if traj is not None else None
     exit_status = _exit_status(mlgym_status) if traj is not None else "unknown (trajectory missing)"
     scores = _score_entries(attempts, steps, metric, exit_status)
     final_score = _final_score(attempts, metric)
-    stats = info.get("model_stats") if isinstance(info.get("model_stats"), dict) else {}
+    stats = _dict_at(info, "model_stats")
     model_stats = {
         "total_cost": _number(stats.get("total_cost")) or 0.0,
         "cost_known": bool(stats),
@@ -349,7 +360,7 @@ def _episode(
         "api_calls": int(_number(stats.get("api_calls")) or 0),
     }
     eid = episode_id(task, AGENT, run.model, run.seed)
-    path = run_dir / "trajectories" / safe_name(eid) / f"{safe_name(run.mlgym_task)}.jsonl"
+    path = RunLayout(run_dir).trajectories(eid) / f"{safe_name(run.mlgym_task)}.jsonl"
     by_step: dict[int, list[dict[str, Any]]] = {}
     for entry in scores:
         by_step.setdefault(entry["step"], []).append(entry)
@@ -430,12 +441,12 @@ def import_mlgym(source: str | Path, run_dir: str | Path) -> ImportReport:
             by_task.setdefault(run.mlgym_task, []).append(run)
         facts: dict[str, dict[str, Any]] = {}
         for mlgym_task, task_runs in by_task.items():
-            results = []
+            task_results: list[dict[str, Any]] = []
             for run in task_runs:
-                read[str(run.folder)] = _read_run(run, report.warnings)
-                if read[str(run.folder)][0] is not None:
-                    results.append(read[str(run.folder)][0])
-            facts[mlgym_task] = _task_facts(mlgym_task, results, report.warnings)
+                read[str(run.folder)] = found = _read_run(run, report.warnings)
+                if found[0] is not None:
+                    task_results.append(found[0])
+            facts[mlgym_task] = _task_facts(mlgym_task, task_results, report.warnings)
         _save_config(store, source, facts)
         seen: set[str] = set()
         for run in runs:

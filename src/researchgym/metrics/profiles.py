@@ -127,7 +127,7 @@ def task_ratios(
     feasible = {
         m: float(s)
         for m, s in scores.items()
-        if is_feasible(s, baseline, direction, negative_infeasible=negative_infeasible)
+        if s is not None and is_feasible(s, baseline, direction, negative_infeasible=negative_infeasible)
     }
     ratios: dict[str, float] = {}
     worst_ratio = 1.0

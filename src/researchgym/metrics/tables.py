@@ -33,10 +33,11 @@ def read_score_table(path: str | Path) -> dict[str, dict[str, float | None]]:
         for method, cell in row.items():
             cell = (cell or "").strip()
             try:
-                values[method] = float(cell) if cell else None
+                value = float(cell) if cell else None
             except ValueError:
                 raise TableError(f"{path}, line {line}, column '{method}': {cell!r} is not a number") from None
-            if values[method] is not None and not math.isfinite(values[method]):
+            values[method] = value
+            if value is not None and not math.isfinite(value):
                 raise TableError(
                     f"{path}, line {line}, column '{method}' (task '{task}'): {cell!r} is not a finite "
                     "number; leave the cell empty for no valid result"

@@ -73,9 +73,9 @@ def _known(self, args=None, namespace=None):
     return namespace, extras
 
 
-def _option_destinations(parser) -> dict:
+def _option_destinations(parser) -> dict[str, str]:
     """Option string -> destination, sub-parsers included (`--smooth-method` -> `bleu_smooth_method`)."""
-    found = {}
+    found: dict[str, str] = {}
     for action in parser._actions:
         for option in action.option_strings:
             found.setdefault(option, action.dest)
@@ -98,9 +98,9 @@ def _error(self, message):
     raise SystemExit(2)
 
 
-argparse.ArgumentParser.parse_known_args = _known
-argparse.ArgumentParser.parse_args = _parse
-argparse.ArgumentParser.error = _error
+argparse.ArgumentParser.parse_known_args = _known  # type: ignore[method-assign]
+argparse.ArgumentParser.parse_args = _parse  # type: ignore[method-assign]
+argparse.ArgumentParser.error = _error  # type: ignore[method-assign]
 
 
 def _patch_click(package: str) -> None:

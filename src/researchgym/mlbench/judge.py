@@ -750,7 +750,10 @@ class Judge:
                 + (f"; what ran instead: {', '.join(others)}" if others else ""),
             )
             return Judgment(sample.key, arguments, kind, execution, {}, "sys.argv", mode=self.mode)
-        _, _, gold_argv, cd = find_invocation(sample.output)
+        reference = find_invocation(sample.output)
+        if reference is None:
+            raise MLBenchError(f"sample {sample.key}: its reference answer has no command that runs a program")
+        _, _, gold_argv, cd = reference
         gold = {"unknown": gold_argv, "cwd": posixpath.normpath(posixpath.join("/@ws", sample.path, cd))}
         problems: list[str] = []
         for record in mains:
@@ -1015,7 +1018,7 @@ class Judge:
         )
         result = box.run(command, timeout_s=60)
         line = next((ln for ln in reversed(result.output.splitlines()) if ln.startswith("@@argshim ")), None)
-        payload = json.loads(line[len("@@argshim ") :]) if line else {"no_parser": True}
+        payload: dict[str, Any] = json.loads(line[len("@@argshim ") :]) if line else {"no_parser": True}
         parser = payload.get("parser", "argparse")
         if "error" in payload:
             return Check(False, payload["error"]), {}, parser

@@ -58,7 +58,7 @@ class RepoPin(BaseModel):
 
     @property
     def ref(self) -> str:
-        return self.version if self.source == "pypi-sdist" else (self.commit or "unpinned")[:12]
+        return (self.version or "") if self.source == "pypi-sdist" else (self.commit or "unpinned")[:12]
 
 
 def load_pins(path: Path) -> dict[str, RepoPin]:

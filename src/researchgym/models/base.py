@@ -42,10 +42,6 @@ class Model(Protocol):
         """USD the prompt of a call would cost before any output, or None if unknown."""
         ...
 
-    def max_output_cost(self) -> float | None:
-        """USD of `max_output_tokens` of output, or None if unknown."""
-        ...
-
 
 class ModelError(ResearchGymError):
     """A model call failed. `status` is the episode exit status it leads to."""

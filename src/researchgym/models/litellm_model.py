@@ -77,9 +77,6 @@ class LiteLLMModel:
     def estimate_input_cost(self, messages: list[Message]) -> float | None:
         return None if self._prices is None else self.count_tokens(messages) * self._prices[0]
 
-    def max_output_cost(self) -> float | None:
-        return None if self._prices is None else self.max_output_tokens * self._prices[1]
-
     # ------------------------------------------------------------------ calls
     def query(self, messages: list[Message]) -> ModelResponse:
         litellm = _litellm()

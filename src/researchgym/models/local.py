@@ -153,9 +153,6 @@ class LocalSmolLM2:
     def estimate_input_cost(self, messages: list[Message]) -> float | None:
         return 0.0
 
-    def max_output_cost(self) -> float | None:
-        return 0.0
-
 
 #: Offline models by name, for `create_model("local/...")`.
 LOCAL_MODELS: dict[str, type] = {"local/smollm2": LocalSmolLM2}

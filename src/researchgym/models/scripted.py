@@ -40,9 +40,6 @@ class ScriptedModel:
     def estimate_input_cost(self, messages: list[Message]) -> float | None:
         return 0.0
 
-    def max_output_cost(self) -> float | None:
-        return self.cost_per_call
-
 
 class ReplayModel(ScriptedModel):
     """Replays the model replies recorded in a trajectory file, in order: researchgym's own
@@ -132,9 +129,6 @@ class HumanModel:
     def estimate_input_cost(self, messages: list[Message]) -> float | None:
         return 0.0
 
-    def max_output_cost(self) -> float | None:
-        return 0.0
-
 
 class SleepingModel:
     """A stand-in for a remote model, for throughput benchmarks: every call sleeps
@@ -157,7 +151,4 @@ class SleepingModel:
         return ModelResponse(f"```\n{command}\n```", 1, 1, 0.0, self.name)
 
     def estimate_input_cost(self, messages: list[Message]) -> float | None:
-        return 0.0
-
-    def max_output_cost(self) -> float | None:
         return 0.0

@@ -1,15 +1,13 @@
-"""Running a matrix of episodes (tasks x methods x seeds) concurrently, into one run folder.
+"""Running a matrix of episodes (tasks x methods x seeds) concurrently, into one run folder
+(its layout: layout.py).
 
-Layout of a run folder:
-    run.json                      what was asked (tasks, methods, seeds, limits): used to resume
-    results.sqlite                the store (see store.py)
-    trajectories/<episode>/*.jsonl
-    workspaces/<episode>/         each episode's workspace (kept for inspection)
-
-Concurrency has three separate caps: episodes at once (threads), sandboxes alive at once, and
-model calls in flight per provider. An episode is marked running in the store before it starts
-and recorded in one transaction when it ends, so a crash loses only the episodes in flight;
-`resume` reruns exactly those (their partial files are removed first). Sandboxes die with the
+Episodes run on an executor (threads here, or Ray: executors.py) but this process alone keeps
+the books: it keeps at most min(episodes cap, sandboxes cap) in flight, marks each running in the
+store before submitting it and records its outcome in one transaction when it comes back, so a
+crash loses only the episodes in flight; `resume` reruns exactly those (their partial files are
+removed first). Model calls in flight are also capped per provider (in this process). When the
+store cannot be written (a full disk), nothing more is submitted and the run raises
+RunInterrupted once the episodes in flight are back, on either executor. Sandboxes die with the
 runner (bubblewrap's --die-with-parent), so a killed runner leaves none behind.
 """
 
@@ -17,22 +15,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sqlite3
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from researchgym.errors import ResearchGymError
+from researchgym.runs.executors import EXECUTORS, make_executor
+from researchgym.runs.layout import RUN_FILE, RunLayout, safe_name
 from researchgym.runs.store import Store, episode_id
 
-RUN_FILE = "run.json"
+__all__ = ["RUN_FILE", "EpisodePlan", "Method", "RunConfig", "RunInterrupted", "Runner", "safe_name"]
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,6 @@ class RunConfig:
         return cls(**data)
 
 
-def safe_name(text: str) -> str:
-    """`text` as one file name: the run folder's trajectories/<name>, memory/<name> (the viewer
-    finds a running episode's trajectory by the same name)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
-
-
 @dataclass(frozen=True)
 class EpisodePlan:
     task: str
@@ -92,10 +86,6 @@ class EpisodePlan:
     @property
     def id(self) -> str:
         return episode_id(self.task, self.method.agent, self.method.model, self.seed)
-
-    @property
-    def folder_name(self) -> str:
-        return safe_name(self.id)
 
 
 def default_caps() -> tuple[int, int]:
@@ -134,8 +124,8 @@ class Runner:
         ray_address: str | None = None,
         eval_secret: bytes | None = None,
     ) -> None:
-        if executor not in ("local", "ray"):
-            raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
         self.executor, self.ray_address = executor, ray_address
         if config.research_tools:
             from researchgym.tools.services import ResearchToolsConfig
@@ -145,24 +135,24 @@ class Runner:
             except ValueError as exc:
                 raise ResearchGymError(f"research_tools: {exc}") from None
         self.run_dir = Path(run_dir)
+        self.layout = RunLayout(self.run_dir)
         self.config = config
         self.on_event = on_event
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / RUN_FILE).write_text(config.to_json())
+        self.layout.run_file.write_text(config.to_json())
         self.store = Store(self.run_dir)
         self.store.add_run(config.run_id, json.loads(config.to_json()))
         #: Behind every episode's test seed; kept in the store, the same on resume (eval_secrets.py).
         self.eval_secret = self.store.eval_secret(eval_secret)
         episodes, sandboxes = default_caps()
-        self._sandboxes = threading.Semaphore(config.max_sandboxes or sandboxes)
-        self._max_episodes = config.max_episodes or episodes
+        #: Episodes in flight at once: each holds its sandboxes for its whole length.
+        self.max_in_flight = max(1, min(config.max_episodes or episodes, config.max_sandboxes or sandboxes))
         self._providers: dict[str, threading.Semaphore] = {}
-        self._store_failure: str | None = None
         self._providers_lock = threading.Lock()
 
     @classmethod
     def resume(cls, run_dir: str | Path, **kwargs: Any) -> Runner:
-        path = Path(run_dir) / RUN_FILE
+        path = RunLayout(Path(run_dir)).run_file
         if not path.is_file():
             raise FileNotFoundError(f"{run_dir} is not a run folder (no {RUN_FILE})")
         return cls(run_dir, RunConfig.from_json(path.read_text()), **kwargs)
@@ -172,20 +162,41 @@ class Runner:
 
     def run(self) -> dict[str, int]:
         """Run every planned episode not finished yet; returns counts by status."""
-        todo = self.pending()
-        if self.executor == "ray":
-            from researchgym.runs.ray_executor import run_on_ray
-
-            run_on_ray(self, todo, play_episode, address=self.ray_address)
+        queue = deque(self.pending())
+        if not queue:
             return self.counts()
-        self._store_failure: str | None = None
-        with ThreadPoolExecutor(max_workers=max(1, min(self._max_episodes, len(todo) or 1))) as pool:
-            futures = [pool.submit(self._play, plan) for plan in todo]
-            for future in as_completed(futures):
-                future.result()
-        if self._store_failure is not None:
+        executor = make_executor(self.executor, workers=min(self.max_in_flight, len(queue)), address=self.ray_address)
+        gate = {"gate": self._gate} if executor.in_process else {}
+        in_flight: dict[Future[Any], EpisodePlan] = {}
+        store_failure: str | None = None
+        try:
+            while queue or in_flight:
+                while queue and store_failure is None and len(in_flight) < self.max_in_flight:
+                    plan = queue.popleft()
+                    try:
+                        self.store.mark_running(plan.id)
+                    except (sqlite3.OperationalError, OSError) as exc:
+                        store_failure = f"{type(exc).__name__}: {exc}"
+                        break
+                    self.emit("started", plan, {})
+                    future = executor.submit(
+                        play_episode, plan, self.config, self.run_dir, eval_secret=self.eval_secret, **gate
+                    )
+                    in_flight[future] = plan
+                if not in_flight:
+                    break
+                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                for future in done:
+                    plan = in_flight.pop(future)
+                    try:
+                        self.settle(plan, _outcome(future, executor.in_process))
+                    except (sqlite3.OperationalError, OSError) as exc:
+                        store_failure = store_failure or f"{type(exc).__name__}: {exc}"
+        finally:
+            executor.shutdown()
+        if store_failure is not None:
             raise RunInterrupted(
-                f"the run folder {self.run_dir} could not be written ({self._store_failure}); the run stopped "
+                f"the run folder {self.run_dir} could not be written ({store_failure}); the run stopped "
                 f"with {self.counts().get('finished', 0)} episode(s) recorded. Free space (or fix the disk) and "
                 f"finish it with: researchgym run --resume {self.run_dir}"
             )
@@ -213,28 +224,23 @@ class Runner:
         if self.on_event is not None:
             self.on_event(kind, plan, data)
 
-    def _play(self, plan: EpisodePlan) -> None:
-        """One episode; when the run folder cannot be written (a full disk), the episodes not
-        started yet are skipped and run() raises, so a resume can finish them."""
-        with self._sandboxes:
-            if self._store_failure is not None:
-                return
-            try:
-                self.store.mark_running(plan.id)
-                self.emit("started", plan, {})
-                outcome = play_episode(plan, self.config, self.run_dir, gate=self._gate, eval_secret=self.eval_secret)
-                self.settle(plan, outcome)
-            except (sqlite3.OperationalError, OSError) as exc:
-                self._store_failure = self._store_failure or f"{type(exc).__name__}: {exc}"
-
     def settle(self, plan: EpisodePlan, outcome: dict[str, Any]) -> None:
-        """Record what an episode came to (from this process or a remote worker)."""
+        """Record what an episode came to (played here or by a remote worker)."""
         if outcome["status"] == "failed":
             self.store.mark_failed(plan.id, outcome["error"])
             self.emit("failed", plan, outcome)
         else:
             self.store.record(plan.id, outcome["result"], outcome["metric"])
             self.emit("finished", plan, outcome["result"])
+
+
+def _outcome(future: Future[Any], in_process: bool) -> dict[str, Any]:
+    """An episode's outcome; play_episode never raises, so an exception here means its worker died."""
+    try:
+        return future.result()
+    except Exception as exc:
+        where = "episode thread" if in_process else "ray worker"
+        return {"status": "failed", "error": f"{where} failed: {type(exc).__name__}: {exc}"}
 
 
 def agent_config_of(config: RunConfig) -> Any:
@@ -284,8 +290,7 @@ def episode_research_tools(config: RunConfig, plan: EpisodePlan, run_dir: Path) 
     tools = json.loads(json.dumps(config.research_tools)) if config.research_tools else None
     memory = (tools or {}).get("memory") or {}
     if memory.get("enabled") and memory.get("scope") == "task" and not memory.get("directory"):
-        label = safe_name(plan.method.label)
-        memory["directory"] = str(Path(run_dir) / "memory" / label)
+        memory["directory"] = str(RunLayout(Path(run_dir)).memory(plan.method.label))
     return tools
 
 
@@ -300,8 +305,8 @@ def play_episode(
     from researchgym.env import ResearchEnv
     from researchgym.runs.episode import run_episode
 
-    trajectories = Path(run_dir) / "trajectories" / plan.folder_name
-    workspaces = Path(run_dir) / "workspaces" / plan.folder_name
+    layout = RunLayout(Path(run_dir))
+    trajectories, workspaces = layout.trajectories(plan.id), layout.workspace(plan.id)
     for leftover in (trajectories, workspaces):  # from an interrupted attempt
         shutil.rmtree(leftover, ignore_errors=True)
     started = time.perf_counter()

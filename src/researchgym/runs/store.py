@@ -211,7 +211,8 @@ class Store:
             )
 
     def mlbench_rows(self, run_id: str | None = None) -> list[dict[str, Any]]:
-        query, args = "SELECT * FROM mlbench", ()
+        args: tuple[str, ...] = ()
+        query = "SELECT * FROM mlbench"
         if run_id:
             query, args = query + " WHERE run_id=?", (run_id,)
         return [dict(row) for row in self._db.execute(query + " ORDER BY sample, setting, model, attempt", args)]
@@ -233,7 +234,8 @@ class Store:
         return rows
 
     def episodes(self, status: str | None = None) -> list[dict[str, Any]]:
-        query, args = "SELECT * FROM episodes", ()
+        args: tuple[str, ...] = ()
+        query = "SELECT * FROM episodes"
         if status:
             query, args = query + " WHERE status=?", (status,)
         return [dict(row) for row in self._db.execute(query + " ORDER BY id", args)]
@@ -251,7 +253,8 @@ class Store:
         return {episode: list(entries.values()) for episode, entries in by_step.items()}
 
     def scores(self, eid: str | None = None) -> list[dict[str, Any]]:
-        query, args = "SELECT * FROM scores", ()
+        args: tuple[str, ...] = ()
+        query = "SELECT * FROM scores"
         if eid:
             query, args = query + " WHERE episode_id=?", (eid,)
         return [dict(row) for row in self._db.execute(query + " ORDER BY episode_id, step, split", args)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Set
 from dataclasses import dataclass
 
 
@@ -85,7 +86,7 @@ def kill_groups(pgids: set[int]) -> None:
             pass
 
 
-def kill_below(root: int, keep: set[int], keep_ns_pgids: set[int] = frozenset(), rounds: int = 200) -> int:
+def kill_below(root: int, keep: set[int], keep_ns_pgids: Set[int] = frozenset(), rounds: int = 200) -> int:
     """Kill every process below `root` except `keep` pids and groups in `keep_ns_pgids`.
 
     Repeats because a fork bomb keeps forking while it is being killed. Returns how many

@@ -250,16 +250,16 @@ class PersistentShell:
             if found >= 0 and buf.find(b"\n", found) >= 0:
                 break
         elapsed = time.perf_counter() - started
-        buf = bytes(capture.buf)
-        jobs_at = buf.rfind(f"\n{marker}J\n".encode(), 0, found)
-        status = buf[found + len(end_token) :].decode("utf-8", "replace").rstrip("\n")
+        output_bytes = bytes(capture.buf)
+        jobs_at = output_bytes.rfind(f"\n{marker}J\n".encode(), 0, found)
+        status = output_bytes[found + len(end_token) :].decode("utf-8", "replace").rstrip("\n")
         code_text, _, rest = status.partition(" ")
         syntax_text, _, cwd = rest.partition(" ")
         self._syntax_error = syntax_text == "1"
-        jobs_text = buf[jobs_at + len(marker) + 3 : found] if jobs_at >= 0 else b""
+        jobs_text = output_bytes[jobs_at + len(marker) + 3 : found] if jobs_at >= 0 else b""
         self._jobs = {int(x) for x in jobs_text.split() if x.isdigit()}
         self.cwd = cwd or self.cwd
-        output, cut = capture.render(buf[:jobs_at] if jobs_at >= 0 else buf[:found])
+        output, cut = capture.render(output_bytes[:jobs_at] if jobs_at >= 0 else output_bytes[:found])
         result = ExecResult(
             output,
             int(code_text) if code_text.lstrip("-").isdigit() else None,

@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
-from researchgym.errors import TaskConfigError, UnknownNameError
+from researchgym.errors import ResearchGymError, TaskConfigError, UnknownNameError
 from researchgym.tasks.loader import load_task_file
 from researchgym.tasks.spec import TASK_FILE, VARIANT_GLOB, TaskSpec
 
@@ -70,7 +70,7 @@ def _load(path: Path) -> TaskSpec:
     return spec.model_copy(deep=True)
 
 
-def all_tasks(errors: list[TaskConfigError] | None = None) -> list[TaskSpec]:
+def all_tasks(errors: list[ResearchGymError] | None = None) -> list[TaskSpec]:
     """Every task found. With `errors`, broken task folders are collected there and skipped
     (so one bad folder on RESEARCHGYM_TASKS_PATH does not hide the others); without, they raise."""
     specs = []

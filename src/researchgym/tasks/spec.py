@@ -157,7 +157,7 @@ class HiddenFileSpec(_Strict):
     listed splits, so nothing printed while validating can reveal test labels."""
 
     path: str
-    splits: list[Split] = Field(default_factory=lambda: ["test"])
+    splits: list[Split] = Field(default_factory=lambda: list[Split](["test"]))
 
 
 class SubmissionSpec(_Strict):

@@ -43,6 +43,10 @@ class MemoryToolConfig(BaseModel):
     max_chars: int = Field(4000, ge=10)
 
 
+LiteratureSource = Literal["semantic_scholar", "arxiv"]
+ALL_LITERATURE_SOURCES: tuple[LiteratureSource, ...] = ("semantic_scholar", "arxiv")
+
+
 class LiteratureToolConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -51,7 +55,7 @@ class LiteratureToolConfig(BaseModel):
     corpus: Path | None = None
     #: Search only the corpus (as if every call said --offline).
     offline: bool = False
-    sources: list[Literal["semantic_scholar", "arxiv"]] = Field(default_factory=lambda: ["semantic_scholar", "arxiv"])
+    sources: list[LiteratureSource] = Field(default_factory=lambda: list(ALL_LITERATURE_SOURCES))
     semantic_scholar_url: str = SEMANTIC_SCHOLAR_URL
     arxiv_url: str = ARXIV_URL
     timeout_s: float = Field(20.0, gt=0)

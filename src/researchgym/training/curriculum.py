@@ -20,12 +20,13 @@ from pathlib import Path
 from researchgym.errors import UnknownNameError
 from researchgym.runs.store import DB_NAME, Store
 from researchgym.tasks.registry import load_task
+from researchgym.tasks.spec import TaskSpec
 
 
 def success_rates(tasks: list[str], run_dirs: list[str | Path]) -> dict[str, tuple[int, int]]:
     """task -> (episodes that beat the baseline, finished episodes), over every store given."""
     counts = {task: [0, 0] for task in tasks}
-    specs = {}
+    specs: dict[str, TaskSpec | None] = {}
     for task in tasks:
         try:
             specs[task] = load_task(task)
@@ -37,18 +38,18 @@ def success_rates(tasks: list[str], run_dirs: list[str | Path]) -> dict[str, tup
         store = Store(run_dir)
         try:
             for row in store.episodes("finished"):
-                task = next((t for t in tasks if row["task"] == t or (specs[t] and row["task"] == specs[t].id)), None)
-                if task is None:
+                matched = next((t for t in tasks if row["task"] in (t, getattr(specs[t], "id", None))), None)
+                if matched is None:
                     continue
-                counts[task][1] += 1
-                spec, score = specs[task], row["final_score"]
+                counts[matched][1] += 1
+                spec, score = specs[matched], row["final_score"]
                 if score is not None and spec is not None and spec.baseline_score is not None:
                     better = (
                         score > spec.baseline_score
                         if spec.metric.direction == "maximize"
                         else score < spec.baseline_score
                     )
-                    counts[task][0] += int(better)
+                    counts[matched][0] += int(better)
         finally:
             store.close()
     return {task: (wins, total) for task, (wins, total) in counts.items()}

@@ -22,7 +22,7 @@ from researchgym.analysis.episodes import Episode, exit_category
 from researchgym.analysis.mlbench import answer_key, parse_detail, run_modes, to_answer
 from researchgym.analysis.mlbench import summarize as summarize_mlbench
 from researchgym.analysis.summary import summarize
-from researchgym.runs.runner import safe_name
+from researchgym.runs.layout import RunLayout, safe_name
 from researchgym.runs.store import DB_NAME, Store
 from researchgym.runs.trajectory import read_trajectory
 
@@ -71,7 +71,7 @@ class RunData:
                 row["task_facts"] = facts.get(row["run_id"], {}).get(row["task"])
                 path = Path(row["trajectory"]) if row.get("trajectory") else None
                 if path is None or not self._inside(path):
-                    found = sorted((self.run_dir / "trajectories" / safe_name(row["id"])).glob("*.jsonl"))
+                    found = sorted(RunLayout(self.run_dir).trajectories(row["id"]).glob("*.jsonl"))
                     path = found[-1] if found else None
                 row["path"] = path if path is not None and self._inside(path) else None
                 row["scores"] = scores.get(row["id"], [])
@@ -135,22 +135,22 @@ class RunData:
             "mlbench_answers": len(self._mlbench()[0]),
         }
         if finished:
-            summary = summarize(finished)
+            digest = summarize(finished)
             result["summary"] = {
-                "tasks": summary.tasks,
-                "methods": summary.methods,
-                "directions": summary.directions,
-                "baselines": summary.baselines,
-                "best_attempt": summary.best,
-                "best_submission": summary.last,
-                "aup": summary.aup,
-                "costs": summary.costs,
-                "exits": {m: dict(c) for m, c in summary.exits.items()},
+                "tasks": digest.tasks,
+                "methods": digest.methods,
+                "directions": digest.directions,
+                "baselines": digest.baselines,
+                "best_attempt": digest.best,
+                "best_submission": digest.last,
+                "aup": digest.aup,
+                "costs": digest.costs,
+                "exits": {m: dict(c) for m, c in digest.exits.items()},
             }
         return result
 
     def _config(self) -> dict[str, Any] | None:
-        path = self.run_dir / "run.json"
+        path = RunLayout(self.run_dir).run_file
         try:
             return json.loads(path.read_text()) if path.is_file() else None
         except ValueError:

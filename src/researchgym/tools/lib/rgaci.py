@@ -533,6 +533,7 @@ def cmd_search_file(args: list[str]) -> str:
     if not 1 <= len(args) <= 2:
         raise Refusal("Usage: search_file TERM [FILE] (FILE defaults to the open file)")
     term = args[0]
+    path: str | None
     if len(args) == 2:
         path = args[1]
     else:

@@ -1,0 +1,76 @@
+"""Where episodes run: threads in this process, or Ray tasks (on a cluster, or on this machine).
+
+Both take a function and its arguments and hand back a `concurrent.futures.Future`, so the
+runner has one loop for both: it alone decides how many episodes are in flight, marks them
+running, and settles their outcomes into the store, whichever executor played them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol
+
+EXECUTORS = ("local", "ray")
+
+
+class EpisodeExecutor(Protocol):
+    #: True when the work runs in this process, so it may be handed objects that cannot be
+    #: pickled (the per-provider model gates).
+    in_process: bool
+
+    def submit(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]: ...
+
+    def shutdown(self) -> None: ...
+
+
+class ThreadExecutor:
+    in_process = True
+
+    def __init__(self, workers: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="episode")
+
+    def submit(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return self._pool.submit(function, *args, **kwargs)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayExecutor:
+    """Each call is a Ray task (a quarter CPU: episodes mostly wait on models and sandboxes);
+    its result comes back as a future. Ray is started here unless it already runs."""
+
+    in_process = False
+
+    def __init__(self, address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise RuntimeError("the Ray executor needs the ray extra: pip install 'researchgym[ray]'") from exc
+        self._ray = ray
+        self._started_here = not ray.is_initialized()
+        if self._started_here:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(include_dashboard=False, log_to_driver=False)
+        self._remotes: dict[Callable[..., Any], Any] = {}
+
+    def submit(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        remote = self._remotes.get(function)
+        if remote is None:
+            remote = self._remotes[function] = self._ray.remote(num_cpus=0.25)(function)
+        return remote.remote(*args, **kwargs).future()
+
+    def shutdown(self) -> None:
+        if self._started_here:
+            self._ray.shutdown()
+
+
+def make_executor(name: str, workers: int, address: str | None = None) -> EpisodeExecutor:
+    if name == "local":
+        return ThreadExecutor(workers)
+    if name == "ray":
+        return RayExecutor(address)
+    raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {name!r}")
