@@ -247,7 +247,7 @@ def test_cli_runs_a_model_through_an_openai_compatible_server(server, tmp_path):
     assert result.exit_code == 0, result.output
     assert "agent react on openai/test-model" in result.output and "exit status: submitted" in result.output
     assert "model: 5 calls" in result.output and "some calls unpriced" in result.output
-    records = [json.loads(line) for line in next(tmp_path.glob("*.jsonl")).read_text().splitlines()]
+    records = [json.loads(line) for line in next(tmp_path.rglob("*.jsonl")).read_text().splitlines()]
     assert records[-1]["type"] == "end"
 
 

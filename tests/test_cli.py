@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from researchgym.cli import app
+from researchgym.runs.store import Store
 
 runner = CliRunner()
 
@@ -27,9 +29,14 @@ def test_run_prints_progress_score_and_trajectory(tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert "step   1/50" in result.output and "validation Score" in result.output
     assert "final score" in result.output and "exit status: submitted" in result.output
-    files = list(tmp_path.glob("*.jsonl"))
+    files = list(tmp_path.rglob("*.jsonl"))
     assert len(files) == 1 and str(files[0]) in result.output.replace("\n", "")
     assert json.loads(files[0].read_text().splitlines()[-1])["type"] == "end"
+    # A single episode is a run of one: its run folder has the store, as any run's has.
+    (run_dir,) = tmp_path.iterdir()
+    (episode,) = Store(run_dir).episodes()
+    assert episode["status"] == "finished" and episode["seed"] == 1 and episode["trajectory"] == str(files[0])
+    assert f"report: researchgym report {run_dir}" in result.output
 
 
 def test_run_unknown_task_is_a_clear_error(tmp_path: Path):
@@ -41,6 +48,21 @@ def test_run_unknown_task_is_a_clear_error(tmp_path: Path):
 def test_run_unknown_agent_is_a_clear_error(tmp_path: Path):
     result = runner.invoke(app, ["run", "battleOfSexes", "--agent", "gpt", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "unknown agent 'gpt'" in result.output
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["battleOfSexes", "blotto", "--agent", "baseline", "--agent", "gpt"], "unknown agent 'gpt'"),
+        (["battleOfSexes", "blotto", "--seeds", "2", "--sandbox", "docker"], "unknown sandbox 'docker'"),
+        (["battleOfSexes", "blotto", "--agent", "react"], "the react agent needs a model"),
+        (["battleOfSexes", "--max-steps", "0"], "field 'max_steps'"),
+    ],
+)
+def test_a_run_with_a_bad_name_or_setting_is_refused_before_anything_starts(tmp_path: Path, argv, message):
+    result = runner.invoke(app, ["run", *argv, "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "runs").exists()  # no run folder, no episode failed N times over
 
 
 def test_demo_console_script_end_to_end(tmp_path: Path):

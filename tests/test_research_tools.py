@@ -497,7 +497,7 @@ def test_the_cli_turns_the_tools_on_and_names_a_bad_corpus(tmp_path):
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
-    [trajectory] = tmp_path.glob("*.jsonl")
+    [trajectory] = tmp_path.rglob("*.jsonl")
     reset = json.loads(trajectory.read_text().splitlines()[0])
     assert reset["research_tools"]["memory"] | {"directory": None} == {
         "enabled": True,
@@ -507,7 +507,8 @@ def test_the_cli_turns_the_tools_on_and_names_a_bad_corpus(tmp_path):
         "max_entries": 1000,
         "max_chars": 4000,
     }
-    assert reset["research_tools"]["memory"]["directory"] == str((tmp_path / "memory").resolve())
+    (run_dir,) = tmp_path.iterdir()  # a run of one: the task's memory lives in its run folder, per method
+    assert reset["research_tools"]["memory"]["directory"] == str(run_dir / "memory" / "baseline")
     bad = cli.invoke(
         app, ["run", "battleOfSexes", "--out", str(tmp_path), "--literature-corpus", str(tmp_path / "no-such-folder")]
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,6 +21,9 @@ from typer.core import TyperGroup
 from researchgym.errors import ResearchGymError
 
 if TYPE_CHECKING:
+    from researchgym.runs.config import Method, RunConfig
+    from researchgym.runs.episode import StepEvent
+    from researchgym.runs.runner import EpisodePlan, Runner
     from researchgym.tasks.spec import TaskSpec
 
 # Piped output (CI logs, files) gets a wide console instead of rich's 80 columns.
@@ -31,7 +36,7 @@ def _print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     _print_error(message)
     raise typer.Exit(code=2)
 
@@ -294,33 +299,6 @@ def _one_line(text: str, width: int = 70) -> str:
     return first if len(first) <= width else first[: width - 1] + "…"
 
 
-def _make_agent(
-    agent: str | None,
-    model: str | None,
-    api_base: str | None,
-    cost_limit: float | None,
-    agent_config: Path | None,
-    temperature: float | None,
-):
-    """The named agent; with --model, the ReAct agent over that model (built by the runner's
-    factory, as every episode of a run is)."""
-    from researchgym.runs.runner import Method, RunConfig, make_agent
-
-    if model is None and agent == "react":
-        _fail("the react agent needs a model: pass --model NAME (e.g. openai/gpt-4o, local/smollm2)")
-    method = Method(agent or ("react" if model else "baseline"), model)
-    config = RunConfig(
-        tasks=[],
-        methods=[method],
-        seeds=[],
-        api_base=api_base,
-        cost_limit=cost_limit,
-        temperature=temperature,
-        agent_config=str(agent_config.resolve()) if agent_config else None,
-    )
-    return make_agent(method, config)
-
-
 def _research_tools(
     memory: bool,
     memory_scope: str,
@@ -342,85 +320,6 @@ def _research_tools(
     if literature_corpus is not None:
         tools["literature"]["corpus"] = str(literature_corpus.resolve())
     return tools
-
-
-def _run(
-    task: str,
-    agent: str | None,
-    sandbox: str,
-    out: Path,
-    seed: int | None,
-    max_steps: int | None,
-    model: str | None = None,
-    api_base: str | None = None,
-    cost_limit: float | None = None,
-    agent_config: Path | None = None,
-    temperature: float | None = None,
-    research_tools: dict | None = None,
-    eval_secret: bytes | None = None,
-) -> None:
-    from researchgym.env import ResearchEnv
-    from researchgym.runs.episode import StepEvent, run_episode
-    from researchgym.tasks.registry import load_task
-
-    try:
-        spec = load_task(task)
-        agent_obj = _make_agent(agent, model, api_base, cost_limit, agent_config, temperature)
-        limits = {"max_steps": max_steps} if max_steps else None
-        if research_tools and research_tools["memory"]["enabled"] and research_tools["memory"]["scope"] == "task":
-            research_tools["memory"]["directory"] = str((out / "memory").resolve())
-        env = ResearchEnv(
-            spec,
-            sandbox=sandbox,
-            limits=limits,
-            trajectory_dir=out,
-            research_tools=research_tools,
-            eval_secret=eval_secret,
-        )
-    except (ResearchGymError, ValueError) as exc:
-        _fail(str(exc))
-        return
-    who = f"agent [bold]{agent_obj.name}[/]" + (f" on [bold]{model}[/]" if model else "")
-    console.print(f"[bold]{spec.name}[/] ({spec.id}) with {who} in a [bold]{sandbox}[/] sandbox")
-
-    def show(event: StepEvent) -> None:
-        info = event.info
-        seconds = env.last_step_seconds
-        status = "timeout" if info.get("timed_out") else f"exit {info.get('exit_code')}"
-        console.print(
-            f"  step {event.step:>3}/{info['max_steps']}  [cyan]{_one_line(event.action)}[/]  "
-            f"({status}, {seconds:.2f}s)",
-            highlight=False,
-        )
-        for score in info["scores"][-1:]:
-            if score["step"] == event.step and "validation" in score:
-                console.print(f"           validation {spec.metric.name} = {score['validation']['value']:.6g}")
-
-    try:
-        result = run_episode(env, agent_obj, seed=seed, on_step=show)
-    except ResearchGymError as exc:
-        _fail(str(exc))
-        return
-    baseline = spec.baseline_score
-    if result.final_score is not None:
-        console.print(
-            f"[bold green]final score[/]: {spec.metric.name} = {result.final_score:.6g} "
-            f"({spec.metric.direction}; baseline {baseline}) — exit status: {result.exit_status}"
-        )
-    else:
-        console.print(f"[bold red]no score[/] — exit status: {result.exit_status}")
-    if result.model_stats:
-        stats = result.model_stats
-        cost = f"${stats['total_cost']:.4f}" + ("" if stats.get("cost_known", True) else " (some calls unpriced)")
-        console.print(
-            f"model: {stats['api_calls']} calls, {stats['tokens_sent']} tokens sent, "
-            f"{stats['tokens_received']} received, {cost}"
-        )
-    if result.error:
-        console.print(f"[yellow]ended by[/]: {result.error}", highlight=False)
-    console.print(f"trajectory: {result.trajectory}")
-    if result.final_score is None:
-        raise typer.Exit(code=1)
 
 
 SUITES = {
@@ -515,7 +414,7 @@ def run(
     temperature: float | None = typer.Option(None, help="sampling temperature (default 0)"),
     agent_config: Path | None = typer.Option(None, help="YAML file overriding the agent's prompts and settings"),
     sandbox: str = typer.Option("bwrap", help="sandbox provider: bwrap (isolated) or local (no isolation)"),
-    out: Path = typer.Option(Path("runs"), help="folder for trajectories (a run folder for several episodes)"),
+    out: Path = typer.Option(Path("runs"), help="where the run folder goes (store, trajectories, workspaces)"),
     seed: int | None = typer.Option(None, help="episode seed for a single episode (random if omitted)"),
     seeds: int | None = typer.Option(None, help="run seeds 0..N-1 of every task and method (a matrix run)"),
     suite: str | None = typer.Option(None, help=f"a named set of tasks: {', '.join(SUITES)}"),
@@ -544,70 +443,85 @@ def run(
         "hidden test seeds, to reproduce its test scores",
     ),
 ) -> None:
-    """Play episodes and print scores. One task and one method: a single episode, step by step.
-    Several tasks, methods or --seeds: a matrix run into one run folder with a SQLite store."""
+    """Play episodes into a run folder (a SQLite store, trajectories, workspaces) and print their
+    scores. One task, one method and no --seeds: a run of one, printed step by step; more: a
+    matrix run with a progress bar. Either way the same runner plays them."""
+    from researchgym.runs.executors import EXECUTORS
+
+    if executor not in EXECUTORS:
+        _fail(f"--executor must be one of {', '.join(EXECUTORS)}, not '{executor}'")
+    eval_secret = None
+    if eval_seed_file is not None:
+        from researchgym.eval_secrets import read_secret
+
+        eval_secret = read_secret(eval_seed_file)
+    if resume is not None:
+        _play_run(_resumed_config(resume), resume, executor, address, eval_secret, single=False)
+        return
     tasks = _expand_task_folders(list(task or []))
     if suite:
         if suite not in SUITES:
             _fail(f"unknown suite '{suite}'; known: {', '.join(SUITES)}")
         tasks += SUITES[suite]
-    if resume is None and not tasks:
+    if not tasks:
         _fail("name at least one task (or --suite NAME, or --resume RUN_DIR)")
-    research_tools = _research_tools(memory, memory_scope, memory_k, literature, literature_corpus, literature_offline)
-    eval_secret = None
-    if eval_seed_file is not None:
-        from researchgym.eval_secrets import read_secret
+    methods = _methods(agent, model)
+    single = len(tasks) == 1 and len(methods) == 1 and seeds is None and executor == "local"
+    if seeds is not None:
+        seed_list = list(range(seeds))
+    elif seed is not None:
+        seed_list = [seed]
+    else:  # a single episode plays a fresh seed; a matrix without --seeds plays seed 0
+        seed_list = [secrets.randbelow(2**31)] if single else [0]
+    from researchgym.runs.config import RunConfig
 
-        try:
-            eval_secret = read_secret(eval_seed_file)
-        except ResearchGymError as exc:
-            _fail(str(exc))
-    single = (
-        resume is None
-        and len(tasks) == 1
-        and len(agent) <= 1
-        and len(model) <= 1
-        and seeds is None
-        and executor == "local"
-    )
-    if single:
-        _run(
-            tasks[0],
-            agent[0] if agent else None,
-            sandbox,
-            out,
-            seed,
-            max_steps,
-            model[0] if model else None,
-            api_base,
-            cost_limit,
-            agent_config,
-            temperature,
-            research_tools,
-            eval_secret,
-        )
-        return
-    if executor not in ("local", "ray"):
-        _fail(f"--executor must be local or ray, not '{executor}'")
-    _run_matrix(
-        tasks,
-        agent,
-        model,
-        seeds or 1,
-        sandbox,
-        out,
-        api_base,
-        cost_limit,
-        max_steps,
-        max_episodes,
-        resume,
-        executor,
-        address,
-        research_tools,
-        eval_secret,
+    run_config = RunConfig(
+        tasks=tasks,
+        methods=methods,
+        seeds=seed_list,
+        sandbox=sandbox,
+        max_steps=max_steps,
+        cost_limit=cost_limit,
+        api_base=api_base,
+        max_episodes=max_episodes,
+        research_tools=_research_tools(
+            memory, memory_scope, memory_k, literature, literature_corpus, literature_offline
+        ),
         temperature=temperature,
-        agent_config=agent_config,
+        agent_config=str(agent_config.resolve()) if agent_config else None,
     )
+    run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{run_config.run_id[:6]}"
+    _play_run(run_config, run_dir, executor, address, eval_secret, single=single)
+
+
+#: Agents that play without a model; any other agent named next to --model gets each model.
+_MODEL_FREE_AGENTS = ("baseline", "scripted")
+
+
+def _methods(agents: list[str], models: list[str]) -> list[Method]:
+    """Who plays: each model with the react agent (or with each model-taking agent named), and
+    each model-free agent named; the baseline when nothing is named."""
+    from researchgym.runs.config import Method
+
+    if not models:
+        if "react" in agents:
+            _fail("the react agent needs a model: pass --model NAME (e.g. openai/gpt-4o, local/smollm2)")
+        return [Method(name) for name in dict.fromkeys(agents)] or [Method("baseline")]
+    takes_model = [name for name in dict.fromkeys(agents) if name not in _MODEL_FREE_AGENTS] or ["react"]
+    free = [Method(name) for name in dict.fromkeys(agents) if name in _MODEL_FREE_AGENTS]
+    return [Method(name, m) for name in takes_model for m in dict.fromkeys(models)] + free
+
+
+def _resumed_config(resume: Path) -> RunConfig:
+    from researchgym.runs.config import RunConfig
+    from researchgym.runs.layout import RunLayout
+
+    path = RunLayout(resume).run_file
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        _fail(f"cannot resume {resume}: it is not a run folder ({exc})")
+    return RunConfig.from_json(text, source=str(path))
 
 
 def _expand_task_folders(names: list[str]) -> list[str]:
@@ -639,25 +553,81 @@ def _expand_task_folders(names: list[str]) -> list[str]:
     return expanded
 
 
-def _run_matrix(
-    tasks,
-    agents,
-    models,
-    seeds,
-    sandbox,
-    out,
-    api_base,
-    cost_limit,
-    max_steps,
-    max_episodes,
-    resume,
-    executor="local",
-    address=None,
-    research_tools=None,
-    eval_secret=None,
-    temperature=None,
-    agent_config=None,
+def _play_run(
+    config: RunConfig,
+    run_dir: Path,
+    executor: str,
+    address: str | None,
+    eval_secret: bytes | None,
+    *,
+    single: bool,
 ) -> None:
+    """Play a run (new or resumed) with the runner; a run of one is shown step by step."""
+    from researchgym.runs.runner import Runner
+
+    runner_factory = functools.partial(
+        Runner, run_dir, config, executor=executor, ray_address=address, eval_secret=eval_secret
+    )
+    if single:
+        _play_one(config, run_dir, runner_factory)
+    else:
+        _play_many(config, run_dir, runner_factory)
+
+
+def _play_one(config: RunConfig, run_dir: Path, runner_factory: Callable[..., Runner]) -> None:
+    from researchgym.tasks.registry import load_task
+
+    spec = load_task(config.tasks[0])
+    method = config.methods[0]
+    outcome: dict[str, Any] = {}
+
+    def on_event(kind: str, plan: EpisodePlan, data: dict[str, Any]) -> None:
+        if kind != "started":
+            outcome.update(kind=kind, data=data)
+
+    def show(plan: EpisodePlan, event: StepEvent) -> None:
+        info = event.info
+        status = "timeout" if info.get("timed_out") else f"exit {info.get('exit_code')}"
+        console.print(
+            f"  step {event.step:>3}/{info['max_steps']}  [cyan]{_one_line(event.action)}[/]  "
+            f"({status}, {event.seconds:.2f}s)",
+            highlight=False,
+        )
+        for score in info["scores"][-1:]:
+            if score["step"] == event.step and "validation" in score:
+                console.print(f"           validation {spec.metric.name} = {score['validation']['value']:.6g}")
+
+    runner = runner_factory(on_event=on_event, on_step=show)
+    who = f"agent [bold]{method.agent}[/]" + (f" on [bold]{method.model}[/]" if method.model else "")
+    console.print(f"[bold]{spec.name}[/] ({spec.id}) with {who} in a [bold]{config.sandbox}[/] sandbox")
+    runner.run()
+    if outcome.get("kind") != "finished":
+        _fail(f"the episode failed: {outcome.get('data', {}).get('error', 'no outcome')} (run folder: {run_dir})")
+    result = outcome["data"]
+    baseline = spec.baseline_score
+    if result["final_score"] is not None:
+        console.print(
+            f"[bold green]final score[/]: {spec.metric.name} = {result['final_score']:.6g} "
+            f"({spec.metric.direction}; baseline {baseline}) — exit status: {result['exit_status']}"
+        )
+    else:
+        console.print(f"[bold red]no score[/] — exit status: {result['exit_status']}")
+    if result["model_stats"]:
+        stats = result["model_stats"]
+        cost = f"${stats['total_cost']:.4f}" + ("" if stats.get("cost_known", True) else " (some calls unpriced)")
+        console.print(
+            f"model: {stats['api_calls']} calls, {stats['tokens_sent']} tokens sent, "
+            f"{stats['tokens_received']} received, {cost}"
+        )
+    if result["error"]:
+        console.print(f"[yellow]ended by[/]: {result['error']}", highlight=False)
+    console.print(f"trajectory: {result['trajectory']}", highlight=False)
+    console.print(f"run folder: {run_dir}  (report: researchgym report {run_dir})", highlight=False)
+    if result["final_score"] is None:
+        raise typer.Exit(code=1)
+
+
+def _play_many(config: RunConfig, run_dir: Path, runner_factory: Callable[..., Runner]) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -667,47 +637,6 @@ def _run_matrix(
         TimeRemainingColumn,
     )
 
-    from researchgym.runs.layout import RunLayout
-    from researchgym.runs.runner import Method, RunConfig, Runner
-
-    if resume is not None:
-        try:
-            runner_factory = functools.partial(
-                Runner.resume, resume, executor=executor, ray_address=address, eval_secret=eval_secret
-            )
-            config = RunConfig.from_json(RunLayout(resume).run_file.read_text())
-        except (OSError, ValueError) as exc:
-            _fail(f"cannot resume {resume}: {exc}")
-            return
-        run_dir = resume
-    else:
-        methods = [Method("react", m) for m in models] + [Method(a) for a in agents if a != "react"]
-        if not methods:
-            methods = [Method("baseline")]
-        config = RunConfig(
-            tasks=tasks,
-            methods=methods,
-            seeds=list(range(seeds)),
-            sandbox=sandbox,
-            max_steps=max_steps,
-            cost_limit=cost_limit,
-            api_base=api_base,
-            max_episodes=max_episodes,
-            research_tools=research_tools,
-            temperature=temperature,
-            agent_config=str(agent_config.resolve()) if agent_config else None,
-        )
-        if any(method.model for method in methods):
-            from researchgym.runs.runner import agent_config_of
-
-            try:  # a broken agent config stops the run here, not in every episode
-                agent_config_of(config)
-            except ResearchGymError as exc:
-                _fail(str(exc))
-        run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{config.run_id[:6]}"
-        runner_factory = functools.partial(
-            Runner, run_dir, config, executor=executor, ray_address=address, eval_secret=eval_secret
-        )
     total = len(config.tasks) * len(config.methods) * len(config.seeds)
     state = {"running": 0, "failed": 0, "cost": 0.0}
     with Progress(
@@ -721,7 +650,7 @@ def _run_matrix(
     ) as progress:
         bar = progress.add_task("episodes", total=total, status="")
 
-        def on_event(kind, plan, data):
+        def on_event(kind: str, plan: EpisodePlan, data: dict[str, Any]) -> None:
             if kind == "started":
                 state["running"] += 1
             else:
@@ -731,19 +660,12 @@ def _run_matrix(
                 progress.advance(bar)
             progress.update(bar, status=f"running {state['running']}, failed {state['failed']}, ${state['cost']:.4f}")
 
-        try:
-            runner = runner_factory(on_event=on_event)
-        except ResearchGymError as exc:
-            _fail(str(exc))
-            return
-        already = len(runner.store.episodes("finished"))
-        progress.advance(bar, already)
+        runner = runner_factory(on_event=on_event)
+        progress.advance(bar, len(runner.store.episodes("finished")))
         try:
             counts = runner.run()
-        except ResearchGymError as exc:
+        finally:
             progress.stop()
-            _fail(str(exc))
-            return
     console.print(
         f"run folder: {run_dir}  ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})", highlight=False
     )
@@ -1033,10 +955,14 @@ def doctor(
 @app.command()
 def demo(
     sandbox: str = typer.Option("bwrap", help="sandbox provider: bwrap or local"),
-    out: Path = typer.Option(Path("runs/demo"), help="folder for the trajectory"),
+    out: Path = typer.Option(Path("runs/demo"), help="where its run folder goes"),
 ) -> None:
     """Run Battle of Sexes with the scripted baseline agent, offline."""
-    _run("battleOfSexes", "baseline", sandbox, out, 0, None)
+    from researchgym.runs.config import Method, RunConfig
+
+    config = RunConfig(tasks=["battleOfSexes"], methods=[Method("baseline")], seeds=[0], sandbox=sandbox)
+    run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{config.run_id[:6]}"
+    _play_run(config, run_dir, "local", None, None, single=True)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -18,6 +18,8 @@ class StepEvent:
     observation: str
     reward: float
     info: dict[str, Any]
+    #: Wall time of the step (the command and any scoring it asked for).
+    seconds: float = 0.0
 
 
 @dataclass
@@ -80,7 +82,7 @@ def run_episode(
                 observation, reward, terminated, truncated, info = env.step(action.command)
                 done = terminated or truncated
                 if on_step is not None:
-                    on_step(StepEvent(info["step"], action.command, observation, reward, info))
+                    on_step(StepEvent(info["step"], action.command, observation, reward, info, env.last_step_seconds))
         except Exception as exc:
             # Budgets, format errors, context overflows and API errors carry their exit status.
             status = getattr(exc, "status", None) or "agent_error"

@@ -24,6 +24,24 @@ class EpisodeExecutor(Protocol):
     def shutdown(self) -> None: ...
 
 
+class InlineExecutor:
+    """Plays each call at once, in this thread: a run of one episode (the command line's single
+    episode), so a human model reads the terminal and Ctrl-C stops the episode itself."""
+
+    in_process = True
+
+    def submit(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(function(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self) -> None:
+        pass
+
+
 class ThreadExecutor:
     in_process = True
 
@@ -69,8 +87,9 @@ class RayExecutor:
 
 
 def make_executor(name: str, workers: int, address: str | None = None) -> EpisodeExecutor:
+    """`workers` is the most calls in flight at once; one local worker plays inline."""
     if name == "local":
-        return ThreadExecutor(workers)
+        return InlineExecutor() if workers <= 1 else ThreadExecutor(workers)
     if name == "ray":
         return RayExecutor(address)
     raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {name!r}")

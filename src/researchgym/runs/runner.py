@@ -13,68 +13,30 @@ runner (bubblewrap's --die-with-parent), so a killed runner leaves none behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import sqlite3
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from researchgym.errors import ResearchGymError
+from researchgym.runs.config import Method, RunConfig
 from researchgym.runs.executors import EXECUTORS, make_executor
 from researchgym.runs.layout import RUN_FILE, RunLayout, safe_name
 from researchgym.runs.store import Store, episode_id
 
+if TYPE_CHECKING:
+    from researchgym.runs.episode import StepEvent
+
 __all__ = ["RUN_FILE", "EpisodePlan", "Method", "RunConfig", "RunInterrupted", "Runner", "safe_name"]
-
-
-@dataclass(frozen=True)
-class Method:
-    """Who plays: an agent name, and a model name for agents that need one."""
-
-    agent: str
-    model: str | None = None
-
-    @property
-    def label(self) -> str:
-        return self.model or self.agent
-
-
-@dataclass
-class RunConfig:
-    tasks: list[str]
-    methods: list[Method]
-    seeds: list[int]
-    sandbox: str = "bwrap"
-    max_steps: int | None = None
-    cost_limit: float | None = None
-    api_base: str | None = None
-    #: Sampling temperature for every model (over the agent config's), and the agent config
-    #: file (an absolute path): both reach every episode, whichever path plays it.
-    temperature: float | None = None
-    agent_config: str | None = None
-    max_episodes: int | None = None
-    max_sandboxes: int | None = None
-    max_calls_per_provider: int = 8
-    #: Host tools for the agents (researchgym.tools.services.ResearchToolsConfig as a dict).
-    research_tools: dict[str, Any] | None = None
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
-
-    @classmethod
-    def from_json(cls, text: str) -> RunConfig:
-        data = json.loads(text)
-        data["methods"] = [Method(**m) for m in data["methods"]]
-        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -123,7 +85,10 @@ class Runner:
         executor: str = "local",
         ray_address: str | None = None,
         eval_secret: bytes | None = None,
+        on_step: Callable[[EpisodePlan, StepEvent], None] | None = None,
     ) -> None:
+        """`on_event` hears of each episode started, finished or failed (in this thread);
+        `on_step` of every step, from the thread that plays it (not on Ray)."""
         if executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
         self.executor, self.ray_address = executor, ray_address
@@ -134,10 +99,12 @@ class Runner:
                 ResearchToolsConfig.model_validate(config.research_tools).check()
             except ValueError as exc:
                 raise ResearchGymError(f"research_tools: {exc}") from None
+        self.config = config
+        self.preflight()
         self.run_dir = Path(run_dir)
         self.layout = RunLayout(self.run_dir)
-        self.config = config
         self.on_event = on_event
+        self.on_step = on_step
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.layout.run_file.write_text(config.to_json())
         self.store = Store(self.run_dir)
@@ -155,7 +122,7 @@ class Runner:
         path = RunLayout(Path(run_dir)).run_file
         if not path.is_file():
             raise FileNotFoundError(f"{run_dir} is not a run folder (no {RUN_FILE})")
-        return cls(run_dir, RunConfig.from_json(path.read_text()), **kwargs)
+        return cls(run_dir, RunConfig.from_json(path.read_text(), source=str(path)), **kwargs)
 
     def plans(self) -> list[EpisodePlan]:
         return [EpisodePlan(t, m, s) for t in self.config.tasks for m in self.config.methods for s in self.config.seeds]
@@ -166,7 +133,7 @@ class Runner:
         if not queue:
             return self.counts()
         executor = make_executor(self.executor, workers=min(self.max_in_flight, len(queue)), address=self.ray_address)
-        gate = {"gate": self._gate} if executor.in_process else {}
+        in_process: dict[str, Any] = {"gate": self._gate, "on_step": self.on_step} if executor.in_process else {}
         in_flight: dict[Future[Any], EpisodePlan] = {}
         store_failure: str | None = None
         try:
@@ -180,7 +147,7 @@ class Runner:
                         break
                     self.emit("started", plan, {})
                     future = executor.submit(
-                        play_episode, plan, self.config, self.run_dir, eval_secret=self.eval_secret, **gate
+                        play_episode, plan, self.config, self.run_dir, eval_secret=self.eval_secret, **in_process
                     )
                     in_flight[future] = plan
                 if not in_flight:
@@ -201,6 +168,22 @@ class Runner:
                 f"finish it with: researchgym run --resume {self.run_dir}"
             )
         return self.counts()
+
+    def preflight(self) -> None:
+        """Refuse the run before any episode starts when a task, agent or sandbox name is
+        unknown, a task file is broken or the agent config cannot be read: one clear error
+        instead of every episode failing the same way."""
+        from researchgym.agents import AGENTS
+        from researchgym.sandbox import SANDBOXES
+        from researchgym.tasks.registry import load_task
+
+        for task in self.config.tasks:
+            load_task(task)
+        SANDBOXES.get(self.config.sandbox)
+        for method in self.config.methods:
+            AGENTS.get(method.agent)
+        if any(method.model for method in self.config.methods):
+            agent_config_of(self.config)
 
     def pending(self) -> list[EpisodePlan]:
         """Plan every episode in the store and return those not finished yet."""
@@ -290,7 +273,7 @@ def episode_research_tools(config: RunConfig, plan: EpisodePlan, run_dir: Path) 
     tools = json.loads(json.dumps(config.research_tools)) if config.research_tools else None
     memory = (tools or {}).get("memory") or {}
     if memory.get("enabled") and memory.get("scope") == "task" and not memory.get("directory"):
-        memory["directory"] = str(RunLayout(Path(run_dir)).memory(plan.method.label))
+        memory["directory"] = str(RunLayout(Path(run_dir).resolve()).memory(plan.method.label))
     return tools
 
 
@@ -300,8 +283,10 @@ def play_episode(
     run_dir: Path,
     gate: Callable[[str], threading.Semaphore] | None = None,
     eval_secret: bytes | None = None,
+    on_step: Callable[[EpisodePlan, StepEvent], None] | None = None,
 ) -> dict[str, Any]:
-    """Play one planned episode; never raises. Runs wherever it is called (a thread, a Ray worker)."""
+    """Play one planned episode; never raises (but for Ctrl-C). Runs wherever it is called
+    (this thread, a thread of the pool, a Ray worker)."""
     from researchgym.env import ResearchEnv
     from researchgym.runs.episode import run_episode
 
@@ -321,7 +306,9 @@ def play_episode(
             research_tools=episode_research_tools(config, plan, run_dir),
             eval_secret=eval_secret,
         )
-        result = run_episode(env, make_agent(plan.method, config, gate), seed=plan.seed).to_dict()
+        agent = make_agent(plan.method, config, gate)
+        step_hook = functools.partial(on_step, plan) if on_step is not None else None
+        result = run_episode(env, agent, seed=plan.seed, on_step=step_hook).to_dict()
     except Exception as exc:  # a broken task or agent fails this episode, not the run
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     result["duration_s"] = time.perf_counter() - started
