@@ -31,7 +31,11 @@ MODELS: Registry = Registry("model", entry_point_group="researchgym.models")
 
 
 def create_model(name: str, **kwargs: Any) -> Model:
-    """Build the model `name` names; keyword arguments go to its constructor."""
+    """Build the model `name` names. Settings (temperature, max_output_tokens, top_p, api_base,
+    ...) are offered to every backend and each takes what it can use, so callers never decide
+    per backend: local models take temperature, output cap and seed; replays and the human take
+    none; a registered or `module:Object` class takes what its constructor declares; litellm
+    takes all (api_base: an OpenAI-compatible server; None means the provider's own)."""
     if name.startswith("local/"):
         from researchgym.models.local import LOCAL_MODELS
 

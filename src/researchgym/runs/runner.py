@@ -239,14 +239,14 @@ def agent_config_of(config: RunConfig) -> Any:
     return load_agent_config(config.agent_config, **overrides)
 
 
-def model_kwargs(name: str, settings: Any, api_base: str | None) -> dict[str, Any]:
-    """What a model's constructor gets from the agent config's model settings and --api-base
-    (the one rule for single episodes and runs alike): local models take the temperature and
-    output cap; replays and the human ignore them; API models also get top_p and the server."""
-    kwargs: dict[str, Any] = {"temperature": settings.temperature, "max_output_tokens": settings.max_output_tokens}
-    if name.startswith(("local/", "replay:")) or name == "human":
-        return kwargs
-    kwargs["top_p"] = settings.top_p
+def model_kwargs(settings: Any, api_base: str | None) -> dict[str, Any]:
+    """What a model is offered from the agent config's model settings and --api-base;
+    create_model hands each backend only the settings it takes."""
+    kwargs: dict[str, Any] = {
+        "temperature": settings.temperature,
+        "max_output_tokens": settings.max_output_tokens,
+        "top_p": settings.top_p,
+    }
     if api_base:
         kwargs["api_base"] = api_base
     return kwargs
@@ -261,7 +261,7 @@ def make_agent(method: Method, config: RunConfig, gate: Callable[[str], threadin
     from researchgym.models import create_model
 
     agent_config = agent_config_of(config)
-    model = create_model(method.model, **model_kwargs(method.model, agent_config.model, config.api_base))
+    model = create_model(method.model, **model_kwargs(agent_config.model, config.api_base))
     if gate is not None:
         model = _LimitedModel(model, gate(method.model))
     return create_agent(method.agent, model=model, config=agent_config)
