@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: install demo test lint typecheck bench clean system-deps browser-deps
+.PHONY: install demo test test-fast lint typecheck bench clean system-deps browser-deps
 
 install: $(VENV)/.installed
 
@@ -61,6 +61,12 @@ browser-deps:
 
 test: $(VENV)/.dev-installed browser-deps
 	$(BIN)/python -m pytest
+
+# The fast tier for the edit-test loop: no slow test and nothing that needs torch, JAX, Ray or a
+# browser (the `heavy` marker, set in tests/conftest.py), on 4 workers: the tests mostly wait on
+# sandboxes and deadlines, not the CPU. CI runs the whole suite (make test).
+test-fast: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m "not slow and not heavy" -n 4
 
 # Lint and formatting with ruff (pinned in the dev extra; settings in pyproject.toml). Task
 # material under tasks/builtin is left as agents and recorded trajectories saw it.

@@ -192,3 +192,55 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         yield chromium
         chromium.close()
+
+
+# The fast tier (`make test-fast`): everything but slow tests and tests that need torch, JAX, Ray
+# or a browser. A test counts as heavy when its module plays a task that trains with torch or
+# JAX (or loads a local model), when it uses the browser, or when its own source imports or
+# skips on one of those packages.
+HEAVY_MODULES = {
+    "test_agent_local_llm",
+    "test_cifar10",
+    "test_coco_captioning",
+    "test_doctor",
+    "test_fashion_mnist",
+    "test_fineweb_lm",
+    "test_mlbench_labelled",  # spaCy's samples: spacy loads torch through thinc
+    "test_mlbench_offline",
+    "test_mnist_5k",
+    "test_mnli",
+    "test_model_local",
+    "test_redteam_rl",
+    "test_rl_tasks",
+    "test_shakespeare_char",
+}
+HEAVY_WORDS = ('"torch"', '"jax"', '"ray"', "import torch", "import jax", "import ray", 'executor="ray"', "playwright")
+
+
+def _is_heavy(item: pytest.Item) -> bool:
+    import inspect
+
+    module = getattr(item, "module", None)
+    if module is not None and module.__name__.rsplit(".", 1)[-1] in HEAVY_MODULES:
+        return True
+    if "browser" in getattr(item, "fixturenames", ()):
+        return True
+    function = getattr(item, "function", None)
+    try:
+        source = inspect.getsource(function) if function is not None else ""
+    except (OSError, TypeError):
+        source = ""
+    return any(word in source for word in HEAVY_WORDS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_heavy(item):
+            item.add_marker(pytest.mark.heavy)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With `-m "... not heavy"`, the heavy modules are not even imported (several import torch)."""
+    if "not heavy" in (config.option.markexpr or "") and collection_path.stem in HEAVY_MODULES:
+        return True
+    return None

@@ -143,7 +143,9 @@ def test_a_run_file_equals_the_same_run_from_flags(tmp_path: Path):
 
 def test_a_run_file_with_an_unknown_option_names_it(tmp_path: Path):
     (tmp_path / "exp.yaml").write_text("tasks: [battleOfSexes]\nsedes: 2\n")
-    result = runner.invoke(app, ["run", "-c", str(tmp_path / "exp.yaml"), "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["run", "-c", str(tmp_path / "exp.yaml"), "--out", str(tmp_path)], env={"COLUMNS": "400"}
+    )
     assert result.exit_code == 2 and "unknown run option 'sedes'" in result.output and "exp.yaml" in result.output
     assert "Traceback" not in result.output and not list(tmp_path.glob("run-*"))
 

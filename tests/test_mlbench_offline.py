@@ -87,6 +87,7 @@ def wrong_value(sample: Sample) -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_a_wrong_value_a_hang_and_python_code_fail_their_checks(repos, tmp_path):
     store = Store(tmp_path)
     chosen, replies, expected = [], [], []
@@ -121,6 +122,7 @@ def _readme_count(repos: Repositories, sample: Sample) -> int:
     )
 
 
+@pytest.mark.slow
 def test_ml_agent_runs_on_the_suite_behind_a_server(repos, tmp_path):
     samples = one_per_repo()
     replies = []

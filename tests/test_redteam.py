@@ -224,6 +224,7 @@ def test_the_harness_cannot_be_signalled_or_traced(env):
 
 
 # ---------------------------------------------------------------------- resources
+@pytest.mark.slow
 def test_memory_exhaustion_is_contained(env):
     act(
         env,
@@ -249,6 +250,7 @@ def test_file_descriptors_are_limited(env):
     still_works(env)
 
 
+@pytest.mark.slow
 def test_unbounded_output_is_capped_and_timed_out(env):
     started = time.perf_counter()
     observation, *_ = env.step("yes 'spam spam spam'")
@@ -348,6 +350,7 @@ FORK_BOMB = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "source, words",
     [

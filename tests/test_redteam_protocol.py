@@ -248,6 +248,7 @@ def test_malformed_frames_are_a_named_failure(linked, tmp_path, reply, words):
     assert words in str(failure.value)
 
 
+@pytest.mark.slow
 def test_an_agent_that_never_answers_fails_within_the_evaluators_deadline(linked, tmp_path):
     sleeper = HONEST + "import time\ntime.sleep(3600)\n"
     started = time.monotonic()

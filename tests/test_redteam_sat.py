@@ -25,6 +25,9 @@ from researchgym.evaluation import Score, evaluate
 from researchgym.tasks.loader import load_task_file
 from researchgym.tasks.registry import BUILTIN_DIR
 
+#: Every test here waits out real deadlines (instance limits, stalls): long, so `slow`.
+pytestmark = pytest.mark.slow
+
 TASK_ID = "3SATTime"
 TASK_DIR = BUILTIN_DIR / "sat_time"
 STARTER = (TASK_DIR / "starter" / "heuristic.py").read_text()

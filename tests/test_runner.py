@@ -24,6 +24,7 @@ def support_on_path(monkeypatch):
     monkeypatch.syspath_prepend(SUPPORT)
 
 
+@pytest.mark.slow
 def test_a_matrix_runs_concurrently_into_the_store(tmp_path):
     config = RunConfig(
         tasks=TASKS,
@@ -80,6 +81,7 @@ def _sandbox_processes(marker: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     run = tmp_path / "killed"
     code = RUNNER.format(support=SUPPORT, tasks=TASKS, run=str(run))

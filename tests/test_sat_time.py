@@ -16,6 +16,9 @@ import researchgym.agents
 from researchgym.agents.scripted import ScriptedAgent
 from researchgym.runs.episode import run_episode
 
+#: Every test here waits out real deadlines (instance limits, stalls): long, so `slow`.
+pytestmark = pytest.mark.slow
+
 TASK = "3SATTime"
 # Deterministic: the baseline reseeds its generator every call. Both are what the solver gave
 # before it moved into the evaluator (128,287 on the test set of the old public seed 202; the
