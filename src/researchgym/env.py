@@ -31,7 +31,7 @@ from researchgym.errors import EvaluationError, TaskConfigError
 from researchgym.eval_secrets import new_secret, test_seed
 from researchgym.evaluation import Score, collect_artefact, dataset_mounts, evaluate
 from researchgym.hardware import accelerator_env, check_gpus, sandbox_devices
-from researchgym.runs.trajectory import TrajectoryWriter
+from researchgym.runs.trajectory import TrajectoryRecorder
 from researchgym.sandbox import Sandbox, SandboxSpec, create_sandbox
 from researchgym.sandbox.base import ExecResult
 from researchgym.spaces import ShellText
@@ -124,7 +124,7 @@ class ResearchEnv(gym.Env[str, str]):
         self.observation_space = ShellText()
         self.action_space = ShellText()
         self._sandbox: Sandbox | None = None
-        self._trajectory: TrajectoryWriter | None = None
+        self._trajectory: TrajectoryRecorder | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._state_tmp: tempfile.TemporaryDirectory[str] | None = None
         self._state_file: str | None = None
@@ -169,24 +169,19 @@ class ResearchEnv(gym.Env[str, str]):
         prompt = self.task.prompt() + "\n\n" + self._instructions()
         if self.trajectory_dir is not None:
             self.trajectory_path = self.trajectory_dir / f"{self.task.id}-{self.episode_id}.jsonl"
-            self._trajectory = TrajectoryWriter(self.trajectory_path)
-            self._trajectory.write(
-                {
-                    "type": "reset",
-                    "task": self.task.id,
-                    "gym_id": self.task.gym_id,
-                    "seed": episode_seed,
-                    "sandbox": self.sandbox_name,
-                    "episode": self.episode_id,
-                    "prompt": prompt,
-                    "limits": self.task.limits.model_dump(),
-                    "options": options or {},
-                    "run_info": self.run_info,
-                    "research_tools": self.research_tools.model_dump(mode="json")
-                    if self.research_tools.groups
-                    else None,
-                    "reward": self.rewarder.name,
-                }
+            self._trajectory = TrajectoryRecorder(self.trajectory_path)
+            self._trajectory.reset(
+                task=self.task.id,
+                gym_id=self.task.gym_id,
+                seed=episode_seed,
+                sandbox=self.sandbox_name,
+                episode=self.episode_id,
+                prompt=prompt,
+                limits=self.task.limits.model_dump(),
+                options=options or {},
+                run_info=self.run_info,
+                research_tools=self.research_tools.model_dump(mode="json") if self.research_tools.groups else None,
+                reward=self.rewarder.name,
             )
         self._last_observation = prompt
         return prompt, self._info()
@@ -259,16 +254,8 @@ class ResearchEnv(gym.Env[str, str]):
         self._score_pending()
         if self._trajectory is not None:
             annotation, self._annotation = self._annotation, {}
-            self._trajectory.write(
-                {
-                    **annotation,
-                    "type": "autosubmit",
-                    "reason": status,
-                    "observation": observation,
-                    "reward": reward,
-                    "scores": self.scores[-1:],
-                }
-            )
+            fields = {"reason": status, "observation": observation, "reward": reward, "scores": self.scores[-1:]}
+            self._trajectory.autosubmit(**{**annotation, **fields})
         info = self._info()
         self._end_episode()
         return observation, reward, info
@@ -288,16 +275,7 @@ class ResearchEnv(gym.Env[str, str]):
             return
         self.exit_status = self.exit_status or "closed"
         self._score_pending()
-        if self._trajectory is not None:
-            self._trajectory.write(
-                {
-                    "type": "end",
-                    "exit_status": self.exit_status,
-                    "steps": self.steps,
-                    "final_score": self.final_score,
-                    "scores": self.scores,
-                }
-            )
+        self._end_episode()
 
     # --------------------------------------------------------------- internals
     def _instructions(self) -> str:
@@ -520,10 +498,9 @@ class ResearchEnv(gym.Env[str, str]):
         if self._trajectory is None:
             return
         annotation, self._annotation = self._annotation, {}
-        self._trajectory.write(
-            {
+        self._trajectory.step(
+            **{
                 **annotation,
-                "type": "step",
                 "step": self.steps,
                 "action": action,
                 "observation": observation,
@@ -541,16 +518,12 @@ class ResearchEnv(gym.Env[str, str]):
         )
 
     def _end_episode(self) -> None:
+        """The one way an episode ends (submit, a limit, an autosubmission, close or reset
+        mid-episode): the `end` record, then the episode's sandbox and services go."""
         self._done = True
         if self._trajectory is not None:
-            self._trajectory.write(
-                {
-                    "type": "end",
-                    "exit_status": self.exit_status,
-                    "steps": self.steps,
-                    "final_score": self.final_score,
-                    "scores": self.scores,
-                }
+            self._trajectory.end(
+                exit_status=self.exit_status, steps=self.steps, final_score=self.final_score, scores=self.scores
             )
             self._trajectory.close()
             self._trajectory = None
@@ -561,6 +534,7 @@ class ResearchEnv(gym.Env[str, str]):
             self._services = None
 
     def _teardown(self) -> None:
+        """Forget the last episode (on reset and close): its sandbox, services and temp folders."""
         if self._sandbox is not None:
             self._sandbox.close()
             self._sandbox = None

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from researchgym.runs.trajectory import read_trajectory
+from researchgym.runs.trajectory import load_trajectory
 
 EXIT_CATEGORIES = ("success", "max steps", "format", "cost", "context", "evaluation error", "API error", "runtime")
 ACTION_CATEGORIES = ("edit", "view", "search", "validate", "submit", "python", "bash")
@@ -102,19 +102,11 @@ def load_episodes(run_dir: str | Path) -> list[Episode]:
         return _from_store(Store(run_dir))
     episodes = []
     for path in sorted(Path(run_dir).rglob("*.jsonl")):
-        reset, end, actions, stats = None, None, [], {}
-        for record in read_trajectory(path):
-            kind = record.get("type")
-            if kind == "reset":
-                reset = record
-            elif kind == "step":
-                actions.append(record.get("action", ""))
-            elif kind == "end":
-                end = record
-            if record.get("model_stats"):
-                stats = record["model_stats"]
+        trajectory = load_trajectory(path)
+        reset, end = trajectory.reset, trajectory.end
         if reset is None or end is None:
             continue  # not a trajectory, or an episode still running
+        actions = [step.get("action", "") for step in trajectory.steps]
         info = reset.get("run_info") or {}
         method = info.get("model") or info.get("agent") or "unknown"
         if method == "baseline":  # keep the name `baseline` for the task's configured baseline
@@ -129,7 +121,7 @@ def load_episodes(run_dir: str | Path) -> list[Episode]:
                 end.get("final_score"),
                 end.get("scores") or [],
                 actions,
-                stats,
+                trajectory.model_stats,
                 reset.get("task_facts"),
             )
         )
@@ -145,7 +137,7 @@ def _from_store(store) -> list[Episode]:
         scores = store.score_entries(row["id"]).get(row["id"], [])
         actions = []
         if row["trajectory"] and Path(row["trajectory"]).is_file():
-            actions = [r.get("action", "") for r in read_trajectory(Path(row["trajectory"])) if r.get("type") == "step"]
+            actions = [step.get("action", "") for step in load_trajectory(row["trajectory"]).steps]
         method = row["model"] or row["agent"]
         if method == "baseline":
             method = "baseline agent"

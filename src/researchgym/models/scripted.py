@@ -50,17 +50,11 @@ class ReplayModel(ScriptedModel):
         with open(trajectory, encoding="utf-8") as handle:
             text = handle.read()
         replies = mlgym_replies(text)
-        if replies is None:
-            replies = []
-            for line in text.splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if not isinstance(record, dict):
-                    continue
-                for turn in record.get("model_turns", []) if record.get("type") == "step" else []:
-                    replies.append(turn["response"])
+        if replies is None:  # researchgym's own: the replies of every step, in order
+            from researchgym.runs.trajectory import load_trajectory
+
+            steps = load_trajectory(trajectory).steps
+            replies = [turn["response"] for step in steps for turn in step.get("model_turns", [])]
         if not replies:
             raise ModelAPIError(f"{trajectory}: the trajectory holds no model replies to replay")
         super().__init__(replies, name=f"replay:{trajectory}")

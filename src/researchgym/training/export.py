@@ -19,7 +19,7 @@ from typing import Any
 
 from researchgym.errors import ResearchGymError, UnknownNameError
 from researchgym.runs.store import DB_NAME, Store
-from researchgym.runs.trajectory import read_trajectory
+from researchgym.runs.trajectory import load_trajectory
 from researchgym.tasks.registry import load_task
 from researchgym.training.rewards import normalise
 
@@ -53,20 +53,17 @@ def episode_messages(path: Path) -> tuple[list[dict[str, str]], list[dict[str, A
     """(messages of the whole episode, [(index of the reply in messages, step record)])."""
     messages: list[dict[str, str]] = []
     replies: list[dict[str, Any]] = []
-    prompt = ""
-    for record in read_trajectory(path):
-        kind = record.get("type")
-        if kind == "reset":
-            prompt = str(record.get("prompt") or "")
-        elif kind == "step":
-            if not messages:
-                opening = record.get("opening_messages") or [{"role": "user", "content": prompt}]
-                messages.extend({"role": m["role"], "content": str(m["content"])} for m in opening)
-            turns = [t for t in record.get("model_turns") or [] if not t.get("format_error")]
-            if turns:
-                replies.append({"index": len(messages), "record": record})
-                messages.append({"role": "assistant", "content": str(turns[-1].get("response", ""))})
-            messages.append({"role": "user", "content": str(record.get("observation") or "")})
+    trajectory = load_trajectory(path)
+    prompt = str((trajectory.reset or {}).get("prompt") or "")
+    for record in trajectory.steps:
+        if not messages:
+            opening = record.get("opening_messages") or [{"role": "user", "content": prompt}]
+            messages.extend({"role": m["role"], "content": str(m["content"])} for m in opening)
+        turns = [t for t in record.get("model_turns") or [] if not t.get("format_error")]
+        if turns:
+            replies.append({"index": len(messages), "record": record})
+            messages.append({"role": "assistant", "content": str(turns[-1].get("response", ""))})
+        messages.append({"role": "user", "content": str(record.get("observation") or "")})
     return messages, replies
 
 

@@ -24,7 +24,7 @@ from researchgym.analysis.mlbench import summarize as summarize_mlbench
 from researchgym.analysis.summary import summarize
 from researchgym.runs.layout import RunLayout, safe_name
 from researchgym.runs.store import DB_NAME, Store
-from researchgym.runs.trajectory import read_trajectory
+from researchgym.runs.trajectory import StepRecord, load_trajectory, read_trajectory
 
 PAGE_OBSERVATION_CHARS = 20_000
 PAGE_TEXT_CHARS = 50_000
@@ -178,28 +178,25 @@ class RunData:
         }
         path = row.get("path")
         if path is not None and row.get("status") != "finished":  # a finished one: the store has it all
-            steps = 0
-            for record in read_trajectory(path):
-                kind = record.get("type")
-                if kind == "reset":
-                    info = record.get("run_info") or {}
-                    summary["task"] = summary["task"] or record.get("task")
-                    if summary["method"] == "unknown":
-                        summary["method"] = info.get("model") or info.get("agent") or "unknown"
-                elif kind == "step":
-                    steps = record.get("step", steps + 1)
-                    stats = record.get("model_stats") or {}
-                    if stats:
-                        summary["cost"] = stats.get("total_cost", summary["cost"])
-                        summary["tokens_sent"] = stats.get("tokens_sent", summary["tokens_sent"])
-                        summary["tokens_received"] = stats.get("tokens_received", summary["tokens_received"])
-                elif kind == "end":
-                    summary.update(
-                        exit_status=record.get("exit_status"),
-                        final_score=record.get("final_score"),
-                        scores=record.get("scores") or [],
-                    )
-                    summary["status"] = summary["status"] or "finished"
+            trajectory = load_trajectory(path)
+            if trajectory.reset is not None:
+                info = trajectory.reset.get("run_info") or {}
+                summary["task"] = summary["task"] or trajectory.reset.get("task")
+                if summary["method"] == "unknown":
+                    summary["method"] = info.get("model") or info.get("agent") or "unknown"
+            stats = trajectory.model_stats
+            if stats:
+                summary["cost"] = stats.get("total_cost", summary["cost"])
+                summary["tokens_sent"] = stats.get("tokens_sent", summary["tokens_sent"])
+                summary["tokens_received"] = stats.get("tokens_received", summary["tokens_received"])
+            if trajectory.end is not None:
+                summary.update(
+                    exit_status=trajectory.end.get("exit_status"),
+                    final_score=trajectory.end.get("final_score"),
+                    scores=trajectory.end.get("scores") or [],
+                )
+                summary["status"] = summary["status"] or "finished"
+            steps = max((s.get("step", 0) for s in trajectory.steps), default=len(trajectory.steps))
             summary["steps"] = max(steps, summary["steps"])
             summary["status"] = summary["status"] or "running"
         summary["status"] = summary["status"] or "planned"
@@ -227,34 +224,37 @@ class RunData:
             "end": None,
             "autosubmit": None,
         }
-        for record in read_trajectory(path):
-            kind = record.get("type")
-            if kind == "reset":
-                prompt, prompt_chars = _cut(record.get("prompt"), PAGE_TEXT_CHARS)
-                result["reset"] = {
-                    "task": record.get("task"),
-                    "seed": record.get("seed"),
-                    "prompt": prompt,
-                    "prompt_chars": prompt_chars,
-                    "limits": record.get("limits"),
-                    "run_info": record.get("run_info"),
-                    "sandbox": record.get("sandbox"),
-                }
-            elif kind == "step":
-                result["steps"].append(self._step(record))
-            elif kind == "autosubmit":
-                observation, chars = _cut(record.get("observation"), PAGE_OBSERVATION_CHARS)
-                result["autosubmit"] = {
-                    "reason": record.get("reason"),
-                    "observation": observation,
-                    "observation_chars": chars,
-                }
-            elif kind == "end":
-                result["end"] = {k: record.get(k) for k in ("exit_status", "final_score", "steps", "scores")}
+        trajectory = load_trajectory(path)
+        if (reset := trajectory.reset) is not None:
+            prompt, prompt_chars = _cut(reset.get("prompt"), PAGE_TEXT_CHARS)
+            result["reset"] = {
+                "task": reset.get("task"),
+                "seed": reset.get("seed"),
+                "prompt": prompt,
+                "prompt_chars": prompt_chars,
+                "limits": reset.get("limits"),
+                "run_info": reset.get("run_info"),
+                "sandbox": reset.get("sandbox"),
+            }
+        result["steps"] = [self._step(record) for record in trajectory.steps]
+        if (autosubmit := trajectory.autosubmit) is not None:
+            observation, chars = _cut(autosubmit.get("observation"), PAGE_OBSERVATION_CHARS)
+            result["autosubmit"] = {
+                "reason": autosubmit.get("reason"),
+                "observation": observation,
+                "observation_chars": chars,
+            }
+        if (end := trajectory.end) is not None:
+            result["end"] = {
+                "exit_status": end.get("exit_status"),
+                "final_score": end.get("final_score"),
+                "steps": end.get("steps"),
+                "scores": end.get("scores"),
+            }
         return result
 
     @staticmethod
-    def _step(record: dict[str, Any]) -> dict[str, Any]:
+    def _step(record: StepRecord) -> dict[str, Any]:
         observation, chars = _cut(record.get("observation"), PAGE_OBSERVATION_CHARS)
         turns = record.get("model_turns") or []
         thought, _ = _cut(record.get("thought"), PAGE_TEXT_CHARS)
@@ -280,9 +280,9 @@ class RunData:
     def observation(self, key: str, step: int) -> str:
         """The full observation of one step."""
         row, path = self._path(key)
-        for record in read_trajectory(path):
-            if record.get("type") == "step" and record.get("step") == step:
-                return str(record.get("observation") or "")
+        record = load_trajectory(path).step(step)
+        if record is not None:
+            return str(record.get("observation") or "")
         raise NotFound(f"episode {row['id']!r} has no step {step}")
 
     # --------------------------------------------------------------- ML-Bench
