@@ -1,0 +1,42 @@
+"""The `researchgym` command line: one module per command or sub-app; this one registers them on
+`app` in the order `researchgym --help` lists them (explicitly, so import sorting cannot reorder them)."""
+
+from researchgym.cli import (
+    aup,
+    check,
+    demo,
+    doctor,
+    export,
+    importers,
+    mlbench,
+    prepare,
+    report,
+    run,
+    tasks,
+    tools,
+    view,
+)
+from researchgym.cli.common import _ErrorBoundary, app
+from researchgym.cli.mlbench import _mlbench_pin_file
+from researchgym.cli.suites import SUITES
+
+app.command()(tasks.tasks)
+app.command()(prepare.prepare)
+app.command()(aup.aup)
+app.command()(report.report)
+app.command()(export.export)
+app.command()(view.view)
+app.command()(tools.tools)
+app.command()(run.run)
+app.add_typer(mlbench.mlbench_app, name="mlbench")
+app.add_typer(importers.import_app, name="import")
+app.command()(doctor.doctor)
+app.command()(check.check)
+app.command()(demo.demo)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+__all__ = ["SUITES", "_ErrorBoundary", "_mlbench_pin_file", "app", "main"]

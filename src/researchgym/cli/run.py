@@ -1,0 +1,362 @@
+"""`researchgym run`: play episodes into a run folder (and the run-playing helpers `demo` shares)."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from researchgym.cli.common import _fail, _one_line, console
+from researchgym.cli.suites import SUITES
+from researchgym.errors import ResearchGymError
+
+if TYPE_CHECKING:
+    from researchgym.runs.config import Method, RunConfig
+    from researchgym.runs.episode import StepEvent
+    from researchgym.runs.runner import EpisodePlan, Runner
+
+
+def _research_tools(
+    memory: bool,
+    memory_scope: str,
+    memory_k: int,
+    literature: bool,
+    literature_corpus: Path | None,
+    literature_offline: bool,
+) -> dict | None:
+    """The run's host tools from the command line; None when none is enabled."""
+    if memory_scope not in ("episode", "task"):
+        _fail(f"--memory-scope must be episode or task, not '{memory_scope}'")
+    literature = literature or literature_corpus is not None or literature_offline
+    if not (memory or literature):
+        return None
+    tools: dict = {
+        "memory": {"enabled": memory, "scope": memory_scope, "k": memory_k},
+        "literature": {"enabled": literature, "offline": literature_offline},
+    }
+    if literature_corpus is not None:
+        tools["literature"]["corpus"] = str(literature_corpus.resolve())
+    return tools
+
+
+#: Plural keys a run file may use for the repeatable options.
+_RUN_FILE_ALIASES = {"tasks": "task", "agents": "agent", "models": "model"}
+
+
+def _load_run_file(ctx: typer.Context, value: Path | None) -> Path | None:
+    """`run -c FILE`: the file's options become the command's defaults (click's default_map), so
+    every flag given on the command line overrides the file. Keys are the options' names (dashes
+    or underscores; `tasks`, `agents`, `models` for the repeatable ones); paths are read from the
+    current folder, as on the command line."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    import yaml
+
+    try:
+        data = yaml.safe_load(value.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise typer.BadParameter(f"cannot read {value}: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise typer.BadParameter(f"{value} must hold a mapping of run options (tasks: [...], seeds: 2, ...)")
+    known = {param.name for param in ctx.command.params if param.name and param.name != "config"}
+    defaults = {}
+    for key, item in data.items():
+        name = str(key).replace("-", "_")
+        name = _RUN_FILE_ALIASES.get(name, name)
+        if name not in known:
+            raise typer.BadParameter(
+                f"{value}: unknown run option '{key}'; known: {', '.join(sorted(known | set(_RUN_FILE_ALIASES)))}"
+            )
+        if name in _RUN_FILE_ALIASES.values() and isinstance(item, str):
+            item = [item]
+        defaults[name] = item
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+def run(
+    task: list[str] = typer.Argument(None, help="task ids, names, Gymnasium ids or paths (several allowed)"),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        is_eager=True,
+        callback=_load_run_file,
+        help="YAML file of run options (tasks, agents, models, seeds, temperature, ...); flags override it",
+    ),
+    agent: list[str] = typer.Option(
+        [], help="agent name or module:Object; repeat for several (default: baseline, or react with --model)"
+    ),
+    model: list[str] = typer.Option(
+        [], help="model for the react agent (repeat for several): openai/gpt-4o, local/smollm2, replay:FILE, human"
+    ),
+    api_base: str | None = typer.Option(None, help="URL of an OpenAI-compatible server (vLLM, llama.cpp, ollama)"),
+    cost_limit: float | None = typer.Option(None, help="USD per episode (default from the agent config: 4)"),
+    temperature: float | None = typer.Option(None, help="sampling temperature (default 0)"),
+    agent_config: Path | None = typer.Option(None, help="YAML file overriding the agent's prompts and settings"),
+    sandbox: str = typer.Option("bwrap", help="sandbox provider: bwrap (isolated) or local (no isolation)"),
+    out: Path = typer.Option(Path("runs"), help="where the run folder goes (store, trajectories, workspaces)"),
+    seed: int | None = typer.Option(None, help="episode seed for a single episode (random if omitted)"),
+    seeds: int | None = typer.Option(None, help="run seeds 0..N-1 of every task and method (a matrix run)"),
+    suite: str | None = typer.Option(None, help=f"a named set of tasks: {', '.join(SUITES)}"),
+    max_steps: int | None = typer.Option(None, help="override the task's step limit"),
+    max_episodes: int | None = typer.Option(None, help="episodes at once (default 8 per core)"),
+    resume: Path | None = typer.Option(
+        None, help="finish the run in this folder: skip finished episodes, rerun the rest"
+    ),
+    executor: str = typer.Option("local", help="local (threads here) or ray (Ray tasks; extra `ray`)"),
+    address: str | None = typer.Option(None, help="Ray cluster: auto or ray://host:port (default: start Ray here)"),
+    memory: bool = typer.Option(False, "--memory", help="give agents memory_write/memory_read (extra `memory`)"),
+    memory_scope: str = typer.Option(
+        "episode", help="episode: a fresh memory each episode; task: kept across a task's episodes (per method)"
+    ),
+    memory_k: int = typer.Option(2, help="memories memory_read returns by default"),
+    literature: bool = typer.Option(
+        False, "--literature", help="give agents literature_search and parse_pdf (online: Semantic Scholar, arXiv)"
+    ),
+    literature_corpus: Path | None = typer.Option(
+        None, help="folder of PDFs / JSONL abstracts for literature_search --offline"
+    ),
+    literature_offline: bool = typer.Option(False, help="literature_search only ever searches the local corpus"),
+    eval_seed_file: Path | None = typer.Option(
+        None,
+        help="reuse a run's evaluation secret (its run folder, or a file with the secret in hex): the same "
+        "hidden test seeds, to reproduce its test scores",
+    ),
+) -> None:
+    """Play episodes into a run folder (a SQLite store, trajectories, workspaces) and print their
+    scores. One task, one method and no --seeds: a run of one, printed step by step; more: a
+    matrix run with a progress bar. Either way the same runner plays them."""
+    from researchgym.runs.executors import EXECUTORS
+
+    if executor not in EXECUTORS:
+        _fail(f"--executor must be one of {', '.join(EXECUTORS)}, not '{executor}'")
+    eval_secret = None
+    if eval_seed_file is not None:
+        from researchgym.eval_secrets import read_secret
+
+        eval_secret = read_secret(eval_seed_file)
+    if resume is not None:
+        _play_run(_resumed_config(resume), resume, executor, address, eval_secret, single=False)
+        return
+    tasks = _expand_task_folders(list(task or []))
+    if suite:
+        if suite not in SUITES:
+            _fail(f"unknown suite '{suite}'; known: {', '.join(SUITES)}")
+        tasks += SUITES[suite]
+    if not tasks:
+        _fail("name at least one task (or --suite NAME, or --resume RUN_DIR)")
+    methods = _methods(agent, model)
+    single = len(tasks) == 1 and len(methods) == 1 and seeds is None and executor == "local"
+    if seeds is not None:
+        seed_list = list(range(seeds))
+    elif seed is not None:
+        seed_list = [seed]
+    else:  # a single episode plays a fresh seed; a matrix without --seeds plays seed 0
+        seed_list = [secrets.randbelow(2**31)] if single else [0]
+    from researchgym.runs.config import RunConfig
+
+    run_config = RunConfig(
+        tasks=tasks,
+        methods=methods,
+        seeds=seed_list,
+        sandbox=sandbox,
+        max_steps=max_steps,
+        cost_limit=cost_limit,
+        api_base=api_base,
+        max_episodes=max_episodes,
+        research_tools=_research_tools(
+            memory, memory_scope, memory_k, literature, literature_corpus, literature_offline
+        ),
+        temperature=temperature,
+        agent_config=str(agent_config.resolve()) if agent_config else None,
+    )
+    run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{run_config.run_id[:6]}"
+    _play_run(run_config, run_dir, executor, address, eval_secret, single=single)
+
+
+#: Agents that play without a model; any other agent named next to --model gets each model.
+_MODEL_FREE_AGENTS = ("baseline", "scripted")
+
+
+def _methods(agents: list[str], models: list[str]) -> list[Method]:
+    """Who plays: each model with the react agent (or with each model-taking agent named), and
+    each model-free agent named; the baseline when nothing is named."""
+    from researchgym.runs.config import Method
+
+    if not models:
+        if "react" in agents:
+            _fail("the react agent needs a model: pass --model NAME (e.g. openai/gpt-4o, local/smollm2)")
+        return [Method(name) for name in dict.fromkeys(agents)] or [Method("baseline")]
+    takes_model = [name for name in dict.fromkeys(agents) if name not in _MODEL_FREE_AGENTS] or ["react"]
+    free = [Method(name) for name in dict.fromkeys(agents) if name in _MODEL_FREE_AGENTS]
+    return [Method(name, m) for name in takes_model for m in dict.fromkeys(models)] + free
+
+
+def _resumed_config(resume: Path) -> RunConfig:
+    from researchgym.runs.config import RunConfig
+    from researchgym.runs.layout import RunLayout
+
+    path = RunLayout(resume).run_file
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        _fail(f"cannot resume {resume}: it is not a run folder ({exc})")
+    return RunConfig.from_json(text, source=str(path))
+
+
+def _expand_task_folders(names: list[str]) -> list[str]:
+    """A folder of task files (an MLGym checkout, a folder of task folders) stands for its tasks
+    that can run here; those that cannot are named and left out."""
+    from researchgym.tasks.registry import tasks_in
+    from researchgym.tasks.spec import TASK_FILE
+
+    expanded = []
+    for name in names:
+        folder = Path(name).expanduser()
+        if not folder.is_dir() or (folder / TASK_FILE).is_file():
+            expanded.append(name)
+            continue
+        try:
+            found = tasks_in(folder)
+        except ResearchGymError as exc:
+            _fail(str(exc))
+        for file, loaded in found:
+            if isinstance(loaded, ResearchGymError):
+                console.print(f"[yellow]left out (broken)[/]: {loaded}", highlight=False)
+            elif loaded.unavailable:
+                lack = loaded.unavailable[0]
+                console.print(f"[yellow]left out[/] {file.name}: {lack.field}: {lack.problem}", highlight=False)
+            else:
+                expanded.append(str(file))
+        if not any(not isinstance(loaded, ResearchGymError) and not loaded.unavailable for _, loaded in found):
+            _fail(f"{folder} holds no task that can run here (researchgym tasks --path {folder})")
+    return expanded
+
+
+def _play_run(
+    config: RunConfig,
+    run_dir: Path,
+    executor: str,
+    address: str | None,
+    eval_secret: bytes | None,
+    *,
+    single: bool,
+) -> None:
+    """Play a run (new or resumed) with the runner; a run of one is shown step by step."""
+    from researchgym.runs.runner import Runner
+
+    runner_factory = functools.partial(
+        Runner, run_dir, config, executor=executor, ray_address=address, eval_secret=eval_secret
+    )
+    if single:
+        _play_one(config, run_dir, runner_factory)
+    else:
+        _play_many(config, run_dir, runner_factory)
+
+
+def _play_one(config: RunConfig, run_dir: Path, runner_factory: Callable[..., Runner]) -> None:
+    from researchgym.tasks.registry import load_task
+
+    spec = load_task(config.tasks[0])
+    method = config.methods[0]
+    outcome: dict[str, Any] = {}
+
+    def on_event(kind: str, plan: EpisodePlan, data: dict[str, Any]) -> None:
+        if kind != "started":
+            outcome.update(kind=kind, data=data)
+
+    def show(plan: EpisodePlan, event: StepEvent) -> None:
+        info = event.info
+        status = "timeout" if info.get("timed_out") else f"exit {info.get('exit_code')}"
+        console.print(
+            f"  step {event.step:>3}/{info['max_steps']}  [cyan]{_one_line(event.action)}[/]  "
+            f"({status}, {event.seconds:.2f}s)",
+            highlight=False,
+        )
+        for score in info["scores"][-1:]:
+            if score["step"] == event.step and "validation" in score:
+                console.print(f"           validation {spec.metric.name} = {score['validation']['value']:.6g}")
+
+    runner = runner_factory(on_event=on_event, on_step=show)
+    who = f"agent [bold]{method.agent}[/]" + (f" on [bold]{method.model}[/]" if method.model else "")
+    console.print(f"[bold]{spec.name}[/] ({spec.id}) with {who} in a [bold]{config.sandbox}[/] sandbox")
+    runner.run()
+    if outcome.get("kind") != "finished":
+        _fail(f"the episode failed: {outcome.get('data', {}).get('error', 'no outcome')} (run folder: {run_dir})")
+    result = outcome["data"]
+    baseline = spec.baseline_score
+    if result["final_score"] is not None:
+        console.print(
+            f"[bold green]final score[/]: {spec.metric.name} = {result['final_score']:.6g} "
+            f"({spec.metric.direction}; baseline {baseline}) — exit status: {result['exit_status']}"
+        )
+    else:
+        console.print(f"[bold red]no score[/] — exit status: {result['exit_status']}")
+    if result["model_stats"]:
+        stats = result["model_stats"]
+        cost = f"${stats['total_cost']:.4f}" + ("" if stats.get("cost_known", True) else " (some calls unpriced)")
+        console.print(
+            f"model: {stats['api_calls']} calls, {stats['tokens_sent']} tokens sent, "
+            f"{stats['tokens_received']} received, {cost}"
+        )
+    if result["error"]:
+        console.print(f"[yellow]ended by[/]: {result['error']}", highlight=False)
+    console.print(f"trajectory: {result['trajectory']}", highlight=False)
+    console.print(f"run folder: {run_dir}  (report: researchgym report {run_dir})", highlight=False)
+    if result["final_score"] is None:
+        raise typer.Exit(code=1)
+
+
+def _play_many(config: RunConfig, run_dir: Path, runner_factory: Callable[..., Runner]) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    total = len(config.tasks) * len(config.methods) * len(config.seeds)
+    state = {"running": 0, "failed": 0, "cost": 0.0}
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        bar = progress.add_task("episodes", total=total, status="")
+
+        def on_event(kind: str, plan: EpisodePlan, data: dict[str, Any]) -> None:
+            if kind == "started":
+                state["running"] += 1
+            else:
+                state["running"] -= 1
+                state["failed"] += kind == "failed"
+                state["cost"] += float((data.get("model_stats") or {}).get("total_cost", 0.0))
+                progress.advance(bar)
+            progress.update(bar, status=f"running {state['running']}, failed {state['failed']}, ${state['cost']:.4f}")
+
+        runner = runner_factory(on_event=on_event)
+        progress.advance(bar, len(runner.store.episodes("finished")))
+        try:
+            counts = runner.run()
+        finally:
+            progress.stop()
+    console.print(
+        f"run folder: {run_dir}  ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})", highlight=False
+    )
+    console.print(f"report: researchgym report {run_dir}", highlight=False)
+    if counts.get("failed"):
+        raise typer.Exit(code=1)
