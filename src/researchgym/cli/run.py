@@ -131,9 +131,10 @@ def run(
         "hidden test seeds, to reproduce its test scores",
     ),
 ) -> None:
-    """Play episodes into a run folder (a SQLite store, trajectories, workspaces) and print their
-    scores. One task, one method and no --seeds: a run of one, printed step by step; more: a
-    matrix run with a progress bar. Either way the same runner plays them."""
+    """Play episodes into a run folder (store, trajectories, workspaces) and print their scores.
+
+    One task, one method and no --seeds: a run of one, printed step by step; more: a matrix run
+    with a progress bar. Either way the same runner plays them."""
     from researchgym.runs.executors import EXECUTORS
 
     if executor not in EXECUTORS:
