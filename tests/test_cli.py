@@ -57,12 +57,24 @@ def test_run_unknown_agent_is_a_clear_error(tmp_path: Path):
         (["battleOfSexes", "blotto", "--seeds", "2", "--sandbox", "docker"], "unknown sandbox 'docker'"),
         (["battleOfSexes", "blotto", "--agent", "react"], "the react agent needs a model"),
         (["battleOfSexes", "--max-steps", "0"], "field 'max_steps'"),
+        (["battleOfSexes", "blotto", "--seeds", "0"], "field 'seeds'"),
+        (["battleOfSexes", "--seed", "-1"], "field 'seeds.0'"),
+        (["battleOfSexes", "--resume", "somewhere"], "give no task or --suite with it"),
     ],
 )
 def test_a_run_with_a_bad_name_or_setting_is_refused_before_anything_starts(tmp_path: Path, argv, message):
     result = runner.invoke(app, ["run", *argv, "--out", str(tmp_path / "runs")])
     assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "runs").exists()  # no run folder, no episode failed N times over
+
+
+def test_a_task_named_twice_plays_once(tmp_path: Path):
+    result = runner.invoke(
+        app, ["run", "battleOfSexes", "--suite", "games", "--out", str(tmp_path), "--max-steps", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    (run_dir,) = tmp_path.iterdir()
+    assert sorted(e["task"] for e in Store(run_dir).episodes()) == ["battleOfSexes", "blotto", "prisonersDilemma"]
 
 
 def test_demo_console_script_end_to_end(tmp_path: Path):

@@ -145,6 +145,8 @@ def run(
 
         eval_secret = read_secret(eval_seed_file)
     if resume is not None:
+        if task or suite:
+            _fail("--resume finishes the run as it was planned: give no task or --suite with it")
         _play_run(_resumed_config(resume), resume, executor, address, eval_secret, single=False)
         return
     tasks = _expand_task_folders(list(task or []))
@@ -154,6 +156,7 @@ def run(
         tasks += SUITES[suite]
     if not tasks:
         _fail("name at least one task (or --suite NAME, or --resume RUN_DIR)")
+    tasks = list(dict.fromkeys(tasks))  # a task named twice (or also in the suite) plays once
     methods = _methods(agent, model)
     single = len(tasks) == 1 and len(methods) == 1 and seeds is None and executor == "local"
     if seeds is not None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from researchgym.errors import ResearchGymError
 
@@ -33,9 +33,9 @@ class RunConfigError(ResearchGymError):
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    tasks: list[str]
-    methods: list[Method]
-    seeds: list[int]
+    tasks: list[str] = Field(min_length=1)
+    methods: list[Method] = Field(min_length=1)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
     sandbox: str = "bwrap"
     max_steps: int | None = Field(None, ge=1)
     cost_limit: float | None = Field(None, gt=0)
@@ -50,6 +50,17 @@ class RunConfig(BaseModel):
     #: Host tools for the agents (researchgym.tools.services.ResearchToolsConfig as a dict).
     research_tools: dict[str, Any] | None = None
     run_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12], min_length=1)
+
+    @model_validator(mode="after")
+    def _each_once(self) -> RunConfig:
+        """An episode is stored by (task, method, seed): one listed twice would play twice and
+        be stored once."""
+        methods = [f"{m.agent} on {m.model}" if m.model else m.agent for m in self.methods]
+        for name, items in (("tasks", self.tasks), ("methods", methods), ("seeds", [str(s) for s in self.seeds])):
+            twice = sorted({item for item in items if items.count(item) > 1})
+            if twice:
+                raise ValueError(f"field '{name}': {', '.join(twice)} listed more than once")
+        return self
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -76,6 +87,9 @@ class RunConfig(BaseModel):
 
 
 def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"field '{'.'.join(str(p) for p in error['loc']) or '(top)'}': {error['msg']}" for error in exc.errors()
-    )
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"field '{where}': {message}" if where else message)
+    return "; ".join(problems)
