@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from researchgym.agents.react import ReactAgent
-from researchgym.env import ResearchEnv
 from researchgym.models.scripted import ScriptedModel
 from researchgym.runs.episode import run_episode
+from researchgym.wrappers import make_env
 
 ACTIONS = [
     "echo step {n}",
@@ -89,7 +89,7 @@ def snapshot() -> dict[str, float]:
 
 def wave(task: Path, episodes: int, steps: int, traj: Path) -> tuple[float, list[str]]:
     def one(index: int) -> str:
-        env = ResearchEnv(str(task / "task.yaml"), trajectory_dir=traj, footer=True)
+        env = make_env(str(task / "task.yaml"), trajectory_dir=traj, footer=True)
         try:
             result = run_episode(env, ReactAgent(ScriptedModel(replies(steps))), seed=index)
         finally:

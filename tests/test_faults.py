@@ -13,9 +13,9 @@ import pytest
 from openai_server import ChatServer, Fault
 
 from researchgym.agents.react import ReactAgent
-from researchgym.env import ResearchEnv
 from researchgym.models import create_model
 from researchgym.runs.episode import run_episode
+from researchgym.wrappers import make_env
 
 TRUNCATED = b'{"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assi'
 NOT_JSON = b"<html><body>502 Bad Gateway</body></html>"
@@ -54,7 +54,7 @@ def test_every_kind_of_server_failure_is_retried_and_the_episode_goes_on(tiny_ta
         ],
     ).start()
     try:
-        env = ResearchEnv(str(tiny_task / "task.yaml"), trajectory_dir=tmp_path)
+        env = make_env(str(tiny_task / "task.yaml"), trajectory_dir=tmp_path)
         result = run_episode(env, agent_for(server, attempts=8), seed=0)
     finally:
         server.stop()
@@ -67,7 +67,7 @@ def test_every_kind_of_server_failure_is_retried_and_the_episode_goes_on(tiny_ta
 def test_failures_that_outlast_the_retries_end_with_a_named_status_and_keep_every_step(tiny_task, tmp_path):
     server = ChatServer(replies=[reply("python solve.py")]).start()
     try:
-        env = ResearchEnv(str(tiny_task / "task.yaml"), trajectory_dir=tmp_path)
+        env = make_env(str(tiny_task / "task.yaml"), trajectory_dir=tmp_path)
         agent = agent_for(server, attempts=3)
         original = server._next
 
@@ -87,9 +87,9 @@ def test_failures_that_outlast_the_retries_end_with_a_named_status_and_keep_ever
 
 
 def test_a_sandbox_killed_mid_step_is_reported_and_the_episode_goes_on(tiny_task, tmp_path):
-    env = ResearchEnv(str(tiny_task / "task.yaml"), trajectory_dir=tmp_path, limits={"max_steps": 10})
+    env = make_env(str(tiny_task / "task.yaml"), trajectory_dir=tmp_path, limits={"max_steps": 10})
     env.reset(seed=0)
-    shell = env._sandbox.shell
+    shell = env.unwrapped._sandbox.shell
     killer = threading.Timer(1.0, lambda: os.killpg(shell.proc.pid, signal.SIGKILL))
     killer.start()
     try:

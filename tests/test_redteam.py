@@ -13,6 +13,7 @@ import pytest
 from conftest import write_task
 
 from researchgym.env import ResearchEnv
+from researchgym.wrappers import EpisodeWrapper, make_env
 
 SECRET = "TOP-SECRET-LABELS"
 
@@ -24,7 +25,7 @@ def task(tmp_path) -> Path:
 
 @pytest.fixture
 def env(task, tmp_path):
-    environment = ResearchEnv(
+    environment = make_env(
         str(task / "task.yaml"), limits={"max_steps": 40, "command_timeout_s": 20}, trajectory_dir=tmp_path / "traj"
     )
     environment.reset(seed=0)
@@ -32,7 +33,7 @@ def env(task, tmp_path):
     environment.close()
 
 
-def act(env: ResearchEnv, command: str) -> str:
+def act(env: ResearchEnv | EpisodeWrapper, command: str) -> str:
     observation, _reward, terminated, truncated, _info = env.step(command)
     assert not (terminated or truncated), observation
     return observation

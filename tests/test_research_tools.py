@@ -24,6 +24,7 @@ from researchgym.tools.docs import TOOLS_LIB
 from researchgym.tools.gateway import GatewayTool, ToolFailure, ToolGateway
 from researchgym.tools.literature import LocalCorpus, OnlineSearch
 from researchgym.tools.services import ResearchToolsConfig
+from researchgym.wrappers import EpisodeWrapper, make_env
 
 UNREACHABLE = "http://127.0.0.1:9/api"  # the discard port: nothing listens, the connection is refused
 
@@ -134,9 +135,9 @@ def test_a_task_scoped_memory_lives_in_the_run_folder_per_method(tmp_path):
 
 
 # ----------------------------------------------------------------------- memory
-def _memory_env(task: Path, tmp_path: Path, scope: str, **extra) -> ResearchEnv:
+def _memory_env(task: Path, tmp_path: Path, scope: str, **extra) -> ResearchEnv | EpisodeWrapper:
     tools = {"memory": {"enabled": True, "scope": scope, "directory": str(tmp_path / "memory")}, **extra}
-    return ResearchEnv(
+    return make_env(
         str(task / "task.yaml"), limits={"max_steps": 30}, trajectory_dir=tmp_path / "traj", research_tools=tools
     )
 
@@ -286,7 +287,7 @@ def test_offline_search_over_three_generated_pdfs_finds_the_right_paper_and_pars
     )
     assert [p.title for p in LocalCorpus.load(corpus).search("boosted trees on tabular data", 1)] == [PAPERS[2][0]]
     task = write_task(tmp_path / "tasks")
-    env = ResearchEnv(
+    env = make_env(
         str(task / "task.yaml"),
         limits={"max_steps": 30},
         trajectory_dir=tmp_path / "traj",

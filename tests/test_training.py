@@ -20,6 +20,7 @@ from researchgym.models.scripted import ScriptedModel
 from researchgym.runs.runner import Method, RunConfig, Runner
 from researchgym.runs.store import Store
 from researchgym.training.curriculum import Curriculum
+from researchgym.wrappers import EpisodeWrapper, ShapedReward, make_env
 
 
 def reply(command: str, thought: str = "next") -> str:
@@ -121,8 +122,8 @@ def test_make_vec_names_an_unknown_task_before_starting_workers():
 
 
 # ------------------------------------------------------------------------ rewards
-def _play(task_dir: Path, reward, actions: list[str]) -> tuple[list[float], ResearchEnv]:
-    env = ResearchEnv(str(task_dir / "task.yaml"), reward=reward, limits={"max_steps": 10})
+def _play(task_dir: Path, reward, actions: list[str]) -> tuple[list[float], ResearchEnv | EpisodeWrapper]:
+    env = make_env(str(task_dir / "task.yaml"), reward=reward, limits={"max_steps": 10})
     env.reset(seed=0)
     rewards = []
     for action in actions:
@@ -153,9 +154,11 @@ def test_reward_modes_final_dense_and_custom(tmp_path):
     custom, env = _play(task, per_step_cost, plan)
     assert custom == pytest.approx([-0.01, -0.01, -0.01, -0.01, 0.99])
     assert seen == ["step", "validate", "step", "validate", "end"]
-    assert env.rewarder.name.startswith("custom:") and "per_step_cost" in env.rewarder.name
+    shaping = env.get_wrapper_attr("rewarder")
+    assert isinstance(env.env, ShapedReward)
+    assert shaping.name.startswith("custom:") and "per_step_cost" in shaping.name
     with pytest.raises(ValueError, match="reward must be"):
-        ResearchEnv(str(task / "task.yaml"), reward="sparse")
+        make_env(str(task / "task.yaml"), reward="sparse")
 
 
 # --------------------------------------------------------------------- curriculum

@@ -17,15 +17,18 @@ from researchgym.tasks.spec import TaskSpec
 
 if TYPE_CHECKING:
     from researchgym.env import ResearchEnv
+    from researchgym.wrappers import EpisodeWrapper
 
 __version__ = "0.1.0"
 
 
-def make(task_id: str, **kwargs: Any) -> ResearchEnv:
-    """Create the environment of a task (by id, name, Gymnasium id or path)."""
-    from researchgym.env import ResearchEnv
+def make(task_id: str, **kwargs: Any) -> ResearchEnv | EpisodeWrapper:
+    """Create the environment of a task (by id, name, Gymnasium id or path) with its layers:
+    `reward`, `footer` and `trajectory_dir` choose the wrappers (researchgym.wrappers.make_env),
+    everything else goes to `ResearchEnv`."""
+    from researchgym.wrappers import make_env
 
-    return ResearchEnv(load_task(task_id), **kwargs)
+    return make_env(load_task(task_id), **kwargs)
 
 
 def make_vec(task_ids: str | list[str], num_envs: int, **kwargs: Any) -> Any:
@@ -42,7 +45,7 @@ def register_builtin_envs() -> None:
         if spec.gym_id not in gymnasium.registry:
             gymnasium.register(
                 id=spec.gym_id,
-                entry_point="researchgym.env:ResearchEnv",
+                entry_point="researchgym.wrappers:make_env",
                 kwargs={"task": spec.id},
                 disable_env_checker=True,
             )

@@ -11,6 +11,10 @@ Reward: 0 on every non-final step. On the final step (submit, or auto-submit whe
 limit truncates the episode) it is the test score's improvement over the task's baseline,
 relative to the baseline's magnitude: (s - b) / |b| when maximising, (b - s) / |b| when
 minimising; 0 means "as good as the baseline". A failed or missing submission gets -1.
+
+This class is the task, its sandbox, its limits and its evaluation, nothing more. Other reward
+modes, the step footer and the trajectory file are Gymnasium wrappers around it
+(researchgym.wrappers; `researchgym.make` and `gymnasium.make` build the whole stack).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import stat
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +36,6 @@ from researchgym.errors import EvaluationError, TaskConfigError
 from researchgym.eval_secrets import new_secret, test_seed
 from researchgym.evaluation import Score, collect_artefact, dataset_mounts, evaluate
 from researchgym.hardware import accelerator_env, check_gpus, sandbox_devices
-from researchgym.runs.trajectory import TrajectoryRecorder
 from researchgym.sandbox import Sandbox, SandboxSpec, create_sandbox
 from researchgym.sandbox.base import ExecResult
 from researchgym.spaces import ShellText
@@ -39,7 +43,7 @@ from researchgym.tasks.registry import BUILTIN_DIR, load_task
 from researchgym.tasks.spec import TaskLimits, TaskSpec
 from researchgym.tools.actions import ActionError, prepare_action
 from researchgym.tools.services import EpisodeServices, ResearchToolsConfig
-from researchgym.training.rewards import FAILED_REWARD, Rewarder, RewardEvent, RewardFn, normalise
+from researchgym.training.rewards import FAILED_REWARD, normalise
 
 VALIDATE_MARKER = "@@researchgym:validate@@"
 SUBMIT_MARKER = "@@researchgym:submit@@"
@@ -61,8 +65,20 @@ def make_read_only(path: Path) -> None:
         path.chmod(0o444)
 
 
+@dataclass(frozen=True)
+class StepOutcome:
+    """What the last step did for the score, for reward wrappers: its kind ("step", "validate"
+    or "end"), the normalised validation score it got, and the normalised final score."""
+
+    kind: str = "step"
+    validation: float | None = None
+    final: float | None = None
+
+
 class ResearchEnv(gym.Env[str, str]):
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    #: The bare environment writes no trajectory; RecordEpisode (researchgym.wrappers) does.
+    trajectory_path: Path | None = None
 
     def __init__(
         self,
@@ -70,13 +86,10 @@ class ResearchEnv(gym.Env[str, str]):
         *,
         sandbox: str = "bwrap",
         limits: dict[str, Any] | None = None,
-        trajectory_dir: str | Path | None = None,
         workspace_dir: str | Path | None = None,
         render_mode: str | None = None,
         window: int = 100,
-        footer: bool = True,
         research_tools: ResearchToolsConfig | dict[str, Any] | None = None,
-        reward: str | RewardFn = "final",
         eval_secret: bytes | None = None,
         tool_env: dict[str, str] | None = None,
     ) -> None:
@@ -100,13 +113,10 @@ class ResearchEnv(gym.Env[str, str]):
         self.research_tools = ResearchToolsConfig.model_validate(research_tools or {})
         self.research_tools.check()
         self._services: EpisodeServices | None = None
-        #: How steps are rewarded: "final", "dense" or a callable (researchgym.training.rewards).
-        self.rewarder = Rewarder(reward)
         #: The host's secret behind the test split's seeds (eval_secrets.py): a run's, or a fresh
         #: one from the operating system's random source, never derived from the episode seed.
         self._eval_secret = eval_secret if eval_secret is not None else new_secret()
         self.sandbox_name = sandbox
-        self.trajectory_dir = Path(trajectory_dir) if trajectory_dir else None
         self.workspace_dir = Path(workspace_dir) if workspace_dir else None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
@@ -115,27 +125,25 @@ class ResearchEnv(gym.Env[str, str]):
             raise ValueError(f"window must be at least 3 lines, got {window}")
         #: Lines the file viewer shows at once (RESEARCHGYM_WINDOW inside the sandbox).
         self.window = window
-        #: Whether observations end with the step footer (step, open file, directory).
-        self.footer = footer
         #: Variables the interface commands read (RESEARCHGYM_LINT: the edit lint's rule set);
-        #: run_episode adds the agent configuration's (AgentConfig.tool_env) under these.
+        #: an episode's `reset(options={"tool_env": ...})` adds the agent's under these.
         self.tool_env: dict[str, str] = dict(tool_env or {})
-        self.agent_tool_env: dict[str, str] = {}
+        self._episode_tool_env: dict[str, str] = {}
         self.observation_space = ShellText()
         self.action_space = ShellText()
         self._sandbox: Sandbox | None = None
-        self._trajectory: TrajectoryRecorder | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._state_tmp: tempfile.TemporaryDirectory[str] | None = None
         self._state_file: str | None = None
         self.workspace: Path | None = None
-        self.trajectory_path: Path | None = None
         self._last_observation = ""
-        #: Who plays (agent, model); written into each episode's `reset` line for reports.
-        self.run_info: dict[str, Any] = {}
         self._last_cwd = ""
-        self._annotation: dict[str, Any] = {}
+        #: The last step's command result, timing, gateway calls and score outcome: what the
+        #: wrappers (reward shaping, the trajectory) read after `step`.
+        self.last_result: ExecResult | None = None
         self.last_step_seconds = 0.0
+        self.last_tool_calls: list[dict[str, Any]] = []
+        self.last_outcome = StepOutcome()
         self._snapshots: tempfile.TemporaryDirectory[str] | None = None
         self._pending: list[tuple[dict[str, Any], Path]] = []
         self._reset_state(episode_seed=0)
@@ -149,15 +157,18 @@ class ResearchEnv(gym.Env[str, str]):
         self.exit_status: str | None = None
         self.final_score: float | None = None
         self._done = False
+        self.last_result, self.last_tool_calls, self.last_outcome = None, [], StepOutcome()
 
     # ------------------------------------------------------------------ Gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Start an episode. `options["tool_env"]`: variables the agent's interface commands read
+        (its lint rules, say), set in the sandbox under the environment's own `tool_env`."""
         super().reset(seed=seed)
-        self._abandon_episode()
+        self.abandon_episode()
         self._teardown()
         episode_seed = seed if seed is not None else int(self.np_random.integers(2**31))
         self._reset_state(episode_seed)
-        self.rewarder.reset()
+        self._episode_tool_env = {str(k): str(v) for k, v in ((options or {}).get("tool_env") or {}).items()}
         self.workspace = self._make_workspace()
         if self.research_tools.groups:
             self._services = EpisodeServices(
@@ -167,22 +178,6 @@ class ResearchEnv(gym.Env[str, str]):
         self._sandbox.start()
         self._last_cwd = self._sandbox.workspace_path
         prompt = self.task.prompt() + "\n\n" + self._instructions()
-        if self.trajectory_dir is not None:
-            self.trajectory_path = self.trajectory_dir / f"{self.task.id}-{self.episode_id}.jsonl"
-            self._trajectory = TrajectoryRecorder(self.trajectory_path)
-            self._trajectory.reset(
-                task=self.task.id,
-                gym_id=self.task.gym_id,
-                seed=episode_seed,
-                sandbox=self.sandbox_name,
-                episode=self.episode_id,
-                prompt=prompt,
-                limits=self.task.limits.model_dump(),
-                options=options or {},
-                run_info=self.run_info,
-                research_tools=self.research_tools.model_dump(mode="json") if self.research_tools.groups else None,
-                reward=self.rewarder.name,
-            )
         self._last_observation = prompt
         return prompt, self._info()
 
@@ -204,7 +199,7 @@ class ResearchEnv(gym.Env[str, str]):
         result.output = output
         parts = [result.observation()] if (result.output or result.notes) else []
         terminated, truncated = False, False
-        best_before, kind, validation = self.rewarder.best, "step", None
+        kind, validation = "step", None
         if wants_validate and not wants_submit:
             parts.append(self._validate())
             kind = "validate"
@@ -221,24 +216,21 @@ class ResearchEnv(gym.Env[str, str]):
         if terminated or truncated:
             kind, final = "end", normalise(self.task, self.final_score)
             self._score_pending()
-        reward = self.rewarder(RewardEvent(kind, self.steps, validation, final, best_before, self.task))
-        if self.footer and not (terminated or truncated):
-            parts.append(self._footer())
+        self.last_outcome = StepOutcome(kind, validation, final)
+        reward = normalised_reward(self.task, self.final_score) if kind == "end" else 0.0
         observation = "\n".join(p for p in parts if p)
-        calls = self._services.drain() if self._services is not None else []
-        if calls:  # every gateway call of the step, refused ones included, goes in its trajectory line
-            self._annotation.setdefault("tool_calls", []).extend(calls)
+        # Every gateway call of the step, refused ones included, goes in its trajectory line.
+        self.last_tool_calls = self._services.drain() if self._services is not None else []
         self._last_observation = observation
+        self.last_result = result
         info = self._info(result)
         self.last_step_seconds = time.perf_counter() - started
-        self._record_step(action, observation, result, reward, terminated, truncated, self.last_step_seconds)
         if terminated or truncated:
             self._end_episode()
         return observation, reward, terminated, truncated, info
 
     def annotate_next_step(self, **fields: Any) -> None:
-        """Attach fields (the model's replies, tokens, cost) to the next step's trajectory line."""
-        self._annotation.update(fields)
+        """Fields for the next step's trajectory line; nothing is recorded here (RecordEpisode is)."""
 
     def end_episode(self, status: str) -> tuple[str, float, dict[str, Any]]:
         """End the episode now (a cost or time limit, an agent error) and auto-submit.
@@ -248,14 +240,10 @@ class ResearchEnv(gym.Env[str, str]):
         if self._sandbox is None or self._done:
             return self._last_observation, 0.0, self._info()
         observation = self._finish(f"autosubmission ({status})", kind="autosubmit")
-        reward = self.rewarder(
-            RewardEvent("end", self.steps, None, normalise(self.task, self.final_score), self.rewarder.best, self.task)
-        )
+        self.last_outcome = StepOutcome("end", None, normalise(self.task, self.final_score))
+        reward = normalised_reward(self.task, self.final_score)
         self._score_pending()
-        if self._trajectory is not None:
-            annotation, self._annotation = self._annotation, {}
-            fields = {"reason": status, "observation": observation, "reward": reward, "scores": self.scores[-1:]}
-            self._trajectory.autosubmit(**{**annotation, **fields})
+        self._last_observation = observation
         info = self._info()
         self._end_episode()
         return observation, reward, info
@@ -264,13 +252,18 @@ class ResearchEnv(gym.Env[str, str]):
         return self._last_observation if self.render_mode == "ansi" else None
 
     def close(self) -> None:
-        self._abandon_episode()
+        self.abandon_episode()
         self._teardown()
         super().close()
 
-    def _abandon_episode(self) -> None:
-        """An episode left unfinished (close, or reset mid-episode) still gets its validations
-        scored on test and an `end` line with the status `closed`."""
+    @property
+    def episode_over(self) -> bool:
+        """No episode is running: never started, or ended (submitted, a limit, abandoned)."""
+        return self._sandbox is None or self._done
+
+    def abandon_episode(self) -> None:
+        """End an unfinished episode (close, or reset mid-episode) with the status `closed`; its
+        validations are still scored on test. Nothing happens when none is running."""
         if self._sandbox is None or self._done:
             return
         self.exit_status = self.exit_status or "closed"
@@ -307,7 +300,8 @@ class ResearchEnv(gym.Env[str, str]):
             os.close(fd)
         return state if isinstance(state, dict) else {}
 
-    def _footer(self) -> str:
+    def footer(self) -> str:
+        """The step footer (step, steps left, open file, directory, memory) that StepFooter adds."""
         remaining = self.task.limits.max_steps - self.steps
         open_file = str(self.tool_state().get("open_file") or "n/a")[:500]
         memory = f" {self._services.footer()}" if self._services is not None and self._services.memory else ""
@@ -349,7 +343,7 @@ class ResearchEnv(gym.Env[str, str]):
             state_dir=Path(self._state_tmp.name),
             env={
                 **accelerator_env(self.task.requires.gpus),
-                **self.agent_tool_env,
+                **self._episode_tool_env,
                 **self.tool_env,
                 "RESEARCHGYM_WINDOW": str(self.window),
             },
@@ -467,7 +461,7 @@ class ResearchEnv(gym.Env[str, str]):
 
     def _info(self, result: ExecResult | None = None) -> dict[str, Any]:
         # Only what a seed determines: no ids, paths or timings (those are attributes and
-        # trajectory fields), except the trajectory path once the episode is over.
+        # trajectory fields; RecordEpisode adds the trajectory's path once the episode is over).
         info: dict[str, Any] = {
             "task": self.task.id,
             "seed": self.episode_seed,
@@ -477,56 +471,16 @@ class ResearchEnv(gym.Env[str, str]):
             "exit_status": self.exit_status,
             "final_score": self.final_score,
             "tool_groups": self.research_tools.groups,
-            "reward_mode": self.rewarder.name,
+            "reward_mode": "final",
         }
-        if self._done or self.exit_status is not None:
-            info["trajectory"] = str(self.trajectory_path) if self.trajectory_path else None
         if result is not None:
             info.update(exit_code=result.exit_code, timed_out=result.timed_out, cwd=result.cwd)
         return info
 
-    def _record_step(
-        self,
-        action: str,
-        observation: str,
-        result: ExecResult,
-        reward: float,
-        terminated: bool,
-        truncated: bool,
-        total_s: float,
-    ) -> None:
-        if self._trajectory is None:
-            return
-        annotation, self._annotation = self._annotation, {}
-        self._trajectory.step(
-            **{
-                **annotation,
-                "step": self.steps,
-                "action": action,
-                "observation": observation,
-                "exit_code": result.exit_code,
-                "timed_out": result.timed_out,
-                "cwd": result.cwd,
-                "command_s": round(result.duration_s, 6),
-                "step_s": round(total_s, 6),
-                "cut_bytes": result.cut_bytes,
-                "reward": reward,
-                "terminated": terminated,
-                "truncated": truncated,
-                "scores": self.scores[-1:] if self.scores and self.scores[-1]["step"] == self.steps else [],
-            }
-        )
-
     def _end_episode(self) -> None:
         """The one way an episode ends (submit, a limit, an autosubmission, close or reset
-        mid-episode): the `end` record, then the episode's sandbox and services go."""
+        mid-episode): the episode's sandbox and services go; its workspace stays until reset."""
         self._done = True
-        if self._trajectory is not None:
-            self._trajectory.end(
-                exit_status=self.exit_status, steps=self.steps, final_score=self.final_score, scores=self.scores
-            )
-            self._trajectory.close()
-            self._trajectory = None
         if self._sandbox is not None:
             self._sandbox.close()
         if self._services is not None:
@@ -541,9 +495,6 @@ class ResearchEnv(gym.Env[str, str]):
         if self._services is not None:
             self._services.close()
             self._services = None
-        if self._trajectory is not None:
-            self._trajectory.close()
-            self._trajectory = None
         for tmp in (self._tmp, self._state_tmp, self._snapshots):
             if tmp is not None:
                 tmp.cleanup()

@@ -9,6 +9,7 @@ from typing import Any
 
 from researchgym.agents.base import Agent, as_action, record_of
 from researchgym.env import ResearchEnv
+from researchgym.wrappers import EpisodeWrapper
 
 
 @dataclass
@@ -42,22 +43,27 @@ class EpisodeResult:
 
 
 def run_episode(
-    env: ResearchEnv,
+    env: ResearchEnv | EpisodeWrapper,
     agent: Agent,
     *,
     seed: int | None = None,
     on_step: Callable[[StepEvent], None] | None = None,
 ) -> EpisodeResult:
-    """Play until the episode terminates or is truncated. An agent crash auto-submits."""
+    """Play until the episode terminates or is truncated. An agent crash auto-submits.
+
+    `env` is a bare `ResearchEnv` or a stack of researchgym's wrappers (make_env)."""
     started = time.perf_counter()
     model = getattr(agent, "model", None)
-    env.run_info = {
-        "agent": getattr(agent, "name", type(agent).__name__),
-        "model": getattr(model, "name", None) if model is not None else None,
-    }
     config = getattr(agent, "config", None)
     tool_env = getattr(config, "tool_env", None)
-    env.agent_tool_env = tool_env() if callable(tool_env) else {}  # the agent's lint rules, say
+    options = {
+        # Who plays, for the trajectory's `reset` line and the reports.
+        "run_info": {
+            "agent": getattr(agent, "name", type(agent).__name__),
+            "model": getattr(model, "name", None) if model is not None else None,
+        },
+        "tool_env": tool_env() if callable(tool_env) else {},  # the agent's lint rules, say
+    }
     model_stats: dict[str, Any] = {}
 
     def note(record: dict[str, Any] | None) -> None:
@@ -68,7 +74,7 @@ def run_episode(
             model_stats = record.get("model_stats", model_stats)
 
     try:
-        observation, info = env.reset(seed=seed)
+        observation, info = env.reset(seed=seed, options=options)
         note(agent.reset(env.task, observation, info))
         reward, done = 0.0, False
         try:
@@ -79,7 +85,8 @@ def run_episode(
                     note(record_of(exc))
                     raise
                 note(action.record)
-                observation, reward, terminated, truncated, info = env.step(action.command)
+                observation, step_reward, terminated, truncated, info = env.step(action.command)
+                reward = float(step_reward)
                 done = terminated or truncated
                 if on_step is not None:
                     on_step(StepEvent(info["step"], action.command, observation, reward, info, env.last_step_seconds))
@@ -94,7 +101,12 @@ def run_episode(
 
 
 def _result(
-    env: ResearchEnv, agent: Agent, info: dict[str, Any], reward: float, seconds: float, model_stats: dict[str, Any]
+    env: ResearchEnv | EpisodeWrapper,
+    agent: Agent,
+    info: dict[str, Any],
+    reward: float,
+    seconds: float,
+    model_stats: dict[str, Any],
 ) -> EpisodeResult:
     return EpisodeResult(
         task=env.task.id,

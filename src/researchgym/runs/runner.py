@@ -287,8 +287,8 @@ def play_episode(
 ) -> dict[str, Any]:
     """Play one planned episode; never raises (but for Ctrl-C). Runs wherever it is called
     (this thread, a thread of the pool, a Ray worker)."""
-    from researchgym.env import ResearchEnv
     from researchgym.runs.episode import run_episode
+    from researchgym.wrappers import make_env
 
     layout = RunLayout(Path(run_dir))
     trajectories, workspaces = layout.trajectories(plan.id), layout.workspace(plan.id)
@@ -297,7 +297,7 @@ def play_episode(
     started = time.perf_counter()
     try:
         limits = {"max_steps": config.max_steps} if config.max_steps else None
-        env = ResearchEnv(
+        env = make_env(
             plan.task,
             sandbox=config.sandbox,
             limits=limits,

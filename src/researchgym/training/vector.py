@@ -27,10 +27,9 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 def _factory(task_id: str, kwargs: dict[str, Any]) -> Callable[[], gymnasium.Env]:
     def make() -> gymnasium.Env:
-        from researchgym.env import ResearchEnv
-        from researchgym.tasks.registry import load_task
+        from researchgym.wrappers import make_env
 
-        return ResearchEnv(load_task(task_id), **kwargs)
+        return make_env(task_id, **kwargs)
 
     return make
 
@@ -39,7 +38,7 @@ def make_vec(
     task_ids: str | list[str], num_envs: int, *, vectorization_mode: str = "async", **env_kwargs: Any
 ) -> gymnasium.vector.VectorEnv:
     """A vector of `num_envs` research environments over `task_ids` (round-robin). Keyword
-    arguments go to every `ResearchEnv` (sandbox, limits, reward, research_tools, ...)."""
+    arguments go to every environment's `make_env` (sandbox, limits, reward, research_tools, ...)."""
     tasks = [task_ids] if isinstance(task_ids, str) else list(task_ids)
     if not tasks:
         raise ValueError("make_vec needs at least one task id")
