@@ -1,6 +1,9 @@
 """The `researchgym` command line: one module per command or sub-app; this one registers them on
 `app` in the order `researchgym --help` lists them (explicitly, so import sorting cannot reorder them)."""
 
+import typer
+
+import researchgym
 from researchgym.cli import (
     aup,
     check,
@@ -19,6 +22,23 @@ from researchgym.cli import (
 from researchgym.cli.common import _ErrorBoundary, app
 from researchgym.cli.mlbench import _mlbench_pin_file
 from researchgym.cli.suites import SUITES
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"researchgym {researchgym.__version__}")
+        raise typer.Exit()
+
+
+# `-h` as well as `--help`; click hands help_option_names down to every subcommand's context.
+@app.callback(context_settings={"help_option_names": ["-h", "--help"]})
+def _top_level(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="print the version and exit"
+    ),
+) -> None:
+    pass
+
 
 app.command()(tasks.tasks)
 app.command()(prepare.prepare)
