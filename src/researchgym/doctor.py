@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from researchgym.extras import install_hint
 from researchgym.hardware import accelerator_env, gpu_devices, sandbox_devices
 from researchgym.tasks.spec import EXTRA_MODULES
 
@@ -152,7 +153,7 @@ def check_extras() -> list[Finding]:
                 f"extra {extra}",
                 not missing,
                 ", ".join(versions) if not missing else f"missing: {', '.join(missing)}",
-                "" if not missing else f"pip install -e '.[{extra}]' in the clone",
+                "" if not missing else install_hint(extra),
             )
         )
     return findings

@@ -24,6 +24,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from researchgym.extras import install_hint
+
 MIRROR_ENV = "RESEARCHGYM_HUB_MIRROR"
 #: Set by researchgym.datasets while a prepare script runs, so messages can name the task.
 TASK_ENV = "RESEARCHGYM_PREPARING_TASK"
@@ -86,7 +88,7 @@ def _import_datasets() -> Any:
         import datasets
     except ImportError as exc:
         raise DatasetUnavailable(
-            "the Hugging Face `datasets` package is not installed: pip install 'researchgym[hub]'"
+            f"the Hugging Face `datasets` package is not installed: {install_hint('hub')}"
         ) from exc
     return datasets
 
@@ -123,9 +125,7 @@ def hub_file(repo_id: str, filename: str, *, repo_type: str = "dataset") -> Path
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:
-        raise DatasetUnavailable(
-            "the `huggingface_hub` package is not installed: pip install 'researchgym[hub]'"
-        ) from exc
+        raise DatasetUnavailable(f"the `huggingface_hub` package is not installed: {install_hint('hub')}") from exc
     try:
         return Path(hf_hub_download(repo_id, filename, repo_type=repo_type))
     except Exception as exc:

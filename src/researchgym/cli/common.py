@@ -7,7 +7,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 from typer.core import TyperGroup
 
 from researchgym.errors import ResearchGymError
@@ -18,8 +18,9 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _print_error(message: str) -> None:
-    """One error line on stderr; the message is text, never rich markup (`.[tabular]` stays)."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    """One error line on stderr. The message goes in as a Text, which rich never parses: no markup
+    (an install hint's `.[tabular]` stays) and no emoji codes."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
 
 
 def _fail(message: str) -> NoReturn:

@@ -114,15 +114,13 @@ def _row(file: Path | None, spec: TaskSpec) -> Row:
 def _as_json(file: Path | None, spec: TaskSpec) -> dict[str, Any]:
     """One task for scripts: the table's facts, unformatted, and why it cannot run here (as
     ResearchEnv would refuse it: missing data or files, extras not installed, too few GPUs)."""
+    from researchgym.extras import missing_requirements_problem
     from researchgym.hardware import HardwareError, check_gpus
 
     missing = spec.missing_requirements()
     why_not = [lack.model_dump() for lack in spec.unavailable]
     if missing:
-        extras = ",".join(missing)
-        why_not.append(
-            {"field": "requirements", "problem": f"needs the extra(s) {extras}: pip install 'researchgym[{extras}]'"}
-        )
+        why_not.append({"field": "requirements", "problem": missing_requirements_problem(missing)})
     try:
         check_gpus(spec.id, spec.requires.gpus, variants=spec.requires.cpu_alternatives)
     except HardwareError as exc:

@@ -54,6 +54,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from researchgym.extras import install_hint
 from researchgym.mlbench.data import MLBenchError
 from researchgym.mlbench.extract import PYTHON_TAGS, SHELL_TAGS
 from researchgym.mlbench.runhook import ENV as HOOK_ENV
@@ -110,6 +111,8 @@ _WITH_VALUE = {
 TRUE = {"true", "1", "yes", "y", "on"}
 FALSE = {"false", "0", "no", "n", "off"}
 SETUP_TIMEOUT_S = 300.0
+#: The offline suite's programs, as their modules are named (the `mlbench` extra installs them).
+MLBENCH_EXTRA_MODULES = ("gensim", "sacrebleu", "spacy", "tokenizers", "sklearn")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -1001,8 +1004,12 @@ class Judge:
             (folder / ".researchgym-setup.sh").write_text(sample.setup)
             setup = box.run(f"cd {self._folder(box, sample)} && bash .researchgym-setup.sh", timeout_s=SETUP_TIMEOUT_S)
             if setup.timed_out or setup.exit_code != 0:
+                missing = re.search(r"No module named '([\w.]+)'", setup.output)
+                hint = ""
+                if missing and missing.group(1).split(".")[0] in MLBENCH_EXTRA_MODULES:
+                    hint = f"; the suite's programs come with the mlbench extra: {install_hint('mlbench')}"
                 raise MLBenchError(
-                    f"the setup of sample {sample.key} failed (not the answer's fault): {setup.output[-500:]}"
+                    f"the setup of sample {sample.key} failed (not the answer's fault): {setup.output[-500:]}{hint}"
                 )
 
     def _arguments(self, box, sample: Sample, code: str) -> tuple[Check, dict[str, Any], str]:

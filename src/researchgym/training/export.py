@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from researchgym.errors import ResearchGymError, UnknownNameError
+from researchgym.extras import install_hint
 from researchgym.runs.store import DB_NAME, Store
 from researchgym.runs.trajectory import load_trajectory
 from researchgym.tasks.registry import load_task
@@ -83,7 +84,7 @@ def export_run(
     try:
         import datasets
     except ImportError:
-        raise ResearchGymError("export writes Hugging Face datasets: pip install 'researchgym[hub]'") from None
+        raise ResearchGymError(f"export writes Hugging Face datasets: {install_hint('hub')}") from None
     rows: list[dict[str, Any]] = []
     for episode in _episodes(Path(run_dir)):
         model = episode["model"] or episode["agent"]

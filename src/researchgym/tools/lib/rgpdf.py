@@ -31,7 +31,7 @@ def pdf_pages(data: bytes) -> list[str]:
     try:
         from pypdf import PdfReader
     except ImportError:
-        raise PdfError("reading PDFs needs pypdf (pip install 'researchgym[literature]')") from None
+        raise PdfError("reading PDFs needs pypdf (in the researchgym clone: make install EXTRAS=literature)") from None
     try:
         reader = PdfReader(io.BytesIO(data))
         return [(page.extract_text() or "").strip() for page in reader.pages]
