@@ -37,7 +37,7 @@ from researchgym.eval_secrets import new_secret, test_seed
 from researchgym.evaluation import Score, collect_artefact, dataset_mounts, evaluate
 from researchgym.hardware import accelerator_env, check_gpus, sandbox_devices
 from researchgym.sandbox import Sandbox, SandboxSpec, create_sandbox
-from researchgym.sandbox.base import ExecResult
+from researchgym.sandbox.base import ExecResult, Interruptible
 from researchgym.spaces import ShellText
 from researchgym.tasks.registry import BUILTIN_DIR, load_task
 from researchgym.tasks.spec import TaskLimits, TaskSpec
@@ -100,12 +100,10 @@ class ResearchEnv(gym.Env[str, str]):
         self.task.check_available()
         missing = self.task.missing_requirements()
         if missing:
-            extras = ",".join(missing)
+            from researchgym.extras import missing_requirements_problem
+
             raise TaskConfigError(
-                self.task.config_path,
-                "requirements",
-                f"task '{self.task.id}' needs the extra(s) {extras}: "
-                f"pip install 'researchgym[{extras}]' (or make install-extras)",
+                self.task.config_path, "requirements", f"task '{self.task.id}' {missing_requirements_problem(missing)}"
             )
         check_gpus(self.task.id, self.task.requires.gpus, variants=self.task.requires.cpu_alternatives)
         self.task.ensure_datasets()  # once, into the cache; later uses find it there
@@ -247,6 +245,13 @@ class ResearchEnv(gym.Env[str, str]):
         info = self._info()
         self._end_episode()
         return observation, reward, info
+
+    def interrupt(self) -> None:
+        """Stop the command running now, from another thread (a run stopping on Ctrl-C): the
+        step returns with a note, as on a timeout. Does nothing between commands."""
+        sandbox = self._sandbox
+        if isinstance(sandbox, Interruptible):
+            sandbox.interrupt()
 
     def render(self) -> str | None:
         return self._last_observation if self.render_mode == "ansi" else None

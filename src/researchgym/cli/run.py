@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -10,8 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
-from researchgym.cli.common import _fail, _one_line, console
+from researchgym.cli.common import _fail, _one_line, console, err_console
 from researchgym.cli.suites import SUITES
 from researchgym.errors import ResearchGymError
 
@@ -130,6 +135,9 @@ def run(
         help="reuse a run's evaluation secret (its run folder, or a file with the secret in hex): the same "
         "hidden test seeds, to reproduce its test scores",
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="print the run's results as JSON on stdout (progress goes to stderr)"
+    ),
 ) -> None:
     """Play episodes into a run folder (store, trajectories, workspaces) and print their scores.
 
@@ -147,7 +155,7 @@ def run(
     if resume is not None:
         if task or suite:
             _fail("--resume finishes the run as it was planned: give no task or --suite with it")
-        _play_run(_resumed_config(resume), resume, executor, address, eval_secret, single=False)
+        _play_run(_resumed_config(resume), resume, executor, address, eval_secret, single=False, as_json=as_json)
         return
     tasks = _expand_task_folders(list(task or []))
     if suite:
@@ -183,7 +191,7 @@ def run(
         agent_config=str(agent_config.resolve()) if agent_config else None,
     )
     run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{run_config.run_id[:6]}"
-    _play_run(run_config, run_dir, executor, address, eval_secret, single=single)
+    _play_run(run_config, run_dir, executor, address, eval_secret, single=single, as_json=as_json)
 
 
 #: Agents that play without a model; any other agent named next to --model gets each model.
@@ -253,20 +261,48 @@ def _play_run(
     eval_secret: bytes | None,
     *,
     single: bool,
+    as_json: bool = False,
 ) -> None:
-    """Play a run (new or resumed) with the runner; a run of one is shown step by step."""
-    from researchgym.runs.runner import Runner
+    """Play a run (new or resumed) with the runner; a run of one is shown step by step.
+
+    Ctrl-C stops it (runner.py): the first stops what runs and names the resume command (exit
+    status 130), a second leaves at once. With `as_json` the results go to stdout as JSON and
+    everything else to stderr."""
+    from researchgym.runs.runner import Runner, RunStopped
+
+    out = err_console if as_json else console
+
+    def on_interrupt(waiting: int) -> None:
+        wait = f"; waiting for {waiting} episode(s) to stop" if waiting else ""
+        out.print(f"[yellow]stopping[/]: no new episode starts{wait} (Ctrl-C again to quit now)", highlight=False)
 
     runner_factory = functools.partial(
-        Runner, run_dir, config, executor=executor, ray_address=address, eval_secret=eval_secret
+        Runner,
+        run_dir,
+        config,
+        executor=executor,
+        ray_address=address,
+        eval_secret=eval_secret,
+        on_interrupt=on_interrupt,
     )
-    if single:
-        _play_one(config, run_dir, runner_factory)
-    else:
-        _play_many(config, run_dir, runner_factory)
+    try:
+        if single:
+            _play_one(config, run_dir, runner_factory, out, as_json)
+        else:
+            _play_many(config, run_dir, runner_factory, out, as_json)
+    except RunStopped as exc:
+        err_console.print(f"[yellow]stopped[/]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(code=130) from None
+    except KeyboardInterrupt:
+        # The second Ctrl-C: episode threads may still be in a model call; do not wait for them.
+        err_console.print(f"[yellow]quit[/]; finish the run with: researchgym run --resume {run_dir}", highlight=False)
+        err_console.file.flush()
+        os._exit(130)
 
 
-def _play_one(config: RunConfig, run_dir: Path, runner_factory: Callable[..., Runner]) -> None:
+def _play_one(
+    config: RunConfig, run_dir: Path, runner_factory: Callable[..., Runner], out: Console, as_json: bool
+) -> None:
     from researchgym.tasks.registry import load_task
 
     spec = load_task(config.tasks[0])
@@ -280,46 +316,54 @@ def _play_one(config: RunConfig, run_dir: Path, runner_factory: Callable[..., Ru
     def show(plan: EpisodePlan, event: StepEvent) -> None:
         info = event.info
         status = "timeout" if info.get("timed_out") else f"exit {info.get('exit_code')}"
-        console.print(
-            f"  step {event.step:>3}/{info['max_steps']}  [cyan]{_one_line(event.action)}[/]  "
+        out.print(
+            f"  step {event.step:>3}/{info['max_steps']}  [cyan]{escape(_one_line(event.action))}[/]  "
             f"({status}, {event.seconds:.2f}s)",
             highlight=False,
         )
         for score in info["scores"][-1:]:
             if score["step"] == event.step and "validation" in score:
-                console.print(f"           validation {spec.metric.name} = {score['validation']['value']:.6g}")
+                out.print(f"           validation {spec.metric.name} = {score['validation']['value']:.6g}")
 
     runner = runner_factory(on_event=on_event, on_step=show)
-    who = f"agent [bold]{method.agent}[/]" + (f" on [bold]{method.model}[/]" if method.model else "")
-    console.print(f"[bold]{spec.name}[/] ({spec.id}) with {who} in a [bold]{config.sandbox}[/] sandbox")
+    who = f"agent [bold]{escape(method.agent)}[/]" + (f" on [bold]{escape(method.model)}[/]" if method.model else "")
+    out.print(f"[bold]{escape(spec.name)}[/] ({spec.id}) with {who} in a [bold]{config.sandbox}[/] sandbox")
     runner.run()
+    if as_json:
+        print(json.dumps(_results(runner, run_dir), default=str))
     if outcome.get("kind") != "finished":
         _fail(f"the episode failed: {outcome.get('data', {}).get('error', 'no outcome')} (run folder: {run_dir})")
     result = outcome["data"]
     baseline = spec.baseline_score
     if result["final_score"] is not None:
-        console.print(
+        out.print(
             f"[bold green]final score[/]: {spec.metric.name} = {result['final_score']:.6g} "
-            f"({spec.metric.direction}; baseline {baseline}) — exit status: {result['exit_status']}"
+            f"({spec.metric.direction}; baseline {baseline}) — exit status: {escape(str(result['exit_status']))}"
         )
     else:
-        console.print(f"[bold red]no score[/] — exit status: {result['exit_status']}")
+        out.print(f"[bold red]no score[/] — exit status: {escape(str(result['exit_status']))}")
     if result["model_stats"]:
         stats = result["model_stats"]
         cost = f"${stats['total_cost']:.4f}" + ("" if stats.get("cost_known", True) else " (some calls unpriced)")
-        console.print(
+        out.print(
             f"model: {stats['api_calls']} calls, {stats['tokens_sent']} tokens sent, "
             f"{stats['tokens_received']} received, {cost}"
         )
     if result["error"]:
-        console.print(f"[yellow]ended by[/]: {result['error']}", highlight=False)
-    console.print(f"trajectory: {result['trajectory']}", highlight=False)
-    console.print(f"run folder: {run_dir}  (report: researchgym report {run_dir})", highlight=False)
+        out.print(f"[yellow]ended by[/]: {escape(result['error'])}", highlight=False)
+    out.print(f"trajectory: {result['trajectory']}", highlight=False)
+    out.print(f"run folder: {run_dir}  (report: researchgym report {run_dir})", highlight=False)
+    silent = _never_answered(config, {method.label: [result]})
+    if silent:
+        _print_silent_models(silent)
+        raise typer.Exit(code=1)
     if result["final_score"] is None:
         raise typer.Exit(code=1)
 
 
-def _play_many(config: RunConfig, run_dir: Path, runner_factory: Callable[..., Runner]) -> None:
+def _play_many(
+    config: RunConfig, run_dir: Path, runner_factory: Callable[..., Runner], out: Console, as_json: bool
+) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -331,6 +375,7 @@ def _play_many(config: RunConfig, run_dir: Path, runner_factory: Callable[..., R
 
     total = len(config.tasks) * len(config.methods) * len(config.seeds)
     state = {"running": 0, "failed": 0, "cost": 0.0}
+    played: dict[str, list[dict[str, Any]]] = {}  # this attempt's results, by method
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -338,7 +383,7 @@ def _play_many(config: RunConfig, run_dir: Path, runner_factory: Callable[..., R
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=console,
+        console=out,
     ) as progress:
         bar = progress.add_task("episodes", total=total, status="")
 
@@ -349,7 +394,10 @@ def _play_many(config: RunConfig, run_dir: Path, runner_factory: Callable[..., R
                 state["running"] -= 1
                 state["failed"] += kind == "failed"
                 state["cost"] += float((data.get("model_stats") or {}).get("total_cost", 0.0))
-                progress.advance(bar)
+                if kind == "finished":
+                    played.setdefault(plan.method.label, []).append(data)
+                if kind != "interrupted":
+                    progress.advance(bar)
             progress.update(bar, status=f"running {state['running']}, failed {state['failed']}, ${state['cost']:.4f}")
 
         runner = runner_factory(on_event=on_event)
@@ -358,9 +406,71 @@ def _play_many(config: RunConfig, run_dir: Path, runner_factory: Callable[..., R
             counts = runner.run()
         finally:
             progress.stop()
-    console.print(
-        f"run folder: {run_dir}  ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})", highlight=False
-    )
-    console.print(f"report: researchgym report {run_dir}", highlight=False)
-    if counts.get("failed"):
+    _print_summary(runner, out)
+    out.print(f"run folder: {run_dir}  ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})", highlight=False)
+    out.print(f"report: researchgym report {run_dir}", highlight=False)
+    if as_json:
+        print(json.dumps(_results(runner, run_dir), default=str))
+    silent = _never_answered(config, played)
+    if silent:
+        _print_silent_models(silent)
+    if counts.get("failed") or silent:
         raise typer.Exit(code=1)
+
+
+#: Rows of the end-of-run table; a bigger run is summed up by `researchgym report`.
+_SUMMARY_ROWS = 40
+
+
+def _print_summary(runner: Runner, out: Console) -> None:
+    """One line per episode: task, method, seed, and its score or what stopped it."""
+    rows = runner.store.episodes()
+    table = Table(title="episodes", title_justify="left")
+    for column in ("task", "method", "seed", "status", "score / error"):
+        table.add_column(column, overflow="fold")
+    for row in rows[:_SUMMARY_ROWS]:
+        method = row["agent"] + (f" + {row['model']}" if row["model"] else "")
+        if row["status"] == "finished" and row["final_score"] is not None:
+            outcome = f"{row['final_score']:.6g} ({row['exit_status']})"
+        elif row["status"] == "finished":
+            outcome = f"no score ({row['exit_status']})"
+        else:
+            outcome = _one_line(row["error"] or "", 90)
+        table.add_row(row["task"], method, str(row["seed"]), row["status"], escape(outcome))
+    out.print(table)
+    if len(rows) > _SUMMARY_ROWS:
+        out.print(f"... and {len(rows) - _SUMMARY_ROWS} more (researchgym report {runner.run_dir})")
+
+
+def _results(runner: Runner, run_dir: Path) -> dict[str, Any]:
+    """The run's results for `--json`: its folder, counts and every episode's outcome."""
+    fields = ("task", "agent", "model", "seed", "status", "exit_status", "final_score", "steps", "cost")
+    episodes = [
+        {**{key: row[key] for key in fields}, "error": row["error"], "trajectory": row["trajectory"]}
+        for row in runner.store.episodes()
+    ]
+    return {"run_dir": str(run_dir), "counts": runner.counts(), "episodes": episodes}
+
+
+def _never_answered(config: RunConfig, played: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """Models with which no episode of this attempt got a single reply (an unknown name,
+    missing credentials, a server that is not there): the starter code was scored, not the
+    model. Returns {model: what its first episode ended with}."""
+    silent = {}
+    for method in config.methods:
+        results = played.get(method.label) or []
+        if method.model is None or not results:
+            continue
+        if all(not (result.get("model_stats") or {}).get("api_calls") for result in results):
+            first = results[0]
+            silent[method.model] = str(first.get("error") or first.get("exit_status"))
+    return silent
+
+
+def _print_silent_models(silent: dict[str, str]) -> None:
+    for model, why in silent.items():
+        err_console.print(
+            f"[bold red]error:[/] the model {escape(model)} never answered; its episodes scored the starter "
+            f"code. {escape(_one_line(why, 300))}",
+            highlight=False,
+        )

@@ -9,7 +9,13 @@ from typing import Any
 
 from researchgym.agents.base import Agent, as_action, record_of
 from researchgym.env import ResearchEnv
+from researchgym.errors import ResearchGymError
 from researchgym.wrappers import EpisodeWrapper
+
+
+class EpisodeStopped(ResearchGymError):
+    """The run was stopped (Ctrl-C) before the episode ended: it has no result, and a resumed
+    run plays it again from the start."""
 
 
 @dataclass
@@ -48,10 +54,14 @@ def run_episode(
     *,
     seed: int | None = None,
     on_step: Callable[[StepEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> EpisodeResult:
     """Play until the episode terminates or is truncated. An agent crash auto-submits.
 
-    `env` is a bare `ResearchEnv` or a stack of researchgym's wrappers (make_env)."""
+    `env` is a bare `ResearchEnv` or a stack of researchgym's wrappers (make_env). When
+    `should_stop()` turns true (the run is stopping), the episode stops before its next step,
+    is closed unscored and EpisodeStopped is raised."""
+    stopping = should_stop or (lambda: False)
     started = time.perf_counter()
     model = getattr(agent, "model", None)
     config = getattr(agent, "config", None)
@@ -76,9 +86,12 @@ def run_episode(
     try:
         observation, info = env.reset(seed=seed, options=options)
         note(agent.reset(env.task, observation, info))
-        reward, done = 0.0, False
+        reward, done, stopped = 0.0, False, False
         try:
             while not done:
+                if stopping():
+                    stopped = True
+                    break
                 try:
                     action = as_action(agent.act(observation, info))
                 except Exception as exc:  # the model's replies are recorded even when the agent gives up
@@ -91,10 +104,15 @@ def run_episode(
                 if on_step is not None:
                     on_step(StepEvent(info["step"], action.command, observation, reward, info, env.last_step_seconds))
         except Exception as exc:
-            # Budgets, format errors, context overflows and API errors carry their exit status.
-            status = getattr(exc, "status", None) or "agent_error"
-            observation, reward, info = env.end_episode(status)
-            info = {**info, "error": f"{type(exc).__name__}: {exc}"}
+            if stopping():  # a command or model call cut short by the stop itself
+                stopped = True
+            else:
+                # Budgets, format errors, context overflows and API errors carry their exit status.
+                status = getattr(exc, "status", None) or "agent_error"
+                observation, reward, info = env.end_episode(status)
+                info = {**info, "error": f"{type(exc).__name__}: {exc}"}
+        if stopped:
+            raise EpisodeStopped(f"stopped at step {info['step']}: the run is stopping")
         return _result(env, agent, info, reward, time.perf_counter() - started, model_stats)
     finally:
         env.close()  # also on Ctrl-C: the trajectory gets its `end` line, the sandbox goes

@@ -7,8 +7,11 @@ store before submitting it and records its outcome in one transaction when it co
 crash loses only the episodes in flight; `resume` reruns exactly those (their partial files are
 removed first). Model calls in flight are also capped per provider (in this process). When the
 store cannot be written (a full disk), nothing more is submitted and the run raises
-RunInterrupted once the episodes in flight are back, on either executor. Sandboxes die with the
-runner (bubblewrap's --die-with-parent), so a killed runner leaves none behind.
+RunInterrupted once the episodes in flight are back, on either executor. Ctrl-C stops a run
+gracefully: nothing more starts, the commands running now are interrupted, each episode in
+flight stops before its next step (unscored: resume plays it again) and RunStopped names the
+resume command; a second Ctrl-C leaves at once. Sandboxes die with the runner (bubblewrap's
+--die-with-parent), so a killed runner leaves none behind.
 """
 
 from __future__ import annotations
@@ -36,7 +39,17 @@ from researchgym.runs.store import Store, episode_id
 if TYPE_CHECKING:
     from researchgym.runs.episode import StepEvent
 
-__all__ = ["RUN_FILE", "EpisodePlan", "Method", "RunConfig", "RunInterrupted", "Runner", "safe_name"]
+__all__ = [
+    "RUN_FILE",
+    "EpisodePlan",
+    "Method",
+    "RunConfig",
+    "RunInterrupted",
+    "RunStopped",
+    "Runner",
+    "StopSignal",
+    "safe_name",
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,41 @@ class RunInterrupted(ResearchGymError):
     """The run stopped before its end (its folder could not be written); resume finishes it."""
 
 
+class RunStopped(RunInterrupted):
+    """The run was stopped by Ctrl-C; resume finishes it."""
+
+
+class StopSignal:
+    """A run's stop request, seen by every episode it plays in this process: each stops before
+    its next step, and the command each is running is interrupted."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._envs: set[Any] = set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        self._event.set()
+        with self._lock:
+            envs = list(self._envs)
+        for env in envs:
+            env.interrupt()
+
+    def watch(self, env: Any) -> None:
+        """Interrupt `env` (a ResearchEnv) when the run stops; at once if it already has."""
+        with self._lock:
+            self._envs.add(env)
+        if self.is_set():
+            env.interrupt()
+
+    def forget(self, env: Any) -> None:
+        with self._lock:
+            self._envs.discard(env)
+
+
 class Runner:
     def __init__(
         self,
@@ -86,9 +134,11 @@ class Runner:
         ray_address: str | None = None,
         eval_secret: bytes | None = None,
         on_step: Callable[[EpisodePlan, StepEvent], None] | None = None,
+        on_interrupt: Callable[[int], None] | None = None,
     ) -> None:
         """`on_event` hears of each episode started, finished or failed (in this thread);
-        `on_step` of every step, from the thread that plays it (not on Ray)."""
+        `on_step` of every step, from the thread that plays it (not on Ray); `on_interrupt` of
+        the first Ctrl-C, with the number of episodes it waits for to stop."""
         if executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
         self.executor, self.ray_address = executor, ray_address
@@ -105,6 +155,7 @@ class Runner:
         self.layout = RunLayout(self.run_dir)
         self.on_event = on_event
         self.on_step = on_step
+        self.on_interrupt = on_interrupt
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.layout.run_file.write_text(config.to_json())
         self.store = Store(self.run_dir)
@@ -116,6 +167,12 @@ class Runner:
         self.max_in_flight = max(1, min(config.max_episodes or episodes, config.max_sandboxes or sandboxes))
         self._providers: dict[str, threading.Semaphore] = {}
         self._providers_lock = threading.Lock()
+        #: Set by the first Ctrl-C (or by `stop()` from another thread).
+        self.stop_signal = StopSignal()
+
+    def stop(self) -> None:
+        """Stop the run as Ctrl-C does: start nothing more, stop the episodes in flight."""
+        self.stop_signal.set()
 
     @classmethod
     def resume(cls, run_dir: str | Path, **kwargs: Any) -> Runner:
@@ -133,12 +190,21 @@ class Runner:
         if not queue:
             return self.counts()
         executor = make_executor(self.executor, workers=min(self.max_in_flight, len(queue)), address=self.ray_address)
-        in_process: dict[str, Any] = {"gate": self._gate, "on_step": self.on_step} if executor.in_process else {}
+        in_process: dict[str, Any] = (
+            {"gate": self._gate, "on_step": self.on_step, "stop": self.stop_signal} if executor.in_process else {}
+        )
         in_flight: dict[Future[Any], EpisodePlan] = {}
+        unsettled: dict[str, EpisodePlan] = {}  # started, outcome not recorded yet
         store_failure: str | None = None
+        leave_now = False
         try:
             while queue or in_flight:
-                while queue and store_failure is None and len(in_flight) < self.max_in_flight:
+                while (
+                    queue
+                    and store_failure is None
+                    and not self.stop_signal.is_set()
+                    and len(in_flight) < self.max_in_flight
+                ):
                     plan = queue.popleft()
                     try:
                         self.store.mark_running(plan.id)
@@ -146,21 +212,46 @@ class Runner:
                         store_failure = f"{type(exc).__name__}: {exc}"
                         break
                     self.emit("started", plan, {})
+                    unsettled[plan.id] = plan
                     future = executor.submit(
                         play_episode, plan, self.config, self.run_dir, eval_secret=self.eval_secret, **in_process
                     )
                     in_flight[future] = plan
                 if not in_flight:
                     break
-                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                try:
+                    done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    if self.stop_signal.is_set():
+                        raise  # the second: leave at once
+                    self._first_interrupt(len(in_flight), executor.in_process)
+                    if not executor.in_process:  # Ray: its workers go with it; nothing to wait for
+                        break
+                    continue
                 for future in done:
                     plan = in_flight.pop(future)
                     try:
                         self.settle(plan, _outcome(future, executor.in_process))
+                        unsettled.pop(plan.id, None)
                     except (sqlite3.OperationalError, OSError) as exc:
                         store_failure = store_failure or f"{type(exc).__name__}: {exc}"
+        except KeyboardInterrupt:
+            if self.stop_signal.is_set() or not unsettled:  # the second Ctrl-C: leave at once
+                leave_now = True
+                raise
+            self._first_interrupt(len(unsettled), executor.in_process)  # inline: the episode itself stopped
         finally:
-            executor.shutdown()
+            if not leave_now:
+                executor.shutdown()
+        if self.stop_signal.is_set():
+            for plan in unsettled.values():
+                self.store.mark_interrupted(plan.id)
+            counts = self.counts()
+            raise RunStopped(
+                f"stopped: {counts.get('finished', 0)} episode(s) finished, {counts.get('interrupted', 0)} stopped "
+                f"before their end and {counts.get('planned', 0)} not started; finish the run with: "
+                f"researchgym run --resume {self.run_dir}"
+            )
         if store_failure is not None:
             raise RunInterrupted(
                 f"the run folder {self.run_dir} could not be written ({store_failure}); the run stopped "
@@ -168,6 +259,12 @@ class Runner:
                 f"finish it with: researchgym run --resume {self.run_dir}"
             )
         return self.counts()
+
+    def _first_interrupt(self, in_flight: int, waits: bool) -> None:
+        """The first Ctrl-C: stop the run and say what happens next."""
+        self.stop_signal.set()
+        if self.on_interrupt is not None:
+            self.on_interrupt(in_flight if waits else 0)
 
     def preflight(self) -> None:
         """Refuse the run before any episode starts when a task, agent or sandbox name is
@@ -209,7 +306,10 @@ class Runner:
 
     def settle(self, plan: EpisodePlan, outcome: dict[str, Any]) -> None:
         """Record what an episode came to (played here or by a remote worker)."""
-        if outcome["status"] == "failed":
+        if outcome["status"] == "interrupted":
+            self.store.mark_interrupted(plan.id)
+            self.emit("interrupted", plan, outcome)
+        elif outcome["status"] == "failed":
             self.store.mark_failed(plan.id, outcome["error"])
             self.emit("failed", plan, outcome)
         else:
@@ -284,10 +384,12 @@ def play_episode(
     gate: Callable[[str], threading.Semaphore] | None = None,
     eval_secret: bytes | None = None,
     on_step: Callable[[EpisodePlan, StepEvent], None] | None = None,
+    stop: StopSignal | None = None,
 ) -> dict[str, Any]:
     """Play one planned episode; never raises (but for Ctrl-C). Runs wherever it is called
-    (this thread, a thread of the pool, a Ray worker)."""
-    from researchgym.runs.episode import run_episode
+    (this thread, a thread of the pool, a Ray worker). An episode the run's `stop` ended
+    comes back `interrupted`."""
+    from researchgym.runs.episode import EpisodeStopped, run_episode
     from researchgym.wrappers import make_env
 
     layout = RunLayout(Path(run_dir))
@@ -308,7 +410,16 @@ def play_episode(
         )
         agent = make_agent(plan.method, config, gate)
         step_hook = functools.partial(on_step, plan) if on_step is not None else None
-        result = run_episode(env, agent, seed=plan.seed, on_step=step_hook).to_dict()
+        if stop is not None:
+            stop.watch(env.unwrapped)
+        try:
+            should_stop = stop.is_set if stop is not None else None
+            result = run_episode(env, agent, seed=plan.seed, on_step=step_hook, should_stop=should_stop).to_dict()
+        finally:
+            if stop is not None:
+                stop.forget(env.unwrapped)
+    except EpisodeStopped as exc:
+        return {"status": "interrupted", "error": str(exc)}
     except Exception as exc:  # a broken task or agent fails this episode, not the run
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     result["duration_s"] = time.perf_counter() - started

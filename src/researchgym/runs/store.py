@@ -9,7 +9,7 @@ Schema (version 1):
     runs(id TEXT PRIMARY KEY, created REAL, config TEXT)
     episodes(id TEXT PRIMARY KEY,                     -- task|agent|model|seed
              run_id TEXT, task TEXT, agent TEXT, model TEXT, seed INTEGER,
-             status TEXT,                              -- planned | running | finished | failed
+             status TEXT,                              -- planned | running | finished | failed | interrupted
              exit_status TEXT, final_score REAL, steps INTEGER,
              started REAL, finished REAL, duration_s REAL,
              cost REAL, cost_known INTEGER, tokens_sent INTEGER, tokens_received INTEGER,
@@ -216,6 +216,14 @@ class Store:
         if run_id:
             query, args = query + " WHERE run_id=?", (run_id,)
         return [dict(row) for row in self._db.execute(query + " ORDER BY sample, setting, model, attempt", args)]
+
+    def mark_interrupted(self, eid: str) -> None:
+        """An episode the run stopped (Ctrl-C) before it ended: no result; resume plays it again."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE episodes SET status='interrupted', error=?, finished=? WHERE id=?",
+                ("stopped before it ended (Ctrl-C); resume plays it again", time.time(), eid),
+            )
 
     def mark_failed(self, eid: str, error: str) -> None:
         with self.transaction() as db:

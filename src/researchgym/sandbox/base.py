@@ -105,3 +105,11 @@ class Sandbox(Protocol):
     def run(self, command: str, timeout_s: float | None = None) -> ExecResult: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Interruptible(Protocol):
+    """A sandbox whose running command another thread can stop (a run's Ctrl-C). Optional:
+    a provider without it finishes the command first."""
+
+    def interrupt(self) -> None: ...

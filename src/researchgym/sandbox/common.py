@@ -130,6 +130,11 @@ class ShellSandbox:
             )
         return result
 
+    def interrupt(self) -> None:
+        """Stop the running command from another thread, as a timeout would; the shell stays."""
+        if self.shell is not None:
+            self.shell.interrupt()
+
     def _quota_stop(self) -> None:
         """The quota watch's way to stop the running command (from its thread), as a timeout would."""
         if self.shell is not None:

@@ -1,0 +1,44 @@
+"""What `researchgym run` tells its user at the end: a table of every episode, `--json` for
+scripts, and a non-zero exit when the model never answered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from researchgym.cli import app
+
+
+def test_a_run_of_several_episodes_ends_with_a_table_of_every_episode(tmp_path: Path):
+    result = CliRunner().invoke(
+        app, ["run", "battleOfSexes", "prisonersDilemma", "--seeds", "2", "--out", str(tmp_path)], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    table = result.output[result.output.index("episodes\n") :]
+    for task in ("battleOfSexes", "prisonersDilemma"):
+        for seed in ("0", "1"):
+            assert any(task in line and f" {seed} " in line and "submitted" in line for line in table.splitlines())
+
+
+def test_json_results_go_to_stdout_alone(tmp_path: Path):
+    result = CliRunner().invoke(app, ["run", "battleOfSexes", "--seeds", "2", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # nothing but the JSON on stdout: progress and table went to stderr
+    assert data["counts"] == {"finished": 2}
+    assert [(e["task"], e["seed"], e["status"]) for e in data["episodes"]] == [
+        ("battleOfSexes", 0, "finished"),
+        ("battleOfSexes", 1, "finished"),
+    ]
+    assert all(e["final_score"] is not None and Path(e["trajectory"]).is_file() for e in data["episodes"])
+    assert Path(data["run_dir"]).is_dir()
+    assert "episodes" in result.stderr
+
+
+def test_json_of_a_single_episode(tmp_path: Path):
+    result = CliRunner().invoke(app, ["run", "battleOfSexes", "--seed", "3", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [(e["seed"], e["exit_status"]) for e in data["episodes"]] == [(3, "submitted")]
+    assert "final score" in result.stderr
