@@ -68,6 +68,8 @@ def test_categories():
             "closed",
         )
     ] == ["success", "max steps", "format", "cost", "context", "evaluation error", "API error", "runtime"]
+    # a model that never answered is an API failure, whatever its auto-submission came to
+    assert exit_category("autosubmission (model_unavailable): submission_not_found") == "API error"
 
 
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path: Path):

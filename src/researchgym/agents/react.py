@@ -97,8 +97,9 @@ class ReactAgent:
         try:
             return self._turn(turns)
         except Exception as exc:  # a budget, format or API error: the replies it got are recorded all the same
-            if turns:
-                exc.record = {"model_turns": turns, "model_stats": self.budget.stats()}  # type: ignore[attr-defined]
+            # (the stats too when none came back: a model that never answered shows 0 calls)
+            record = {"model_stats": self.budget.stats(), **({"model_turns": turns} if turns else {})}
+            exc.record = record  # type: ignore[attr-defined]
             raise
 
     def _turn(self, turns: list[dict[str, Any]]) -> Action:

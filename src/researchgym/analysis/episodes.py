@@ -73,6 +73,7 @@ def exit_category(status: str | None) -> str:
     if status.startswith("evaluation") or status == "submission_not_found":  # a submit that scored nothing
         return "evaluation error"
     for needle, category in (
+        ("model_unavailable", "API error"),  # before what its auto-submission came to
         ("max_steps", "max steps"),
         ("format_error", "format"),
         ("cost_limit", "cost"),

@@ -3,6 +3,8 @@
 local/smollm2            a real offline model (extra `local-llm`)
 NAME                     a backend registered in MODELS, or under the `researchgym.models`
                          entry point (a plug-in's short name, as for sandboxes and agents)
+mock                     a free, deterministic script (list, validate, submit) for testing
+mock:PATH                the replies in PATH (JSON/YAML list, or text split by `---` lines)
 replay:PATH              the replies recorded in a trajectory, in order
 human                    you type the replies
 module:Object            your own class, called with the keyword arguments
@@ -22,26 +24,34 @@ from researchgym.models.base import (
     ModelAPIError,
     ModelError,
     ModelResponse,
+    ModelUnavailable,
 )
 from researchgym.plugins import Registry, load_object
 
 #: Model backends by short name: `MODELS.add("mine", "pkg.module:Class")`, or a plug-in's
 #: `researchgym.models` entry point. create_model looks here before handing a name to litellm.
 MODELS: Registry = Registry("model", entry_point_group="researchgym.models")
+MODELS.add("mock", "researchgym.models.mock:MockModel")
 
 
 def create_model(name: str, **kwargs: Any) -> Model:
     """Build the model `name` names. Settings (temperature, max_output_tokens, top_p, api_base,
     ...) are offered to every backend and each takes what it can use, so callers never decide
-    per backend: local models take temperature, output cap and seed; replays and the human take
-    none; a registered or `module:Object` class takes what its constructor declares; litellm
-    takes all (api_base: an OpenAI-compatible server; None means the provider's own)."""
+    per backend: local models take temperature, output cap and seed; the mock takes the output
+    cap; replays and the human take none; a registered or `module:Object` class takes what its
+    constructor declares; litellm takes all (api_base: an OpenAI-compatible server; None means
+    the provider's own)."""
     if name.startswith("local/"):
         from researchgym.models.local import LOCAL_MODELS
 
         if name not in LOCAL_MODELS:
-            raise ModelError(f"unknown local model '{name}'; known: {', '.join(sorted(LOCAL_MODELS))}")
+            known = ", ".join(sorted(LOCAL_MODELS))
+            raise ModelUnavailable(f"unknown local model '{name}' (--model); known: {known}")
         return LOCAL_MODELS[name](**_only(kwargs, "max_output_tokens", "temperature", "seed"))
+    if name.startswith("mock:"):
+        from researchgym.models.mock import MockModel
+
+        return MockModel(name.split(":", 1)[1], **_only(kwargs, "max_output_tokens"))
     if name.startswith("replay:"):
         from researchgym.models.scripted import ReplayModel
 
@@ -87,5 +97,6 @@ __all__ = [
     "ModelAPIError",
     "ModelError",
     "ModelResponse",
+    "ModelUnavailable",
     "create_model",
 ]

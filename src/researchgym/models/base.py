@@ -3,7 +3,7 @@
 Every backend (litellm, a local GGUF model, replay, scripted, human) answers `query` with a
 `ModelResponse`. Failures that end an episode are typed so the agent loop can record the exit
 status: a context overflow, an API error that outlived its retries, a budget that would be
-exceeded.
+exceeded, a model that cannot be used at all.
 """
 
 from __future__ import annotations
@@ -55,6 +55,15 @@ class ContextWindowExceeded(ModelError):
 
 class ModelAPIError(ModelError):
     status = "api_error"
+
+
+class ModelUnavailable(ModelError):
+    """The model cannot answer at all: credentials missing or refused, no such model, weights
+    or a replies file missing (raised at once: retrying cannot help), or a server that stayed
+    unreachable through every retry before it ever answered. Its own status lets a run tell a
+    model that never worked from one that failed along the way."""
+
+    status = "model_unavailable"
 
 
 class BudgetExceeded(ModelError):

@@ -1,9 +1,12 @@
 """Any hosted or OpenAI-compatible model through litellm, with retries and honest costs.
 
 litellm reads its price table from the copy shipped inside the package (never fetched), so
-costs work offline. Rate limits, server errors and timeouts are retried with exponential
-backoff and jitter, honouring Retry-After; a context overflow is reported as such, not retried.
-A model with no known price still works: its tokens are counted and its cost is None.
+costs work offline. Rate limits, server errors, timeouts and refused connections are retried
+with exponential backoff and jitter, honouring Retry-After; a context overflow is reported as
+such, not retried. Missing or refused credentials and unknown model names are not retried
+either: they end the episode at once as `model_unavailable` (see litellm_errors), as does a
+server that stays unreachable through every retry before it ever answered. A model with no
+known price still works: its tokens are counted and its cost is None.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ from researchgym.models.base import (
     ContextWindowExceeded,
     Message,
     ModelAPIError,
+    ModelError,
     ModelResponse,
+    ModelUnavailable,
 )
+from researchgym.models.litellm_errors import provider_key, unreachable, unreachable_message, unusable
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -51,7 +57,12 @@ class LiteLLMModel:
     ) -> None:
         self.name = name
         self.api_base = api_base
-        self.api_key = api_key or ("not-needed" if api_base else None)
+        self._key_given = bool(api_key)
+        # An OpenAI-compatible server gets the provider's key from the environment when one is
+        # set (a server started with --api-key wants it), and a placeholder otherwise.
+        if not api_key and api_base and not provider_key(_litellm(), name):
+            api_key = "not-needed"
+        self.api_key = api_key or None
         self.temperature, self.top_p = temperature, top_p
         self.max_output_tokens = max_output_tokens
         self.timeout_s = timeout_s
@@ -59,6 +70,8 @@ class LiteLLMModel:
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self._prices = self._find_prices(input_cost_per_token, output_cost_per_token)
         self._rng = random.Random(seed)
+        #: Calls that got an answer: a server unreachable before the first is `model_unavailable`.
+        self.answered_calls = 0
 
     def _find_prices(self, given_in: float | None, given_out: float | None) -> tuple[float, float] | None:
         if given_in is not None and given_out is not None:
@@ -80,6 +93,8 @@ class LiteLLMModel:
     # ------------------------------------------------------------------ calls
     def query(self, messages: list[Message]) -> ModelResponse:
         litellm = _litellm()
+        import openai  # litellm's own dependency; the base of its API errors
+
         errors = litellm.exceptions
         retryable = (
             errors.RateLimitError,
@@ -108,16 +123,18 @@ class LiteLLMModel:
                 raise ContextWindowExceeded(
                     f"{self.name}: the prompt is longer than the context window: {exc}"
                 ) from exc
-            except retryable as exc:
+            except openai.APIError as exc:  # every litellm API error derives from it
+                problem = unusable(litellm, exc, model=self.name, api_base=self.api_base, key_given=self._key_given)
+                if problem is not None:
+                    raise ModelUnavailable(problem) from exc
+                if not isinstance(exc, retryable):
+                    if "context" in str(exc).lower() and "length" in str(exc).lower():
+                        raise ContextWindowExceeded(f"{self.name}: {exc}") from exc
+                    raise ModelAPIError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
                 if attempt == self.max_attempts:
-                    raise ModelAPIError(
-                        f"{self.name}: gave up after {attempt} attempts: {type(exc).__name__}: {exc}"
-                    ) from exc
+                    raise self._gave_up(attempt, exc) from exc
                 time.sleep(self._delay(attempt, exc))
-            except errors.APIError as exc:
-                if "context" in str(exc).lower() and "length" in str(exc).lower():
-                    raise ContextWindowExceeded(f"{self.name}: {exc}") from exc
-                raise ModelAPIError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        self.answered_calls += 1
         usage = getattr(response, "usage", None)
         input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -134,6 +151,15 @@ class LiteLLMModel:
             latency_s=time.perf_counter() - started,
             retries=attempt - 1,
         )
+
+    def _gave_up(self, attempts: int, exc: Exception) -> ModelError:
+        """The error once the retries are spent: a server never reached is named, and is
+        `model_unavailable` if this model has not answered once."""
+        litellm = _litellm()
+        if unreachable(litellm, exc):
+            message = unreachable_message(exc, model=self.name, api_base=self.api_base, attempts=attempts)
+            return ModelAPIError(message) if self.answered_calls else ModelUnavailable(message)
+        return ModelAPIError(f"{self.name}: gave up after {attempts} attempts: {type(exc).__name__}: {exc}")
 
     def _delay(self, attempt: int, exc: Exception) -> float:
         """Exponential backoff with full jitter, or the server's Retry-After if it sent one."""

