@@ -12,9 +12,8 @@ from researchgym.cli import app
 
 
 def test_a_run_of_several_episodes_ends_with_a_table_of_every_episode(tmp_path: Path):
-    result = CliRunner().invoke(
-        app, ["run", "battleOfSexes", "prisonersDilemma", "--seeds", "2", "--out", str(tmp_path)], env={"COLUMNS": "200"}
-    )
+    argv = ["run", "battleOfSexes", "prisonersDilemma", "--seeds", "2", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, argv, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     table = result.output[result.output.index("episodes\n") :]
     for task in ("battleOfSexes", "prisonersDilemma"):

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from jinja2 import Environment, TemplateSyntaxError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from researchgym.tasks.spec import _read_yaml, validate_model
 
@@ -44,6 +45,16 @@ class Templates(_Strict):
     empty_observation: str
     format_error: str
     omitted_observation: str
+
+    @field_validator("*")
+    @classmethod
+    def _compiles(cls, text: str) -> str:
+        """A template that does not parse is refused with the file, not mid-episode."""
+        try:
+            Environment().parse(text)
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"not a valid Jinja template (line {exc.lineno}): {exc.message}") from None
+        return text
 
 
 #: The codes the editor's lint gate refuses an edit for, when they are new: MLGym's set.

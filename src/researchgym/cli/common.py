@@ -30,14 +30,18 @@ def _fail(message: str) -> NoReturn:
 
 class _ErrorBoundary(TyperGroup):
     """The command line's one error boundary: a ResearchGymError raised anywhere below a command
-    (bad input, a task that cannot run here, a model that does not exist) ends it with one line
-    on stderr and exit status 2, never a traceback."""
+    (bad input, a task that cannot run here, a model that does not exist), or an OSError (a path
+    that cannot be written), ends it with one line on stderr and exit status 2, never a traceback."""
 
     def invoke(self, ctx):  # click's Context (typer re-exports its own)
         try:
             return super().invoke(ctx)
         except ResearchGymError as exc:
             _print_error(str(exc))
+            raise typer.Exit(code=2) from None
+        except OSError as exc:  # a folder that cannot be made, a file where a folder goes, a full disk
+            where = f": {exc.filename}" if exc.filename else ""
+            _print_error(f"{exc.strerror or exc}{where}")
             raise typer.Exit(code=2) from None
 
 

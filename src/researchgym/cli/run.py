@@ -100,7 +100,9 @@ def run(
         [], help="agent name or module:Object; repeat for several (default: baseline, or react with --model)"
     ),
     model: list[str] = typer.Option(
-        [], help="model for the react agent (repeat for several): openai/gpt-4o, local/smollm2, replay:FILE, human"
+        [],
+        help="model for the react agent (repeat for several): openai/gpt-4o, local/smollm2, replay:FILE, "
+        "mock (a fixed script, for testing the plumbing), mock:FILE, human",
     ),
     api_base: str | None = typer.Option(None, help="URL of an OpenAI-compatible server (vLLM, llama.cpp, ollama)"),
     cost_limit: float | None = typer.Option(None, help="USD per episode (default from the agent config: 4)"),
@@ -157,6 +159,14 @@ def run(
             _fail("--resume finishes the run as it was planned: give no task or --suite with it")
         _play_run(_resumed_config(resume), resume, executor, address, eval_secret, single=False, as_json=as_json)
         return
+    switches = [name for name in task or [] if name.lower() in _SWITCH_VALUES]
+    if switches:
+        _fail(
+            f"'{switches[0]}' is not a task: --memory, --literature and --literature-offline are switches and "
+            "take no value (write --memory, not --memory true)"
+        )
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out} is a file; give a folder for the run folders (it is created if missing)")
     tasks = _expand_task_folders(list(task or []))
     if suite:
         if suite not in SUITES:
@@ -196,6 +206,8 @@ def run(
 
 #: Agents that play without a model; any other agent named next to --model gets each model.
 _MODEL_FREE_AGENTS = ("baseline", "scripted")
+#: What a value after a switch (--memory true) becomes: a task name, which it never is.
+_SWITCH_VALUES = {"true", "false", "yes", "no", "on", "off"}
 
 
 def _methods(agents: list[str], models: list[str]) -> list[Method]:
@@ -207,6 +219,11 @@ def _methods(agents: list[str], models: list[str]) -> list[Method]:
         if "react" in agents:
             _fail("the react agent needs a model: pass --model NAME (e.g. openai/gpt-4o, local/smollm2)")
         return [Method(name) for name in dict.fromkeys(agents)] or [Method("baseline")]
+    if agents and all(name in _MODEL_FREE_AGENTS for name in agents):
+        _fail(
+            f"--agent {' --agent '.join(agents)} plays without a model, so --model has no one to drive: "
+            "add --agent react (or another model-driven agent), or drop --model"
+        )
     takes_model = [name for name in dict.fromkeys(agents) if name not in _MODEL_FREE_AGENTS] or ["react"]
     free = [Method(name) for name in dict.fromkeys(agents) if name in _MODEL_FREE_AGENTS]
     return [Method(name, m) for name in takes_model for m in dict.fromkeys(models)] + free
@@ -376,6 +393,9 @@ def _play_many(
     total = len(config.tasks) * len(config.methods) * len(config.seeds)
     state = {"running": 0, "failed": 0, "cost": 0.0}
     played: dict[str, list[dict[str, Any]]] = {}  # this attempt's results, by method
+    handlers: dict[str, Callable[[str, EpisodePlan, dict[str, Any]], None]] = {}
+    # Built before the progress bar: a run it refuses (an unknown task) shows no bar.
+    runner = runner_factory(on_event=lambda kind, plan, data: handlers["event"](kind, plan, data))
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -400,7 +420,7 @@ def _play_many(
                     progress.advance(bar)
             progress.update(bar, status=f"running {state['running']}, failed {state['failed']}, ${state['cost']:.4f}")
 
-        runner = runner_factory(on_event=on_event)
+        handlers["event"] = on_event
         progress.advance(bar, len(runner.store.episodes("finished")))
         try:
             counts = runner.run()

@@ -13,7 +13,7 @@ def view(
     run_dir: Path = typer.Argument(
         ..., help="a run folder (results.sqlite and trajectories) or a folder of trajectories"
     ),
-    port: int = typer.Option(8765, help="port to serve on (0: any free port)"),
+    port: int = typer.Option(8765, min=0, max=65535, help="port to serve on (0: any free port)"),
     host: str = typer.Option("127.0.0.1", help="address to bind; anything but loopback exposes your trajectories"),
     export: Path | None = typer.Option(None, help="write a self-contained static copy into this folder instead"),
 ) -> None:
@@ -23,6 +23,8 @@ def view(
     if not run_dir.is_dir():
         _fail(f"{run_dir} is not a folder (give a run folder, as `researchgym run` prints it)")
     if export is not None:
+        if export.exists() and not export.is_dir():
+            _fail(f"--export {export} is a file; give a folder (it is created if missing)")
         index = export_bundle(run_dir, export)
         console.print(f"viewer bundle: {index} (open it in a browser; no server needed)", highlight=False)
         return

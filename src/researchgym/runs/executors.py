@@ -73,10 +73,17 @@ class RayExecutor:
         self._ray = ray
         self._started_here = not ray.is_initialized()
         if self._started_here:
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(include_dashboard=False, log_to_driver=False)
+            try:
+                if address:
+                    ray.init(address=address, log_to_driver=False)
+                else:
+                    ray.init(include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = f"the Ray cluster at --address {address}" if address else "a local Ray instance"
+                raise ResearchGymError(
+                    f"cannot reach {where}: {exc}. Start one (ray start --head) or leave --address out "
+                    "to start Ray here"
+                ) from None
         self._remotes: dict[Callable[..., Any], Any] = {}
 
     def submit(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:

@@ -142,15 +142,15 @@ class Runner:
         if executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
         self.executor, self.ray_address = executor, ray_address
-        if config.research_tools:
+        self.config = config
+        self.preflight()
+        if config.research_tools:  # after the names: checking memory loads its embedder
             from researchgym.tools.services import ResearchToolsConfig
 
             try:
                 ResearchToolsConfig.model_validate(config.research_tools).check()
             except ValueError as exc:
                 raise ResearchGymError(f"research_tools: {exc}") from None
-        self.config = config
-        self.preflight()
         self.run_dir = Path(run_dir)
         self.layout = RunLayout(self.run_dir)
         self.on_event = on_event
