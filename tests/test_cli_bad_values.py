@@ -90,6 +90,10 @@ def test_a_bad_value_for_any_option_of_the_run_folder_commands_is_a_message(
         (["--agent", "baseline", "--model", "openai/gpt-4o"], ["plays without a model", "--agent react"]),
         (["--memory", "true"], ["'true' is not a task", "switches"]),
         (["--out", "/etc/hostname"], ["--out /etc/hostname is a file"]),
+        (["--model", "replay:missing.jsonl"], ["--model replay:missing.jsonl", "cannot read"]),
+        (["--model", "nosuch_module:Model"], ["--model nosuch_module:Model", "No module named"]),
+        (["--model", "nosuch"], ["unknown model 'nosuch'", "provider/model"]),
+        (["--model", "local/nope"], ["unknown local model 'local/nope'", "local/smollm2"]),
         (["--model", "openai/gpt-4o", "--agent-config", "{jinja}"], ["templates.system", "Jinja"]),
     ],
 )

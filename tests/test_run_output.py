@@ -41,3 +41,20 @@ def test_json_of_a_single_episode(tmp_path: Path):
     data = json.loads(result.stdout)
     assert [(e["seed"], e["exit_status"]) for e in data["episodes"]] == [(3, "submitted")]
     assert "final score" in result.stderr
+
+
+def test_a_run_whose_model_never_answered_exits_non_zero_and_says_so(tmp_path: Path, monkeypatch):
+    from openai_server import ChatServer, Fault
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
+    server = ChatServer().start()
+    server.faults = [Fault(401, message="invalid api key")] * 4
+    try:
+        argv = ["run", "battleOfSexes", "--seeds", "2", "--model", "openai/test-model", "--api-base", server.api_base]
+        result = CliRunner().invoke(app, [*argv, "--out", str(tmp_path)])
+    finally:
+        server.stop()
+    assert result.exit_code == 1, result.output
+    assert "the model openai/test-model never answered" in result.output
+    assert "refused" in result.output  # why: the key, named in one line
+    assert len(server.requests) == 2  # one refused call per episode, none retried

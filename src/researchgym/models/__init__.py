@@ -70,6 +70,47 @@ def create_model(name: str, **kwargs: Any) -> Model:
     return LiteLLMModel(name, **kwargs)
 
 
+def check_model(name: str) -> None:
+    """Refuse a model name that cannot work, before a run starts, without loading weights or
+    calling an API: an unknown local model, a replay or mock file that is missing or holds no
+    replies, a `module:Object` that does not import, a name litellm cannot place. Raises
+    ModelUnavailable naming --model."""
+    if name.startswith("local/"):
+        from researchgym.models.local import LOCAL_MODELS
+
+        if name not in LOCAL_MODELS:
+            raise ModelUnavailable(f"unknown local model '{name}' (--model); known: {', '.join(sorted(LOCAL_MODELS))}")
+        return
+    if name.startswith(("mock:", "replay:")):
+        try:
+            create_model(name)  # reads and checks the file, nothing more
+        except OSError as exc:
+            raise ModelUnavailable(f"--model {name}: cannot read {exc.filename or name}: {exc.strerror}") from None
+        return
+    if name == "human" or MODELS.find(name) is not None:
+        return
+    if ":" in name and not name.startswith(("http:", "https:")):
+        try:
+            load_object(name)
+        except (ImportError, AttributeError) as exc:
+            raise ModelUnavailable(f"--model {name}: cannot load it ({type(exc).__name__}: {exc})") from None
+        return
+    import contextlib
+    import io
+
+    import litellm
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # litellm prints its own hints
+            litellm.get_llm_provider(model=name)
+    except Exception:  # litellm's BadRequestError: no provider named, none it can guess
+        raise ModelUnavailable(
+            f"unknown model '{name}' (--model): litellm cannot tell which provider serves it; write it as "
+            "provider/model (openai/gpt-4o, anthropic/claude-...), or openai/NAME with --api-base for a "
+            "local server"
+        ) from None
+
+
 def _construct(factory: Any, kwargs: dict[str, Any]) -> Model:
     """A user's model class gets the settings its constructor takes (all, if it takes **kwargs)."""
     import inspect
@@ -98,5 +139,6 @@ __all__ = [
     "ModelError",
     "ModelResponse",
     "ModelUnavailable",
+    "check_model",
     "create_model",
 ]

@@ -280,7 +280,11 @@ class Runner:
         for method in self.config.methods:
             AGENTS.get(method.agent)
         if any(method.model for method in self.config.methods):
+            from researchgym.models import check_model
+
             agent_config_of(self.config)
+            for model in dict.fromkeys(method.model for method in self.config.methods if method.model):
+                check_model(model)
 
     def pending(self) -> list[EpisodePlan]:
         """Plan every episode in the store and return those not finished yet."""
