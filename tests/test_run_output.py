@@ -58,3 +58,52 @@ def test_a_run_whose_model_never_answered_exits_non_zero_and_says_so(tmp_path: P
     assert "the model openai/test-model never answered" in result.output
     assert "refused" in result.output  # why: the key, named in one line
     assert len(server.requests) == 2  # one refused call per episode, none retried
+
+
+SLOW_AGENT = """\
+import time
+
+class Slow:
+    name = "slow"
+
+    def reset(self, task, observation, info):
+        return None
+
+    def act(self, observation, info):
+        if info["step"] == 0:
+            time.sleep(2)  # thinking
+            return "sleep 2"  # running
+        return "submit"
+"""
+
+
+def test_a_single_episode_shows_what_it_waits_on_in_a_terminal(tmp_path: Path):
+    """The live line (the agent thinking, the command running) in a real terminal (a pty)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "slow_agent.py").write_text(SLOW_AGENT)
+    leader, follower = os.openpty()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "120", "TERM": "xterm"}
+    researchgym = str(Path(sys.executable).parent / "researchgym")
+    argv = [researchgym, "run", "battleOfSexes", "--agent", "slow_agent:Slow", "--out", str(tmp_path / "runs")]
+    proc = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, env=env)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the run is over
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=120)
+    os.close(leader)
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))  # colours and cursor moves
+    assert proc.returncode == 0, text
+    assert "the agent is thinking" in text and "running sleep 2" in text, text
+    assert "final score" in text

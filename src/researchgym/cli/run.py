@@ -342,10 +342,12 @@ def _play_one(
             if score["step"] == event.step and "validation" in score:
                 out.print(f"           validation {spec.metric.name} = {score['validation']['value']:.6g}")
 
-    runner = runner_factory(on_event=on_event, on_step=show)
+    indicator = _LiveIndicator(out, enabled=method.model != "human")  # the human types at this terminal
+    runner = runner_factory(on_event=on_event, on_step=show, on_phase=indicator.phase)
     who = f"agent [bold]{escape(method.agent)}[/]" + (f" on [bold]{escape(method.model)}[/]" if method.model else "")
     out.print(f"[bold]{escape(spec.name)}[/] ({spec.id}) with {who} in a [bold]{config.sandbox}[/] sandbox")
-    runner.run()
+    with indicator:
+        runner.run()
     if as_json:
         print(json.dumps(_results(runner, run_dir), default=str))
     if outcome.get("kind") != "finished":
@@ -376,6 +378,35 @@ def _play_one(
         raise typer.Exit(code=1)
     if result["final_score"] is None:
         raise typer.Exit(code=1)
+
+
+class _LiveIndicator:
+    """One live line under a single episode's steps while it waits: the model thinking, or the
+    command running, with the seconds it has taken so far (a terminal only; logs get none)."""
+
+    def __init__(self, out: Console, *, enabled: bool) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.enabled = enabled and out.is_terminal
+        self._progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=out, transient=True
+        )
+        self._task = self._progress.add_task("starting the sandbox", total=None)
+
+    def phase(self, plan: EpisodePlan, what: str, detail: str) -> None:
+        if not self.enabled:
+            return
+        text = "the agent is thinking" if what == "thinking" else f"running [cyan]{escape(_one_line(detail, 60))}[/]"
+        self._progress.reset(self._task, description=text)
+
+    def __enter__(self) -> _LiveIndicator:
+        if self.enabled:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._progress.stop()
 
 
 def _play_many(

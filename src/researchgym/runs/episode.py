@@ -55,13 +55,17 @@ def run_episode(
     seed: int | None = None,
     on_step: Callable[[StepEvent], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_phase: Callable[[str, str], None] | None = None,
 ) -> EpisodeResult:
     """Play until the episode terminates or is truncated. An agent crash auto-submits.
 
     `env` is a bare `ResearchEnv` or a stack of researchgym's wrappers (make_env). When
     `should_stop()` turns true (the run is stopping), the episode stops before its next step,
-    is closed unscored and EpisodeStopped is raised."""
+    is closed unscored and EpisodeStopped is raised. `on_phase(phase, detail)` hears what the
+    episode waits on: ("thinking", "") before the agent's move, ("running", command) before the
+    command (a live indicator)."""
     stopping = should_stop or (lambda: False)
+    phase = on_phase or (lambda what, detail: None)
     started = time.perf_counter()
     model = getattr(agent, "model", None)
     config = getattr(agent, "config", None)
@@ -92,12 +96,14 @@ def run_episode(
                 if stopping():
                     stopped = True
                     break
+                phase("thinking", "")
                 try:
                     action = as_action(agent.act(observation, info))
                 except Exception as exc:  # the model's replies are recorded even when the agent gives up
                     note(record_of(exc))
                     raise
                 note(action.record)
+                phase("running", action.command)
                 observation, step_reward, terminated, truncated, info = env.step(action.command)
                 reward = float(step_reward)
                 done = terminated or truncated

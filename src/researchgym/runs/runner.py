@@ -135,10 +135,12 @@ class Runner:
         eval_secret: bytes | None = None,
         on_step: Callable[[EpisodePlan, StepEvent], None] | None = None,
         on_interrupt: Callable[[int], None] | None = None,
+        on_phase: Callable[[EpisodePlan, str, str], None] | None = None,
     ) -> None:
         """`on_event` hears of each episode started, finished or failed (in this thread);
         `on_step` of every step, from the thread that plays it (not on Ray); `on_interrupt` of
-        the first Ctrl-C, with the number of episodes it waits for to stop."""
+        the first Ctrl-C, with the number of episodes it waits for to stop; `on_phase` of what
+        each episode waits on (the agent thinking, a command running), like `on_step`."""
         if executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
         self.executor, self.ray_address = executor, ray_address
@@ -156,6 +158,7 @@ class Runner:
         self.on_event = on_event
         self.on_step = on_step
         self.on_interrupt = on_interrupt
+        self.on_phase = on_phase
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.layout.run_file.write_text(config.to_json())
         self.store = Store(self.run_dir)
@@ -191,7 +194,9 @@ class Runner:
             return self.counts()
         executor = make_executor(self.executor, workers=min(self.max_in_flight, len(queue)), address=self.ray_address)
         in_process: dict[str, Any] = (
-            {"gate": self._gate, "on_step": self.on_step, "stop": self.stop_signal} if executor.in_process else {}
+            {"gate": self._gate, "on_step": self.on_step, "on_phase": self.on_phase, "stop": self.stop_signal}
+            if executor.in_process
+            else {}
         )
         in_flight: dict[Future[Any], EpisodePlan] = {}
         unsettled: dict[str, EpisodePlan] = {}  # started, outcome not recorded yet
@@ -389,6 +394,7 @@ def play_episode(
     eval_secret: bytes | None = None,
     on_step: Callable[[EpisodePlan, StepEvent], None] | None = None,
     stop: StopSignal | None = None,
+    on_phase: Callable[[EpisodePlan, str, str], None] | None = None,
 ) -> dict[str, Any]:
     """Play one planned episode; never raises (but for Ctrl-C). Runs wherever it is called
     (this thread, a thread of the pool, a Ray worker). An episode the run's `stop` ended
@@ -414,11 +420,14 @@ def play_episode(
         )
         agent = make_agent(plan.method, config, gate)
         step_hook = functools.partial(on_step, plan) if on_step is not None else None
+        phase_hook = functools.partial(on_phase, plan) if on_phase is not None else None
         if stop is not None:
             stop.watch(env.unwrapped)
         try:
             should_stop = stop.is_set if stop is not None else None
-            result = run_episode(env, agent, seed=plan.seed, on_step=step_hook, should_stop=should_stop).to_dict()
+            result = run_episode(
+                env, agent, seed=plan.seed, on_step=step_hook, should_stop=should_stop, on_phase=phase_hook
+            ).to_dict()
         finally:
             if stop is not None:
                 stop.forget(env.unwrapped)
