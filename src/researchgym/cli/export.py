@@ -38,3 +38,9 @@ def export(
         _fail(str(exc))
         return
     console.print(f"{rows} rows -> {path}  (datasets.load_dataset('parquet', data_files='{path}'))", highlight=False)
+    if rows == 0:
+        _fail(
+            f"{run_dir} gave no rows: no finished episode passed the filters (--task, --model, --exit-status, "
+            "--min-score), or those that did hold no model replies (a baseline or scripted agent has none: "
+            "export runs of --model)"
+        )

@@ -7,13 +7,33 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from researchgym.cli.common import _fail, console
+from researchgym.cli.common import _fail, console, err_console
 from researchgym.errors import ResearchGymError
 
 mlbench_app = typer.Typer(
     help="ML-Bench: repository-level ML tasks (LLM setting; judged by arguments, type, execution).",
     no_args_is_help=True,
 )
+
+
+def warn_without_mlbench_extra() -> list[str]:
+    """ML-Bench's repositories import the mlbench extra's packages (gensim, spaCy, ...): without
+    them nearly every answer fails its execution check, which would look like a weak model."""
+    import importlib.util
+
+    from rich.markup import escape
+
+    from researchgym.extras import install_hint
+    from researchgym.tasks.spec import EXTRA_MODULES
+
+    missing = [name for name in EXTRA_MODULES["mlbench"] if importlib.util.find_spec(name) is None]
+    if missing:
+        err_console.print(
+            f"[bold yellow]warning:[/] the mlbench extra is not installed (missing {', '.join(missing)}): answers "
+            f"whose code needs them fail, and pass@k is not the model's. Install it: {escape(install_hint('mlbench'))}",
+            highlight=False,
+        )
+    return missing
 
 
 def _mlbench_pin_file(data: str, pins: Path | None) -> Path:
@@ -40,7 +60,7 @@ def mlbench_llm(
     temperature: float = typer.Option(1.0, help="sampling temperature (ML-Bench used 1.0 for API models)"),
     budget_chars: int = typer.Option(100_000, help="character budget of the `code` context (400000 for 128k models)"),
     api_base: str | None = typer.Option(None, help="URL of an OpenAI-compatible server"),
-    limit: int | None = typer.Option(None, help="only the first N samples"),
+    limit: int | None = typer.Option(None, min=1, help="only the first N samples"),
     out: Path = typer.Option(Path("runs/mlbench"), help="run folder (results.sqlite); rerun to resume"),
     sandbox: str = typer.Option("bwrap", help="sandbox provider for the judge"),
     judge: str = typer.Option(
@@ -54,13 +74,14 @@ def mlbench_llm(
     from researchgym.mlbench.data import load_samples
     from researchgym.mlbench.llm import Repositories, run_llm_setting
     from researchgym.mlbench.repos import load_pins
-    from researchgym.models import create_model
+    from researchgym.models import check_model, create_model
     from researchgym.runs.store import Store
 
     if setting not in SETTINGS:
         _fail(f"--setting must be one of {', '.join(SETTINGS)}, not {setting!r}")
     if k < 1:
         _fail(f"-k must be at least 1 (answers per sample), not {k}")
+    warn_without_mlbench_extra()
     try:
         samples = load_samples(data)[:limit]
         pin_file = _mlbench_pin_file(data, pins)
@@ -68,6 +89,7 @@ def mlbench_llm(
             _fail(f"--judge must be strict or original, not {judge!r}")
             return
         repos = Repositories(load_pins(pin_file), judge_mode=judge)
+        check_model(model)
         llm = create_model(model, temperature=temperature, api_base=api_base)
         store = Store(out)
         run_id = f"mlbench-{setting}" + ("-original" if judge == "original" else "")
@@ -119,7 +141,7 @@ def mlbench_agent(
     pins: Path | None = typer.Option(None, help="repository pins (YAML); default: the suite's repos.yaml"),
     temperature: float = typer.Option(0.0, help="sampling temperature"),
     api_base: str | None = typer.Option(None, help="URL of an OpenAI-compatible server"),
-    limit: int | None = typer.Option(None, help="only the first N samples"),
+    limit: int | None = typer.Option(None, min=1, help="only the first N samples"),
     out: Path = typer.Option(
         Path("runs/mlbench-agent"), help="run folder (results.sqlite, trajectories/); rerun to resume"
     ),
@@ -135,14 +157,16 @@ def mlbench_agent(
     from researchgym.mlbench.data import load_samples
     from researchgym.mlbench.llm import Repositories
     from researchgym.mlbench.repos import load_pins
-    from researchgym.models import create_model
+    from researchgym.models import check_model, create_model
     from researchgym.runs.store import Store
 
+    warn_without_mlbench_extra()
     try:
         samples = load_samples(data)[:limit]
         pin_file = _mlbench_pin_file(data, pins)
         if judge not in ("strict", "original"):
             _fail(f"--judge must be strict or original, not {judge!r}")
+        check_model(model)
         agent = MLAgent(create_model(model, temperature=temperature, api_base=api_base))
         store = Store(out)
         run_id = "mlbench-agent" + ("-original" if judge == "original" else "")

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from researchgym.models.base import Message, ModelAPIError, ModelResponse, approx_tokens
 
@@ -53,8 +54,11 @@ class ReplayModel(ScriptedModel):
         if replies is None:  # researchgym's own: the replies of every step, in order
             from researchgym.runs.trajectory import load_trajectory
 
-            steps = load_trajectory(trajectory).steps
-            replies = [turn["response"] for step in steps for turn in step.get("model_turns", [])]
+            recorded = load_trajectory(trajectory)
+            # the auto-submission holds the replies of the move that failed (a format error, a
+            # budget): an episode that ended that way on its first move has them nowhere else
+            records: list[Any] = [*recorded.steps, *([recorded.autosubmit] if recorded.autosubmit else [])]
+            replies = [turn["response"] for record in records for turn in record.get("model_turns", [])]
         if not replies:
             raise ModelAPIError(f"{trajectory}: the trajectory holds no model replies to replay")
         super().__init__(replies, name=f"replay:{trajectory}")

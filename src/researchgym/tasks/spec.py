@@ -29,6 +29,7 @@ EXTRA_MODULES: dict[str, list[str]] = {
     "nlp": ["torch", "transformers"],
     "hub": ["datasets"],
     "captioning": ["torch", "nltk", "PIL"],
+    "mlbench": ["gensim", "sacrebleu", "spacy", "tokenizers", "sklearn"],
 }
 
 
