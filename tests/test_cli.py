@@ -56,9 +56,9 @@ def test_run_unknown_agent_is_a_clear_error(tmp_path: Path):
         (["battleOfSexes", "blotto", "--agent", "baseline", "--agent", "gpt"], "unknown agent 'gpt'"),
         (["battleOfSexes", "blotto", "--seeds", "2", "--sandbox", "docker"], "unknown sandbox 'docker'"),
         (["battleOfSexes", "blotto", "--agent", "react"], "the react agent needs a model"),
-        (["battleOfSexes", "--max-steps", "0"], "field 'max_steps'"),
-        (["battleOfSexes", "blotto", "--seeds", "0"], "field 'seeds'"),
-        (["battleOfSexes", "--seed", "-1"], "field 'seeds.0'"),
+        (["battleOfSexes", "--max-steps", "0"], "--max-steps: should be"),
+        (["battleOfSexes", "blotto", "--seeds", "0"], "--seeds: should be at least 1"),
+        (["battleOfSexes", "--seed", "-1"], "--seed: should be"),
         (["battleOfSexes", "--resume", "somewhere"], "give no task or --suite with it"),
     ],
 )

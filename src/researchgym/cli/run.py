@@ -183,25 +183,42 @@ def run(
         seed_list = [seed]
     else:  # a single episode plays a fresh seed; a matrix without --seeds plays seed 0
         seed_list = [secrets.randbelow(2**31)] if single else [0]
-    from researchgym.runs.config import RunConfig
+    from researchgym.runs.config import RunConfig, RunConfigError
 
-    run_config = RunConfig(
-        tasks=tasks,
-        methods=methods,
-        seeds=seed_list,
-        sandbox=sandbox,
-        max_steps=max_steps,
-        cost_limit=cost_limit,
-        api_base=api_base,
-        max_episodes=max_episodes,
-        research_tools=_research_tools(
-            memory, memory_scope, memory_k, literature, literature_corpus, literature_offline
-        ),
-        temperature=temperature,
-        agent_config=str(agent_config.resolve()) if agent_config else None,
-    )
+    try:
+        run_config = RunConfig(
+            tasks=tasks,
+            methods=methods,
+            seeds=seed_list,
+            sandbox=sandbox,
+            max_steps=max_steps,
+            cost_limit=cost_limit,
+            api_base=api_base,
+            max_episodes=max_episodes,
+            research_tools=_research_tools(
+                memory, memory_scope, memory_k, literature, literature_corpus, literature_offline
+            ),
+            temperature=temperature,
+            agent_config=str(agent_config.resolve()) if agent_config else None,
+        )
+    except RunConfigError as exc:
+        _fail(_as_flags(str(exc)))
     run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{run_config.run_id[:6]}"
     _play_run(run_config, run_dir, executor, address, eval_secret, single=single, as_json=as_json)
+
+
+def _as_flags(message: str) -> str:
+    """A run configuration's complaint in the command line's words: `field 'max_steps'` becomes
+    `--max-steps`, an element of the seed list `--seed`."""
+    import re
+
+    message = message.removeprefix("run configuration: ")
+    message = re.sub(r"field 'seeds\.\d+'", "--seed", message)
+    message = re.sub(r"field '([a-z_]+)'", lambda m: "--" + m.group(1).replace("_", "-"), message)
+    message = re.sub(
+        r"List should have at least (\d+) items? after validation, not \d+", r"should be at least \1", message
+    )
+    return message.replace("Input should be", "should be")
 
 
 #: Agents that play without a model; any other agent named next to --model gets each model.
