@@ -69,3 +69,26 @@ def test_too_long_a_prompt_raises_context_window_exceeded(model: LocalSmolLM2) -
 def test_missing_weights_file_is_a_model_error(tmp_path) -> None:
     with pytest.raises(ModelError):
         LocalSmolLM2(gguf_path=tmp_path / "absent.gguf").query(CHAT)
+
+
+def test_a_reply_ends_with_its_first_command_block(model: LocalSmolLM2) -> None:
+    """Asked for three blocks, the small model stops after the first: the agent runs one command
+    a reply, and a reply of many blocks would be a format error."""
+    from researchgym.agents.react import parse_reply
+
+    reply = model.query(
+        [{"role": "user", "content": "Write three bash code blocks in triple backticks: ls, then pwd, then whoami."}]
+    )
+    assert reply.text.count("```") <= 2, reply.text
+    if reply.text.count("```") == 2:
+        parse_reply(reply.text)  # one block: a command the agent can run
+        assert reply.extra["finish_reason"] == "stop"
+
+
+def test_the_stop_rule_waits_for_a_closing_fence() -> None:
+    from researchgym.models.local import ends_first_command_block
+
+    assert not ends_first_command_block("DISCUSSION\n```\nls -la\n")
+    assert not ends_first_command_block("```bash\nls\n``")
+    assert ends_first_command_block("DISCUSSION\n```\nls -la\n```")
+    assert ends_first_command_block("```\nls\n```\nmore text")

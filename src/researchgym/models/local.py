@@ -84,6 +84,33 @@ def _load(path: Path, dtype: str) -> tuple[Any, Any]:
         return tokenizer, model
 
 
+def ends_first_command_block(text: str) -> bool:
+    """True once `text` holds a complete fenced block: the agent runs one command a reply, so a
+    small model's rambling on after it (dozens of blocks) only turns a good reply into a format
+    error. A fence line opens, the next fence line closes."""
+    fences = 0
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if line.strip().startswith("```"):
+            fences += 1
+            if fences == 2:
+                return index < len(lines) - 1 or line.strip() == "```"
+    return False
+
+
+class _StopAfterCommandBlock:
+    """transformers' stopping-criterion protocol: decode what was generated, stop after a block."""
+
+    def __init__(self, tokenizer: Any, prompt_tokens: int) -> None:
+        self.tokenizer, self.prompt_tokens = tokenizer, prompt_tokens
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        text = self.tokenizer.decode(input_ids[0, self.prompt_tokens :], skip_special_tokens=True)
+        return torch.full((input_ids.shape[0],), ends_first_command_block(text), dtype=torch.bool)
+
+
 class LocalSmolLM2:
     """SmolLM2-135M-Instruct through transformers. Greedy at temperature 0, else seeded sampling."""
 
@@ -127,7 +154,13 @@ class LocalSmolLM2:
                 f"{self.name}: prompt of {n_in} tokens + {self.max_output_tokens} "
                 f"output tokens exceeds the context window of {limit}"
             )
-        kwargs: dict[str, Any] = {"max_new_tokens": self.max_output_tokens, "pad_token_id": tokenizer.eos_token_id}
+        from transformers import StoppingCriteriaList
+
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": self.max_output_tokens,
+            "pad_token_id": tokenizer.eos_token_id,
+            "stopping_criteria": StoppingCriteriaList([_StopAfterCommandBlock(tokenizer, n_in)]),
+        }
         if self.temperature > 0:
             kwargs.update(do_sample=True, temperature=self.temperature, top_k=0, top_p=1.0)
         else:
@@ -140,9 +173,10 @@ class LocalSmolLM2:
         self._calls += 1
         new = out[0, n_in:]
         n_out = int(new.shape[0])
-        finished = n_out > 0 and int(new[-1]) == tokenizer.eos_token_id
+        text = tokenizer.decode(new, skip_special_tokens=True).strip()
+        finished = n_out > 0 and (int(new[-1]) == tokenizer.eos_token_id or ends_first_command_block(text))
         return ModelResponse(
-            text=tokenizer.decode(new, skip_special_tokens=True).strip(),
+            text=text,
             input_tokens=n_in,
             output_tokens=n_out,
             cost=0.0,
