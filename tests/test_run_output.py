@@ -107,3 +107,32 @@ def test_a_single_episode_shows_what_it_waits_on_in_a_terminal(tmp_path: Path):
     assert proc.returncode == 0, text
     assert "the agent is thinking" in text and "running sleep 2" in text, text
     assert "final score" in text
+
+
+def test_a_model_module_in_the_current_folder_is_found_and_a_broken_one_is_one_line(tmp_path: Path):
+    import subprocess
+    import sys
+
+    (tmp_path / "submitter.py").write_text(
+        "from researchgym.models.base import ModelResponse\n"
+        "class Submitter:\n"
+        "    name = 'submitter'\n"
+        "    max_output_tokens = 64\n"
+        "    def query(self, messages):\n"
+        "        return ModelResponse('DISCUSSION\\nsubmit\\n```\\nsubmit\\n```', 10, 5, 0.0, self.name)\n"
+        "    def estimate_input_cost(self, messages):\n"
+        "        return 0.0\n"
+    )
+    (tmp_path / "broken.py").write_text("class Model(:\n")
+    researchgym = str(Path(sys.executable).parent / "researchgym")
+    env = {key: value for key, value in __import__("os").environ.items() if key != "PYTHONPATH"}
+    run = [researchgym, "run", "battleOfSexes", "--seed", "0", "--out", "runs"]
+
+    def play(model: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*run, "--model", model], cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    found = play("submitter:Submitter")
+    assert found.returncode == 0 and "exit status: submitted" in found.stdout, found.stdout + found.stderr
+    broken = play("broken:Model")
+    assert broken.returncode == 2 and "Traceback" not in broken.stderr, broken.stderr
+    assert "--model broken:Model: cannot load it (SyntaxError" in broken.stderr

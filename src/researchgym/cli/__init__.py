@@ -1,6 +1,9 @@
 """The `researchgym` command line: one module per command or sub-app; this one registers them on
 `app` in the order `researchgym --help` lists them (explicitly, so import sorting cannot reorder them)."""
 
+import os
+import sys
+
 import typer
 
 import researchgym
@@ -37,7 +40,10 @@ def _top_level(
         False, "--version", is_eager=True, callback=_print_version, help="print the version and exit"
     ),
 ) -> None:
-    pass
+    # `--model mymodel:MyModel`, `--agent`, `--sandbox`: a module in the current folder is found,
+    # as `python -m` finds it (a console script's path starts at its own folder).
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 app.command()(tasks.tasks)

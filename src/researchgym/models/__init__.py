@@ -92,7 +92,7 @@ def check_model(name: str) -> None:
     if ":" in name and not name.startswith(("http:", "https:")):
         try:
             load_object(name)
-        except (ImportError, AttributeError) as exc:
+        except Exception as exc:  # the user's module: a missing name, a syntax error, an error on import
             raise ModelUnavailable(f"--model {name}: cannot load it ({type(exc).__name__}: {exc})") from None
         return
     import contextlib

@@ -253,7 +253,7 @@ class Runner:
                 self.store.mark_interrupted(plan.id)
             counts = self.counts()
             raise RunStopped(
-                f"stopped: {counts.get('finished', 0)} episode(s) finished, {counts.get('interrupted', 0)} stopped "
+                f"{counts.get('finished', 0)} episode(s) finished, {counts.get('interrupted', 0)} stopped "
                 f"before their end and {counts.get('planned', 0)} not started; finish the run with: "
                 f"researchgym run --resume {self.run_dir}"
             )
