@@ -51,3 +51,12 @@ def test_ml_bench_without_its_extra_warns_before_judging(monkeypatch, tmp_path: 
 def test_ml_bench_refuses_a_limit_of_no_samples(tmp_path: Path):
     result = CliRunner().invoke(app, ["mlbench", "llm", "--model", "mock", "--limit", "0", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--limit" in result.output, result.output
+
+
+def test_prepare_of_a_task_whose_extra_is_missing_names_what_to_install(tmp_path: Path):
+    from conftest import write_task
+
+    task = write_task(tmp_path, extra_yaml="requirements: [tabular, definitely_not_a_module]\n")
+    result = CliRunner().invoke(app, ["prepare", str(task)])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "cannot prepare" in result.output and "definitely_not_a_module" in result.output

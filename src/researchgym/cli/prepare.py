@@ -20,6 +20,11 @@ def prepare(task: str = typer.Argument(..., help="task id, name or path")) -> No
     except ResearchGymError as exc:
         _fail(str(exc))
         return
+    missing = spec.missing_requirements()
+    if missing:  # its prepare script would die on an import, in a traceback
+        from researchgym.extras import missing_requirements_problem
+
+        _fail(f"{spec.id}: cannot prepare: the task {missing_requirements_problem(missing)}")
     prepared = [ds for ds in spec.datasets if ds.prepare]
     if not prepared:
         console.print(f"{spec.id}: nothing to prepare (its data ships with it)")
