@@ -431,7 +431,7 @@ def test_parse_pdf_fetches_a_url_through_the_gateway_but_never_a_local_address_b
         def do_GET(self):  # noqa: N802
             if self.path == "/moved":
                 self.send_response(302)
-                self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/paper.pdf")
+                self.send_header("Location", f"http://[::1]:{self.server.server_address[1]}/paper.pdf")
                 self.end_headers()
                 return
             body = pdf if self.path == "/paper.pdf" else b"<html>not a pdf</html>"
@@ -454,11 +454,13 @@ def test_parse_pdf_fetches_a_url_through_the_gateway_but_never_a_local_address_b
     try:
         env.reset(seed=0)
         assert "local or private address" in run(env, f"parse_pdf {url}/paper.pdf")  # the host's own services
-        # a redirect is checked too: pretend 127.0.0.1 is public, and the server sends us to localhost
-        original = literature.public_address
-        monkeypatch.setattr(literature, "public_address", lambda host: host == "127.0.0.1" or original(host))
-        assert "redirected to localhost, a local or private address" in run(env, f"parse_pdf {url}/moved")
-        monkeypatch.setattr(literature, "public_address", original)
+        # a redirect is checked too: pretend 127.0.0.1 is public, and the server sends us to ::1
+        original = literature.forbidden_address
+        monkeypatch.setattr(
+            literature, "forbidden_address", lambda address: address != "127.0.0.1" and original(address)
+        )
+        assert "redirected to ::1, a local or private address" in run(env, f"parse_pdf {url}/moved")
+        monkeypatch.setattr(literature, "forbidden_address", original)
         monkeypatch.setenv("RESEARCHGYM_FETCH_ALLOW_PRIVATE", "1")
         text = run(env, f"parse_pdf {url}/paper.pdf")
         assert "--- page 1 of 2 ---" in text and "XGBoost: A Scalable Tree Boosting System" in text

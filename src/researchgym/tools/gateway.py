@@ -8,14 +8,20 @@ way per connection: `{"tool": NAME, "args": {...}}` in, `{"ok": true, ...}` or
 
 Only declared tools are served, every request is size-limited (per tool) before it is parsed,
 at most 8 calls are served at once, an episode has a call budget, and every call, refused or
-not, is logged; the environment
-drains the log into the step's trajectory line.
+not, is logged; the environment drains the log into the step's trajectory line.
+
+Each connection costs a host thread, so connections are bounded before any call limit applies:
+at most `MAX_CONNECTIONS` are held at once (more are answered and closed by the accepting
+thread, without a thread of their own, and counted in one log record), and a connection's
+whole request must arrive within `REQUEST_READ_TIMEOUT_S`, so idle or trickling connections
+free their thread quickly.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import socketserver
 import tempfile
 import threading
@@ -28,8 +34,14 @@ from typing import Any
 SOCKET_NAME = "gateway.sock"
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-REQUEST_READ_TIMEOUT_S = 10.0
-MAX_CONCURRENT_CALLS = 8  # connections served at once; more are refused, not queued
+#: The whole request line must arrive within this; the client sends it right after connecting.
+REQUEST_READ_TIMEOUT_S = 3.0
+#: A reply must be taken by the client within this (it reads as soon as it has sent).
+REPLY_WRITE_TIMEOUT_S = 30.0
+MAX_CONCURRENT_CALLS = 8  # calls served at once; more are refused, not queued
+#: Connections held (each by one host thread) at once; more are turned away without a thread.
+MAX_CONNECTIONS = 16
+TURNED_AWAY_DRAIN_BYTES = 1024 * 1024  # what is read from a turned-away connection before closing it
 LOGGED_ARG_CHARS = 300
 
 
@@ -56,18 +68,39 @@ def _loggable(args: Any) -> Any:
     return args
 
 
-class _Handler(socketserver.StreamRequestHandler):
+def _read_line(connection: socket.socket, limit: int, deadline: float) -> bytes:
+    """The request line (at most `limit` + 1 bytes, so that an oversized one shows), all of it
+    by `deadline`: a connection that trickles bytes is held no longer than an idle one."""
+    data = bytearray()
+    while len(data) <= limit:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        connection.settimeout(remaining)
+        chunk = connection.recv(min(1 << 16, limit + 1 - len(data)))
+        if not chunk:
+            break
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            data += chunk[: newline + 1]
+            break
+        data += chunk
+    return bytes(data)
+
+
+class _Handler(socketserver.BaseRequestHandler):
     server: _Server
+    request: socket.socket
 
     def handle(self) -> None:
-        self.connection.settimeout(REQUEST_READ_TIMEOUT_S)
         gateway = self.server.gateway
         started = time.perf_counter()
         record: dict[str, Any] = {"tool": None, "ok": False}
         if not gateway._slots.acquire(blocking=False):  # an agent opening connections by the thousand
-            self.connection.settimeout(1.0)
             try:  # read the request (briefly) so that closing does not reset the connection
-                self.rfile.readline(DEFAULT_MAX_REQUEST_BYTES)
+                _read_line(
+                    self.request, DEFAULT_MAX_REQUEST_BYTES, time.monotonic() + min(1.0, gateway.request_timeout_s)
+                )
             except OSError:
                 pass
             reply = {
@@ -76,7 +109,7 @@ class _Handler(socketserver.StreamRequestHandler):
             }
         else:
             try:
-                reply = gateway._serve(self.rfile, record)
+                reply = gateway._serve(self.request, record)
             except Exception as exc:  # a handler bug must not kill the gateway; the agent sees why
                 reply = {"ok": False, "error": f"the tool failed: {type(exc).__name__}: {exc}"}
             finally:
@@ -95,33 +128,72 @@ class _Handler(socketserver.StreamRequestHandler):
             record["error"] = str(reply.get("error", ""))[:500]
         gateway._log(record)
         try:
-            self.wfile.write(body)
+            self.request.settimeout(REPLY_WRITE_TIMEOUT_S)
+            self.request.sendall(body)
         except OSError:
-            pass  # the client went away; the call is logged all the same
+            pass  # the client went away (or does not read); the call is logged all the same
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """One thread per held connection, at most `MAX_CONNECTIONS` of them; a connection over the
+    cap is answered and closed by the accepting thread itself."""
+
     daemon_threads = True
+    request_queue_size = 64  # the listen backlog: a burst of calls waits here (no thread) to be accepted
     gateway: ToolGateway
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, _Handler)
+        self._held = 0
+        self._held_lock = threading.Lock()
+
+    def process_request(self, request, client_address) -> None:
+        with self._held_lock:
+            admitted = self._held < MAX_CONNECTIONS
+            if admitted:
+                self._held += 1
+        if not admitted:
+            self.gateway._turn_away(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started (the host is out of threads): free the place
+            self._release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._held_lock:
+            self._held -= 1
 
 
 class ToolGateway:
     """Serves the declared tools on a Unix socket in a private folder (`folder`), one thread
-    per connection, until `close()`."""
+    per held connection (at most `MAX_CONNECTIONS`), until `close()`."""
 
-    def __init__(self, tools: list[GatewayTool], *, max_calls: int = 1000) -> None:
+    def __init__(
+        self, tools: list[GatewayTool], *, max_calls: int = 1000, request_timeout_s: float = REQUEST_READ_TIMEOUT_S
+    ) -> None:
         if not tools:
             raise ValueError("a gateway needs at least one declared tool")
         self.tools = {tool.name: tool for tool in tools}
         self.max_calls = max_calls
+        self.request_timeout_s = request_timeout_s
         self.calls = 0
         self._pending: list[dict[str, Any]] = []
+        self._turned_away: dict[str, Any] | None = None  # this drain's record of refused connections
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_CALLS)
         self._tmp = tempfile.TemporaryDirectory(prefix="researchgym-gateway-")
         self.folder = Path(self._tmp.name)
         self.socket_path = self.folder / SOCKET_NAME
-        self._server = _Server(str(self.socket_path), _Handler)
+        self._server = _Server(str(self.socket_path))
         self._server.gateway = self
         os.chmod(self.socket_path, 0o666)  # the sandbox's user must be able to connect
         self._thread = threading.Thread(
@@ -130,12 +202,12 @@ class ToolGateway:
         self._thread.start()
 
     # ------------------------------------------------------------------ serving
-    def _serve(self, rfile, record: dict[str, Any]) -> dict[str, Any]:
+    def _serve(self, connection: socket.socket, record: dict[str, Any]) -> dict[str, Any]:
         limit = max(tool.max_request_bytes for tool in self.tools.values())
         try:
-            line = rfile.readline(limit + 1)
-        except (TimeoutError, OSError):
-            return {"ok": False, "error": f"no request arrived within {REQUEST_READ_TIMEOUT_S:g} s"}
+            line = _read_line(connection, limit, time.monotonic() + self.request_timeout_s)
+        except OSError:  # TimeoutError included
+            return {"ok": False, "error": f"no request arrived within {self.request_timeout_s:g} s"}
         record["request_bytes"] = len(line)
         if len(line) > limit:
             return {
@@ -176,11 +248,44 @@ class ToolGateway:
         with self._lock:
             self._pending.append(record)
 
+    def _turn_away(self, connection: socket.socket) -> None:
+        """Answer a connection over the cap without waiting for anything: read what it has sent
+        already (closing on unread data would reset it before it reads the reason), write the
+        reason, and let the caller close it. One log record per drain counts them all."""
+        with self._lock:
+            if self._turned_away is None:
+                self._turned_away = {
+                    "tool": None,
+                    "ok": False,
+                    "error": f"connections refused: more than {MAX_CONNECTIONS} open at once",
+                    "refused_connections": 0,
+                }
+                self._pending.append(self._turned_away)
+            self._turned_away["refused_connections"] += 1
+        reply = {
+            "ok": False,
+            "error": f"more than {MAX_CONNECTIONS} connections to the gateway at once; make calls one after another",
+        }
+        try:
+            connection.setblocking(False)
+            drained = 0
+            while drained < TURNED_AWAY_DRAIN_BYTES:
+                chunk = connection.recv(1 << 16)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        except OSError:  # BlockingIOError: nothing more has arrived
+            pass
+        try:
+            connection.send(json.dumps(reply).encode() + b"\n")
+        except OSError:
+            pass
+
     # ------------------------------------------------------------------ host side
     def drain(self) -> list[dict[str, Any]]:
         """The calls logged since the last drain, oldest first."""
         with self._lock:
-            calls, self._pending = self._pending, []
+            calls, self._pending, self._turned_away = self._pending, [], None
         return calls
 
     def close(self) -> None:

@@ -7,21 +7,25 @@ second with a message that points at the offline corpus, instead of hanging on r
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import ipaddress
 import json
+import re
 import socket
+import ssl
 import sys
-import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from researchgym.hub import reachable
+from researchgym.hub import PROBE_TIMEOUT_S, reachable
 from researchgym.retrieval import BM25
 from researchgym.tools.docs import TOOLS_LIB
 from researchgym.tools.gateway import ToolFailure
@@ -234,55 +238,177 @@ class OnlineSearch:
 
 
 # ---------------------------------------------------------------------- fetching
-def public_address(host: str) -> bool:
-    """Whether every address `host` resolves to is public: the agent must not reach the host's
-    own services (a model server on localhost, a cloud metadata endpoint) through the gateway."""
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_MEDIA_TYPE = re.compile(r"[\w.+-]{1,40}/[\w.+-]{1,60}")
+
+Address = tuple[int, tuple[Any, ...]]  # (address family, socket address), as getaddrinfo gives them
+
+
+def forbidden_address(address: str) -> bool:
+    """Whether a connection to `address` (a resolved IP) could reach the host's own services (a
+    model server on localhost, a cloud metadata endpoint) or its private network. IPv6 forms
+    that carry an IPv4 address (mapped, 6to4, NAT64) are judged by that address as well."""
     try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return True  # unresolvable: the fetch itself will fail and say so
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            return False
-    return True
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True
+    judged: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local:
+            return True
+        judged += [v4 for v4 in (ip.ipv4_mapped, ip.sixtofour) if v4 is not None]
+        if ip in _NAT64:
+            judged.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return any(
+        not a.is_global or a.is_multicast or a.is_reserved or a.is_loopback or a.is_link_local or a.is_unspecified
+        for a in judged
+    )
 
 
-class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is a new request: its host must pass the same public-address check."""
-
-    def __init__(self, allow_private: bool) -> None:
-        self.allow_private = allow_private
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        host = urllib.parse.urlparse(newurl).hostname or ""
-        if not self.allow_private and not public_address(host):
-            raise ToolFailure(f"the download redirected to {host}, a local or private address; refused")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def fetch_pdf(url: str, *, max_bytes: int, timeout_s: float = 30.0, allow_private: bool = False) -> bytes:
-    parts = urllib.parse.urlparse(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ToolFailure(f"{url!r} is not an http(s) URL")
-    if not allow_private and not public_address(parts.hostname):
-        raise ToolFailure(f"{parts.hostname} is a local or private address; only public URLs can be fetched")
-    if not reachable(*_host_port(url)):
-        raise ToolFailure(
-            f"{parts.hostname} cannot be reached (no network here); copy the PDF into the "
-            "workspace and run parse_pdf on its path"
-        )
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "application/pdf"})
-    opener = urllib.request.build_opener(_CheckedRedirects(allow_private))
+def _resolve(host: str, port: int) -> list[Address]:
+    """Every address `host` has, looked up once: the fetch checks all of them and then connects
+    to one of exactly these (never to a second answer, which a rebinding name would change)."""
     try:
-        with opener.open(request, timeout=timeout_s) as response:
-            data = response.read(max_bytes + 1)
-    except ToolFailure:
-        raise
-    except (OSError, urllib.error.URLError) as exc:
-        raise ToolFailure(f"cannot download {url}: {exc}") from None
-    if len(data) > max_bytes:
-        raise ToolFailure(f"{url} is larger than the {max_bytes // (1024 * 1024)} MiB limit for PDFs")
-    if not data.startswith(b"%PDF"):
-        raise ToolFailure(f"{url} did not return a PDF (it starts with {data[:20]!r})")
-    return data
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return [(info[0], info[4]) for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)]
+
+
+def _open(addresses: list[Address], connect_timeout: float, timeout: float) -> socket.socket:
+    """A TCP connection to the first of `addresses` (all checked already) that accepts one."""
+    failure: OSError = OSError("no address to connect to")
+    for family, sockaddr in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(connect_timeout)
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            failure = exc
+            continue
+        sock.settimeout(timeout)
+        return sock
+    raise failure
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a socket already connected to a checked address. `host` names the server in the
+    Host header only; nothing here resolves it again."""
+
+    def __init__(self, host: str, port: int, sock: socket.socket, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._pinned = sock
+
+    def connect(self) -> None:
+        self.sock = self._pinned
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS over a socket already connected to a checked address; TLS sends the name (SNI) and
+    checks the certificate against it, as for any HTTPS request."""
+
+    def __init__(self, host: str, port: int, sock: socket.socket, timeout: float, tls: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=timeout, context=tls)
+        self._pinned = sock
+        self._tls = tls
+
+    def connect(self) -> None:
+        self.sock = self._tls.wrap_socket(self._pinned, server_hostname=self.host)
+
+
+def _unreachable(host: str) -> ToolFailure:
+    return ToolFailure(
+        f"{host} cannot be reached (no network here?); copy the PDF into the workspace and run parse_pdf on its path"
+    )
+
+
+def _media_type(content_type: str) -> str:
+    """The server's declared type, if it is a plain `type/subtype` (nothing else of it is echoed)."""
+    declared = content_type.split(";", 1)[0].strip()
+    return declared if _MEDIA_TYPE.fullmatch(declared) else "an undeclared type"
+
+
+def fetch_pdf(
+    url: str,
+    *,
+    max_bytes: int,
+    timeout_s: float = 30.0,
+    allow_private: bool = False,
+    forbidden: Callable[[str], bool] | None = None,
+) -> bytes:
+    """Download a PDF for the agent without opening a door to the host's network.
+
+    Each hop (the URL, then every redirect) resolves its host once, is refused if any of the
+    addresses is local or private (unless `allow_private`), and connects to exactly one of the
+    addresses it checked: a name that answers differently the next time (DNS rebinding) is
+    never looked up again. Proxies are not used, since a proxy would resolve the name where no
+    check sees it. Nothing of a refused answer's body is shown. `forbidden` replaces the address
+    policy (`forbidden_address`); tests use it to let a loopback address stand in for a public one.
+    """
+    is_forbidden = forbidden or forbidden_address
+    current = url
+    for hop in range(MAX_REDIRECTS + 1):
+        parts = urllib.parse.urlsplit(current)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            if hop:
+                raise ToolFailure(f"the download redirected to {current[:200]!r}, not an http(s) URL; refused")
+            raise ToolFailure(f"{url!r} is not an http(s) URL")
+        try:
+            host = parts.hostname if parts.hostname.isascii() else parts.hostname.encode("idna").decode("ascii")
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except (ValueError, UnicodeError):
+            raise ToolFailure(f"{current[:200]!r} does not name a valid host and port") from None
+        addresses = _resolve(host, port)
+        if not addresses:
+            raise _unreachable(host)
+        if not allow_private:
+            for _family, sockaddr in addresses:
+                if is_forbidden(sockaddr[0]):
+                    named = host if host == sockaddr[0] else f"{host} ({sockaddr[0]})"
+                    if hop:
+                        raise ToolFailure(f"the download redirected to {named}, a local or private address; refused")
+                    raise ToolFailure(f"{named} is a local or private address; only public URLs can be fetched")
+        try:
+            sock = _open(addresses, min(timeout_s, PROBE_TIMEOUT_S), timeout_s)
+        except OSError:
+            raise _unreachable(host) from None
+        connection: http.client.HTTPConnection
+        if parts.scheme == "https":
+            connection = _PinnedHTTPSConnection(host, port, sock, timeout_s, ssl.create_default_context())
+        else:
+            connection = _PinnedHTTPConnection(host, port, sock, timeout_s)
+        try:
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            connection.request("GET", target, headers={"User-Agent": USER_AGENT, "Accept": "application/pdf"})
+            response = connection.getresponse()
+            if response.status in REDIRECT_STATUSES:
+                location = response.getheader("Location")
+                if not location:
+                    raise ToolFailure(f"cannot download {url}: a redirect ({response.status}) without a location")
+                current = urllib.parse.urljoin(current, location.strip())
+                continue
+            if not 200 <= response.status < 300:
+                raise ToolFailure(f"cannot download {url}: the server answered HTTP {response.status}")
+            declared = response.getheader("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                data, too_large = b"", True  # not read at all
+            else:
+                data = response.read(max_bytes + 1)
+                too_large = len(data) > max_bytes
+            content_type = response.getheader("Content-Type", "")
+        except OSError as exc:
+            raise ToolFailure(f"cannot download {url}: {exc}") from None
+        except http.client.HTTPException as exc:  # its message may quote the answer: name the kind only
+            raise ToolFailure(f"cannot download {url}: the answer is not valid HTTP ({type(exc).__name__})") from None
+        finally:
+            connection.close()
+            sock.close()
+        if too_large:
+            raise ToolFailure(f"{url} is larger than the {max_bytes // (1024 * 1024)} MiB limit for PDFs")
+        if not data.startswith(b"%PDF"):
+            raise ToolFailure(f"{url} did not return a PDF (it sent {len(data)} bytes of {_media_type(content_type)})")
+        return data
+    raise ToolFailure(f"{url} redirected more than {MAX_REDIRECTS} times; refused")
