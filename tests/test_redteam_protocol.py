@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from researchgym.errors import EvaluationError
-from researchgym.evaluation import _EvaluationRun, evaluate, last_json_object, read_result_file
+from researchgym.evaluation import _EvaluationRun, evaluate, last_json_object, read_result_file, refuse_non_finite
 from researchgym.runs.runner import Method, RunConfig, Runner
 from researchgym.runs.store import Store
 from researchgym.snapshot import SnapshotLimits, snapshot
@@ -402,11 +402,19 @@ def test_artefact_paths_cannot_climb_out(tmp_path):
         '{"Score": Infinity}',
         '{"Score": -Infinity}',
         '{"Score": 1' + "0" * 400 + "}",
-        '{"x": ' + "[" * 100_000 + "]" * 100_000 + ', "Score": 1}',
     ],
 )
-def test_non_finite_huge_or_deep_lines_are_not_metrics(line):
-    assert last_json_object(line + "\n") is None
+def test_non_finite_or_huge_numbers_are_refused_as_non_finite(line):
+    metrics = last_json_object(line + "\n")
+    assert metrics is not None
+    with pytest.raises(EvaluationError) as failure:
+        refuse_non_finite(metrics)
+    assert failure.value.status == "evaluation_non_finite" and "Score = " in str(failure.value)
+
+
+def test_deep_lines_are_not_metrics():
+    assert last_json_object('{"x": ' + "[" * 100_000 + "]" * 100_000 + ', "Score": 1}\n') is None
+    assert last_json_object('{"x": ' + "[" * 100_000 + "]" * 100_000 + ', "Score": NaN}\n') is None
 
 
 def test_the_result_channel_takes_exactly_one_object(tmp_path):
@@ -417,11 +425,13 @@ def test_the_result_channel_takes_exactly_one_object(tmp_path):
         '{"Score": 1}\n{"Score": 2}',
         "[1, 2]",
         "garbage",
-        '{"Score": NaN}',
         "\xff\xfe",
     ]:
         (folder / "result.json").write_text(text, errors="surrogateescape")
         assert read_result_file(folder) is None, text
+    (folder / "result.json").write_text('{"Score": NaN}')
+    with pytest.raises(EvaluationError, match="Score = nan"):  # one object, refused when scored
+        refuse_non_finite(read_result_file(folder) or {})
     (folder / "result.json").unlink()
     os.symlink(tmp_path / "elsewhere.json", folder / "result.json")
     (tmp_path / "elsewhere.json").write_text('{"Score": 1}')
@@ -449,23 +459,23 @@ def _stdout_task(root: Path, printed: str) -> Path:
 
 
 @pytest.mark.parametrize(
-    "printed",
+    "printed, status",
     [
-        '{"Score": 1e999}',
-        '{"Score": NaN}',
-        '{"Score": 1' + "0" * 400 + "}",
-        "[" * 50_000,
-        '{"Score": ' + "[" * 5000 + "]" * 5000 + "}",
-        '{"Score": true}',
+        ('{"Score": 1e999}', "evaluation_non_finite"),
+        ('{"Score": NaN}', "evaluation_non_finite"),
+        ('{"Score": 1' + "0" * 400 + "}", "evaluation_non_finite"),
+        ("[" * 50_000, "evaluation_format_error"),
+        ('{"Score": ' + "[" * 5000 + "]" * 5000 + "}", "evaluation_format_error"),
+        ('{"Score": true}', "evaluation_format_error"),
     ],
 )
-def test_an_evaluator_line_that_is_not_a_finite_metric_is_a_format_error(tmp_path, printed):
+def test_an_evaluator_line_that_is_not_a_finite_metric_is_refused(tmp_path, printed, status):
     task = load_task_file(_stdout_task(tmp_path / "tasks", printed) / "task.yaml")
     workspace = tmp_path / "ws"
     workspace.mkdir()
     with pytest.raises(EvaluationError) as failure:
         evaluate(task, workspace, split="validation", seed=0, sandbox="bwrap")
-    assert failure.value.status == "evaluation_format_error"
+    assert failure.value.status == status
 
 
 # ------------------------------------------------------------------------ no re-rolls

@@ -13,8 +13,10 @@ The protocol, the same for every task (docs/security.md, "The evaluation protoco
 3. The result travels on a channel the agent's code cannot write: a file in a folder bound
    into the evaluator's sandbox alone (`result: channel`, required with agent code). Tasks that
    run no agent code may keep MLGym's convention (`result: stdout`: the last JSON object line
-   of the output). Either way the result is parsed strictly (finite numbers, bounded size and
-   nesting); anything else is `evaluation_format_error`, never a crash.
+   of the output). Either way the result is parsed strictly (bounded size and nesting);
+   anything else is `evaluation_format_error`, never a crash. Every number in it, the score
+   and every other metric, must be finite: NaN, Infinity or a number beyond a float's range
+   anywhere in the result is `evaluation_non_finite`, naming where it was.
 4. The seed the evaluator gets is the caller's: for the test split a secret drawn from the
    operating system's random source and held by the host (see eval_secrets.py).
 
@@ -50,8 +52,9 @@ from researchgym.sandbox import (
     sees_host_paths,
 )
 from researchgym.snapshot import SnapshotLimits, snapshot, whole_workspace
-from researchgym.tasks.builtin._shared.agent_link import LINK_VARIABLE, RESULT_VARIABLE, strict_loads
+from researchgym.tasks.builtin._shared.agent_link import LINK_VARIABLE, MAX_DEPTH, RESULT_VARIABLE, strict_loads
 from researchgym.tasks.spec import FileSpec, TaskSpec
+from researchgym.training.rewards import normalise
 
 #: Where the evaluator's result folder appears in an isolating sandbox.
 RESULT_DIR = "/run/researchgym-result"
@@ -76,21 +79,76 @@ class Score:
         return {"split": self.split, "metrics": self.metrics, "value": self.value}
 
 
+#: Digits of the longest integer within a float's range (strict_loads refuses longer ones).
+MAX_INTEGER_DIGITS = 308
+
+
 def _metrics_object(text: str) -> dict[str, Any] | None:
-    """One strictly parsed JSON object, or None."""
+    """One strictly parsed JSON object, or None. A number outside a float's range (NaN,
+    Infinity, -Infinity, 1e999, an integer of more than 308 digits) does not make the object
+    malformed: it is read as the non-finite float it stands for, so that scoring refuses the
+    result as `evaluation_non_finite`, naming the metric, rather than as a format error."""
     if len(text) > MAX_RESULT_BYTES:
         return None
     try:
         value = strict_loads(text)
     except (ValueError, RecursionError):
-        return None
+        value = _with_non_finite_numbers(text)
     return value if isinstance(value, dict) else None
+
+
+def _out_of_range_integer(text: str) -> int | float:
+    if len(text.lstrip("-")) <= MAX_INTEGER_DIGITS:
+        return int(text)
+    return -math.inf if text.startswith("-") else math.inf
+
+
+def _with_non_finite_numbers(text: str) -> Any:
+    """What strict_loads refused, when the only fault was a number outside a float's range:
+    the value with those numbers as non-finite floats. Anything else it refused (bad JSON,
+    nesting past MAX_DEPTH) is None, as before."""
+    try:
+        value = json.loads(text, parse_constant=float, parse_float=float, parse_int=_out_of_range_integer)
+    except (ValueError, RecursionError):
+        return None
+    if _depth(value) > MAX_DEPTH or not non_finite_numbers(value):
+        return None
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (without recursion)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level + 1)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def non_finite_numbers(value: Any, limit: int = 5) -> list[str]:
+    """Where a parsed result holds a non-finite number: up to `limit` places, each as
+    `name = value` (`details.returns[3] = -inf`), in the order they appear."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack and len(found) < limit:
+        where, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            found.append(f"{where or 'the result'} = {item!r}")
+        elif isinstance(item, dict):
+            children = [(f"{where}.{key}" if where else str(key), child) for key, child in item.items()]
+            stack.extend(reversed([(name[:100], child) for name, child in children]))
+        elif isinstance(item, list):
+            stack.extend(reversed([(f"{where}[{index}]", child) for index, child in enumerate(item)]))
+    return found
 
 
 def last_json_object(text: str, token: str | None = None) -> dict[str, Any] | None:
     """The metrics line of `result: stdout`: the last JSON object carrying `token` if any line
-    carries one, else the last JSON object. Lines are parsed strictly (a line with NaN,
-    Infinity or absurd nesting is not a metrics line)."""
+    carries one, else the last JSON object. Lines are parsed strictly (a line with absurd
+    nesting or bad JSON is not a metrics line); a line whose only fault is a non-finite number
+    is one, and scoring refuses it (see _metrics_object)."""
     objects = []
     for line in text.splitlines():
         line = line.strip()
@@ -344,6 +402,7 @@ class _EvaluationRun:
                 f"evaluation failed (exit code {result.exit_code}): {reason or missing}",
                 tail,
             )
+        refuse_non_finite(metrics, tail)
         return Score(
             split=self.split,
             metrics=metrics,
@@ -360,30 +419,64 @@ def _holding_only(command: str, descriptors: tuple[int, ...]) -> str:
     return f"{{ {command}\n}} & exec {closing}; wait $! 2>/dev/null"
 
 
+def refuse_non_finite(metrics: dict[str, Any], detail: str = "") -> None:
+    """evaluation_non_finite when any number of the result, the score or any other metric or
+    detail, is NaN, infinite or beyond a float's range. Every metric is kept in the episode's
+    scores and shown to the agent, so none may be a number that JSON cannot hold."""
+    found = non_finite_numbers(metrics)
+    if found:
+        raise EvaluationError(
+            "evaluation_non_finite",
+            f"the evaluator reported {', '.join(found)}: every metric must be a finite number within a float's range",
+            detail,
+        )
+
+
 def metric_value(task: TaskSpec, metrics: dict[str, Any]) -> float:
-    """The task's metric as a finite float, or evaluation_format_error."""
-    value = metrics.get(task.metric.name)
-    if task.metric.name not in metrics:  # MLGym configs and evaluators may differ in case ("Accuracy")
-        same = [key for key in metrics if isinstance(key, str) and key.lower() == task.metric.name.lower()]
+    """The task's metric as a finite float whose reward (gain over the baseline) is finite too;
+    evaluation_non_finite when it is not, evaluation_format_error when it is no number."""
+    name = task.metric.name
+    value = metrics.get(name)
+    if name not in metrics:  # MLGym configs and evaluators may differ in case ("Accuracy")
+        same = [key for key in metrics if isinstance(key, str) and key.lower() == name.lower()]
         value = metrics[same[0]] if len(same) == 1 else None
+    if isinstance(value, str) and _spells_non_finite(value):
+        raise EvaluationError("evaluation_non_finite", f"the metric '{name}' is not a finite number ({value[:40]!r})")
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         shown = json.dumps(metrics)[:500]
-        raise EvaluationError(
-            "evaluation_format_error", f"evaluation did not report the metric '{task.metric.name}': {shown}"
-        )
+        raise EvaluationError("evaluation_format_error", f"evaluation did not report the metric '{name}': {shown}")
     try:
         number = float(value)
     except OverflowError:
         number = math.inf
     if not math.isfinite(number):
         raise EvaluationError(
-            "evaluation_format_error", f"the metric '{task.metric.name}' is not a finite number ({str(value)[:40]})"
+            "evaluation_non_finite", f"the metric '{name}' is not a finite number ({str(value)[:40]})"
+        )
+    try:
+        reward = normalise(task, number)
+    except OverflowError:
+        reward = math.inf
+    if reward is not None and not math.isfinite(reward):
+        raise EvaluationError(
+            "evaluation_non_finite",
+            f"the metric '{name}' = {number!r} is out of range: its gain over the baseline "
+            f"({task.baseline_score!r}) is not a finite number",
         )
     return number
 
 
+def _spells_non_finite(text: str) -> bool:
+    """Whether a string is a non-finite number as Python or JavaScript would write it
+    ("nan", "-inf", "Infinity"), which an evaluator may have written instead of a number."""
+    try:
+        return not math.isfinite(float(text.strip()))
+    except (ValueError, OverflowError):
+        return False
+
+
 #: Statuses an evaluator may give a rejected submission in its `error` result.
-REPORTABLE_STATUSES = ("evaluation_error", "submission_not_found", "evaluation_format_error")
+REPORTABLE_STATUSES = ("evaluation_error", "submission_not_found", "evaluation_format_error", "evaluation_non_finite")
 
 
 def _reported_status(metrics: dict[str, Any] | None) -> str:

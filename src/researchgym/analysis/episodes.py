@@ -1,7 +1,14 @@
-"""Episodes read back from trajectory files, with the numbers reports need."""
+"""Episodes read back from trajectory files, with the numbers reports need.
+
+Evaluation refuses a result holding NaN or an infinity (`evaluation_non_finite`) and the store
+refuses to record one, but a run recorded before that, or imported from elsewhere, may still
+hold them. The scores and costs the reports and the viewer summarise go through `finite_number`:
+one that is not finite counts as missing (empty in tables, null in the viewer's JSON).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +44,18 @@ _ACTIONS = {
 }
 
 
+def finite_number(value: Any) -> float | None:
+    """`value` as a float when it is a finite real number, else None (None, NaN, infinities,
+    an integer beyond a float's range, booleans, strings)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 @dataclass
 class Episode:
     path: Path
@@ -53,13 +72,20 @@ class Episode:
     task_facts: dict[str, Any] | None = None
 
     def attempt_scores(self) -> list[float]:
-        """Hidden-test scores of every scored artefact (validations and submissions)."""
+        """Hidden-test scores of every scored artefact (validations and submissions); a NaN or an
+        infinity an old or imported run recorded counts as unscored."""
         values = []
         for entry in self.scores:
             test = entry.get("test") or {}
-            if isinstance(test.get("value"), (int, float)):
-                values.append(float(test["value"]))
+            value = finite_number(test.get("value")) if isinstance(test, dict) else None
+            if value is not None:
+                values.append(value)
         return values
+
+    @property
+    def finite_final_score(self) -> float | None:
+        """The final score, None when there is none or it is not a finite number."""
+        return finite_number(self.final_score)
 
     @property
     def exit_category(self) -> str:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from researchgym.analysis.episodes import finite_number
 from researchgym.mlbench.metrics import first_pass_at_k, pass_at_k
 
 MODES = ("strict", "original")
@@ -180,8 +181,8 @@ def to_answer(row: dict[str, Any], modes: dict[str, str]) -> Answer:
         bool(row["type_ok"]),
         bool(row["execution_ok"]),
         timed_out(detail),
-        row.get("cost"),
-        float(seconds) if isinstance(seconds, (int, float)) else None,
+        finite_number(row.get("cost")),
+        finite_number(seconds),
     )
 
 
@@ -225,7 +226,7 @@ def summarize(rows: list[dict[str, Any]], runs: list[dict[str, Any]] | None = No
             errors.execution_failed += not answer.execution_ok
             errors.timeouts += answer.timed_out and not answer.execution_ok
             errors.timeouts_passed += answer.timed_out and answer.execution_ok
-            cost += float(answer.cost or 0.0)
+            cost += finite_number(answer.cost) or 0.0  # an old row's NaN or infinity: unknown
         rates = _rates(outcomes)
         repos = {repo: _rates(dict(samples), rates.attempts) for repo, samples in sorted(by_repo.items())}
         groups.append(Group(setting, model, mode, rates, errors, repos, cost))

@@ -3,9 +3,10 @@
 Per task and method: best attempt (best hidden-test score of any scored artefact) and best
 submission (best final score) over the method's episodes, beside the task's baseline; AUP of
 both tables (the baseline is a method), mean rank and Borda count; cost and tokens; exit-status
-and action-category distributions. Directions come from each task's spec. When the run's store
-holds ML-Bench judgments, an "ML-Bench" section (analysis/mlbench.py) follows; a run of ML-Bench
-judgments only gets that section alone.
+and action-category distributions. Directions come from each task's spec; a score, baseline,
+cost or token count that is NaN or infinite (an old or imported run's) counts as missing, so no
+table shows `nan` or `inf`. When the run's store holds ML-Bench judgments, an "ML-Bench"
+section (analysis/mlbench.py) follows; a run of ML-Bench judgments only gets that section alone.
 """
 
 from __future__ import annotations
@@ -14,9 +15,15 @@ import html
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from researchgym.analysis.episodes import ACTION_CATEGORIES, EXIT_CATEGORIES, action_category, load_episodes
+from researchgym.analysis.episodes import (
+    ACTION_CATEGORIES,
+    EXIT_CATEGORIES,
+    action_category,
+    finite_number,
+    load_episodes,
+)
 from researchgym.analysis.mlbench import MLBenchSummary, PassRates, summarize_run
-from researchgym.analysis.summary import summarize
+from researchgym.analysis.summary import episode_cost, summarize
 from researchgym.errors import ResearchGymError
 from researchgym.metrics.tables import plot_profiles
 
@@ -25,6 +32,12 @@ STEP_BUCKET = 10
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.4g}"
+
+
+def _count(value: object) -> int:
+    """A token count; 0 when missing or not a finite number (an old or imported run's NaN)."""
+    number = finite_number(value)
+    return 0 if number is None else int(number)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -84,15 +97,15 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     cost_rows, costs = [], summary.costs
     for method in methods:
         cell = [e for e in episodes if e.method == method]
-        spent = [float(e.model_stats.get("total_cost", 0.0)) for e in cell]
+        spent = finite_number(sum(episode_cost(e) for e in cell))
         known = all(e.model_stats.get("cost_known", True) for e in cell)
         cost_rows.append(
             [
                 method,
                 str(len(cell)),
-                f"${sum(spent):.4f}" + ("" if known else " (some unpriced)"),
-                str(sum(int(e.model_stats.get("tokens_sent", 0)) for e in cell)),
-                str(sum(int(e.model_stats.get("tokens_received", 0)) for e in cell)),
+                ("" if spent is None else f"${spent:.4f}") + ("" if known else " (some unpriced)"),
+                str(sum(_count(e.model_stats.get("tokens_sent")) for e in cell)),
+                str(sum(_count(e.model_stats.get("tokens_received")) for e in cell)),
             ]
         )
     sections += ["## Cost", _table(["method", "episodes", "cost", "tokens sent", "tokens received"], cost_rows)]

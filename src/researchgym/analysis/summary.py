@@ -1,6 +1,7 @@
 """The numbers a run is judged by, computed once for the report and the viewer: per task and
 method the best attempt and best submission beside the baseline, AUP of both, ranks, costs and
-exit categories."""
+exit categories. A score, baseline or cost that is NaN or infinite (a run recorded before
+evaluation refused them, or imported) counts as missing, so every number here is finite."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from researchgym.analysis.episodes import Episode
+from researchgym.analysis.episodes import Episode, finite_number
 from researchgym.errors import UnknownNameError
 from researchgym.metrics import borda, compute_aup, mean_ranks
 from researchgym.tasks.registry import load_task
 
 Table = dict[str, dict[str, float | None]]
+
+
+def episode_cost(episode: Episode) -> float:
+    """What an episode's model calls cost; 0 when unknown or not a finite number."""
+    return finite_number(episode.model_stats.get("total_cost")) or 0.0
 
 
 def best_of(values: list[float], direction: str) -> float | None:
@@ -50,7 +56,7 @@ def task_facts(
     for task in tasks:
         own = (carried or {}).get(task)
         if own and own.get("direction") in ("maximize", "minimize"):
-            directions[task], baselines[task] = own["direction"], own.get("baseline")
+            directions[task], baselines[task] = own["direction"], finite_number(own.get("baseline"))
             continue
         try:
             spec = load_task(task)
@@ -79,11 +85,12 @@ def summarize(episodes: list[Episode]) -> RunSummary:
         for method in methods:
             cell = by_cell.get((task, method), [])
             best[task][method] = best_of([v for e in cell for v in e.attempt_scores()], directions[task])
-            last[task][method] = best_of([e.final_score for e in cell if e.final_score is not None], directions[task])
+            finals = [e.finite_final_score for e in cell]
+            last[task][method] = best_of([v for v in finals if v is not None], directions[task])
     aup = compute_aup({"best attempt": best, "best submission": last}, directions) if tasks else {}
     costs = {}
     for method in methods:
-        spent = [float(e.model_stats.get("total_cost", 0.0)) for e in episodes if e.method == method]
+        spent = [episode_cost(e) for e in episodes if e.method == method]
         costs[method] = statistics.mean(spent) if spent else 0.0
     exits = {m: Counter(e.exit_category for e in episodes if e.method == m) for m in methods}
     return RunSummary(

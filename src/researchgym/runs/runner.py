@@ -34,7 +34,7 @@ from researchgym.errors import ResearchGymError
 from researchgym.runs.config import Method, RunConfig
 from researchgym.runs.executors import EXECUTORS, make_executor
 from researchgym.runs.layout import RUN_FILE, RunLayout, safe_name
-from researchgym.runs.store import Store, episode_id
+from researchgym.runs.store import NonFiniteScoreError, Store, episode_id
 
 if TYPE_CHECKING:
     from researchgym.runs.episode import StepEvent
@@ -322,7 +322,12 @@ class Runner:
             self.store.mark_failed(plan.id, outcome["error"])
             self.emit("failed", plan, outcome)
         else:
-            self.store.record(plan.id, outcome["result"], outcome["metric"])
+            try:
+                self.store.record(plan.id, outcome["result"], outcome["metric"])
+            except NonFiniteScoreError as exc:  # kept out of the store: the episode failed, the run goes on
+                self.store.mark_failed(plan.id, str(exc))
+                self.emit("failed", plan, {"status": "failed", "error": str(exc)})
+                return
             self.emit("finished", plan, outcome["result"])
 
 

@@ -25,6 +25,7 @@ Version 2 adds ML-Bench judgments:
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -63,6 +64,27 @@ MIGRATIONS = [
 
 def episode_id(task: str, agent: str, model: str | None, seed: int) -> str:
     return f"{task}|{agent}|{model or '-'}|{seed}"
+
+
+class NonFiniteScoreError(ResearchGymError, ValueError):
+    """A score that is NaN or infinite was about to be recorded. Evaluation refuses such results
+    (`evaluation_non_finite`), so this is a bug upstream; nothing of the episode is written."""
+
+
+def _check_scores(eid: str, result: dict[str, Any]) -> None:
+    """Every number `record` would store as a score is finite (defence in depth: a NaN or an
+    infinity in the store breaks the AUP, the reports and the viewer's JSON)."""
+    found = [("final_score", result.get("final_score"))]
+    for entry in result.get("scores") or []:
+        for split in ("validation", "test"):
+            score = entry.get(split)
+            if isinstance(score, dict):
+                found.append((f"the {split} score of step {entry.get('step')}", score.get("value")))
+    for where, value in found:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise NonFiniteScoreError(
+                f"episode {eid}: refusing to record {where} = {value!r}: a score must be a finite number"
+            )
 
 
 class Store:
@@ -140,7 +162,9 @@ class Store:
             db.execute("UPDATE episodes SET status='running', started=? WHERE id=?", (time.time(), eid))
 
     def record(self, eid: str, result: dict[str, Any], metric: str) -> None:
-        """Store a finished episode and all its scores, atomically."""
+        """Store a finished episode and all its scores, atomically. A score that is NaN or
+        infinite is refused (NonFiniteScoreError) and nothing is written."""
+        _check_scores(eid, result)
         stats = result.get("model_stats") or {}
         with self.transaction() as db:
             db.execute(

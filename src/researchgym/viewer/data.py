@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from researchgym.analysis.episodes import Episode, exit_category
+from researchgym.analysis.episodes import Episode, exit_category, finite_number
 from researchgym.analysis.mlbench import answer_key, parse_detail, run_modes, to_answer
 from researchgym.analysis.mlbench import summarize as summarize_mlbench
 from researchgym.analysis.summary import summarize
@@ -32,6 +32,13 @@ PAGE_TEXT_CHARS = 50_000
 
 class NotFound(Exception):
     """No such episode or step in this run."""
+
+
+def _total(turns: list[dict[str, Any]], key: str, kind: type[int] | type[float] = float) -> int | float | None:
+    """The sum of a number over a step's model turns, a missing, non-numeric or non-finite one
+    (an old or imported trajectory's NaN) counting as 0; None when the sum overflows."""
+    total = finite_number(sum(finite_number(turn.get(key)) or 0.0 for turn in turns if isinstance(turn, dict)))
+    return None if total is None else kind(total)
 
 
 def _cut(text: Any, limit: int) -> tuple[str, int]:
@@ -269,9 +276,9 @@ class RunData:
             "step_s": record.get("step_s"),
             "cwd": record.get("cwd"),
             "scores": record.get("scores") or [],
-            "input_tokens": sum(int(t.get("input_tokens") or 0) for t in turns),
-            "output_tokens": sum(int(t.get("output_tokens") or 0) for t in turns),
-            "cost": sum(float(t.get("cost") or 0.0) for t in turns),
+            "input_tokens": _total(turns, "input_tokens", int),
+            "output_tokens": _total(turns, "output_tokens", int),
+            "cost": _total(turns, "cost"),
             "format_errors": [t["format_error"] for t in turns if t.get("format_error")],
             "model_stats": record.get("model_stats"),
             "tool_calls": record.get("tool_calls") or [],

@@ -1,15 +1,15 @@
 """A self-contained copy of the viewer: the front end plus every answer the API would give, in
 `static/data.js`, so `index.html` opens from disk (browsers refuse `fetch` on file:// pages,
-but load scripts). ML-Bench judgments go in too: the summary, the list and every answer's record."""
+but load scripts). ML-Bench judgments go in too: the summary, the list and every answer's record.
+The bundle is strict JSON, as the server's answers are (a non-finite number becomes null)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from researchgym.viewer.data import RunData
-from researchgym.viewer.server import STATIC, STATIC_FILES
+from researchgym.viewer.server import STATIC, STATIC_FILES, strict_dumps
 
 BUNDLE_MARK = "<!-- bundle -->"
 
@@ -35,7 +35,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path) -> Path:
     answers = data.mlbench_answers()
     mlbench = {"summary": data.mlbench_summary(), "answers": answers, "records": data.mlbench_records()}
     bundle = {"overview": overview, "episodes": episodes, "observations": observations, "mlbench": mlbench}
-    text = json.dumps(bundle, default=str).replace("</", "<\\/")  # never ends the script early
+    text = strict_dumps(bundle, default=str).replace("</", "<\\/")  # never ends the script early
     (out / "static" / "data.js").write_text(f"window.RG_BUNDLE = {text};\n", encoding="utf-8")
     for name in STATIC_FILES:
         if name != "index.html":

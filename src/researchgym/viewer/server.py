@@ -11,12 +11,14 @@ It serves the static front end (static/) and a small JSON API over `RunData`:
 
 Nothing is served by path: static files come from a fixed list, episodes by id, ML-Bench
 answers by key (letters, digits, `_`, `.`, `-` only; anything else is a 400). Bound to
-127.0.0.1 unless told otherwise.
+127.0.0.1 unless told otherwise. Every answer is strict JSON: a NaN or an infinity a run
+recorded (before evaluation refused them, or imported) is served as null.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import urllib.parse
@@ -33,6 +35,28 @@ STATIC_FILES = {
     "style.css": "text/css; charset=utf-8",
 }
 ANSWER_KEY = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of `value` with every non-finite float replaced by None (dicts, lists and tuples
+    are copied; anything else is returned as it is)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def strict_dumps(value: Any, **kwargs: Any) -> str:
+    """json.dumps that never writes NaN or Infinity, which are not JSON (a browser's JSON.parse
+    refuses the whole answer for one): a non-finite float, from a run recorded before evaluation
+    refused them or imported, becomes null. The copy is made only when one is there."""
+    try:
+        return json.dumps(value, allow_nan=False, **kwargs)
+    except ValueError:  # "Out of range float values are not JSON compliant"
+        return json.dumps(json_safe(value), allow_nan=False, **kwargs)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -82,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(200, body, STATIC_FILES[name])
 
     def _send(self, status: int, payload: Any) -> None:
-        self._write(status, json.dumps(payload, default=str).encode(), "application/json")
+        self._write(status, strict_dumps(payload, default=str).encode(), "application/json")
 
     def _send_text(self, text: str) -> None:
         self._write(200, text.encode("utf-8", "replace"), "text/plain; charset=utf-8")

@@ -289,13 +289,32 @@ def _emit(result: dict[str, Any]) -> None:
         handle.write(json.dumps(result, allow_nan=False))
 
 
+def _non_finite(value: Any, where: str) -> list[str]:
+    """Where `value` holds NaN or an infinity (a policy whose returns overflowed, say)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{where} = {value}"]
+    if isinstance(value, dict):
+        return [bad for key, item in value.items() for bad in _non_finite(item, f"{where}.{key}" if where else str(key))]
+    if isinstance(value, (list, tuple)):
+        return [bad for index, item in enumerate(value) for bad in _non_finite(item, f"{where}[{index}]")]
+    return []
+
+
 def report(metrics: dict[str, Any]) -> None:
-    """The evaluation's result: metric name -> finite number (other keys may hold details)."""
+    """The evaluation's result: metric name -> finite number (other keys may hold details). A
+    non-finite number anywhere fails the evaluation under its own status, naming it."""
+    bad = _non_finite(metrics, "")
+    if bad:
+        report_error(
+            f"the evaluation produced {', '.join(bad[:5])}: every metric must be a finite number",
+            status="evaluation_non_finite",
+        )
+        return
     _emit(metrics)
 
 
 def report_error(message: str, status: str = "evaluation_format_error") -> None:
     """The submission cannot be scored; `status` is one researchgym knows (evaluation_error,
-    evaluation_format_error, submission_not_found)."""
+    evaluation_format_error, evaluation_non_finite, submission_not_found)."""
     print(f"evaluation failed: {message}", file=sys.stderr, flush=True)
     _emit({"error": message, "status": status})
