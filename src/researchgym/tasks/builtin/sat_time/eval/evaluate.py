@@ -1,10 +1,11 @@
-"""Score heuristic.py for the 3-SAT task: the wall-clock time to solve every instance.
+"""Score heuristic.py for the 3-SAT task: the CPU time it takes to solve every instance.
 
     python evaluate.py --split validation|test [--instance-timeout 5]
 
 The DPLL solver (solver.py) runs here, in the evaluator. heuristic.py runs in a sandbox of its
 own, behind heuristic_server.py, and only answers the solver's questions over the link
-(agent_link.py); run by hand, the server is started as a subprocess.
+(agent_link.py). In that sandbox cpu_meter.py holds the link, runs the server as its child and
+measures the CPU time used there; run by hand, the meter is started as a subprocess.
 
 Instances. validation: data/validation.json (6,000, public). test: 24,000 instances generated
 here, at evaluation time, from the evaluation's secret seed (instances.py), so they cannot be
@@ -20,17 +21,24 @@ order, and the evaluator checks every answer and steps every search to its next 
 number of round trips is the largest number of decisions of any one instance (plus one for the
 formulas), not their sum.
 
-Time is this evaluator's wall clock from building the first search to the last answer: solver
-work, building and sending the rounds, and waiting for the heuristic's answers. Importing
-heuristic.py is not timed (it must be done within 60 s).
+Time is CPU time (user + system), so that the load of the machine does not change it: this
+evaluator's own CPU time from building the first search to the last answer (solver work,
+building and sending the rounds, reading the answers), plus the CPU time used in the
+heuristic's sandbox from the server's first message to the last answer (taking in the formulas
+and the rounds, rebuilding the arguments, heuristic_fn, sending the answers; every thread and
+every process started there counts, see cpu_meter.py). The meter reports that figure when asked
+after the last answer, signed with a key this evaluator sent it before the heuristic's code
+started, over a fresh nonce. Importing heuristic.py is not timed (it must be done within 60 s).
+Waiting costs no CPU time: the limits below, which are wall-clock time, bound it.
 
-Limits. An instance's time is the time spent stepping its search, plus an equal share of sending
-the formulas (until the server says it has them, within 60 s) and of sending each round it was
-part of, plus its share of waiting for the heuristic's answers: the wait for
-each message from the server (which sends what it has answered at least every 20 ms) divided
-equally among the answers that message carried. More than 5 s on any instance makes the
-submission invalid, and so does the server sending nothing while the first instance still
-waiting for its answer has used up its 5 s (a hanging or sleeping heuristic fails within 5 s).
+Limits (wall-clock time: they end a heuristic that sleeps or hangs). An instance's time is the
+time spent stepping its search, plus an equal share of sending the formulas (until the server
+says it has them, within 60 s) and of sending each round it was part of, plus its share of
+waiting for the heuristic's answers: the wait for each message from the server (which sends
+what it has answered at least every 20 ms) divided equally among the answers that message
+carried. More than 5 s on any instance makes the submission invalid, and so does the server
+sending nothing while the first instance still waiting for its answer has used up its 5 s (a
+hanging or sleeping heuristic fails within 5 s).
 The whole solve may take at most 25 ms per instance (600 s on the test set, 150 s on
 validation), which keeps every evaluation within the task's timeout.
 
@@ -39,14 +47,17 @@ largest variable, not assigned yet, and value anything bool() accepts (the value
 then its negation). Anything else (None, an assigned variable, 0, a negative or larger variable,
 a float, a bool, a string, an exception) makes the submission invalid, naming the instance.
 
-Reports (on the result channel): Time (seconds, minimise), Correct, Incorrect, Decisions, and
-RoundTrips (the rounds of decisions; the formulas' message aside).
+Reports (on the result channel): Time (CPU seconds, minimise), SolverCPU and HeuristicCPU (its two
+parts), Correct, Incorrect, Decisions, and RoundTrips (the rounds of decisions; the formulas'
+message aside).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -54,7 +65,7 @@ import sys
 import time
 from itertools import chain
 
-from agent_link import AgentLink, LinkError, dumps, report, report_error
+from agent_link import MAX_FRAME, AgentLink, LinkError, dumps, report, report_error, strict_loads
 from instances import secret_instances
 from isolation import no_memory_access, take_secrets
 from solver import DPLL, InvalidChoice, describe
@@ -69,16 +80,64 @@ TOTAL_S_PER_INSTANCE = 0.025
 #: takes about 10, a string variable is cut to 100 characters).
 FRAME_BYTES_FIXED = 64 << 10
 FRAME_BYTES_PER_ANSWER = 128
+#: How long cpu_meter.py may take to report the heuristic's CPU time.
+REPORT_TIMEOUT_S = 30.0
+#: cpu_meter.py's tags: a frame of the server's, a request to the meter, the meter's report.
+FORWARD, REQUEST, REPORT = b"=", b"?", b"!"
 
 
 class Rejected(Exception):
     """The submission cannot be scored; the message says why."""
 
 
+class MeteredLink:
+    """The link through cpu_meter.py: frames to and from the heuristic's server pass tagged, and
+    the meter reports the CPU time of the heuristic's sandbox, signed with a key sent to it
+    first (before the heuristic's code exists)."""
+
+    def __init__(self, link: AgentLink) -> None:
+        self.link = link
+        self.key = secrets.token_bytes(32)
+        link.send(REQUEST + dumps({"key": self.key.hex()}), LOAD_TIMEOUT_S)
+        self.counted = ""
+
+    def send(self, payload: bytes, timeout_s: float) -> None:
+        self.link.send(FORWARD + payload, timeout_s)
+
+    def receive_json(self, timeout_s: float, limit: int = MAX_FRAME, doing: str = "answer"):
+        frame = self.link.receive(timeout_s, limit + 1, doing)
+        if frame[:1] != FORWARD:
+            raise LinkError("the agent's side sent a frame that is not the heuristic's server's")
+        try:
+            return strict_loads(frame[1:])
+        except (ValueError, RecursionError) as exc:
+            raise LinkError(f"the agent's code sent an answer that is not valid JSON here: {exc}") from None
+
+    def heuristic_cpu_s(self) -> float:
+        """The CPU seconds used in the heuristic's sandbox since its server said it is ready."""
+        nonce = secrets.token_hex(16)
+        try:
+            self.link.send(REQUEST + dumps({"measure": nonce}), REPORT_TIMEOUT_S)
+            frame = self.link.receive(REPORT_TIMEOUT_S, 4096, "report the heuristic's CPU time")
+        except LinkError as exc:
+            raise Rejected(f"the heuristic's sandbox did not report its CPU time: {exc}") from None
+        body = frame[33:]
+        if frame[:1] != REPORT or not hmac.compare_digest(frame[1:33], hmac.new(self.key, body, hashlib.sha256).digest()):
+            raise Rejected("the heuristic's sandbox sent something after the last answers instead of its meter's "
+                           "signed CPU report")
+        measured = json.loads(body)
+        cpu_s = measured.get("cpu_s")
+        if measured.get("nonce") != nonce or not isinstance(cpu_s, float) or not 0 <= cpu_s < float("inf"):
+            raise Rejected("the heuristic's CPU report does not answer this request")
+        self.counted = {"sandbox": "every process of the heuristic's sandbox",
+                        "descendants": "the meter's descendants"}.get(measured.get("counted"), "?")
+        return cpu_s
+
+
 class Solve:
     """Every instance of a split solved in lock-step rounds, asking the heuristic over `link`."""
 
-    def __init__(self, link: AgentLink, formulas: list, names: list[str], limit_s: float, total_s: float) -> None:
+    def __init__(self, link: MeteredLink, formulas: list, names: list[str], limit_s: float, total_s: float) -> None:
         self.link, self.formulas, self.names = link, formulas, names
         self.limit_s, self.total_s = limit_s, total_s
         count = len(formulas)
@@ -89,11 +148,12 @@ class Solve:
         self.spent = [0.0] * count  # each instance's time, as defined in the docstring
         self.rounds = self.messages = 0
         self.waited = self.sending = 0.0
+        self.cpu_s = 0.0  # this process's CPU time over the solve
 
     def run(self) -> float:
-        """Solve everything; the wall-clock time it took. The searches make no reference cycles,
-        so the cyclic garbage collector, which would walk every live search again and again,
-        is off meanwhile."""
+        """Solve everything; the wall-clock time it took (its CPU time in `cpu_s`). The searches
+        make no reference cycles, so the cyclic garbage collector, which would walk every live
+        search again and again, is off meanwhile."""
         gc.collect()
         gc.disable()
         try:
@@ -102,6 +162,7 @@ class Solve:
             gc.enable()
 
     def _run(self) -> float:
+        cpu_started = time.process_time()
         started = time.perf_counter()
         self.deadline = started + self.total_s
         for index, formula in enumerate(self.formulas):
@@ -125,6 +186,7 @@ class Solve:
                 self.spent[index] += time.perf_counter() - begun
                 self._check_time(index)
             active = [index for index in active if self.masks[index] is not None]
+        self.cpu_s = time.process_time() - cpu_started
         return time.perf_counter() - started
 
     def _step(self, index: int, choice: tuple[int, bool] | None) -> None:
@@ -274,19 +336,21 @@ def main() -> int:
     args = parser.parse_args()
     formulas, names, labels = load(args.split, seed)
     total_s = args.total_timeout or TOTAL_S_PER_INSTANCE * len(formulas)
-    link = AgentLink.open([sys.executable, "heuristic_server.py"])
+    link = AgentLink.open([sys.executable, "cpu_meter.py", "--descendants-only"])
     try:
+        metered = MeteredLink(link)
         try:
-            hello = link.receive_json(IMPORT_TIMEOUT_S, limit=1 << 16, doing="import heuristic.py")
+            hello = metered.receive_json(IMPORT_TIMEOUT_S, limit=1 << 16, doing="import heuristic.py")
         except LinkError as exc:
             raise Rejected(f"heuristic.py could not be loaded: {exc}") from None
         if isinstance(hello, dict) and isinstance(hello.get("error"), str):
             raise Rejected(hello["error"][-3000:])
         if hello != {"ready": True}:
             raise Rejected(f"the heuristic's server sent {describe_message(hello)} instead of saying it is ready")
-        solve = Solve(link, formulas, names, args.instance_timeout, total_s)
+        solve = Solve(metered, formulas, names, args.instance_timeout, total_s)
         del formulas
         elapsed = solve.run()
+        heuristic_cpu = metered.heuristic_cpu_s()
     except Rejected as exc:
         report_error(str(exc))
         return 1
@@ -295,7 +359,8 @@ def main() -> int:
     results = solve.results
     decisions = sum(solver.num_decisions for solver in solve.solvers)
     print(f"{len(results):,} instances ({sum(results):,} satisfiable): {decisions:,} decisions in {solve.rounds} "
-          f"round trips ({solve.messages:,} answer messages); {elapsed:.3f}s, of which sending rounds "
+          f"round trips ({solve.messages:,} answer messages); CPU time {solve.cpu_s:.3f}s here and "
+          f"{heuristic_cpu:.3f}s in the heuristic's sandbox ({metered.counted}); wall clock {elapsed:.3f}s, of which sending rounds "
           f"{solve.sending:.3f}s and waiting for the heuristic {solve.waited:.3f}s", file=sys.stderr)
     if labels is not None:
         wrong = [name for name, result, label in zip(names, results, labels) if result != label]
@@ -304,7 +369,8 @@ def main() -> int:
                          f"({', '.join(wrong[:5])}): a fault of the evaluation, not of the heuristic",
                          "evaluation_error")
             return 1
-    report({"Time": round(elapsed, 3), "Correct": len(results), "Incorrect": 0, "Decisions": decisions,
+    report({"Time": round(solve.cpu_s + heuristic_cpu, 3), "SolverCPU": round(solve.cpu_s, 3),
+            "HeuristicCPU": round(heuristic_cpu, 3), "Correct": len(results), "Incorrect": 0, "Decisions": decisions,
             "RoundTrips": solve.rounds, "split": args.split})
     return 0
 

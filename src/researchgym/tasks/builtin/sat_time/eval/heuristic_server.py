@@ -2,7 +2,9 @@
 
 In an evaluation this runs in a sandbox of its own holding heuristic.py and the task's public
 files, and nothing else; the DPLL solver runs in the evaluator, which talks to this server over
-stdin/stdout (see agent_link.py). Run by hand, evaluate.py starts it as a subprocess.
+stdin/stdout (see agent_link.py) through cpu_meter.py: the meter starts this server, passes the
+frames on unchanged and measures the CPU time used here. Run by hand, evaluate.py starts the
+meter as a subprocess.
 
 Protocol (JSON frames):
 * once heuristic.py is imported, this server sends {"ready": true} (or {"error": traceback});
@@ -18,8 +20,8 @@ Protocol (JSON frames):
   as the solver does), or a string saying why heuristic_fn gave no usable answer. It sends what
   it has answered at least every 20 ms, so the evaluator can time each decision.
 
-The evaluator checks every answer and times everything itself; nothing here can change a score
-except the answers.
+The evaluator checks every answer and the meter, not this server, measures the CPU time;
+nothing here can change a score except the answers and the CPU time they cost.
 """
 
 from __future__ import annotations
