@@ -19,7 +19,11 @@ three checks keep a model from seeing what it predicts:
   to the cut must not change. That check runs before the scored run, so nothing the model could
   find in its inputs or in memory freed by earlier calls holds the batch's true later tokens
   yet. The cuts are stratified over each batch's rows, so late positions are checked in every
-  batch.
+  batch. What is compared is what is scored, the log-probabilities (a common offset added to
+  every logit changes nothing there, so it cannot hide a signal within a relative tolerance),
+  with an absolute tolerance; and the logits' magnitude is bounded (LOGIT_BOUND).
+* **Nothing the model gets is read afterwards.** The model receives copies of the token ids:
+  the targets are fixed before it runs, and an in-place op on its input changes only its copy.
 
 Shared by copying into the evaluation folder (`evaluation.files`), like isolation.py.
 """
@@ -42,9 +46,12 @@ FORBIDDEN_OPS = {
     "aten::save": "it writes files",
 }
 ALLOWED_NAMESPACES = ("aten::", "prim::")
-#: Tolerance of the look-ahead check (shakespeare-char's): a model that shifts its logits by
-#: less than this through future tokens gains less than about 1e-3 nats.
-RTOL = ATOL = 1e-3
+#: Tolerance of the look-ahead check, on log-probabilities (nats): a model whose predictions
+#: move by less than this through future tokens gains less than about 1e-3 nats.
+ATOL = 1e-3
+#: The largest logit magnitude accepted. Real models stay within tens; far larger values only
+#: leave room to hide a signal below float precision.
+LOGIT_BOUND = 1e4
 
 
 class ScoringError(Exception):
@@ -160,20 +167,34 @@ def _logits(model: torch.jit.ScriptModule, ids: torch.Tensor, vocab: int) -> tor
         raise ScoringError(f"the model must return logits of shape (batch, time, vocab) = {expected}, got {got}")
     if not out.is_floating_point():
         raise ScoringError(f"the model must return floating-point logits, got {out.dtype}")
+    scored = out[:, :-1]  # the positions whose predictions count (NaN or inf there fail the loss check)
+    if scored.numel():
+        low, high = torch.aminmax(scored)
+        largest = max(abs(float(low)), abs(float(high)))
+        if math.isfinite(largest) and largest > LOGIT_BOUND:
+            raise ScoringError(f"the model's logits reach {largest:.3g} in magnitude; they must stay within "
+                               f"{LOGIT_BOUND:g} (real models stay within tens)")
     return out
 
 
+def _log_probs(logits: torch.Tensor) -> torch.Tensor:
+    return F.log_softmax(logits.double(), dim=-1)
+
+
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal within RTOL/ATOL; usually bit-identical, so the cheap test comes first."""
+    """The same predictions: log-probabilities within ATOL (usually bit-identical logits, so the
+    cheap test comes first)."""
     if torch.equal(a, b):
         return True
-    a, b = a.float(), b.float()
-    return bool(((a - b).abs_() <= b.abs().mul_(RTOL).add_(ATOL)).all())
+    return _first_difference(a, b) < 0
 
 
 def _first_difference(a: torch.Tensor, b: torch.Tensor) -> int:
-    a, b = a.float(), b.float()
-    bad = ((a - b).abs() > b.abs() * RTOL + ATOL).any(dim=-1) | (a.isnan() != b.isnan()).any(dim=-1)
+    """The first position whose log-probabilities differ by more than ATOL, or whose NaNs differ."""
+    la, lb = _log_probs(a), _log_probs(b)
+    gap = (la - lb).abs()
+    both_inf = torch.isinf(la) & torch.isinf(lb) & (la == lb)  # -inf for the same impossible token
+    bad = ((gap > ATOL) & ~both_inf).any(dim=-1) | (la.isnan() != lb.isnan()).any(dim=-1)
     return int(bad.nonzero()[0, 0]) if bad.any() else -1
 
 
@@ -232,9 +253,9 @@ def window_loss(
                 other[r, cut + 1 :] = _donor(windows, first + r, x[r], rng)[cut + 1 : length]
             # The check runs first: until the scored call, neither the model's inputs nor memory it
             # freed (which a later allocation may expose) hold this batch's true later tokens.
-            again = _logits(check_model, other.to(device), vocab)
-            logits = _logits(model, x.to(device), vocab)
-            targets = x[:, 1:].to(device)
+            targets = x[:, 1:].to(device, copy=True)  # fixed before the model runs
+            again = _logits(check_model, other.to(device, copy=True), vocab)
+            logits = _logits(model, x.to(device, copy=True), vocab)  # a copy: the evaluator's tokens stay its own
             for r in range(count):  # row by row: a whole batch's float32 copy would double the memory
                 loss = float(F.cross_entropy(logits[r, :-1].float(), targets[r], reduction="sum"))
                 if not math.isfinite(loss):
