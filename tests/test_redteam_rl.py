@@ -493,3 +493,29 @@ def test_a_policy_that_hangs_or_dies_fails_within_the_deadlines(bases, tmp_path,
     error = failure(with_deadlines(MAZE, 8, 4), workspace)
     assert error.status == "evaluation_error" and message in str(error), error
     assert time.monotonic() - started < 120  # far below the evaluation's own 900 s limit
+
+
+# --------------------------------------------------------------- five trainings, not one
+def test_two_identical_checkpoints_are_refused(bases, tmp_path):
+    workspace = artefact(bases, MAZE, tmp_path)
+    shutil.copyfile(workspace / "checkpoints" / "config-42-0.pkl", workspace / "checkpoints" / "config-42-3.pkl")
+    with pytest.raises(EvaluationError, match="config-42-0.pkl and checkpoints/config-42-3.pkl are the same file"):
+        evaluate(researchgym.load_task(MAZE), workspace, split="validation", seed=0)
+
+
+def test_the_same_parameters_in_another_file_are_refused_by_how_they_act(bases, tmp_path):
+    """Different bytes (an extra key), the same network: the answers give it away."""
+    workspace = artefact(bases, MAZE, tmp_path)
+    with open(workspace / "checkpoints" / "config-42-0.pkl", "rb") as handle:
+        data = pickle.load(handle)
+    with open(workspace / "checkpoints" / "config-42-2.pkl", "wb") as handle:
+        pickle.dump({**data, "note": "another file"}, handle)
+    with pytest.raises(EvaluationError, match="act identically on the same observations"):
+        evaluate(researchgym.load_task(MAZE), workspace, split="validation", seed=0)
+
+
+def test_a_network_that_ignores_its_checkpoint_is_refused(bases, tmp_path):
+    workspace = artefact(bases, MAZE, tmp_path)
+    patch_networks(workspace, "return value, logits", "return value, logits * 0.0 + jnp.arange(logits.shape[-1])")
+    with pytest.raises(EvaluationError, match="act identically on the same observations"):
+        evaluate(researchgym.load_task(MAZE), workspace, split="validation", seed=0)

@@ -79,6 +79,16 @@ def seeds_fingerprint(seeds: list[int]) -> str:
     return hashlib.sha256(("researchgym-rl-seeds:" + ",".join(map(str, seeds))).encode()).hexdigest()[:16]
 
 
+def first_pair_equal(values: dict[str, Any]) -> tuple[str, str] | None:
+    """The first two names whose values are equal, if any."""
+    seen: dict[Any, str] = {}
+    for name, value in values.items():
+        if value in seen:
+            return seen[value], name
+        seen[value] = name
+    return None
+
+
 def valid_name(name: Any) -> bool:
     """A plain file name in checkpoints/ as glob('checkpoints/*.pkl') finds them."""
     return (isinstance(name, str) and 4 < len(name) <= MAX_NAME and name.endswith(".pkl")
@@ -131,6 +141,13 @@ class PolicyServer:
                               f"{str([f'checkpoints/{name}' for name in names])[:2000]}")
         if not networks:
             raise PolicyError("src/networks.py is missing: the evaluation rebuilds the policy with its make_model")
+        digests = listing.get("sha256")
+        if isinstance(digests, dict):
+            same = first_pair_equal({name: digests.get(name) for name in sorted(names) if digests.get(name)})
+            if same:
+                raise PolicyError(f"checkpoints/{same[0]} and checkpoints/{same[1]} are the same file: the score "
+                                  f"is the mean over {CHECKPOINTS} trainings with different seeds "
+                                  "(python src/train.py writes them)")
         return sorted(names)
 
     def load(self, name: str) -> None:
@@ -237,15 +254,25 @@ def evaluate(args: argparse.Namespace, seed: int | None) -> dict[str, Any]:
     server = PolicyServer(AgentLink.open([sys.executable, os.path.join(here, "policy_server.py")]),
                           args.load_timeout, args.step_timeout)
     means, all_returns = [], []
+    first_answers: dict[str, bytes] = {}
     try:
         names = server.listing(setup)
         initial, step = make_rollout(env, env_params, seeds, args.envs_per_seed, continuous, action_dim)
         for name in names:
             server.load(name)
             carry = initial  # every checkpoint meets the same episodes
-            for _ in range(args.max_frames):
+            for frame in range(args.max_frames):
                 obs = np.asarray(carry[0], dtype=np.float32).reshape(rows, *obs_shape)
                 answer = server.act(obs, rows, width, continuous)
+                if frame == 0:  # the same first observations for every checkpoint
+                    first_answers[name] = answer
+                    same = first_pair_equal(first_answers)
+                    if same:
+                        raise PolicyError(
+                            f"checkpoints/{same[0]} and checkpoints/{same[1]} act identically on the same "
+                            f"observations: the score is the mean over {CHECKPOINTS} trainings with different "
+                            "seeds, and a network that ignores its checkpoint's parameters, or the same "
+                            "training saved twice, is not that")
                 carry = step(carry, check_policy(answer, rows, width, continuous))
                 if bool(jax.device_get(carry[4]).all()):
                     break  # every episode has ended; later rewards would not count
