@@ -38,6 +38,10 @@ MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 REQUEST_READ_TIMEOUT_S = 3.0
 #: A reply must be taken by the client within this (it reads as soon as it has sent).
 REPLY_WRITE_TIMEOUT_S = 30.0
+#: After the reply, what the client still sends (the rest of an oversized request) is read and
+#: dropped for at most this long and this much: closing on unread bytes resets the connection,
+#: and the client would see the reset instead of the reply.
+DRAIN_S, DRAIN_BYTES = 0.5, 1 << 20
 MAX_CONCURRENT_CALLS = 8  # calls served at once; more are refused, not queued
 #: Connections held (each by one host thread) at once; more are turned away without a thread.
 MAX_CONNECTIONS = 16
@@ -88,6 +92,20 @@ def _read_line(connection: socket.socket, limit: int, deadline: float) -> bytes:
     return bytes(data)
 
 
+def _drain(connection: socket.socket) -> None:
+    """Read and drop what the client still sends, until it closes, DRAIN_BYTES or DRAIN_S."""
+    deadline, dropped = time.monotonic() + DRAIN_S, 0
+    while dropped < DRAIN_BYTES:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        connection.settimeout(remaining)
+        chunk = connection.recv(1 << 16)
+        if not chunk:
+            return
+        dropped += len(chunk)
+
+
 class _Handler(socketserver.BaseRequestHandler):
     server: _Server
     request: socket.socket
@@ -130,6 +148,8 @@ class _Handler(socketserver.BaseRequestHandler):
         try:
             self.request.settimeout(REPLY_WRITE_TIMEOUT_S)
             self.request.sendall(body)
+            self.request.shutdown(socket.SHUT_WR)  # the reply is all: the client reads it to the end
+            _drain(self.request)
         except OSError:
             pass  # the client went away (or does not read); the call is logged all the same
 
