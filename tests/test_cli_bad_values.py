@@ -51,6 +51,7 @@ def no_traceback(argv: list[str]) -> Any:
     return result
 
 
+@pytest.mark.slow  # 60-odd short episodes: the full suite runs it, the fast tier does not
 @pytest.mark.parametrize(("option", "value"), cases("run"))
 def test_a_bad_value_for_any_run_option_is_a_message(tmp_path: Path, option: str, value: str, monkeypatch):
     monkeypatch.chdir(tmp_path)
