@@ -55,10 +55,12 @@ def test_each_task_says_what_it_lacks_here(no_gpu):
 
 
 def test_a_missing_extra_is_named_with_the_command_that_installs_it(no_gpu, monkeypatch):
-    monkeypatch.setitem(EXTRA_MODULES, "imaginary", ["no_such_module_for_researchgym"])
+    # a real extra whose module is missing (the hint must name an extra that exists)
+    monkeypatch.setitem(EXTRA_MODULES, "tabular", ["no_such_module_for_researchgym"])
     found = findings_of(doctor("--json", "--no-tasks"))
-    assert not found["extra imaginary"]["ok"] and "no_such_module_for_researchgym" in found["extra imaginary"]["detail"]
-    assert ".[imaginary]" in found["extra imaginary"]["hint"]
+    assert not found["extra tabular"]["ok"] and "no_such_module_for_researchgym" in found["extra tabular"]["detail"]
+    assert "make install EXTRAS=tabular" in found["extra tabular"]["hint"]
+    assert ".[tabular]" in found["extra tabular"]["hint"]
 
 
 def test_without_bubblewrap_the_doctor_fails_and_says_what_to_do(no_gpu, monkeypatch, tmp_path):
