@@ -33,7 +33,9 @@ def test_dataset_splits_and_hidden_labels():
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # 2.5 min of training alone on 2 free cores; more when they are shared
+# 2.5 min of training alone on 2 free cores, several times that on a busy machine: the guard is the
+# task's own training limit (30 min) plus the evaluation, so only a hang fails it, never the load.
+@pytest.mark.timeout(2400)
 def test_baseline_agent_trains_the_full_recipe_end_to_end():
     result = run_episode(researchgym.make(TASK), researchgym.agents.create_agent("baseline"), seed=0)
     assert result.exit_status == "submitted"
