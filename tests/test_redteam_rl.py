@@ -359,12 +359,12 @@ for fd in link_fds():
         (
             MAZE,
             ("return value, logits", "return value, jnp.concatenate([logits, logits[:, :1]], axis=-1)"),
-            "the agent's code sent 25,601 bytes; at most 20,481 are accepted here (expected logits with 4 columns",
+            "the agent's code sent 128,001 bytes; at most 102,401 are accepted here (expected logits with 4 columns",
         ),
         (
             MAZE,
             ("return value, logits", "return value, logits[:, :3]"),
-            "the policy answered 3840 numbers (15360 bytes) for 1280 observations; expected logits with 4 columns",
+            "the policy answered 19200 numbers (76800 bytes) for 6400 observations; expected logits with 4 columns",
         ),
         (
             MAZE,
@@ -401,8 +401,8 @@ def test_a_malformed_answer_is_an_evaluation_error(bases, tmp_path, task_id, bre
     "attack, message",
     [
         ("huge frame at load", "the agent's code sent 4,294,967,280 bytes; at most 20,001 are accepted here"),
-        ("huge frame at a step", "the agent's code sent 4,294,967,280 bytes; at most 20,481 are accepted here"),
-        ("short frame at a step", "the policy answered 0.75 numbers (3 bytes) for 1280 observations"),
+        ("huge frame at a step", "the agent's code sent 4,294,967,280 bytes; at most 102,401 are accepted here"),
+        ("short frame at a step", "the policy answered 0.75 numbers (3 bytes) for 6400 observations"),
     ],
 )
 def test_a_forged_frame_is_an_evaluation_error(bases, tmp_path, attack, message):

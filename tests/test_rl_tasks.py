@@ -5,6 +5,8 @@ change its own score."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -112,6 +114,103 @@ def test_the_score_is_deterministic_for_its_seeds(task_id, tmp_path):
     assert first.metrics == again.metrics
     assert first.metrics["episodes"] == 6400
     assert test.metrics["Reward Mean"] != first.metrics["Reward Mean"]  # other seeds, other episodes
+
+
+@pytest.mark.parametrize("task_id", ["rl-breakout-minatar-cpu", "rl-mountain-car-continuous-cpu"])
+def test_each_checkpoint_is_scored_as_if_it_were_played_alone(task_id, tmp_path):
+    """The five checkpoints are rolled out side by side in one batch: moving checkpoint files
+    around moves their means with them and changes nothing else."""
+    untrained_checkpoints(task_id, tmp_path)
+    task = researchgym.load_task(task_id)
+    before = evaluate(task, tmp_path, split="validation", seed=0).metrics
+    assert len(set(before["checkpoint_means"])) == 5  # distinct policies: a mix-up would show
+    files = [tmp_path / "checkpoints" / f"config-42-{index}.pkl" for index in range(5)]
+    contents = [path.read_bytes() for path in files]
+    order = [3, 0, 1, 4, 2]  # file i now holds what file order[i] held
+    for path, source in zip(files, order):
+        path.write_bytes(contents[source])
+    after = evaluate(task, tmp_path, split="validation", seed=0).metrics
+    assert after["checkpoint_means"] == [before["checkpoint_means"][source] for source in order]
+    assert after["Reward Mean"] == pytest.approx(before["Reward Mean"], rel=1e-12)
+
+
+ROUND_TRIP = """
+import json, sys
+import gymnax, jax, jax.numpy as jnp, numpy as np
+sys.path[:0] = sys.argv[1:3]
+import evaluate, policy_server
+env, params = gymnax.make(sys.argv[3])
+space = env.action_space(params)
+continuous = hasattr(space, "shape") and len(space.shape) > 0
+width = int(space.shape[0]) if continuous else int(space.n)
+obs_shape = tuple(env.observation_space(params).shape)
+carry, step, observe = evaluate.make_rollout(env, params, [0, 1], 4, continuous, width, 3)
+seen = []
+for frame in range(3):
+    binary, bits, ended = jax.device_get(observe(carry))
+    floats = np.asarray(carry[0], np.float32).reshape(3, 8, *obs_shape)
+    frame_bytes = bytes([2, 0, 2]) + evaluate.observation_frame(binary, bits, carry[0], [0, 2])
+    parsed = policy_server.observations(frame_bytes, 3, 8, obs_shape)
+    assert [index for index, _ in parsed] == [0, 2]
+    for index, obs in parsed:
+        assert obs.dtype == np.float32 and obs.tobytes() == floats[index].tobytes(), (frame, index)
+    seen.append(frame_bytes[3:4].decode())
+    policy = np.tile(np.linspace(0.1, 1.0, (2 if continuous else 1) * width, dtype=np.float32), (3, 8, 1))
+    carry = step(carry, policy)
+# a negative zero is not a 0 bit: such a batch goes as floats, and arrives as -0.0
+signed = carry[0].at[(0,) * carry[0].ndim].set(-0.0).at[(1,) * carry[0].ndim].set(1.0)
+binary, bits, _ = jax.device_get(observe((signed, *carry[1:])))
+frame_bytes = bytes([1, 1]) + evaluate.observation_frame(binary, bits, signed, [1])
+[(index, obs)] = policy_server.observations(frame_bytes, 3, 8, obs_shape)
+assert obs.tobytes() == np.asarray(signed, np.float32).reshape(3, 8, *obs_shape)[1].tobytes()
+print(json.dumps({"encodings": seen, "signed": frame_bytes[2:3].decode()}))
+"""
+
+
+@pytest.mark.parametrize(
+    "env_id, encodings",
+    [
+        ("Breakout-MinAtar", "bbb"),
+        ("MountainCarContinuous-v0", "fff"),
+        ("MetaMaze-misc", "bbf"),  # binary until its time and reward features are not
+    ],
+)
+def test_the_policy_receives_exactly_the_observations_the_evaluator_holds(env_id, encodings):
+    """Binary observations travel as bits, others as float32; either way the policy gets the
+    same float32 numbers, for the checkpoints asked and in their order, and -0.0 stays -0.0."""
+    eval_dir = BUILTIN_DIR / "_rl" / "eval"
+    done = subprocess.run(
+        [sys.executable, "-c", ROUND_TRIP, str(eval_dir), str(BUILTIN_DIR / "_shared"), env_id],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"encodings": list(encodings), "signed": "f"}
+
+
+def test_a_malformed_observation_frame_is_refused():
+    sys.path[:0] = [p for p in (str(BUILTIN_DIR / "_rl" / "eval"), str(BUILTIN_DIR / "_shared")) if p not in sys.path]
+    spec = importlib.util.spec_from_file_location(
+        "rl_policy_server_for_tests", BUILTIN_DIR / "_rl" / "eval" / "policy_server.py"
+    )
+    assert spec is not None and spec.loader is not None
+    server = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(server)
+    good = bytes([2, 1, 0]) + b"b" + bytes(8)  # 2 blocks of 2 x 15 bits: 4 bytes each
+    assert [index for index, _ in server.observations(good, 2, 2, (15,))] == [1, 0]
+    for frame, words in [
+        (b"", "checkpoint indices"),
+        (bytes([0]) + b"f", "checkpoint indices"),
+        (bytes([1, 2]) + b"f" + bytes(120), "checkpoint indices [2] for 2 loaded"),
+        (bytes([3, 0, 1]), "checkpoint indices"),
+        (bytes([1, 0]) + b"f" + bytes(119), "encoding b'f' with 119 bytes"),
+        (bytes([1, 0]) + b"b" + bytes(5), "encoding b'b' with 5 bytes"),
+        (bytes([1, 0]) + b"x" + bytes(120), "encoding b'x'"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            server.observations(frame, 2, 2, (15,))
 
 
 def submit_broken(task_id: str, break_it: str) -> tuple[str, dict]:

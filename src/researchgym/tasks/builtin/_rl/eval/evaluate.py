@@ -157,9 +157,13 @@ class PolicyServer:
             raise PolicyError(f"the policy server answered the request to load {path} with "
                               f"{reply[:20]!r} instead of K")
 
-    def act(self, obs: Any, rows: int, width: int, continuous: bool) -> bytes:
-        reply = self.exchange(b"O" + obs.tobytes(), self.step_timeout_s, 1 + rows * width * 4,
-                              "answer a batch of observations", f" ({contract(rows, width, continuous)})")
+    def act(self, checkpoints: list[int], wire: bytes, rows: int, width: int, continuous: bool) -> bytes:
+        """The policies of `checkpoints` (indices in load order) on their observations, one
+        exchange for all of them: `wire` is the encoding byte and the observations."""
+        total = len(checkpoints) * rows
+        reply = self.exchange(b"O" + bytes([len(checkpoints), *checkpoints]) + wire, self.step_timeout_s,
+                              1 + total * width * 4, "answer a batch of observations",
+                              f" ({contract(total, width, continuous)})")
         if reply[:1] != b"A":
             raise PolicyError(f"the policy server answered a batch of observations with a frame of kind "
                               f"{reply[:1]!r} instead of A")
@@ -174,20 +178,25 @@ class PolicyServer:
 
 
 def make_rollout(env: Any, env_params: Any, seeds: list[int], envs_per_seed: int, continuous: bool,
-                 action_dim: int) -> tuple[Any, Any]:
-    """(initial carry, jitted step). The carry holds, per seed and environment, the observation,
-    the env state, the seed's random key, the return so far and whether the episode has ended."""
+                 action_dim: int, checkpoints: int) -> tuple[Any, Any, Any]:
+    """(initial carry, jitted step, jitted observe) for all checkpoints at once. The carry holds,
+    per checkpoint, seed and environment, the observation, the env state, the seed's random key,
+    the return so far and whether the episode has ended, checkpoint-major. Every checkpoint
+    starts from the same carry (it meets the same episodes, with the same keys); the rows of
+    one checkpoint evolve exactly as they would alone, so the batch only saves round trips."""
     import jax
     import jax.numpy as jnp
 
+    reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))  # compiled once for the seeds
+
     def start(seed: int) -> Any:
         reset_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
-        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, envs_per_seed), env_params)
+        obs, state = reset(jax.random.split(reset_key, envs_per_seed), env_params)
         return obs, state, run_key
 
-    starts = [start(seed) for seed in seeds]
+    starts = [start(seed) for seed in seeds] * checkpoints
     obs, state, keys = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
-    shape = (len(seeds), envs_per_seed)
+    shape = (len(starts), envs_per_seed)
     carry = (obs, state, keys, jnp.zeros(shape, jnp.float32), jnp.zeros(shape, bool))
     step_env = jax.vmap(jax.vmap(env.step, in_axes=(0, 0, 0, None)), in_axes=(0, 0, 0, None))
 
@@ -209,7 +218,26 @@ def make_rollout(env: Any, env_params: Any, seeds: list[int], envs_per_seed: int
         done = done | terminated | truncated
         return obs, state, keys, returns, done
 
-    return carry, step
+    @jax.jit
+    def observe(carry: Any) -> Any:
+        """What goes on the wire, computed where the carry lives (on the accelerator, if any):
+        whether every observation is 0 or 1, those observations as bits (a 32nd of the bytes:
+        MinAtar's images are binary), and per checkpoint whether all its episodes have ended."""
+        obs = carry[0].reshape(checkpoints, -1)
+        binary = jnp.all((obs == 1) | ((obs == 0) & ~jnp.signbit(obs)))  # -0.0 is sent as a float
+        return binary, jnp.packbits(obs != 0, axis=1), jnp.all(carry[4].reshape(checkpoints, -1), axis=1)
+
+    return carry, step, observe
+
+
+def observation_frame(binary: bool, bits: Any, obs: Any, active: list[int]) -> bytes:
+    """The encoding byte and the observations of the `active` checkpoints (see policy_server.py):
+    their bits when every observation is 0 or 1, else float32, fetched from the device only then."""
+    import numpy as np
+
+    if binary:
+        return b"b" + np.asarray(bits)[active].tobytes()
+    return b"f" + np.asarray(obs, dtype=np.float32).reshape(len(bits), -1)[active].tobytes()
 
 
 def contract(rows: int, width: int, continuous: bool) -> str:
@@ -253,32 +281,33 @@ def evaluate(args: argparse.Namespace, seed: int | None) -> dict[str, Any]:
     here = os.path.dirname(os.path.abspath(__file__))
     server = PolicyServer(AgentLink.open([sys.executable, os.path.join(here, "policy_server.py")]),
                           args.load_timeout, args.step_timeout)
-    means, all_returns = [], []
-    first_answers: dict[str, bytes] = {}
     try:
         names = server.listing(setup)
-        initial, step = make_rollout(env, env_params, seeds, args.envs_per_seed, continuous, action_dim)
-        for name in names:
+        for name in names:  # all loaded now, then played side by side: one exchange per step
             server.load(name)
-            carry = initial  # every checkpoint meets the same episodes
-            for frame in range(args.max_frames):
-                obs = np.asarray(carry[0], dtype=np.float32).reshape(rows, *obs_shape)
-                answer = server.act(obs, rows, width, continuous)
-                if frame == 0:  # the same first observations for every checkpoint
-                    first_answers[name] = answer
-                    same = first_pair_equal(first_answers)
-                    if same:
-                        raise PolicyError(
-                            f"checkpoints/{same[0]} and checkpoints/{same[1]} act identically on the same "
-                            f"observations: the score is the mean over {CHECKPOINTS} trainings with different "
-                            "seeds, and a network that ignores its checkpoint's parameters, or the same "
-                            "training saved twice, is not that")
-                carry = step(carry, check_policy(answer, rows, width, continuous))
-                if bool(jax.device_get(carry[4]).all()):
-                    break  # every episode has ended; later rewards would not count
-            returns = np.asarray(carry[3], dtype=np.float64).ravel()
-            means.append(float(returns.mean()))
-            all_returns.append(returns)
+        carry, step, observe = make_rollout(env, env_params, seeds, args.envs_per_seed, continuous, action_dim,
+                                            len(names))
+        active = list(range(len(names)))
+        policy = np.zeros((len(names), rows, width), np.float32)  # an ended checkpoint's rows count for nothing
+        for frame in range(args.max_frames):
+            binary, bits, ended = jax.device_get(observe(carry))
+            active = [index for index in active if not ended[index]]
+            if not active:
+                break  # every episode has ended; later rewards would not count
+            answer = server.act(active, observation_frame(binary, bits, carry[0], active), rows, width, continuous)
+            answers = check_policy(answer, len(active) * rows, width, continuous).reshape(len(active), rows, width)
+            if frame == 0:  # the same first observations for every checkpoint
+                same = first_pair_equal({names[index]: answers[at].tobytes() for at, index in enumerate(active)})
+                if same:
+                    raise PolicyError(
+                        f"checkpoints/{same[0]} and checkpoints/{same[1]} act identically on the same "
+                        f"observations: the score is the mean over {CHECKPOINTS} trainings with different "
+                        "seeds, and a network that ignores its checkpoint's parameters, or the same "
+                        "training saved twice, is not that")
+            policy[active] = answers
+            carry = step(carry, policy)
+        all_returns = np.asarray(carry[3], dtype=np.float64).reshape(len(names), -1)
+        means = [float(returns.mean()) for returns in all_returns]
     finally:
         server.close()
     returns = np.concatenate(all_returns)

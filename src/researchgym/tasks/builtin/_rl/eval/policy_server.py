@@ -9,18 +9,26 @@ Run by hand, evaluate.py starts it as a subprocess in the workspace.
 
 Protocol: frames over stdin/stdout (see agent_link.py; the evaluator never unpickles anything).
   evaluator -> here: first a JSON setup frame, then b"L" + a checkpoint's file name (one this
-  server listed), b"O" + float32 observations, or b"Q" to stop;
+  server listed; the evaluator loads all of them before the first step), b"O" + a batch of
+  observations for some of the loaded checkpoints, or b"Q" to stop;
   here -> evaluator: to the setup, b"K" + JSON {"checkpoints": sorted names of
   checkpoints/*.pkl, "networks_py": whether src/networks.py exists}; to a load, b"K"; to
   observations, b"A" + float32 array (logits, or mean then scale); or b"E" + an error message,
   after which this process exits. src/networks.py is imported at the first load.
+  An observation frame: b"O", a count k, k checkpoint indices (in load order, one byte each),
+  an encoding byte, then k blocks of `batch` observations, one block per checkpoint: float32
+  (b"f"), or (b"b") bits, most significant first, each block padded to whole bytes, for
+  observations whose every number is 0 or 1 (MinAtar's images), which the policy receives as
+  the same float32 0.0 and 1.0. The answer holds the k checkpoints' outputs in that order.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import json
+import math
 import os
 import pickle
 import sys
@@ -49,6 +57,26 @@ def file_digest(path: str) -> str:
     return digest.hexdigest()
 
 
+def apply_policy(model: Any, continuous: bool, params: Any, obs: Any) -> Any:
+    """The policy's output for a batch of observations: logits, or mean and scale side by side."""
+    import jax.numpy as jnp
+
+    _, policy = model.apply(params, obs)
+    if continuous:
+        mean, scale = policy
+        return jnp.concatenate([mean, scale], axis=-1)
+    return policy
+
+
+@functools.lru_cache(maxsize=1)
+def apply_jitted() -> Callable[..., Any]:
+    """apply_policy compiled with the model as a static argument: the five checkpoints of one
+    network config are compiled once, not five times."""
+    import jax
+
+    return jax.jit(apply_policy, static_argnums=(0, 1))
+
+
 def load_policy(path: str, make_model: Callable[..., Any], setup: dict[str, Any]) -> Callable[[Any], Any]:
     """A jitted function from a batch of observations to the flat float32 policy output."""
     import jax
@@ -68,14 +96,11 @@ def load_policy(path: str, make_model: Callable[..., Any], setup: dict[str, Any]
     continuous = setup["continuous"]
     model = make_model(network_config, setup["action_dim"], continuous)
     params = jax.tree_util.tree_map(jnp.asarray, checkpoint["network"])
-
-    @jax.jit
-    def act(params: Any, obs: jax.Array) -> jax.Array:
-        _, policy = model.apply(params, obs)
-        if continuous:
-            mean, scale = policy
-            return jnp.concatenate([mean, scale], axis=-1)
-        return policy
+    try:
+        hash(model)
+        act = functools.partial(apply_jitted(), model, continuous)  # equal models share one compilation
+    except TypeError:  # a model that cannot be a static argument gets a compilation of its own
+        act = jax.jit(functools.partial(apply_policy, model, continuous))
 
     def respond(obs: Any) -> Any:
         return np.asarray(act(params, obs), dtype=np.float32)
@@ -92,6 +117,8 @@ def main() -> None:
     def fail(message: str) -> None:
         end.send(b"E" + message.encode("utf-8", "replace")[:MAX_MESSAGE])
 
+    import jax  # noqa: F401  (while the evaluator starts up too: the load is then quicker)
+
     setup = end.receive_json()
     if setup is None:
         return
@@ -102,7 +129,7 @@ def main() -> None:
     import numpy as np
 
     make_model: Callable[..., Any] | None = None
-    respond: Callable[[Any], Any] | None = None
+    policies: list[Callable[[Any], Any]] = []  # in load order
     obs_shape = tuple(setup["obs_shape"])
     while True:
         message = end.receive()
@@ -123,21 +150,44 @@ def main() -> None:
                     fail("could not import make_model from src/networks.py:\n" + traceback.format_exc(limit=6))
                     return
             try:
-                respond = load_policy(path, make_model, setup)
+                policies.append(load_policy(path, make_model, setup))
             except BaseException:
                 fail(f"could not load {path}:\n" + traceback.format_exc(limit=6))
                 return
             end.send(b"K")
-        elif kind == b"O" and respond is not None:
+        elif kind == b"O" and policies:
             try:
-                out = respond(np.frombuffer(body, dtype=np.float32).reshape((-1, *obs_shape)))
+                batches = observations(body, len(policies), setup["batch"], obs_shape)
+            except ValueError as exc:
+                fail(f"malformed observation frame: {exc}")
+                return
+            try:
+                out = [policies[index](obs) for index, obs in batches]
             except BaseException:
                 fail("the policy failed on a batch of observations:\n" + traceback.format_exc(limit=6))
                 return
-            end.send(b"A" + out.tobytes())
+            end.send(b"A" + b"".join(part.tobytes() for part in out))
         else:
             return
 
+
+def observations(body: bytes, loaded: int, batch: int, obs_shape: tuple[int, ...]) -> list[tuple[int, Any]]:
+    """An observation frame's (checkpoint index, float32 observations) pairs (see the protocol above)."""
+    import numpy as np
+
+    count = body[0] if body else 0
+    indices, encoding, data = list(body[1:1 + count]), body[1 + count:2 + count], body[2 + count:]
+    if not count or len(indices) != count or any(index >= loaded for index in indices):
+        raise ValueError(f"checkpoint indices {indices} for {loaded} loaded checkpoints")
+    numbers = batch * math.prod(obs_shape)
+    if encoding == b"f" and len(data) == count * numbers * 4:
+        blocks = np.frombuffer(data, dtype=np.float32).reshape(count, numbers)
+    elif encoding == b"b" and len(data) == count * -(-numbers // 8):
+        packed = np.frombuffer(data, dtype=np.uint8).reshape(count, -1)
+        blocks = np.unpackbits(packed, axis=1, count=numbers).astype(np.float32)
+    else:
+        raise ValueError(f"encoding {encoding!r} with {len(data)} bytes for {count} blocks of {numbers} numbers")
+    return [(index, block.reshape(batch, *obs_shape)) for index, block in zip(indices, blocks)]
 
 if __name__ == "__main__":
     main()
