@@ -45,6 +45,29 @@ def test_the_machine_checks_are_real(no_gpu):
             assert "torch" in detail and "CPU only" in detail, detail
 
 
+def test_a_framework_that_would_leave_a_gpu_idle_is_named_with_its_cuda_build():
+    """On a GPU machine, JAX or torch installed as a CPU build (what this machine has) fails the
+    host check with the command that installs the CUDA build; frameworks on the GPU pass."""
+    import subprocess
+    import sys
+
+    from researchgym.doctor import PROBE, _cpu_only_hint, _probe_result
+
+    here = _probe_result(subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True).stdout)
+    assert here is not None
+    hint = _cpu_only_hint(here)
+    if importlib.util.find_spec("jax"):
+        assert "JAX runs on the CPU" in hint and "make install EXTRAS=rl-gpu" in hint, hint
+    if importlib.util.find_spec("torch"):
+        assert "torch is a CPU build" in hint, hint
+    on_gpu = {
+        "jax": {"version": "0.10.2", "backend": "gpu", "devices": ["cuda:0"]},
+        "torch": {"version": "2.13.0", "cuda": True, "devices": ["NVIDIA H200"]},
+    }
+    assert _cpu_only_hint(on_gpu) == ""
+    assert "JAX runs on the CPU" not in _cpu_only_hint({**on_gpu, "torch": {**on_gpu["torch"], "cuda": False}})
+
+
 def test_each_task_says_what_it_lacks_here(no_gpu):
     found = findings_of(doctor("--json"))
     assert found["task battleOfSexes"]["ok"]

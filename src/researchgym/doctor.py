@@ -192,18 +192,28 @@ def check_host_accelerator() -> list[Finding]:
     if found is None:
         findings.append(Finding("host: torch / JAX", False, "the probe did not answer"))
     else:
-        accelerated, line = _describe(found)
-        findings.append(
-            Finding(
-                "host: torch / JAX",
-                accelerated or not devices,
-                line,
-                ""
-                if accelerated or not devices
-                else "a GPU is here but neither torch nor JAX uses it: install their CUDA builds",
-            )
-        )
+        _, line = _describe(found)
+        hint = _cpu_only_hint(found) if devices else ""
+        findings.append(Finding("host: torch / JAX", not hint, line, hint))
     return findings
+
+
+def _cpu_only_hint(found: dict[str, Any]) -> str:
+    """On a machine with a GPU: what to install for each framework that is installed but runs on
+    the CPU (its GPU tasks would train there, slowly and silently); empty when none does."""
+    hints = []
+    jax_info, torch_info = found.get("jax"), found.get("torch")
+    if jax_info is not None and jax_info.get("backend") == "cpu":
+        hints.append(
+            "JAX runs on the CPU, so the RL -v0 tasks would train there: install its CUDA build with "
+            + install_hint("rl-gpu")
+        )
+    if torch_info is not None and "error" not in torch_info and not torch_info["cuda"]:
+        hints.append(
+            "torch is a CPU build, so CIFAR-10, COCO, MNLI and FineWeb would train on the CPU: install a "
+            "CUDA build (.venv/bin/pip install --force-reinstall torch from PyPI, whose Linux wheels use CUDA)"
+        )
+    return "; ".join(hints)
 
 
 def check_sandbox_accelerator() -> list[Finding]:
