@@ -327,7 +327,8 @@ def main() -> None:
     parser.add_argument("--envs-per-seed", type=int, default=256)
     parser.add_argument("--load-timeout", type=float, default=300.0,
                         help="seconds to import src/networks.py and load one checkpoint")
-    parser.add_argument("--step-timeout", type=float, default=60.0, help="seconds for the policy to answer one step")
+    parser.add_argument("--step-timeout", type=float, default=60.0,
+                        help="seconds for the policy to answer one step (of every checkpoint still playing)")
     args = parser.parse_args()
     try:
         metrics = evaluate(args, seed)
