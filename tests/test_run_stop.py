@@ -51,6 +51,18 @@ AGENTS = textwrap.dedent("""\
 """)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def ctrl_c_reaches_the_run():
+    """A suite started in the background (`nohup make test &`) inherits SIGINT ignored, and an
+    ignored signal stays ignored across exec: the run would never see Ctrl-C. A handler here is
+    reset to the default in each child, so the command line installs its own as from a terminal."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture(autouse=True)
 def agents(tmp_path, monkeypatch):
     """The agents above as an importable module, for the command line and this process alike."""
