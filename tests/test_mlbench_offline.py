@@ -67,7 +67,7 @@ def test_every_gold_command_passes_every_check(repos, tmp_path):
     model = ScriptedModel([fenced(s.output, "bash" if s.is_bash else "python") for s in SAMPLES], name="gold")
     summary = run_llm_setting(SAMPLES, model, repos, store, run_id="gold", setting="oracle", k=1)
     failed = [(r["sample"], r["detail"]) for r in store.mlbench_rows("gold") if not r["passed"]]
-    assert not failed, failed
+    assert not failed, "\n".join(f"{sample}: {detail}" for sample, detail in failed)  # whole, never cut
     assert summary.pass_at(1) == 1.0 and summary.samples == len(SAMPLES)
 
 
