@@ -51,21 +51,27 @@ def test_a_framework_that_would_leave_a_gpu_idle_is_named_with_its_cuda_build():
     import subprocess
     import sys
 
-    from researchgym.doctor import PROBE, _cpu_only_hint, _probe_result
+    from researchgym.doctor import PROBE, _probe_result, host_frameworks_finding
 
     here = _probe_result(subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True).stdout)
     assert here is not None
-    hint = _cpu_only_hint(here)
+    assert host_frameworks_finding(here, gpu_here=False).ok  # no GPU: the CPU is all there is
+    finding = host_frameworks_finding(here, gpu_here=True)  # this probe's result beside a GPU
+    if importlib.util.find_spec("jax") or importlib.util.find_spec("torch"):
+        assert not finding.ok
     if importlib.util.find_spec("jax"):
-        assert "JAX runs on the CPU" in hint and "make install EXTRAS=rl-gpu" in hint, hint
+        assert "JAX runs on the CPU" in finding.hint and "make install EXTRAS=rl-gpu" in finding.hint, finding
     if importlib.util.find_spec("torch"):
-        assert "torch is a CPU build" in hint, hint
+        assert "torch is a CPU build" in finding.hint, finding
     on_gpu = {
         "jax": {"version": "0.10.2", "backend": "gpu", "devices": ["cuda:0"]},
         "torch": {"version": "2.13.0", "cuda": True, "devices": ["NVIDIA H200"]},
     }
-    assert _cpu_only_hint(on_gpu) == ""
-    assert "JAX runs on the CPU" not in _cpu_only_hint({**on_gpu, "torch": {**on_gpu["torch"], "cuda": False}})
+    assert host_frameworks_finding(on_gpu, gpu_here=True).ok and not host_frameworks_finding(on_gpu, True).hint
+    torch_on_cpu = host_frameworks_finding({**on_gpu, "torch": {**on_gpu["torch"], "cuda": False}}, gpu_here=True)
+    assert not torch_on_cpu.ok and "JAX" not in torch_on_cpu.hint and "torch is a CPU build" in torch_on_cpu.hint
+    broken = host_frameworks_finding({"jax": {"error": "RuntimeError: no backend"}}, gpu_here=True)
+    assert not broken.ok and "neither torch nor JAX uses it" in broken.hint
 
 
 def test_each_task_says_what_it_lacks_here(no_gpu):

@@ -192,10 +192,17 @@ def check_host_accelerator() -> list[Finding]:
     if found is None:
         findings.append(Finding("host: torch / JAX", False, "the probe did not answer"))
     else:
-        _, line = _describe(found)
-        hint = _cpu_only_hint(found) if devices else ""
-        findings.append(Finding("host: torch / JAX", not hint, line, hint))
+        findings.append(host_frameworks_finding(found, bool(devices)))
     return findings
+
+
+def host_frameworks_finding(found: dict[str, Any], gpu_here: bool) -> Finding:
+    """The host probe's verdict: on a machine with a GPU, every installed framework must use it."""
+    accelerated, line = _describe(found)
+    hint = _cpu_only_hint(found) if gpu_here else ""
+    if gpu_here and not accelerated and not hint:  # e.g. JAX failed to start and no torch
+        hint = "a GPU is here but neither torch nor JAX uses it: install their CUDA builds"
+    return Finding("host: torch / JAX", not hint, line, hint)
 
 
 def _cpu_only_hint(found: dict[str, Any]) -> str:
