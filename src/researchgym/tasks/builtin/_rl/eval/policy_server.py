@@ -189,5 +189,6 @@ def observations(body: bytes, loaded: int, batch: int, obs_shape: tuple[int, ...
         raise ValueError(f"encoding {encoding!r} with {len(data)} bytes for {count} blocks of {numbers} numbers")
     return [(index, block.reshape(batch, *obs_shape)) for index, block in zip(indices, blocks)]
 
+
 if __name__ == "__main__":
     main()
