@@ -13,7 +13,9 @@ both run under the same conditions, outside any sandbox), alternately, `--repeat
 script prints the median wall time of each, their ratio, and fails if the two evaluators'
 metrics differ in any digit (a faster evaluation must score exactly the same). `--sandbox`
 also times this checkout's evaluation through `researchgym.evaluation.evaluate` (two bwrap
-sandboxes, as `validate` runs it).
+sandboxes, as `validate` runs it), `--repeats` rounds of three: with the evaluators' compile
+cache off, empty (cold) and holding the programs the cold run kept (warm), each scoring exactly
+the same.
 """
 
 from __future__ import annotations
@@ -123,15 +125,30 @@ def measure(task_id: str, against: str, repeats: int, checkpoints: Path | None, 
             **{label: statistics.median(values) for label, values in times.items()},
         }
         if sandbox:
-            from researchgym.evaluation import evaluate
-
-            task = researchgym.load_task(task_id)
-            started = time.perf_counter()
-            score = evaluate(task, base, split="validation", seed=0)
-            row["sandbox"] = time.perf_counter() - started
-            if score.metrics != {**metrics["after"], "split": "validation"} and score.metrics != metrics["after"]:
-                raise SystemExit(f"{task_id}: the sandboxed score differs: {score.metrics} vs {metrics['after']}")
+            row.update(sandboxed(task_id, base, metrics["after"], Path(scratch), repeats))
         return row
+
+
+def sandboxed(task_id: str, submission_folder: Path, expected: dict, scratch: Path, repeats: int) -> dict[str, float]:
+    """This checkout's evaluation through the two bwrap sandboxes (as `validate` runs it), median
+    of `repeats` rounds: with the compile cache off, then empty (cold, a fresh folder each round),
+    then holding the programs the cold run kept (warm)."""
+    import os
+
+    from researchgym.evaluation import evaluate
+
+    task = researchgym.load_task(task_id)
+    seconds: dict[str, list[float]] = {"sandbox": [], "cold": [], "warm": []}
+    for round_ in range(repeats):
+        cache = scratch / f"compile-cache-{round_}"
+        for label, setting in (("sandbox", "off"), ("cold", str(cache)), ("warm", str(cache))):
+            os.environ["RESEARCHGYM_COMPILE_CACHE"] = setting
+            started = time.perf_counter()
+            score = evaluate(task, submission_folder, split="validation", seed=0)
+            seconds[label].append(time.perf_counter() - started)
+            if score.metrics != {**expected, "split": "validation"} and score.metrics != expected:
+                raise SystemExit(f"{task_id}: the sandboxed score ({label}) differs: {score.metrics} vs {expected}")
+    return {label: statistics.median(values) for label, values in seconds.items()}
 
 
 def main() -> None:
@@ -151,11 +168,14 @@ def main() -> None:
     trained = dict(item.split("=", 1) for item in args.checkpoints)
     tasks = args.tasks or (list(trained) if trained else TASKS)
     print(f"evaluator at {args.against} (before) and this checkout (after), validation split, median of {args.repeats}")
-    print(f"{'task':34} {'checkpoints':11} {'before':>8} {'after':>8} {'ratio':>6} {'sandbox':>8}  Reward Mean")
+    print(
+        f"{'task':34} {'checkpoints':11} {'before':>8} {'after':>8} {'ratio':>6} "
+        f"{'sandbox':>8} {'cold':>8} {'warm':>8}  Reward Mean"
+    )
     for task_id in tasks:
         folder = Path(trained[task_id]) if task_id in trained else None
         row = measure(task_id, args.against, args.repeats, folder, args.sandbox)
-        sandbox = f"{row['sandbox']:7.1f}s" if "sandbox" in row else "       -"
+        sandbox = " ".join(f"{row[k]:7.1f}s" if k in row else "       -" for k in ("sandbox", "cold", "warm"))
         print(
             f"{task_id:34} {'trained' if row['trained'] else 'untrained':11} {row['before']:7.1f}s "
             f"{row['after']:7.1f}s {row['before'] / row['after']:5.2f}x {sandbox}  "

@@ -161,6 +161,14 @@ def tiny_task(tmp_path: Path) -> Path:
     return write_task(tmp_path / "tasks")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_compile_cache(tmp_path_factory):
+    """Evaluators' compiled programs go to a folder of the test session, never the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RESEARCHGYM_COMPILE_CACHE", str(tmp_path_factory.mktemp("compile-cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def hub_env(tmp_path_factory):
     """A private hub mirror, hub cache and researchgym cache, with GPU tasks allowed on the CPU.

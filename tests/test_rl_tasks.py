@@ -116,6 +116,25 @@ def test_the_score_is_deterministic_for_its_seeds(task_id, tmp_path):
     assert test.metrics["Reward Mean"] != first.metrics["Reward Mean"]  # other seeds, other episodes
 
 
+def test_the_compile_cache_changes_the_time_never_the_score(tmp_path, monkeypatch):
+    """Without a cache, with an empty one and with the programs the first evaluation kept: the
+    same metrics to the last digit; the evaluator's programs are kept in the task's folder."""
+    from researchgym.compile_cache import entries, evaluator_digest
+
+    untrained_checkpoints("rl-breakout-minatar-cpu", tmp_path / "submission")
+    task = researchgym.load_task("rl-breakout-minatar-cpu")
+    monkeypatch.setenv("RESEARCHGYM_COMPILE_CACHE", "off")
+    plain = evaluate(task, tmp_path / "submission", split="validation", seed=1)
+    monkeypatch.setenv("RESEARCHGYM_COMPILE_CACHE", str(tmp_path / "cache"))
+    cold = evaluate(task, tmp_path / "submission", split="validation", seed=1)
+    kept = dict(entries(tmp_path / "cache" / evaluator_digest(task)))
+    warm = evaluate(task, tmp_path / "submission", split="validation", seed=1)
+    assert plain.metrics == cold.metrics == warm.metrics
+    assert len(kept) >= 3 and all(name.endswith("-cache") for name in kept), kept
+    assert "persistent compilation cache" not in warm.output_tail  # no entry failed to load
+    assert dict(entries(tmp_path / "cache" / evaluator_digest(task))) == kept  # the same programs, the same keys
+
+
 @pytest.mark.parametrize("task_id", ["rl-breakout-minatar-cpu", "rl-mountain-car-continuous-cpu"])
 def test_each_checkpoint_is_scored_as_if_it_were_played_alone(task_id, tmp_path):
     """The five checkpoints are rolled out side by side in one batch: moving checkpoint files

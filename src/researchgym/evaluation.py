@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from researchgym import compile_cache
 from researchgym.errors import EvaluationError, SandboxError
 from researchgym.hardware import accelerator_env, sandbox_devices
 from researchgym.sandbox import (
@@ -58,6 +59,8 @@ from researchgym.training.rewards import normalise
 
 #: Where the evaluator's result folder appears in an isolating sandbox.
 RESULT_DIR = "/run/researchgym-result"
+#: Where the evaluator's copy of its compile cache appears in an isolating sandbox.
+COMPILE_CACHE_DIR = "/run/researchgym-compile-cache"
 RESULT_NAME = "result.json"
 #: The largest result (or output line) read as one.
 MAX_RESULT_BYTES = 1 << 20
@@ -258,6 +261,8 @@ class _EvaluationRun:
         self.artefact = root / "artefact"
         self.evaluator = root / "evaluator" if self.code else self.artefact
         self.results = root / "result"
+        self.cache = compile_cache.CompileCache.for_task(task)
+        self.compiled = root / "compile-cache"
         self.token = secrets.token_hex(16)
 
     def prepare(self, workspace: Path) -> None:
@@ -271,6 +276,22 @@ class _EvaluationRun:
         except OSError as exc:
             raise EvaluationError("evaluation_error", f"could not prepare the evaluation folder: {exc}") from exc
         write_secrets(self.evaluator, self.token, self.seed)
+        if self.cache is not None:
+            self.compiled.mkdir()
+            try:
+                self.cache.stage(self.compiled)
+            except OSError:
+                pass  # the evaluator compiles afresh
+
+    def _publish_compiled(self, outcome: _Outcome) -> None:
+        """Keep what the evaluator compiled, once it finished by itself (it reported, so its
+        writes are complete). A cache that cannot be written costs time, never the score."""
+        if self.cache is None or outcome.evaluator.timed_out or outcome.result_file is None:
+            return
+        try:
+            self.cache.publish(self.compiled)
+        except OSError:
+            pass
 
     def _inside(self, folder: Path, isolated: str) -> str:
         return path_inside(self.sandbox, folder, isolated)
@@ -295,9 +316,13 @@ class _EvaluationRun:
         }
         if link is not None:
             env[LINK_VARIABLE] = f"{link[0]},{link[1]}"
+        if self.cache is not None:
+            env[compile_cache.EVALUATOR_VARIABLE] = self._inside(self.compiled, COMPILE_CACHE_DIR)
         mounts = dataset_mounts(self.task, self.evaluator, self.sandbox)
         if not sees_host_paths(self.sandbox):
             mounts.append(Mount(self.results, RESULT_DIR, read_only=False))
+            if self.cache is not None:
+                mounts.append(Mount(self.compiled, COMPILE_CACHE_DIR, read_only=False))
         return SandboxSpec(
             workspace=self.evaluator,
             mounts=mounts,
@@ -377,6 +402,7 @@ class _EvaluationRun:
             outcome = self._run()
         except SandboxError as exc:
             raise EvaluationError("evaluation_error", f"the evaluation sandbox failed: {exc}") from exc
+        self._publish_compiled(outcome)
         result = outcome.evaluator
         tail = result.output[-4000:]
         if outcome.agent_code is not None and outcome.agent_code.output.strip():

@@ -134,6 +134,9 @@ class EvaluationSpec(_Strict):
     agent_code: AgentCodeSpec | None = None
     #: Where the result travels: `channel` (a file only the evaluator can write) or `stdout`.
     result: Literal["channel", "stdout"] | None = None
+    #: Whether the evaluator keeps compiled programs between evaluations (researchgym/compile_cache.py):
+    #: it finds them in the folder $RESEARCHGYM_EVALUATOR_CACHE names (e.g. for JAX's persistent cache).
+    compile_cache: bool = False
 
     @model_validator(mode="after")
     def _agent_code_reports_on_the_channel(self) -> EvaluationSpec:
@@ -141,6 +144,12 @@ class EvaluationSpec(_Strict):
             raise ValueError(
                 "result: stdout cannot be used with agent_code: the agent's code could write "
                 "that output; evaluators that run agent code report on the channel"
+            )
+        if self.compile_cache and self.agent_code is None:
+            raise ValueError(
+                "compile_cache: true needs agent_code: what the evaluator compiles is kept for later "
+                "evaluations, so its sandbox must hold none of the agent's files (run the agent's code "
+                "through agent_code, or set compile_cache: false)"
             )
         return self
 

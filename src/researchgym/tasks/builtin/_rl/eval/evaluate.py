@@ -262,10 +262,22 @@ def check_policy(raw: bytes, rows: int, width: int, continuous: bool) -> Any:
     return out
 
 
+def use_compile_cache(jax: Any) -> None:
+    """Keep what JAX compiles here in the folder researchgym hands this evaluator (its copy of
+    earlier evaluations' programs; researchgym/compile_cache.py), every program however quick to
+    compile. Only this sandbox writes that copy: the policy server never sees it. The cache
+    changes how long an evaluation takes, never what it computes."""
+    folder = os.environ.get("RESEARCHGYM_EVALUATOR_CACHE")
+    if folder and os.path.isdir(folder):
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
 def evaluate(args: argparse.Namespace, seed: int | None) -> dict[str, Any]:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import gymnax
     import jax
+    use_compile_cache(jax)
     import numpy as np
     from gymnax.environments import spaces
 
