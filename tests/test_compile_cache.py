@@ -256,3 +256,26 @@ def test_the_shared_folder_lives_in_the_researchgym_cache_unless_named(tmp_path,
     for value in ("off", "OFF", "0", "false", "none"):
         monkeypatch.setenv("RESEARCHGYM_COMPILE_CACHE", value)
         assert compile_cache.shared_root() is None
+
+
+def test_doctor_reports_the_cache_and_a_folder_it_cannot_write(tmp_path, monkeypatch):
+    from researchgym.doctor import check_compile_cache
+
+    monkeypatch.setenv("RESEARCHGYM_COMPILE_CACHE", str(tmp_path / "cache"))
+    (finding,) = check_compile_cache()
+    assert finding.ok and "0 evaluator(s)" in finding.detail
+    cache = CompileCache(tmp_path / "cache" / "abc")
+    source = tmp_path / "evaluator"
+    source.mkdir()
+    (source / "jit_step-aa-cache").write_bytes(b"x" * 2000)
+    cache.publish(source)
+    (finding,) = check_compile_cache()
+    assert finding.ok and "1 evaluator(s), 1 programs" in finding.detail
+    monkeypatch.setenv("RESEARCHGYM_COMPILE_CACHE", "off")
+    (finding,) = check_compile_cache()
+    assert finding.ok and finding.detail.startswith("off")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("RESEARCHGYM_COMPILE_CACHE", str(blocked / "cache"))
+    (finding,) = check_compile_cache()
+    assert not finding.ok and "RESEARCHGYM_COMPILE_CACHE" in finding.hint

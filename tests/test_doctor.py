@@ -37,6 +37,7 @@ def test_the_machine_checks_are_real(no_gpu):
     assert found["user namespaces"]["ok"]  # a sandbox really started and ran a command
     assert {f"extra {extra}" for extra in EXTRA_MODULES} <= set(found)
     assert found["GPU device files"]["ok"] and "none visible" in found["GPU device files"]["detail"]
+    assert found["compile cache"]["ok"] and "evaluator(s)" in found["compile cache"]["detail"]
     for where in ("host: torch / JAX", "sandbox: torch / JAX"):
         detail = found[where]["detail"]
         if importlib.util.find_spec("jax"):

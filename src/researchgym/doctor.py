@@ -3,7 +3,8 @@
 Each check is a `Finding` (what, ok or not, the detail, and a hint when something is missing):
 bubblewrap and user namespaces (a real sandbox is started), the package extras, the accelerator
 seen on the host (device files, nvidia-smi, torch, JAX) and inside a GPU task's sandbox (the same
-probes with the device files passed in), and, per task, what it needs that is missing here.
+probes with the device files passed in), the evaluators' compile cache, and, per task, what it
+needs that is missing here.
 `train_baseline` then plays one task's baseline end to end through the environment (train,
 validate) and reports its time and score: with a GPU task (`--gpu`) it shows that the paper's
 budget trains on the accelerator inside the sandbox.
@@ -292,8 +293,42 @@ def check_tasks() -> list[Finding]:
     return findings
 
 
+def check_compile_cache() -> list[Finding]:
+    """Where evaluators keep their compiled programs, and whether researchgym can write there
+    (if not, every RL evaluation compiles its rollout again: slower, never scored differently)."""
+    import os
+
+    from researchgym import compile_cache
+
+    root = compile_cache.shared_root()
+    if root is None:
+        return [Finding("compile cache", True, f"off ({compile_cache.VARIABLE}): every evaluation compiles afresh")]
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+        return [
+            Finding(
+                "compile cache",
+                False,
+                f"{root} cannot be written ({existing} is not a writable folder): every evaluation compiles afresh",
+                f"set {compile_cache.VARIABLE} to a writable folder, or to off",
+            )
+        ]
+    folders = sorted(folder for folder in root.iterdir() if folder.is_dir()) if root.is_dir() else []
+    held = [list(compile_cache.entries(folder)) for folder in folders]
+    size = sum(entry_size for folder in held for _, entry_size in folder)
+    return [
+        Finding(
+            "compile cache",
+            True,
+            f"{root}: {len(held)} evaluator(s), {sum(map(len, held))} programs, {size / 1e6:.1f} MB",
+        )
+    ]
+
+
 def run_checks(*, tasks: bool = True) -> list[Finding]:
-    findings = check_bubblewrap() + check_extras() + check_host_accelerator()
+    findings = check_bubblewrap() + check_extras() + check_host_accelerator() + check_compile_cache()
     if any(f.check == "user namespaces" and f.ok for f in findings):
         findings += check_sandbox_accelerator()
     return findings + (check_tasks() if tasks else [])
