@@ -165,6 +165,17 @@ def test_reward_modes_final_dense_and_custom(tmp_path):
         make_env(str(task / "task.yaml"), reward="sparse")
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_reward_function_that_returns_a_non_finite_number_is_named(tmp_path, bad):
+    task = write_task(tmp_path / "tasks")
+
+    def broken_bonus(event):
+        return bad if event.kind == "validate" else 0.0
+
+    with pytest.raises(ValueError, match=r"reward function .*broken_bonus returned .* validate event at step 2"):
+        _play(task, broken_bonus, ["python solve.py", "validate"])
+
+
 # --------------------------------------------------------------------- curriculum
 def test_the_curriculum_is_reproducible_under_a_seed_and_follows_its_weights():
     tasks = ["a", "b", "c", "d"]

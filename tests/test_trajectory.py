@@ -63,3 +63,20 @@ def test_the_reader_skips_a_torn_line_and_unknown_records(tmp_path):
     assert [s["step"] for s in trajectory.steps] == [1, 2]  # an agent's field cannot change a record's type
     assert trajectory.end["exit_status"] == "submitted" and trajectory.step(2)["action"] == "pwd"
     assert trajectory.model_stats == {"api_calls": 2} and trajectory.autosubmit is None
+
+
+def test_every_line_is_strict_json_even_with_a_non_finite_number(tmp_path):
+    """A NaN or an infinity (say, from an agent's own record) is written as null: the file stays
+    JSON for any reader (a browser, jq), and the readers here take null as missing."""
+    path = tmp_path / "episode.jsonl"
+    recorder = TrajectoryRecorder(path)
+    recorder.step(step=1, action="ls", reward=0.0, agent={"cost": float("nan"), "scores": [1.5, float("inf")]})
+    recorder.end(exit_status="submitted", steps=1, final_score=float("-inf"), scores=[])
+    recorder.close()
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    records = [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
+    assert records[0]["agent"] == {"cost": None, "scores": [1.5, None]}
+    assert records[1]["final_score"] is None and records[1]["type"] == "end"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import secrets
 import time
@@ -19,6 +18,7 @@ from rich.table import Table
 from researchgym.cli.common import _fail, _one_line, console, err_console
 from researchgym.cli.suites import SUITES
 from researchgym.errors import ResearchGymError
+from researchgym.strict_json import strict_dumps
 
 if TYPE_CHECKING:
     from researchgym.runs.config import Method, RunConfig
@@ -366,7 +366,7 @@ def _play_one(
     with indicator:
         runner.run()
     if as_json:
-        print(json.dumps(_results(runner, run_dir), default=str))
+        print(strict_dumps(_results(runner, run_dir), default=str))
     if outcome.get("kind") != "finished":
         _fail(f"the episode failed: {outcome.get('data', {}).get('error', 'no outcome')} (run folder: {run_dir})")
     result = outcome["data"]
@@ -478,7 +478,7 @@ def _play_many(
     out.print(f"run folder: {run_dir}  ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})", highlight=False)
     out.print(f"report: researchgym report {run_dir}", highlight=False)
     if as_json:
-        print(json.dumps(_results(runner, run_dir), default=str))
+        print(strict_dumps(_results(runner, run_dir), default=str))
     silent = _never_answered(config, played)
     if silent:
         _print_silent_models(silent)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
+from researchgym.strict_json import strict_dumps
+
 SCHEMA_VERSION = 1
 
 RecordType = Literal["reset", "step", "autosubmit", "end"]
@@ -118,7 +120,7 @@ class TrajectoryRecorder:
     def _write(self, kind: RecordType, fields: dict[str, Any]) -> None:
         # Fields first (an agent's record), then what the environment knows: the type wins.
         record = {"v": SCHEMA_VERSION, "time": time.time(), **fields, "type": kind}
-        self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._file.write(strict_dumps(record, ensure_ascii=False, default=str) + "\n")
         self._file.flush()
 
     def close(self) -> None:

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,11 @@ class Rewarder:
     def __call__(self, event: RewardEvent) -> float:
         if self.fn is not None:
             reward = float(self.fn(event))
+            if not math.isfinite(reward):  # it would poison every return and average it enters
+                raise ValueError(
+                    f"the reward function {self.name.removeprefix('custom:')} returned {reward} for a "
+                    f"{event.kind} event at step {event.step}; a reward must be a finite number"
+                )
         elif event.kind == "end":
             final = FAILED_REWARD if event.final is None else event.final
             reward = final - (self.best if self.name == "dense" else 0.0)

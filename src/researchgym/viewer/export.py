@@ -8,8 +8,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from researchgym.strict_json import strict_dumps
 from researchgym.viewer.data import RunData
-from researchgym.viewer.server import STATIC, STATIC_FILES, strict_dumps
+from researchgym.viewer.server import STATIC, STATIC_FILES
 
 BUNDLE_MARK = "<!-- bundle -->"
 

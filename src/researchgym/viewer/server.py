@@ -17,8 +17,6 @@ recorded (before evaluation refused them, or imported) is served as null.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import threading
 import urllib.parse
@@ -26,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from researchgym.strict_json import strict_dumps
 from researchgym.viewer.data import NotFound, RunData
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -35,28 +34,6 @@ STATIC_FILES = {
     "style.css": "text/css; charset=utf-8",
 }
 ANSWER_KEY = re.compile(r"[A-Za-z0-9_.-]{1,200}")
-
-
-def json_safe(value: Any) -> Any:
-    """A copy of `value` with every non-finite float replaced by None (dicts, lists and tuples
-    are copied; anything else is returned as it is)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    return value
-
-
-def strict_dumps(value: Any, **kwargs: Any) -> str:
-    """json.dumps that never writes NaN or Infinity, which are not JSON (a browser's JSON.parse
-    refuses the whole answer for one): a non-finite float, from a run recorded before evaluation
-    refused them or imported, becomes null. The copy is made only when one is there."""
-    try:
-        return json.dumps(value, allow_nan=False, **kwargs)
-    except ValueError:  # "Out of range float values are not JSON compliant"
-        return json.dumps(json_safe(value), allow_nan=False, **kwargs)
 
 
 class _Handler(BaseHTTPRequestHandler):
