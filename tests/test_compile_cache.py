@@ -94,20 +94,22 @@ def shared(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-def score(task, tmp_path: Path, solution: str):
+def score(task, tmp_path: Path, solution: str, sandbox: str = "bwrap"):
     workspace = tmp_path / f"ws-{os.urandom(4).hex()}"
     workspace.mkdir()
     (workspace / "solution.py").write_text(solution)
-    return evaluate(task, workspace, split="validation", seed=3, sandbox="bwrap")
+    return evaluate(task, workspace, split="validation", seed=3, sandbox=sandbox)
 
 
-def test_what_a_finished_evaluation_compiled_the_next_one_finds(shared, tmp_path):
+@pytest.mark.filterwarnings("ignore:the 'local' sandbox does not isolate")
+@pytest.mark.parametrize("sandbox", ["bwrap", "local"])
+def test_what_a_finished_evaluation_compiled_the_next_one_finds(shared, tmp_path, sandbox):
     task = load_task_file(write_cached_task(tmp_path / "tasks"))
-    first = score(task, tmp_path, HONEST)
+    first = score(task, tmp_path, HONEST, sandbox)
     assert first.metrics["found"] == []
     folder = shared / evaluator_digest(task)
     assert sorted(os.listdir(folder)) == ["jit_rollout-0123abcd-cache"]  # renamed into place, no leftovers
-    second = score(task, tmp_path, HONEST)
+    second = score(task, tmp_path, HONEST, sandbox)
     assert second.metrics["found"] == ["jit_rollout-0123abcd-cache"]
     assert (folder / "jit_rollout-0123abcd-cache").read_bytes() == b"compiled" * 100
 
