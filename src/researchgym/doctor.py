@@ -298,7 +298,7 @@ def check_compile_cache() -> list[Finding]:
     (if not, every RL evaluation compiles its rollout again: slower, never scored differently)."""
     import os
 
-    from researchgym import compile_cache
+    import researchgym.compile_cache as compile_cache
 
     root = compile_cache.shared_root()
     if root is None:

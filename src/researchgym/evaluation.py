@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from researchgym import compile_cache
+from researchgym.compile_cache import EVALUATOR_VARIABLE, CompileCache
 from researchgym.errors import EvaluationError, SandboxError
 from researchgym.hardware import accelerator_env, sandbox_devices
 from researchgym.sandbox import (
@@ -261,7 +261,7 @@ class _EvaluationRun:
         self.artefact = root / "artefact"
         self.evaluator = root / "evaluator" if self.code else self.artefact
         self.results = root / "result"
-        self.cache = compile_cache.CompileCache.for_task(task)
+        self.cache = CompileCache.for_task(task)
         self.compiled = root / "compile-cache"
         self.token = secrets.token_hex(16)
 
@@ -317,7 +317,7 @@ class _EvaluationRun:
         if link is not None:
             env[LINK_VARIABLE] = f"{link[0]},{link[1]}"
         if self.cache is not None:
-            env[compile_cache.EVALUATOR_VARIABLE] = self._inside(self.compiled, COMPILE_CACHE_DIR)
+            env[EVALUATOR_VARIABLE] = self._inside(self.compiled, COMPILE_CACHE_DIR)
         mounts = dataset_mounts(self.task, self.evaluator, self.sandbox)
         if not sees_host_paths(self.sandbox):
             mounts.append(Mount(self.results, RESULT_DIR, read_only=False))
