@@ -96,11 +96,12 @@ class CompileCache:
     def publish(self, source: Path) -> int:
         """Take in the entries of `source` (a finished evaluator's folder) that are new: plain
         files with plain names, each renamed into place once complete. Returns the count."""
-        known = {relative for relative, _ in entries(self.folder)}
+        held = list(entries(self.folder))
+        known = {relative for relative, _ in held}
         fresh = [(relative, size) for relative, size in entries(source) if relative not in known]
         if not fresh:
             return 0
-        self._make_room(sum(size for _, size in fresh))
+        self._make_room(held, sum(size for _, size in fresh))
         published = 0
         for relative, _ in fresh:
             target = self.folder / relative
@@ -114,11 +115,11 @@ class CompileCache:
                 temporary.unlink(missing_ok=True)
         return published
 
-    def _make_room(self, incoming: int) -> None:
-        """Remove the oldest entries until `incoming` more bytes fit under MAX_FOLDER_BYTES."""
-        held = sorted(entries(self.folder), key=lambda entry: _mtime(self.folder / entry[0]))
+    def _make_room(self, held: list[tuple[str, int]], incoming: int) -> None:
+        """Remove the oldest of the `held` entries until `incoming` more bytes fit under
+        MAX_FOLDER_BYTES."""
         total = sum(size for _, size in held)
-        for relative, size in held:
+        for relative, size in sorted(held, key=lambda entry: _mtime(self.folder / entry[0])):
             if total + incoming <= MAX_FOLDER_BYTES:
                 break
             (self.folder / relative).unlink(missing_ok=True)
