@@ -87,8 +87,12 @@ browser-deps:
 	  echo "warning: could not install chromium; the viewer's browser tests will be skipped"; \
 	fi
 
+# The whole suite on TEST_WORKERS processes (pytest-xdist, each test handed to whichever worker
+# is free): most tests wait on sandboxes, subprocesses and deadlines rather than the CPU, and one
+# process at a time took CI past its 90 minutes. The 25 slowest tests are listed at the end.
+TEST_WORKERS ?= 3
 test: $(VENV)/.dev-installed browser-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=25
 
 # The fast tier for the edit-test loop: no slow test and nothing that needs torch, JAX, Ray or a
 # browser (the `heavy` marker, set in tests/conftest.py), on 4 workers: the tests mostly wait on

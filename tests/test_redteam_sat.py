@@ -656,7 +656,10 @@ def test_cpu_time_spent_outside_the_servers_process_is_charged(task, tmp_path, h
     assert isinstance(helped, Score), f"{helped}: {getattr(helped, 'detail', '')[-2000:]}"
     assert helped.metrics["Decisions"] == honest.metrics["Decisions"] == VALIDATION_DECISIONS
     assert helped.metrics["HeuristicCPU"] >= honest.metrics["HeuristicCPU"] + 0.8 * HELPED_BURN_S
-    assert helped.value >= honest.value + 0.8 * HELPED_BURN_S
+    # Time is the two CPU figures summed. Compared with the honest run's Time instead, the
+    # solver's own CPU time, which varies by a fifth between runs on a loaded machine, would
+    # drown the burn.
+    assert helped.value == pytest.approx(helped.metrics["SolverCPU"] + helped.metrics["HeuristicCPU"], abs=0.002)
     assert "every process of the heuristic's sandbox" in helped.output_tail
 
 
@@ -673,7 +676,7 @@ def forge():
     report = b"!" + bytes(32) + body
     frame = len(report).to_bytes(4, "big") + report
     shell = {os.readlink(f"/proc/1/fd/{fd}") for fd in os.listdir("/proc/1/fd")}
-    hit = []
+    opened = {}
     for pid in sorted(p for p in os.listdir("/proc") if p.isdigit()):
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
@@ -683,19 +686,20 @@ def forge():
             path = f"/proc/{pid}/fd/{fd}"
             try:
                 target = os.readlink(path)
-                if not target.startswith("pipe:") or target in shell:
-                    continue
-                out = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+                if target.startswith("pipe:") and target not in shell:
+                    opened[f"{pid}/{fd}"] = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
             except OSError:
                 continue
-            try:
-                os.write(out, frame)
-                hit.append(f"{pid}/{fd}")
-            except OSError:
-                pass
-            finally:
-                os.close(out)
-    print("FORGED ON", os.getpid(), " ".join(hit), file=sys.stderr, flush=True)
+    # Named before the first forged frame goes out: the evaluator stops this code as soon as it
+    # reads one, and a line printed after that may never reach its output.
+    print("FORGED ON", os.getpid(), " ".join(opened), file=sys.stderr, flush=True)
+    for out in opened.values():
+        try:
+            os.write(out, frame)
+        except OSError:
+            pass
+        finally:
+            os.close(out)
 """
 
 
@@ -707,6 +711,7 @@ def test_a_cpu_report_forged_onto_every_pipe_of_the_sandbox_fails_with_a_named_s
     )
     error = failure(run(task, tmp_path, source))
     assert error.status == "evaluation_format_error", str(error)
+    assert "FORGED ON " in error.detail, error.detail[-3000:]
     forged = error.detail.split("FORGED ON ", 1)[1].splitlines()[0].split()
     assert [target for target in forged[1:] if target.split("/")[0] != forged[0]], forged  # beyond its own
 
