@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -163,6 +164,24 @@ def test_reward_modes_final_dense_and_custom(tmp_path):
     assert shaping.name.startswith("custom:") and "per_step_cost" in shaping.name
     with pytest.raises(ValueError, match="reward must be"):
         make_env(str(task / "task.yaml"), reward="sparse")
+
+
+def test_dense_rewards_stay_finite_when_the_scores_reach_a_floats_limits():
+    """Every normalised score is finite (evaluation refuses the rest), but the last dense step pays
+    the final score minus the best validation, which overflows when both sit near a float's limit
+    on opposite sides: it pays the largest finite number of that sign instead of an infinity
+    that would poison every return and average it enters."""
+    from researchgym.training.rewards import Rewarder, RewardEvent
+
+    huge = 1.5e308
+    rewarder = Rewarder("dense")
+    validated = rewarder(RewardEvent("validate", 1, huge, None, 0.0, None))
+    end = rewarder(RewardEvent("end", 2, None, -huge, huge, None))
+    assert validated == huge
+    assert end == -sys.float_info.max
+    assert math.isfinite(validated + end)
+    rewarder.reset()
+    assert rewarder(RewardEvent("end", 1, None, 0.5, 0.0, None)) == 0.5  # an ordinary end is unchanged
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])

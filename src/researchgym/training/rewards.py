@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,8 @@ class Rewarder:
         elif event.kind == "end":
             final = FAILED_REWARD if event.final is None else event.final
             reward = final - (self.best if self.name == "dense" else 0.0)
+            if not math.isfinite(reward):  # two finite scores near a float's limit, far apart
+                reward = math.copysign(sys.float_info.max, reward)
         elif self.name == "dense" and event.kind == "validate" and event.validation is not None:
             reward = max(event.validation - self.best, 0.0)
         else:
