@@ -384,9 +384,11 @@ def test_a_strategy_that_hangs_or_forks_gets_a_named_evaluation_failure(source, 
 
 def leftover_processes(pattern: str) -> list[str]:
     """Processes whose command line holds `pattern` that this test left behind: below this
-    process, or escaped from every sandbox (no bubblewrap above them). Another test's sandbox,
-    running beside this one on another worker, is neither."""
-    parents, commands = {}, {}
+    process, or escaped from the test session altogether (handed to init). Another test's
+    evaluation, running beside this one on another xdist worker (in bubblewrap or in the local
+    sandbox), is below the session's controller and is not counted."""
+    parents = {}
+    commands = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -395,18 +397,18 @@ def leftover_processes(pattern: str) -> list[str]:
             commands[entry.name] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        parents[entry.name] = (fields[1], stat.split("(", 1)[1].rsplit(")", 1)[0])  # (ppid, name)
-    mine, left = str(os.getpid()), []
+        parents[entry.name] = stat.rsplit(")", 1)[1].split()[1]
+    mine = str(os.getpid())
+    session = str(os.getppid()) if os.environ.get("PYTEST_XDIST_WORKER") else mine
+    left = []
     for pid, command in commands.items():
         if pattern not in command or pid not in parents:
             continue
-        ancestor, under_me, boxed = parents[pid][0], False, False
-        while ancestor in parents and ancestor not in ("0", "1"):
-            under_me = under_me or ancestor == mine
-            boxed = boxed or parents[ancestor][1] == "bwrap"
-            ancestor = parents[ancestor][0]
-        if under_me or not boxed:
+        ancestors, ancestor = set(), parents[pid]
+        while ancestor in parents and ancestor not in ("0", "1") and ancestor not in ancestors:
+            ancestors.add(ancestor)
+            ancestor = parents[ancestor]
+        if mine in ancestors or session not in ancestors:
             left.append(pid)
     return left
 
