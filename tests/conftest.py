@@ -170,6 +170,15 @@ def private_compile_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def private_researchgym_cache(tmp_path_factory):
+    """A researchgym cache of the test module's own: what it materialises there (the ML-Bench
+    toy repository, at a commit made anew each run) never piles up in the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RESEARCHGYM_CACHE", str(tmp_path_factory.mktemp("researchgym-cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
 def hub_env(tmp_path_factory):
     """A private hub mirror, hub cache and researchgym cache, with GPU tasks allowed on the CPU.
 

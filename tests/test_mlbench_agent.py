@@ -14,6 +14,9 @@ from researchgym.mlbench.schema import Sample
 from researchgym.models import create_model
 from researchgym.runs.store import Store
 
+# The toy repository is materialised in a cache of this module, not the user's.
+pytestmark = pytest.mark.usefixtures("private_researchgym_cache")
+
 SAMPLE = Sample(
     id=7,
     path="./examples",

@@ -16,6 +16,9 @@ from researchgym.mlbench.metrics import first_pass_at_k, pass_at_k
 from researchgym.mlbench.repos import RepoPin, materialize
 from researchgym.mlbench.schema import Sample
 
+# The toy repository is materialised in a cache of this module, not the user's.
+pytestmark = pytest.mark.usefixtures("private_researchgym_cache")
+
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> tuple[Path, str]:

@@ -18,6 +18,9 @@ from researchgym.mlbench.schema import Sample
 from researchgym.models.scripted import ScriptedModel
 from researchgym.runs.store import Store
 
+# The toy repository is materialised in a cache of this module, not the user's.
+pytestmark = pytest.mark.usefixtures("private_researchgym_cache")
+
 SAMPLE = Sample(
     id=3,
     path="./examples",

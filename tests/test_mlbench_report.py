@@ -21,6 +21,9 @@ from researchgym.mlbench.schema import Sample
 from researchgym.runs.store import Store
 from researchgym.viewer import RunData, ViewerServer, export_bundle
 
+# The toy repository is materialised in a cache of this module, not the user's.
+pytestmark = pytest.mark.usefixtures("private_researchgym_cache")
+
 
 def _sample(id: int, repo: str, dataset: str, lr: str, epochs: str) -> Sample:
     return Sample(
