@@ -402,7 +402,7 @@ def leftover_processes(pattern: str) -> list[str]:
     session = str(os.getppid()) if os.environ.get("PYTEST_XDIST_WORKER") else mine
     left = []
     for pid, command in commands.items():
-        if pattern not in command or pid not in parents:
+        if pattern not in command:
             continue
         ancestors, ancestor = set(), parents[pid]
         while ancestor in parents and ancestor not in ("0", "1") and ancestor not in ancestors:
