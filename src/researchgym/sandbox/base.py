@@ -71,6 +71,10 @@ class SandboxSpec:
     #: Host file descriptors the sandbox's shell (and its commands) inherit under the same
     #: numbers: the pipes that join an evaluator to the agent's code it scores.
     pass_fds: tuple[int, ...] = ()
+    #: A host file where every program started in the sandbox is logged by strace, started on
+    #: the host around the launcher (exectrace.py): for a judge that must know, beyond what
+    #: the sandbox's own code can forge, which program each process runs.
+    exec_trace: Path | None = None
 
 
 @dataclass

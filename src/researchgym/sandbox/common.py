@@ -10,6 +10,7 @@ from pathlib import Path
 from researchgym.sandbox import procs
 from researchgym.sandbox.base import ExecResult, SandboxSpec
 from researchgym.sandbox.cgroups import SandboxCgroup
+from researchgym.sandbox.exectrace import tracer_argv
 from researchgym.sandbox.limits import launch_prefix, runaway_check
 from researchgym.sandbox.quota import QuotaWatch, quota_areas
 from researchgym.sandbox.shell import PersistentShell
@@ -75,6 +76,9 @@ class ShellSandbox:
         argv, env, host_cwd = self.launcher()
         prefix, preexec = launch_prefix(limits, self.cgroup)
         argv = prefix + argv
+        if self.spec.exec_trace is not None:
+            # outermost: the sandbox's limits (a file size limit, say) must not stop the tracer
+            argv = tracer_argv(self.spec.exec_trace) + argv
         at_limit = runaway_check(self.cgroup)
 
         def on_start() -> None:
