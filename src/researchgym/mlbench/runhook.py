@@ -1,21 +1,30 @@
 """Installed as `sitecustomize.py` on PYTHONPATH for the answer's run only (and for the gold's
 parse): records what ran, so the judge can judge what ran rather than what was written.
 
-Activated by the environment variable named in `ENV` ("<log folder>|<token>|<run or stop>"),
+Activated by the environment variable named in `ENV` ("<judge socket>|<token>|<run or stop>"),
 which this hook removes from os.environ at once, so programs the target starts do not inherit
-it. In every Python process that starts with it, the hook:
+it. In every Python process that starts with it, the hook connects to the judge's evidence
+socket (evidence.py: the judge learns from the kernel which process it is, and from its trace
+which program that process runs; nothing is written to a file the sandbox can reach) and:
 
+- first of all adds an audit hook that reports, before it runs, every module-level code object
+  executed from a file outside the interpreter's own prefixes (the program, the repository's
+  modules, anything in /tmp or the home folder): {kind: "code", path, real, sha256 of the
+  file's bytes, same: whether those bytes compile to the very code that is about to run}; and
+  bytecode without source and extension modules from such places (same: null). The judge
+  compares them with the repository as it was before the answer ran, so a program changed,
+  swapped back and forth, shadowed or replaced by planted bytecode is seen;
 - wraps argparse's `parse_known_args` (and click's leaf-command invocation, Typer included):
-  the outermost parse appends one JSON line to `<log>/<token>.jsonl`: {kind: "parse", pid,
-  program (the module, or the file relative to the workspace, that called the parser, and the
-  function), argv0, argv, cwd, namespace, unknown, options, defaults, parser} or {..., error};
-  in "stop" mode the process then ends (the gold's parse, before it does any work);
-- exposes its record writer as `RECORD`, through which pyanswer.py logs the calls a Python-task
-  answer's own code makes;
-- in "run" mode, tees what the process writes to fds 1 and 2 into `<log>/<token>.<pid>.out`;
-- at exit (in "run" mode), appends {kind: "exit", pid, program (the __main__ module or file),
-  argv, cwd, parsed, files: {path: [size, mtime_ns, sha256] or null}} for the expected outputs
-  listed in `<log>/<token>.outputs` (after flushing stdout, so a file the
+  the outermost parse sends one record: {kind: "parse", program (the module, or the file
+  relative to the workspace, that called the parser, and the function), argv0, argv, cwd,
+  namespace, unknown, options, defaults, parser} or {..., error}; in "stop" mode the process
+  then ends (the gold's parse, before it does any work);
+- exposes its record sender as `RECORD`, through which pyanswer.py logs the calls a
+  Python-task answer's own code makes;
+- in "run" mode, sends what the process writes to fds 1 and 2 (and passes it on);
+- at exit (in "run" mode), sends {kind: "exit", program (the __main__ module or file), argv,
+  cwd, parsed, files: {path: [size, mtime_ns, sha256] or null}} for the expected outputs
+  listed in `<socket's folder>/<token>.outputs` (after flushing stdout, so a file the
   program's output is redirected into is complete).
 
 Standard library only; every failure inside the hook is swallowed (the program must run as it
@@ -29,16 +38,31 @@ _value = os.environ.pop(ENV, None)
 
 
 def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
-    import argparse
-    import atexit
-    import enum
-    import hashlib
-    import json
     import sys
 
-    log_dir, token, mode = value.split("|")
+    # The hook's own imports come from the interpreter's prefixes only: a module of the same
+    # name in another PYTHONPATH folder must not stand in for them.
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, os.path.dirname(__file__)}
+    trusted = tuple({p.rstrip(os.sep) + os.sep for p in prefixes} | {os.path.realpath(p) + os.sep for p in prefixes})
+    saved_path = list(sys.path)
+    sys.path[:] = [p for p in sys.path if (os.path.realpath(p) + os.sep).startswith(trusted)]
+    try:
+        import argparse
+        import atexit
+        import ctypes
+        import enum
+        import hashlib
+        import json
+        import socket
+        import struct
+        import threading
+        from importlib import machinery
+    finally:
+        sys.path[:] = saved_path
+
+    socket_path, token, mode = value.split("|")
+    log_dir = os.path.dirname(socket_path)
     workspace = os.environ.get("RG_MLB_WORKSPACE", "")
-    log_path = os.path.join(log_dir, token + ".jsonl")
     state = {"depth": 0, "parsed": False}
     start_cwd = os.getcwd()
     hook_file = os.path.abspath(__file__)
@@ -57,14 +81,133 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
             return {str(k): jsonable(x) for k, x in v.items()}
         return str(getattr(v, "name", v))
 
+    # ----------------------------------------------------- the judge's socket
+    channel = {"sock": None, "pid": None, "lock": threading.Lock()}
+    header = struct.Struct(">I")
+
+    def send(kind, body):
+        with channel["lock"]:
+            if channel["pid"] != os.getpid():  # first use, or a forked child: its own connection
+                channel["pid"] = os.getpid()
+                channel["sock"] = None
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.settimeout(10.0)
+                    sock.connect(socket_path)
+                    hello = b"H" + token.encode()
+                    sock.sendall(header.pack(len(hello)) + hello)
+                    if sock.recv(1) != b"\x01":
+                        raise OSError("the judge did not answer")
+                    sock.settimeout(None)
+                    channel["sock"] = sock
+                except OSError:
+                    sock.close()
+            if channel["sock"] is not None:
+                frame = kind + body
+                try:
+                    channel["sock"].sendall(header.pack(len(frame)) + frame)
+                except OSError:
+                    channel["sock"] = None
+
+    def after_fork():
+        channel["lock"] = threading.Lock()
+        channel["pid"] = None
+
+    os.register_at_fork(after_in_child=after_fork)
+
     def write(record):
         record["pid"] = os.getpid()
-        line = (json.dumps(record) + "\n").encode()
-        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        send(b"R", json.dumps(record).encode())
+
+    # ------------------------------------------------- what code runs (audit)
+    # Before any code of the program runs: audit hooks cannot be removed, and the "exec" event
+    # comes with the very code object about to run, before it runs.
+    code_type = type(_install.__code__)
+    main_script = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c", "-m", "-") else ""
+    reported = set()
+    guard = threading.local()
+
+    def untrusted(path):
+        if not isinstance(path, str) or not path.startswith("/"):
+            return False
+        return not (path.startswith(trusted) and (os.path.realpath(path) + os.sep).startswith(trusted))
+
+    def report_code(path, code, name=None):
+        real = os.path.realpath(path)
         try:
-            os.write(fd, line)
+            with open(real, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            data = None
+        same = None
+        if code is not None:
+            try:
+                same = data is not None and compile(data, name or path, "exec", dont_inherit=True) == code
+            except Exception:
+                same = False
+        sha = hashlib.sha256(data).hexdigest() if data is not None else None
+        if (real, sha, same) not in reported:
+            reported.add((real, sha, same))
+            write({"kind": "code", "path": path, "real": real, "sha": sha, "same": same})
+
+    def audit(event, args):
+        if getattr(guard, "busy", False) or event not in ("exec", "ctypes.dlopen"):
+            return
+        guard.busy = True
+        try:
+            if event == "exec":
+                code = args[0] if args else None
+                name = code.co_filename if type(code) is code_type else None
+                # a relative name (runpy.run_path("x.py"), compile(..., "x.py")) is a file too
+                path = os.path.abspath(name) if name and not name.startswith("<") else name
+                if untrusted(path) and (path.endswith(".py") or os.path.realpath(path) == main_script):
+                    report_code(path, code, name)
+            elif args and isinstance(args[0], str) and "/" in args[0] and untrusted(os.path.abspath(args[0])):
+                report_code(os.path.abspath(args[0]), None)
+        except Exception:
+            pass
         finally:
-            os.close(fd)
+            guard.busy = False
+
+    sys.addaudithook(audit)
+
+    def reporting(original):
+        def get_data(self, path):
+            data = original(self, path)
+            if untrusted(path) and not getattr(guard, "busy", False):
+                guard.busy = True
+                try:
+                    real = os.path.realpath(path)
+                    sha = hashlib.sha256(data).hexdigest()
+                    if (real, sha, None) not in reported:
+                        reported.add((real, sha, None))
+                        write({"kind": "code", "path": path, "real": real, "sha": sha, "same": None})
+                except Exception:
+                    pass
+                finally:
+                    guard.busy = False
+            return data
+
+        return get_data
+
+    # bytecode without its source is not compiled from a file the judge can compare: the exact
+    # bytes loaded are reported; an extension module is hashed as it is loaded
+    machinery.SourcelessFileLoader.get_data = reporting(machinery.SourcelessFileLoader.get_data)
+    original_create = machinery.ExtensionFileLoader.create_module
+
+    def create_module(self, spec):
+        origin = getattr(spec, "origin", None)
+        if untrusted(origin) and not getattr(guard, "busy", False):
+            guard.busy = True
+            try:
+                report_code(origin, None)
+            except Exception:
+                pass
+            finally:
+                guard.busy = False
+        return original_create(self, spec)
+
+    machinery.ExtensionFileLoader.create_module = create_module
 
     globals()["RECORD"] = write  # for pyanswer.py, the recorder of a Python-task answer's calls
 
@@ -279,13 +422,9 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
     # At the file-descriptor level, so that output written however the program writes it (a
     # stream it reopens from fd 1, a C extension, a forked worker) is seen: fds 1 and 2 become
     # pipes that a thread copies to where they pointed and to `<token>.<pid>.out`.
-    import threading
-
-    lock = threading.Lock()
     pumps = []
 
     def capture():
-        out = open(os.path.join(log_dir, f"{token}.{os.getpid()}.out"), "ab")
         for fd in (1, 2):
             try:
                 saved = os.dup(fd)
@@ -309,12 +448,10 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
                             view = view[os.write(saved, view) :]
                         except OSError:
                             break
-                    with lock:
-                        try:
-                            out.write(chunk)
-                            out.flush()
-                        except Exception:
-                            pass
+                    try:
+                        send(b"O", chunk)
+                    except Exception:
+                        pass
                 os.close(read_end)
 
             thread = threading.Thread(target=pump, daemon=True, name="researchgym-tee")
@@ -336,6 +473,14 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
         for _, _, thread in pumps:
             thread.join(timeout=3.0)
         pumps.clear()
+
+    # Other processes of the sandbox (the same user) could otherwise open this one's
+    # /proc/<pid>/fd/1 (the pipe read above: text written there would count as the program's
+    # output) or /proc/<pid>/mem. A process that is not dumpable keeps them to itself.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except Exception:
+        pass
 
     if mode == "run":
         capture()

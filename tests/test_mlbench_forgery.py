@@ -1,0 +1,320 @@
+"""Attacks on the strict ML-Bench judge's evidence, as an answer that knows the judge's source
+would make them: every forged run must fail, every honest variant must still pass.
+
+The evidence (evidence.py) comes over a socket whose peer the kernel names, from processes whose
+start strace saw on the host; the hook reports the code each judged process ran. The attacks
+below send the hook's records themselves (from `python -c`, `python -I`, a sitecustomize of
+their own), preload a library, turn the user's site folder back on, or run a changed program
+and put the original back afterwards."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from mlbench_toy import make_toy_repo
+
+from researchgym.errors import SandboxError
+from researchgym.mlbench.judge import Judge
+from researchgym.mlbench.repos import RepoPin, materialize
+from researchgym.mlbench.schema import Sample
+from researchgym.sandbox import exectrace
+
+pytestmark = pytest.mark.usefixtures("private_researchgym_cache")
+
+
+@pytest.fixture(scope="module")
+def judge(tmp_path_factory) -> Judge:
+    origin = tmp_path_factory.mktemp("origin")
+    commit = make_toy_repo(origin)
+    tree = materialize(
+        RepoPin(name="toy", source="git", url=str(origin), commit=commit), root=tmp_path_factory.mktemp("repos")
+    )
+    return Judge(tree)
+
+
+SAMPLE = Sample(
+    id=7,
+    path="./examples",
+    instruction="Train on citeseer with lr 0, 5 epochs, hidden sizes 0 and 5",
+    arguments={"dataset": "citeseer", "lr": "0", "epochs": "5", "hidden-sizes": "0 5"},
+    expected_outputs=["model.json"],
+    expected_stdout="trained citeseer",
+    timeout_s=20,
+    free_arguments=["no-cuda", "sleep"],
+    output="python train.py --dataset citeseer --lr 0 --epochs 5 --hidden-sizes 0 5",
+)
+GOLD = SAMPLE.output
+#: What the gold's run would have parsed, as the hook reports it.
+PARSED = {"dataset": "citeseer", "lr": 0.0, "epochs": 5, "hidden_sizes": [0, 5], "no_cuda": False}
+
+# A client of the judge's socket written from the hook's documented wire format: it claims that
+# examples/train.py parsed the gold's arguments, printed the expected line and wrote model.json.
+# The hook takes its variable out of a Python process's environment, so the answer's shell hands
+# it over under another name (STOLEN). Simple statements only: `python -m code` reads it too.
+FORGER = textwrap.dedent(
+    """
+    import hashlib, json, os, socket, struct
+    path, token, _ = (os.environ.get("RG_MLB_RUN") or os.environ["STOLEN"]).split("|")
+    folder = os.getcwd()
+    out = os.path.join(folder, "model.json")
+    open(out, "w").write("{}")
+    st = os.stat(out)
+    digest = hashlib.sha256(open(out, "rb").read()).hexdigest()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    frame = lambda body: s.sendall(struct.pack(">I", len(body)) + body)
+    frame(b"H" + token.encode())
+    assert s.recv(1) == b"\\x01"
+    parsed = PARSED
+    parsed.update(out="model.json", sleep=0.0)
+    common = {"argv0": "train.py", "argv": GOLD_ARGV, "cwd": folder}
+    frame(b"R" + json.dumps({**common, "kind": "parse", "program": "examples/train:<module>",
+        "parser": "argparse", "namespace": parsed, "unknown": [], "options": {}, "defaults": {}}).encode())
+    frame(b"O" + b"trained citeseer\\n")
+    frame(b"R" + json.dumps({**common, "kind": "exit", "program": "examples/train", "parsed": True,
+        "files": {out: [st.st_size, st.st_mtime_ns, digest]}}).encode())
+    s.close()
+    """
+)
+
+
+def forger_source() -> str:
+    return FORGER.replace("PARSED", repr(PARSED)).replace("GOLD_ARGV", repr(GOLD.split()[2:]))
+
+
+def heredoc(name: str, text: str) -> str:
+    return f"cat > {name} <<'RG_EOF'\n{text}\nRG_EOF\n"
+
+
+def test_the_gold_still_passes_under_the_watch(judge):
+    result = judge.judge(SAMPLE, "bash", GOLD)
+    assert result.passed, result
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        f"python -u {GOLD[len('python ') :]}",
+        f"env FOO=1 {GOLD}",
+        f"cd .. && python examples/train.py {GOLD.split(' ', 2)[2]} --out examples/model.json",
+        f"export PYTHONPATH=$PYTHONPATH:.\n{GOLD}",
+    ],
+)
+def test_honest_variants_still_pass(judge, answer):
+    result = judge.judge(SAMPLE, "bash", answer)
+    assert result.passed, (answer, result)
+
+
+@pytest.mark.parametrize(
+    ("launch", "why"),
+    [
+        # accepted senders (a hooked Python), but not started to run the target
+        ("python /tmp/forger.py", None),
+        ("python -m code < /tmp/forger.py", None),  # the answer's code read by a trusted module
+        # refused senders
+        ("python -I /tmp/forger.py", "-I"),  # no hook at all: its records are its own
+        ("python -S /tmp/forger.py", "-S"),
+        ("python - < /tmp/forger.py", "stdin"),
+        ('python -c "$(cat /tmp/forger.py)"', "-c"),
+        ("LD_PRELOAD=/nonexistent.so python /tmp/forger.py", "LD_PRELOAD"),
+        ("PYTHONPATH=/tmp/evil python -I /tmp/forger.py", "PYTHONPATH"),
+    ],
+)
+def test_records_sent_by_a_process_of_the_answer_do_not_count(judge, launch, why):
+    answer = heredoc("/tmp/forger.py", forger_source()) + "STOLEN=$RG_MLB_RUN " + launch
+    result = judge.judge(SAMPLE, "bash", answer)
+    assert not result.passed, result
+    assert not result.arguments.passed, result
+    detail = result.arguments.detail
+    assert "never ran" in detail, detail
+    if why is not None:
+        assert "refused" in detail and why in detail, detail
+
+
+def test_a_program_of_the_answer_named_like_the_target_fails(judge):
+    # started as `python train.py`, but the train.py it ran is not the repository's
+    answer = heredoc("/tmp/train.py", forger_source()) + "cd /tmp && STOLEN=$RG_MLB_RUN python train.py"
+    result = judge.judge(SAMPLE, "bash", answer)
+    assert not result.passed, result
+    detail = result.arguments.detail
+    assert "never ran" in detail and "started as `python train.py`, which does not run it" in detail, detail
+
+
+def test_the_repositorys_program_run_from_code_of_the_answer_fails(judge):
+    # the genuine train.py runs (runpy), but inside a process that first ran the answer's code
+    runner = (
+        "import runpy, sys\nsys.argv = ['train.py'] + sys.argv[1:]\nrunpy.run_path('train.py', run_name='__main__')"
+    )
+    answer = heredoc("/tmp/train.py", runner) + f"python /tmp/train.py {GOLD.split(' ', 2)[2]}"
+    result = judge.judge(SAMPLE, "bash", answer)
+    assert not result.passed, result
+    assert "/tmp/train.py: code from a folder the answer can write" in result.execution.detail, result
+
+
+def test_a_sitecustomize_of_the_answer_before_the_hook_is_refused(judge):
+    evil = forger_source()
+    answer = (
+        "mkdir -p /tmp/evil\n"
+        + heredoc("/tmp/evil/sitecustomize.py", evil)
+        + f"STOLEN=$RG_MLB_RUN PYTHONPATH=/tmp/evil:$PYTHONPATH {GOLD.replace('citeseer', 'cora')}"
+    )
+    result = judge.judge(SAMPLE, "bash", answer)
+    assert not result.passed, result
+    assert "PYTHONPATH does not start with the judge's hook folder" in result.arguments.detail, result
+
+
+def test_the_users_site_folder_cannot_be_turned_back_on(judge):
+    site = "$HOME/.local/lib/python$(python -c 'import sys; print(*sys.version_info[:2], sep=\".\")')/site-packages"
+    answer = (
+        f'mkdir -p "{site}"\n'
+        + heredoc("/tmp/usercustomize.py", forger_source())
+        + f'cp /tmp/usercustomize.py "{site}/usercustomize.py"\n'
+        + f"STOLEN=$RG_MLB_RUN env -u PYTHONNOUSERSITE {GOLD.replace('citeseer', 'cora')}"
+    )
+    result = judge.judge(SAMPLE, "bash", answer)
+    assert not result.passed, result
+    assert "PYTHONNOUSERSITE" in result.arguments.detail, result
+
+
+def test_a_program_changed_for_the_run_and_put_back_fails(judge):
+    fake = textwrap.dedent(
+        """
+        import argparse, json
+        parser = argparse.ArgumentParser()
+        for name in ("--dataset", "--lr", "--epochs", "--out", "--sleep"):
+            parser.add_argument(name)
+        parser.add_argument("--hidden-sizes", nargs="+")
+        parser.add_argument("--no-cuda", action="store_true")
+        args = parser.parse_args()
+        open("model.json", "w").write("{}")
+        print("trained citeseer")
+        """
+    )
+    answer = (
+        "cp train.py /tmp/train.py.orig\n" + heredoc("train.py", fake) + GOLD + "\ncp /tmp/train.py.orig train.py\n"
+    )
+    result = judge.judge(SAMPLE, "bash", answer)
+    assert not result.passed, result
+    assert "examples/train.py: changed by the answer" in result.execution.detail, result
+
+
+def test_a_module_planted_beside_the_program_fails(judge, tmp_path):
+    # the program imports `json` after the hook did, so a planted json.py is not even loaded;
+    # `textwrap` it does not import: the planted module must be one the program loads
+    answer = (
+        heredoc("helper_for_train.py", "print('planted')")
+        + "cp train.py /tmp/t.py && sed -i '1i import helper_for_train' train.py\n"
+        + GOLD
+        + "\ncp /tmp/t.py train.py\n"
+    )
+    result = judge.judge(SAMPLE, "bash", answer)
+    assert not result.passed, result
+    assert "written by the answer" in result.execution.detail, result
+
+
+def test_without_strace_the_strict_judge_says_what_to_install(judge, monkeypatch):
+    monkeypatch.setattr(exectrace, "strace_path", lambda: None)
+    with pytest.raises(SandboxError, match="strace"):
+        judge.judge(SAMPLE, "bash", GOLD)
+
+
+def test_the_evidence_socket_is_the_only_way_in(judge):
+    # the hook no longer leaves a log the sandbox can write: the folder its variable names is
+    # read-only, and appending a record to anything there fails
+    answer = 'd=$(dirname "${RG_MLB_RUN%%|*}"); echo x >> "$d/forged.jsonl" && echo WROTE; ' + GOLD
+    result = judge.judge(SAMPLE, "bash", answer)
+    assert result.passed, result
+    assert not any(Path("/").glob("tmp/mlbench-judge-*/hook/chan/forged.jsonl"))
+
+
+UTIL_TRAIN = textwrap.dedent(
+    """
+    import argparse
+    import util
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", default="cora")
+    args = parser.parse_args()
+    util.train(args.dataset)
+    """
+)
+UTIL = textwrap.dedent(
+    """
+    import json
+
+
+    def train(dataset):
+        json.dump({"dataset": dataset, "weights": [0.5, 0.25]}, open("model.json", "w"))
+        print("trained", dataset)
+    """
+)
+UTIL_SAMPLE = Sample(
+    id=8,
+    path="./examples",
+    instruction="Train on citeseer",
+    arguments={"dataset": "citeseer"},
+    expected_outputs=["model.json"],
+    expected_stdout="trained citeseer",
+    timeout_s=20,
+    output="python train.py --dataset citeseer",
+)
+# Bytecode for util whose header claims the genuine source's mtime and size, so Python loads it
+# instead of compiling util.py: a "trained" line without training.
+PLANT = textwrap.dedent(
+    """
+    import importlib.util, marshal, os, struct
+    source = os.stat("util.py")
+    code = compile("def train(dataset):\\n    open('model.json', 'w').write('{}')\\n    print('trained', dataset)\\n",
+                   os.path.abspath("util.py"), "exec")
+    header = importlib.util.MAGIC_NUMBER + struct.pack("<III", 0, int(source.st_mtime) & 0xFFFFFFFF, source.st_size)
+    os.makedirs("__pycache__", exist_ok=True)
+    open(importlib.util.cache_from_source("util.py"), "wb").write(header + marshal.dumps(code))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def util_judge(tmp_path_factory) -> Judge:
+    tree = tmp_path_factory.mktemp("util-repo")
+    (tree / "examples").mkdir()
+    (tree / "examples" / "train.py").write_text(UTIL_TRAIN)
+    (tree / "examples" / "util.py").write_text(UTIL)
+    return Judge(tree)
+
+
+def test_a_module_of_the_repository_passes(util_judge):
+    result = util_judge.judge(UTIL_SAMPLE, "bash", UTIL_SAMPLE.output)
+    assert result.passed, result
+
+
+def test_planted_bytecode_for_a_module_of_the_repository_fails(util_judge):
+    answer = heredoc("/tmp/plant.py", PLANT) + "python /tmp/plant.py\n" + UTIL_SAMPLE.output
+    result = util_judge.judge(UTIL_SAMPLE, "bash", answer)
+    assert not result.passed, result
+    assert "examples/util.py: the code that ran is not what the file holds" in result.execution.detail, result
+
+
+def test_a_module_swapped_for_the_run_and_put_back_fails(util_judge):
+    forged = UTIL.replace('"weights": [0.5, 0.25]', '"weights": []')
+    answer = "cp util.py /tmp/u.py\n" + heredoc("util.py", forged) + UTIL_SAMPLE.output + "\ncp /tmp/u.py util.py\n"
+    result = util_judge.judge(UTIL_SAMPLE, "bash", answer)
+    assert not result.passed, result
+    assert "examples/util.py: changed by the answer" in result.execution.detail, result
+
+
+def test_text_written_into_the_programs_output_by_another_process_does_not_count(judge):
+    # the program really runs with the gold's arguments; the answer's shell writes the expected
+    # line into the program's captured stdout through /proc while it sleeps
+    sample = SAMPLE.model_copy(update={"expected_stdout": "accuracy 0.99"})
+    answer = (
+        f"{GOLD} --sleep 3 &\n"
+        "sleep 1.5\n"
+        "for fd in 1 2; do echo 'accuracy 0.99' > /proc/$!/fd/$fd && echo INJECTED; done\n"
+        "wait\n"
+    )
+    result = judge.judge(sample, "bash", answer)
+    assert result.arguments.passed, result
+    assert not result.execution.passed, result
+    assert "does not match 'accuracy 0.99'" in result.execution.detail, result
