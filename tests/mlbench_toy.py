@@ -8,6 +8,9 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+from researchgym.mlbench.repos import RepoPin, materialize
+from researchgym.mlbench.schema import Sample
+
 TRAIN = textwrap.dedent('''
     """Train a toy model."""
     import argparse, json, time
@@ -67,3 +70,26 @@ def make_toy_repo(origin: Path) -> str:
     (origin / "examples" / "train.py").write_text("raise SystemExit('a later commit broke it')\n")
     _git(origin, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "second")
     return commit
+
+
+def pinned_toy_tree(tmp_path_factory) -> Path:
+    """The toy repository made in a fresh folder and materialised at its pinned commit."""
+    origin = tmp_path_factory.mktemp("origin")
+    commit = make_toy_repo(origin)
+    return materialize(
+        RepoPin(name="toy", source="git", url=str(origin), commit=commit), root=tmp_path_factory.mktemp("repos")
+    )
+
+
+#: A bash sample on the toy's training script, with its gold command.
+TRAIN_SAMPLE = Sample(
+    id=1,
+    path="./examples",
+    instruction="Train on citeseer with lr 0, 5 epochs, hidden sizes 0 and 5",
+    arguments={"dataset": "citeseer", "lr": "0", "epochs": "5", "hidden-sizes": "0 5"},
+    expected_outputs=["model.json"],
+    expected_stdout="trained citeseer",
+    timeout_s=5,
+    free_arguments=["no-cuda", "sleep"],
+    output="python train.py --dataset citeseer --lr 0 --epochs 5 --hidden-sizes 0 5",
+)

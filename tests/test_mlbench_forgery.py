@@ -13,11 +13,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from mlbench_toy import make_toy_repo
+from mlbench_toy import TRAIN_SAMPLE, pinned_toy_tree
 
 from researchgym.errors import SandboxError
 from researchgym.mlbench.judge import Judge
-from researchgym.mlbench.repos import RepoPin, materialize
 from researchgym.mlbench.schema import Sample
 from researchgym.sandbox import exectrace
 
@@ -26,25 +25,10 @@ pytestmark = pytest.mark.usefixtures("private_researchgym_cache")
 
 @pytest.fixture(scope="module")
 def judge(tmp_path_factory) -> Judge:
-    origin = tmp_path_factory.mktemp("origin")
-    commit = make_toy_repo(origin)
-    tree = materialize(
-        RepoPin(name="toy", source="git", url=str(origin), commit=commit), root=tmp_path_factory.mktemp("repos")
-    )
-    return Judge(tree)
+    return Judge(pinned_toy_tree(tmp_path_factory))
 
 
-SAMPLE = Sample(
-    id=7,
-    path="./examples",
-    instruction="Train on citeseer with lr 0, 5 epochs, hidden sizes 0 and 5",
-    arguments={"dataset": "citeseer", "lr": "0", "epochs": "5", "hidden-sizes": "0 5"},
-    expected_outputs=["model.json"],
-    expected_stdout="trained citeseer",
-    timeout_s=20,
-    free_arguments=["no-cuda", "sleep"],
-    output="python train.py --dataset citeseer --lr 0 --epochs 5 --hidden-sizes 0 5",
-)
+SAMPLE = TRAIN_SAMPLE.model_copy(update={"id": 7, "timeout_s": 20})
 GOLD = SAMPLE.output
 #: What the gold's run would have parsed, as the hook reports it.
 PARSED = {"dataset": "citeseer", "lr": 0.0, "epochs": 5, "hidden_sizes": [0, 5], "no_cuda": False}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mlbench_toy import make_toy_repo
+from mlbench_toy import TRAIN_SAMPLE, make_toy_repo
 
 from researchgym.mlbench.data import MLBenchError, load_samples
 from researchgym.mlbench.extract import extract_code
@@ -36,17 +36,7 @@ def judge(repo, tmp_path_factory) -> Judge:
     return Judge(tree)
 
 
-SAMPLE = Sample(
-    id=1,
-    path="./examples",
-    instruction="Train on citeseer with lr 0, 5 epochs, hidden sizes 0 and 5",
-    arguments={"dataset": "citeseer", "lr": "0", "epochs": "5", "hidden-sizes": "0 5"},
-    expected_outputs=["model.json"],
-    expected_stdout="trained citeseer",
-    timeout_s=5,
-    free_arguments=["no-cuda", "sleep"],
-    output="python train.py --dataset citeseer --lr 0 --epochs 5 --hidden-sizes 0 5",
-)
+SAMPLE = TRAIN_SAMPLE
 GOLD = SAMPLE.output
 
 
