@@ -10,7 +10,6 @@ and put the original back afterwards."""
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import pytest
 from mlbench_toy import TRAIN_SAMPLE, pinned_toy_tree
@@ -205,12 +204,11 @@ def test_without_strace_the_strict_judge_says_what_to_install(judge, monkeypatch
 
 
 def test_the_evidence_socket_is_the_only_way_in(judge):
-    # the hook no longer leaves a log the sandbox can write: the folder its variable names is
-    # read-only, and appending a record to anything there fails
-    answer = 'd=$(dirname "${RG_MLB_RUN%%|*}"); echo x >> "$d/forged.jsonl" && echo WROTE; ' + GOLD
+    # the hook leaves no log the sandbox can write: the folder its variable names is read-only,
+    # so the answer below exits 3 if its append worked, and passes only when it was refused
+    answer = 'd=$(dirname "${RG_MLB_RUN%%|*}"); (echo x >> "$d/forged.jsonl") 2>/dev/null && exit 3\n' + GOLD
     result = judge.judge(SAMPLE, "bash", answer)
     assert result.passed, result
-    assert not any(Path("/").glob("tmp/mlbench-judge-*/hook/chan/forged.jsonl"))
 
 
 UTIL_TRAIN = textwrap.dedent(
