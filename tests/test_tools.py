@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -115,14 +114,15 @@ def test_create_makes_and_opens_a_one_empty_line_file_once(env):
     assert "does not exist" in run(env, "create missing/dir/x.py")
 
 
-def test_a_100k_line_file_opens_in_under_100_ms(env):
+def test_a_100k_line_file_opens_at_any_line_and_shows_only_its_window(env):
+    """How fast it opens is measured by benchmarks/tools_latency.py, not asserted here (a busy
+    machine would make a wall-clock bound flaky)."""
     write(env, "big.txt", numbered(100_000))
-    run(env, "open big.txt 50000")  # warm the page cache and the interpreter
-    started = time.perf_counter()
-    out = run(env, "open big.txt 99999")
-    elapsed = time.perf_counter() - started
-    assert "99999:line 99999" in out and "(100000 lines total)" in out
-    assert elapsed < 0.1, f"open took {elapsed * 1000:.0f} ms"
+    for line in (1, 50_000, 99_999, 100_000):
+        out = run(env, f"open big.txt {line}")
+        assert f"{line}:line {line}" in out and "(100000 lines total)" in out
+        shown = [row for row in out.splitlines() if row.split(":", 1)[0].isdigit()]
+        assert len(shown) <= WINDOW + 1, out
 
 
 # ----------------------------------------------------------------------- editing
