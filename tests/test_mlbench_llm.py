@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from researchgym.cli import app
 from researchgym.mlbench.context import bm25_window, build_context, code_context
+from researchgym.mlbench.data import MLBenchError
 from researchgym.mlbench.llm import Repositories, run_llm_setting
 from researchgym.mlbench.repos import RepoPin
 from researchgym.mlbench.schema import Sample
@@ -75,6 +76,30 @@ def test_k_answers_are_judged_stored_and_summarised(repos, tmp_path):
     assert len(store.mlbench_rows("r")) == 3
 
 
+def test_answers_judged_at_once_are_stored_as_when_judged_one_by_one(repos, tmp_path):
+    replies = [GOLD, "```bash\npython train.py --dataset citeseer --lr 5 --epochs 5\n```", "```python\nimport os\n```"]
+    other = SAMPLE.model_copy(update={"id": 4})
+    rows = {}
+    for workers in (1, 3):
+        model = ScriptedModel(replies + replies[::-1])
+        store = Store(tmp_path / f"w{workers}")
+        run_llm_setting([SAMPLE, other], model, repos, store, run_id="r", k=3, workers=workers)
+        assert len(model.calls) == 6  # asked once per attempt, in order: each attempt keeps its reply
+        rows[workers] = [(r["sample"], r["attempt"], r["passed"], r["code"]) for r in store.mlbench_rows("r")]
+    assert sorted(rows[3]) == sorted(rows[1])
+    assert [passed for _, _, passed, _ in sorted(rows[1])] == [1, 0, 0, 0, 0, 1]
+
+
+def test_a_failing_judgment_stops_the_run_but_keeps_what_was_judged(repos, tmp_path):
+    broken = SAMPLE.model_copy(update={"id": 5, "setup": "exit 3\n"})
+    store = Store(tmp_path)
+    with pytest.raises(MLBenchError, match="the setup of sample .*5 failed"):
+        run_llm_setting([SAMPLE, broken], ScriptedModel([GOLD, GOLD]), repos, store, run_id="r", workers=2)
+    assert [(r["sample"], r["passed"]) for r in store.mlbench_rows("r")] == [(SAMPLE.key, 1)]
+    with pytest.raises(MLBenchError, match="workers must be at least 1"):
+        run_llm_setting([SAMPLE], ScriptedModel([]), repos, store, run_id="r", workers=0)
+
+
 def test_the_cli_runs_the_llm_setting_against_a_server(toy, tmp_path):
     origin, commit = toy
     (tmp_path / "pins.yaml").write_text(f"- name: toy\n  source: git\n  url: {origin}\n  commit: {commit}\n")
@@ -98,6 +123,8 @@ def test_the_cli_runs_the_llm_setting_against_a_server(toy, tmp_path):
                 "2",
                 "--out",
                 str(tmp_path / "run"),
+                "--workers",
+                "2",
             ],
             env={"COLUMNS": "200"},
         )

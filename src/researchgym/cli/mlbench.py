@@ -63,6 +63,9 @@ def mlbench_llm(
     limit: int | None = typer.Option(None, min=1, help="only the first N samples"),
     out: Path = typer.Option(Path("runs/mlbench"), help="run folder (results.sqlite); rerun to resume"),
     sandbox: str = typer.Option("bwrap", help="sandbox provider for the judge"),
+    workers: int = typer.Option(
+        1, min=1, help="answers judged at once, each in its own sandbox (the model is still asked in order)"
+    ),
     judge: str = typer.Option(
         "strict",
         "--judge",
@@ -116,6 +119,7 @@ def mlbench_llm(
             budget_chars=budget_chars,
             sandbox=sandbox,
             on_result=show,
+            workers=workers,
         )
     except ResearchGymError as exc:
         _fail(str(exc))

@@ -67,6 +67,7 @@ from researchgym.mlbench.evidence import Evidence, Watch, code_roots, code_snaps
 from researchgym.mlbench.extract import PYTHON_TAGS, SHELL_TAGS
 from researchgym.mlbench.runhook import ENV as HOOK_ENV
 from researchgym.mlbench.schema import Sample
+from researchgym.mlbench.setupcache import SetupCapture, tree_state
 from researchgym.sandbox import Limits, Mount, SandboxSpec, create_sandbox
 
 ARGSHIM = Path(__file__).with_name("argshim.py")
@@ -684,6 +685,7 @@ class Judge:
         self.memory_mb = memory_mb
         self.mode = mode
         self._gold: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._setups: dict[tuple[str, str], SetupCapture] = {}
 
     def judge(self, sample: Sample, language: str, code: str) -> Judgment:
         with tempfile.TemporaryDirectory(prefix="mlbench-judge-") as tmp:
@@ -1097,17 +1099,39 @@ class Judge:
         return Path(box.spec.workspace)
 
     def _setup(self, box, sample: Sample, folder: Path) -> None:
-        if sample.setup.strip():
-            (folder / ".researchgym-setup.sh").write_text(sample.setup)
-            setup = box.run(f"cd {self._folder(box, sample)} && bash .researchgym-setup.sh", timeout_s=SETUP_TIMEOUT_S)
-            if setup.timed_out or setup.exit_code != 0:
-                missing = re.search(r"No module named '([\w.]+)'", setup.output)
-                hint = ""
-                if missing and missing.group(1).split(".")[0] in MLBENCH_EXTRA_MODULES:
-                    hint = f"; the suite's programs come with the mlbench extra: {install_hint('mlbench')}"
-                raise MLBenchError(
-                    f"the setup of sample {sample.key} failed (not the answer's fault): {setup.output[-500:]}{hint}"
-                )
+        """Runs the sample's setup, or lays down what it left the first time (setupcache)."""
+        if not sample.setup.strip():
+            return
+        root = self._workspace_of(box)
+        key = (sample.key, sample.setup)
+        captured = self._setups.get(key)
+        if captured is not None:
+            captured.apply(root)
+            return
+        before = tree_state(root)
+        outside = self._outside_workspace(box)
+        (folder / ".researchgym-setup.sh").write_text(sample.setup)
+        setup = box.run(f"cd {self._folder(box, sample)} && bash .researchgym-setup.sh", timeout_s=SETUP_TIMEOUT_S)
+        if setup.timed_out or setup.exit_code != 0:
+            missing = re.search(r"No module named '([\w.]+)'", setup.output)
+            hint = ""
+            if missing and missing.group(1).split(".")[0] in MLBENCH_EXTRA_MODULES:
+                hint = f"; the suite's programs come with the mlbench extra: {install_hint('mlbench')}"
+            raise MLBenchError(
+                f"the setup of sample {sample.key} failed (not the answer's fault): {setup.output[-500:]}{hint}"
+            )
+        if self._outside_workspace(box) == outside:  # nothing a replay could not restore
+            self._setups[key] = SetupCapture.between(root, before, tree_state(root))
+
+    @staticmethod
+    def _outside_workspace(box) -> str | None:
+        """What the sandbox holds in HOME and /tmp outside the workspace (None: could not tell)."""
+        listing = box.run(
+            f"find ~ /tmp -mindepth 1 -path {shlex.quote(box.workspace_path)} -prune -o -printf '%p %s %T@\\n' "
+            "2>/dev/null | sort",
+            timeout_s=60,
+        )
+        return listing.output if listing.exit_code == 0 and not listing.timed_out else None
 
     def _arguments(self, box, sample: Sample, code: str) -> tuple[Check, dict[str, Any], str]:
         """The written command parsed by the program's parser (argshim): the verdict only where

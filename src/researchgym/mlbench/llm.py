@@ -6,9 +6,11 @@ crashed or interrupted run resumes where it stopped: attempts already in the sto
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,41 +140,86 @@ def run_llm_setting(
     budget_chars: int = 100_000,
     sandbox: str = "bwrap",
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    workers: int = 1,
 ) -> Summary:
-    """Ask `model` k times per sample, judge every answer, store it; return the summary."""
+    """Ask `model` k times per sample, judge every answer, store it; return the summary.
+
+    The model is asked in sample order from this thread (a scripted or rate-limited model sees
+    the same sequence whatever `workers` is); up to `workers` answers are judged at once, each in
+    its own sandbox. A judged answer is stored as soon as its judgment ends, so an interruption
+    loses at most the `workers` answers still being judged (asked again on resume)."""
+    if workers < 1:
+        raise MLBenchError(f"workers must be at least 1 (answers judged at once), not {workers}")
     done = {
         (r["sample"], r["attempt"])
         for r in store.mlbench_rows(run_id)
         if r["setting"] == setting and r["model"] == model.name
     }
-    for sample in samples:
-        tree = repos.tree(sample)  # the judge needs it in every setting
-        context = build_context(sample, tree, setting, budget_chars=budget_chars)
-        messages = messages_for(sample, context)
-        for attempt in range(k):
-            if (sample.key, attempt) in done:
+
+    def judged(sample: Sample, attempt: int, response: Any, asked_s: float) -> dict[str, Any]:
+        started = time.monotonic()
+        language, code = extract_code(response.text, bash_task=sample.is_bash)
+        judgment = repos.judge(sample, sandbox).judge(sample, language, code)
+        return {
+            "sample": sample.key,
+            "repo": sample.repo_name,
+            "setting": setting,
+            "model": model.name,
+            "attempt": attempt,
+            "language": language,
+            "code": code,
+            "reply": response.text,
+            "arguments_ok": judgment.arguments.passed,
+            "type_ok": judgment.type.passed,
+            "execution_ok": judgment.execution.passed,
+            "passed": judgment.passed,
+            "detail": {**judgment.to_dict(), "seconds": asked_s + time.monotonic() - started},
+            "cost": response.cost,
+        }
+
+    def settle(finished: set[Future[dict[str, Any]]]) -> None:
+        """Stores every judged answer in `finished`, then raises the first judgment's error."""
+        error: BaseException | None = None
+        for future in finished:
+            if future.cancelled():
                 continue
-            started = time.monotonic()
-            response = model.query(messages)
-            language, code = extract_code(response.text, bash_task=sample.is_bash)
-            judgment = repos.judge(sample, sandbox).judge(sample, language, code)
-            row = {
-                "sample": sample.key,
-                "repo": sample.repo_name,
-                "setting": setting,
-                "model": model.name,
-                "attempt": attempt,
-                "language": language,
-                "code": code,
-                "reply": response.text,
-                "arguments_ok": judgment.arguments.passed,
-                "type_ok": judgment.type.passed,
-                "execution_ok": judgment.execution.passed,
-                "passed": judgment.passed,
-                "detail": {**judgment.to_dict(), "seconds": time.monotonic() - started},
-                "cost": response.cost,
-            }
+            failure = future.exception()
+            if failure is not None:
+                error = error or failure
+                continue
+            row = future.result()
             store.record_mlbench(run_id, row)
             if on_result is not None:
                 on_result(row)
+        if error is not None:
+            raise error
+
+    in_flight: set[Future[dict[str, Any]]] = set()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlbench-judge") as pool:
+        try:
+            for sample in samples:
+                tree = repos.tree(sample)  # the judge needs it in every setting
+                repos.judge(sample, sandbox)  # made here, not raced for by the judging threads
+                context = build_context(sample, tree, setting, budget_chars=budget_chars)
+                messages = messages_for(sample, context)
+                for attempt in range(k):
+                    if (sample.key, attempt) in done:
+                        continue
+                    while len(in_flight) >= workers:
+                        finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                        settle(finished)
+                    started = time.monotonic()
+                    response = model.query(messages)
+                    in_flight.add(pool.submit(judged, sample, attempt, response, time.monotonic() - started))
+            while in_flight:
+                finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                settle(finished)
+        except BaseException:
+            # whatever stopped the run, the answers already judged are stored before it propagates
+            for future in in_flight:
+                future.cancel()
+            finished, _ = wait(in_flight)
+            with contextlib.suppress(Exception):  # the error that stopped the run is the one to raise
+                settle(finished)
+            raise
     return summarize(store.mlbench_rows(run_id), setting=setting, model=model.name, k=k)
