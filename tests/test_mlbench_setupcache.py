@@ -10,6 +10,7 @@ import stat
 import pytest
 from mlbench_toy import TRAIN_SAMPLE, pinned_toy_tree
 
+from researchgym.mlbench import setupcache
 from researchgym.mlbench.judge import Judge
 from researchgym.mlbench.setupcache import SetupCapture, tree_state
 
@@ -55,11 +56,14 @@ def test_a_capture_replays_every_kind_of_change(tmp_path):
         os.chmod(pristine / "locked", 0o755)
 
 
-def test_an_unchanged_tree_captures_nothing(tmp_path):
+def test_an_unchanged_tree_captures_nothing_and_a_huge_one_is_not_held(tmp_path, monkeypatch):
     (tmp_path / "a.txt").write_text("a")
     state = tree_state(tmp_path)
-    capture = SetupCapture.between(tmp_path, state, tree_state(tmp_path))
-    assert capture == SetupCapture()
+    assert SetupCapture.between(tmp_path, state, tree_state(tmp_path)) == SetupCapture()
+    (tmp_path / "big.bin").write_bytes(b"x" * 2048)
+    assert SetupCapture.between(tmp_path, state, tree_state(tmp_path)).files["big.bin"][0] == b"x" * 2048
+    monkeypatch.setattr(setupcache, "MAX_CAPTURE_BYTES", 2047)
+    assert SetupCapture.between(tmp_path, state, tree_state(tmp_path)) is None
 
 
 @pytest.fixture(scope="module")

@@ -1121,7 +1121,9 @@ class Judge:
                 f"the setup of sample {sample.key} failed (not the answer's fault): {setup.output[-500:]}{hint}"
             )
         if self._outside_workspace(box) == outside:  # nothing a replay could not restore
-            self._setups[key] = SetupCapture.between(root, before, tree_state(root))
+            capture = SetupCapture.between(root, before, tree_state(root))
+            if capture is not None:
+                self._setups[key] = capture
 
     @staticmethod
     def _outside_workspace(box) -> str | None:

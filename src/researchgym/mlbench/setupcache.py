@@ -16,6 +16,9 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: A setup that writes more than this runs for every answer rather than being held in memory.
+MAX_CAPTURE_BYTES = 256 * 1024 * 1024
+
 #: path relative to the workspace -> (kind, size, mtime_ns, mode): enough to see what a setup touched.
 TreeState = dict[str, tuple[str, int, int, int]]
 
@@ -43,8 +46,12 @@ class SetupCapture:
     removed: list[str] = field(default_factory=list)
 
     @classmethod
-    def between(cls, root: Path, before: TreeState, after: TreeState) -> SetupCapture:
+    def between(cls, root: Path, before: TreeState, after: TreeState) -> SetupCapture | None:
+        """The difference, or None where its files pass MAX_CAPTURE_BYTES."""
         capture = cls()
+        size = sum(entry[1] for path, entry in after.items() if entry[0] == "file" and before.get(path) != entry)
+        if size > MAX_CAPTURE_BYTES:
+            return None
         for path, entry in sorted(after.items()):
             if before.get(path) == entry:
                 continue
