@@ -94,17 +94,20 @@ browser-deps:
 	  echo "warning: could not install chromium; the viewer's browser tests will be skipped"; \
 	fi
 
-# The whole suite in two passes, so that CI stays well inside its 90 minutes (one test at a
+# The whole suite in three passes, so that CI stays well inside its 90 minutes (one test at a
 # time it ran past them): first everything but the `heavy` tests (torch, JAX, Ray, a browser;
 # tests/conftest.py) on TEST_WORKERS processes, since those tests mostly wait on sandboxes and
-# deadlines; then the heavy tests one at a time, as each trains with every core (run beside one
-# another, their threads fought for two cores and a 3-minute training took 29). Both passes always
-# run; the slowest tests of each are listed (25 and 60: the 90-minute budget is planned from them).
+# deadlines; then the heavy tests that train with every core, one at a time (run beside one
+# another, their threads fought for two cores and a 3-minute training took 29); then the `paired`
+# heavy tests (the RL modules: JAX on small networks keeps about one core busy) two at a time.
+# Every pass always runs; the slowest tests of each are listed (the 90-minute budget is planned
+# from them).
 TEST_WORKERS ?= 4
 test: $(VENV)/.dev-installed browser-deps
 	status=0; \
 	$(BIN)/python -m pytest -m "not heavy" -n $(TEST_WORKERS) --dist worksteal --durations=25 || status=$$?; \
-	$(BIN)/python -m pytest -m heavy --durations=60 || status=$$?; \
+	$(BIN)/python -m pytest -m "heavy and not paired" --durations=40 || status=$$?; \
+	$(BIN)/python -m pytest -m "heavy and paired" -n 2 --dist worksteal --durations=25 || status=$$?; \
 	exit $$status
 
 # The fast tier for the edit-test loop: no slow test and nothing that needs torch, JAX, Ray or a

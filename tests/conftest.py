@@ -231,6 +231,9 @@ HEAVY_MODULES = {
     "test_rl_tasks",
     "test_shakespeare_char",
 }
+# Heavy modules whose tests mostly keep one core busy (JAX on small networks, sandboxes, waits):
+# make test runs them two at a time after the other heavy tests, which each use every core.
+PAIRED_MODULES = {"test_redteam_rl", "test_rl_tasks"}
 HEAVY_WORDS = ('"torch"', '"jax"', '"ray"', "import torch", "import jax", "import ray", 'executor="ray"', "playwright")
 
 
@@ -254,6 +257,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _is_heavy(item):
             item.add_marker(pytest.mark.heavy)
+            module = getattr(item, "module", None)
+            if module is not None and module.__name__.rsplit(".", 1)[-1] in PAIRED_MODULES:
+                item.add_marker(pytest.mark.paired)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
