@@ -685,7 +685,8 @@ class Judge:
         self.memory_mb = memory_mb
         self.mode = mode
         self._gold: dict[tuple[str, str], dict[str, Any] | None] = {}
-        self._setups: dict[tuple[str, str], SetupCapture] = {}
+        #: per sample: its setup's capture, or None once seen to need a rerun for every answer
+        self._setups: dict[tuple[str, str], SetupCapture | None] = {}
 
     def judge(self, sample: Sample, language: str, code: str) -> Judgment:
         with tempfile.TemporaryDirectory(prefix="mlbench-judge-") as tmp:
@@ -1104,12 +1105,13 @@ class Judge:
             return
         root = self._workspace_of(box)
         key = (sample.key, sample.setup)
+        cacheable = key not in self._setups
         captured = self._setups.get(key)
         if captured is not None:
             captured.apply(root)
             return
-        before = tree_state(root)
-        outside = self._outside_workspace(box)
+        before = tree_state(root) if cacheable else {}
+        outside = self._outside_workspace(box) if cacheable else None
         (folder / ".researchgym-setup.sh").write_text(sample.setup)
         setup = box.run(f"cd {self._folder(box, sample)} && bash .researchgym-setup.sh", timeout_s=SETUP_TIMEOUT_S)
         if setup.timed_out or setup.exit_code != 0:
@@ -1120,10 +1122,9 @@ class Judge:
             raise MLBenchError(
                 f"the setup of sample {sample.key} failed (not the answer's fault): {setup.output[-500:]}{hint}"
             )
-        if self._outside_workspace(box) == outside:  # nothing a replay could not restore
-            capture = SetupCapture.between(root, before, tree_state(root))
-            if capture is not None:
-                self._setups[key] = capture
+        if cacheable:  # kept only where nothing lies outside the workspace, which a replay could not restore
+            unchanged = outside is not None and self._outside_workspace(box) == outside
+            self._setups[key] = SetupCapture.between(root, before, tree_state(root)) if unchanged else None
 
     @staticmethod
     def _outside_workspace(box) -> str | None:
