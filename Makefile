@@ -100,12 +100,16 @@ browser-deps:
 # deadlines; then the heavy tests that train with every core, one at a time (run beside one
 # another, their threads fought for two cores and a 3-minute training took 29); then the `paired`
 # heavy tests (the RL modules: JAX on small networks keeps about one core busy) two at a time.
+# The first pass hands out whole test files, longest first by tests/durations.json, so that no
+# long file starts late and leaves one worker alone at the end (refresh the figures with
+# `pytest ... --record-durations`; tests/conftest.py).
 # Every pass always runs; the slowest tests of each are listed (the 90-minute budget is planned
 # from them).
 TEST_WORKERS ?= 4
 test: $(VENV)/.dev-installed browser-deps
 	status=0; \
-	$(BIN)/python -m pytest -m "not heavy" -n $(TEST_WORKERS) --dist worksteal --durations=25 || status=$$?; \
+	$(BIN)/python -m pytest -m "not heavy" -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	  --longest-files-first --durations=25 || status=$$?; \
 	$(BIN)/python -m pytest -m "heavy and not paired" --durations=40 || status=$$?; \
 	$(BIN)/python -m pytest -m "heavy and paired" -n 2 --dist worksteal --durations=25 || status=$$?; \
 	exit $$status

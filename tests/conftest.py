@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import statistics
 import textwrap
 import threading
 import warnings
@@ -260,6 +262,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             module = getattr(item, "module", None)
             if module is not None and module.__name__.rsplit(".", 1)[-1] in PAIRED_MODULES:
                 item.add_marker(pytest.mark.paired)
+    _ordered_for_workers(config, items)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -267,3 +270,79 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if "not heavy" in (config.option.markexpr or "") and collection_path.stem in HEAVY_MODULES:
         return True
     return None
+
+
+# `make test` runs its first pass file by file on 4 workers (`--dist loadfile
+# --no-loadscope-reorder --longest-files-first`), longest file first, so that no long file starts
+# late and leaves one worker running alone at the end. Each file's seconds come from
+# tests/durations.json; `--record-durations` adds a run's figures to it (a file it has never seen
+# counts as the median).
+DURATIONS_FILE = Path(__file__).with_name("durations.json")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--longest-files-first",
+        action="store_true",
+        help="run whole test files in order of their seconds in tests/durations.json, longest first "
+        "(with --dist loadfile --no-loadscope-reorder, each worker takes the longest file left)",
+    )
+    parser.addoption(
+        "--record-durations",
+        action="store_true",
+        help="write each test file's seconds in this run (setup, call and teardown of its selected "
+        "tests) into tests/durations.json, which orders the files of a parallel run longest first",
+    )
+
+
+def recorded_seconds() -> dict[str, float]:
+    """Seconds per test file (its name, e.g. 'test_sat_time.py') from tests/durations.json."""
+    try:
+        data = json.loads(DURATIONS_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+    seconds = data.get("seconds") if isinstance(data, dict) else None
+    if not isinstance(seconds, dict):
+        return {}
+    return {str(k): float(v) for k, v in seconds.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def longest_files_first(items: list[pytest.Item], seconds: dict[str, float]) -> list[pytest.Item]:
+    """The items, whole files in order of their recorded seconds (longest first; a file with no
+    record counts as the median), each file's tests in their own order."""
+    default = statistics.median(seconds.values()) if seconds else 0.0
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first_seen.setdefault(item.path.name, index)
+    return sorted(items, key=lambda item: (-seconds.get(item.path.name, default), first_seen[item.path.name]))
+
+
+def _ordered_for_workers(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("longest_files_first"):
+        items[:] = longest_files_first(items, recorded_seconds())
+
+
+_measured: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    name = report.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    _measured[name] = _measured.get(name, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if not config.getoption("record_durations") or hasattr(config, "workerinput") or not _measured:
+        return
+    seconds = recorded_seconds()
+    seconds.update({name: round(value, 1) for name, value in _measured.items()})
+    DURATIONS_FILE.write_text(
+        json.dumps(
+            {
+                "about": "seconds per test file, written by pytest --record-durations (tests/conftest.py)",
+                "seconds": dict(sorted(seconds.items())),
+            },
+            indent=1,
+        )
+        + "\n"
+    )
