@@ -264,3 +264,6 @@ def test_report_of_the_import_beside_a_run_of_our_own(mlgym_dir: Path, tmp_path:
     assert result.exit_code == 0, result.output
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "baseline agent" in markdown and "| alpha |" in markdown and "| battleOfSexes | max | 0.5 |" in markdown
+    # MLGym's evaluators printed the imported scores; ours came over the result channel.
+    section = markdown.split("## Scores an agent could forge", 1)[1].split("\n## ", 1)[0]
+    assert "- battleOfSexes: alpha, beta" in section and "baseline agent" not in section

@@ -48,6 +48,29 @@ def test_report_of_a_run(tmp_path: Path):
         data = (tmp_path / "report" / name).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 10_000
     assert "<table>" in (tmp_path / "report" / "report.html").read_text()
+    # Both games report on the result channel: no score here could have been forged.
+    assert "could forge" not in markdown
+
+
+def test_the_report_names_scores_read_from_the_evaluators_output(tmp_path: Path, tiny_task: Path):
+    """A task that reports on stdout (MLGym's convention, here the tiny CSV task loaded by path)
+    is named, with the methods it scored; a task scored on the channel is not."""
+    run = tmp_path / "run"
+    solver = ScriptedAgent(["python solve.py", "submit"], then_submit=False)
+    solver.name = "solver"
+    run_episode(researchgym.make(str(tiny_task), trajectory_dir=run), solver, seed=0)
+    run_episode(
+        researchgym.make("battleOfSexes", trajectory_dir=run), researchgym.agents.create_agent("baseline"), seed=0
+    )
+    episodes = {e.task: e for e in load_episodes(run)}
+    assert episodes["tiny"].result_via == "stdout" and episodes["battleOfSexes"].result_via == "channel"
+    assert episodes["tiny"].final_score == 1.0
+
+    result = CliRunner().invoke(app, ["report", str(run), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    section = markdown.split("## Scores an agent could forge", 1)[1].split("\n## ", 1)[0]
+    assert "- tiny: solver" in section and "battleOfSexes" not in section
 
 
 def test_categories():

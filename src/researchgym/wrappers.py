@@ -165,6 +165,7 @@ class RecordEpisode(EpisodeWrapper):
             run_info=run_info,
             research_tools=tools.model_dump(mode="json") if tools.groups else None,
             reward=info.get("reward_mode", "final"),
+            result_via="channel" if env.task.evaluation.result_channel else "stdout",
         )
         return observation, info
 

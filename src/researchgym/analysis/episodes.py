@@ -9,6 +9,7 @@ one that is not finite counts as missing (empty in tables, null in the viewer's 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,9 @@ class Episode:
     #: The task's facts when the episode carries its own (an imported run: {"direction",
     #: "baseline", "metric"}); they take precedence over the task registry's in reports.
     task_facts: dict[str, Any] | None = None
+    #: Where its scores' results came from ("channel" or "stdout"; None when the trajectory does
+    #: not say: one written before researchgym recorded it).
+    result_via: str | None = None
 
     def attempt_scores(self) -> list[float]:
         """Hidden-test scores of every scored artefact (validations and submissions); a NaN or an
@@ -150,9 +154,15 @@ def load_episodes(run_dir: str | Path) -> list[Episode]:
                 actions,
                 trajectory.model_stats,
                 reset.get("task_facts"),
+                _result_via(reset),
             )
         )
     return episodes
+
+
+def _result_via(reset: Mapping[str, Any] | None) -> str | None:
+    value = (reset or {}).get("result_via")
+    return value if value in ("channel", "stdout") else None
 
 
 def _from_store(store) -> list[Episode]:
@@ -162,9 +172,11 @@ def _from_store(store) -> list[Episode]:
     }
     for row in store.episodes("finished"):
         scores = store.score_entries(row["id"]).get(row["id"], [])
-        actions = []
+        actions, result_via = [], None
         if row["trajectory"] and Path(row["trajectory"]).is_file():
-            actions = [step.get("action", "") for step in load_trajectory(row["trajectory"]).steps]
+            trajectory = load_trajectory(row["trajectory"])
+            actions = [step.get("action", "") for step in trajectory.steps]
+            result_via = _result_via(trajectory.reset)
         method = row["model"] or row["agent"]
         if method == "baseline":
             method = "baseline agent"
@@ -186,6 +198,7 @@ def _from_store(store) -> list[Episode]:
                 actions,
                 stats,
                 facts.get(row["run_id"], {}).get(row["task"]),
+                result_via,
             )
         )
     return episodes

@@ -3,7 +3,8 @@
 Per task and method: best attempt (best hidden-test score of any scored artefact) and best
 submission (best final score) over the method's episodes, beside the task's baseline; AUP of
 both tables (the baseline is a method), mean rank and Borda count; cost and tokens; exit-status
-and action-category distributions. Directions come from each task's spec; a score, baseline,
+and action-category distributions; the tasks whose scores an agent could forge (read from the
+evaluator's printed output, not the result channel) are named. Directions come from each task's spec; a score, baseline,
 cost or token count that is NaN or infinite (an old or imported run's) counts as missing, so no
 table shows `nan` or `inf`. When the run's store holds ML-Bench judgments, an "ML-Bench"
 section (analysis/mlbench.py) follows; a run of ML-Bench judgments only gets that section alone.
@@ -77,6 +78,18 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
             [task, arrow, _fmt(baselines[task])] + [f"{_fmt(best[task][m])} / {_fmt(last[task][m])}" for m in methods]
         )
     sections += ["## Scores (best attempt / best submission)", _table(["task", "dir", "baseline", *methods], rows)]
+    if summary.stdout_scored:
+        sections += [
+            "## Scores an agent could forge",
+            "These methods' scores of these tasks were read from the evaluator's printed output "
+            "(`result: stdout`, MLGym's convention), not from the result channel only the evaluator "
+            "can write, so agent "
+            "code that the evaluator imports, runs or unpickles could have printed or changed them "
+            "(MLGym's own task files do all three: docs/mlgym.md, 'Trust model'; docs/security.md). "
+            "Compare agents that may be adversarial on tasks scored through the channel, such as "
+            "researchgym's built-in ports.",
+            "\n".join(f"- {task}: {', '.join(methods)}" for task, methods in summary.stdout_scored.items()),
+        ]
     everyone = ["baseline", *methods]
     sections += [
         "## AUP and ranks",

@@ -44,6 +44,8 @@ class RunSummary:
     costs: dict[str, float]
     exits: dict[str, Counter] = field(default_factory=dict)
     episodes: dict[tuple[str, str], list[Episode]] = field(default_factory=dict)
+    #: task -> the methods with scores read from its evaluator's printed output (stdout_scored).
+    stdout_scored: dict[str, list[str]] = field(default_factory=dict)
 
 
 def task_facts(
@@ -64,6 +66,32 @@ def task_facts(
         except UnknownNameError:
             directions[task], baselines[task] = "maximize", None
     return directions, baselines
+
+
+def stdout_scored(episodes: list[Episode]) -> dict[str, list[str]]:
+    """task -> the methods whose scores of it were read from the evaluator's printed output
+    (`result: stdout`, MLGym's convention) rather than the channel only the evaluator can write:
+    agent code that such an evaluator imports, runs or unpickles could have forged them. As each
+    episode recorded it; for a trajectory that does not say (one written before researchgym
+    recorded it), as the task registry's spec says now."""
+    channels: dict[str, bool | None] = {}
+
+    def on_channel(task: str) -> bool | None:
+        if task not in channels:
+            try:
+                channels[task] = load_task(task).evaluation.result_channel
+            except UnknownNameError:
+                channels[task] = None
+        return channels[task]
+
+    flagged: dict[str, set[str]] = defaultdict(set)
+    for episode in episodes:
+        via = episode.result_via
+        if via is None and not episode.task_facts and on_channel(episode.task) is False:
+            via = "stdout"
+        if via == "stdout":
+            flagged[episode.task].add(episode.method)
+    return {task: sorted(flagged[task]) for task in sorted(flagged)}
 
 
 def summarize(episodes: list[Episode]) -> RunSummary:
@@ -106,4 +134,5 @@ def summarize(episodes: list[Episode]) -> RunSummary:
         costs,
         exits,
         dict(by_cell),
+        stdout_scored(episodes),
     )

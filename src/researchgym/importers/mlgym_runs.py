@@ -373,6 +373,7 @@ def _episode(
             "prompt": _prompt(traj) if traj is not None else None,
             "run_info": {"agent": AGENT, "model": run.model},
             "task_facts": task_facts,
+            "result_via": "stdout",  # MLGym's evaluate.py printed these scores
             "source": {"framework": "mlgym", "folder": str(run.folder), "environment": (traj or {}).get("environment")},
         }
     ]

@@ -43,6 +43,9 @@ class ResetRecord(TypedDict, total=False):
     reward: str
     #: An imported run's task facts (importers/mlgym_runs.py): its baselines and directions.
     task_facts: dict[str, Any]
+    #: Where the evaluator's result came from: "channel" (a file only the evaluator can write)
+    #: or "stdout" (its printed output, which agent code it runs or unpickles could forge).
+    result_via: Literal["channel", "stdout"]
 
 
 class StepRecord(TypedDict, total=False):
