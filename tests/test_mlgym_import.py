@@ -233,6 +233,8 @@ def test_cli_import_report_and_viewer(mlgym_dir: Path, tmp_path: Path):
     assert len(overview["episodes"]) == 8 and overview["summary"]["methods"] == ["alpha", "beta"]
     # The viewer rates the import against MLGym's baselines too, as the report does.
     assert overview["summary"]["baselines"]["3SATTime"] == 16.0
+    # ... and names, as the report does, the scores MLGym's evaluators printed.
+    assert overview["summary"]["stdout_scored"]["battleOfSexes"] == ["alpha", "beta"]
     assert overview["summary"]["aup"]["best attempt"]["alpha"] == pytest.approx(
         mlgym_aup(run_dir)["aup"]["best attempt"]["alpha"]
     )
@@ -267,3 +269,4 @@ def test_report_of_the_import_beside_a_run_of_our_own(mlgym_dir: Path, tmp_path:
     # MLGym's evaluators printed the imported scores; ours came over the result channel.
     section = markdown.split("## Scores an agent could forge", 1)[1].split("\n## ", 1)[0]
     assert "- battleOfSexes: alpha, beta" in section and "baseline agent" not in section
+    assert RunData(runs / "own").overview()["summary"]["stdout_scored"] == {}

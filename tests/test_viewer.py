@@ -73,6 +73,11 @@ def test_the_api_gives_the_overview_and_each_episode_with_long_outputs_cut(viewe
     assert all(e["status"] == "finished" for e in overview["episodes"])
     summary = overview["summary"]
     assert set(summary["aup"]["best attempt"]) == {"baseline", "openai/test-model", "baseline agent"}
+    # The tiny task reports on stdout (MLGym's convention): both methods' scores could be forged.
+    # (The run names the task by its folder's path.)
+    assert [(task.rsplit("/", 1)[-1], methods) for task, methods in summary["stdout_scored"].items()] == [
+        ("tiny", ["baseline agent", "openai/test-model"])
+    ]
     react = next(e for e in overview["episodes"] if e["method"] == "openai/test-model")
     status, body = get(viewer, f"/api/episodes/{react['key']}")
     episode = json.loads(body)
@@ -156,6 +161,8 @@ def test_in_a_browser_the_overview_lists_every_episode_and_an_episode_shows_its_
     page.wait_for_selector("#episodes tbody tr")
     assert page.locator("#episodes tbody tr").count() == 2
     assert page.locator("#scores").is_visible() and page.locator("#aup").is_visible()
+    assert "could forge" in page.locator("#forgeable").inner_text()
+    assert "tiny (baseline agent, openai/test-model)" in page.locator("#forgeable").inner_text()
     page.select_option("select[data-filter=method]", "baseline agent")
     assert page.locator("#episodes tbody tr").count() == 1
     page.select_option("select[data-filter=method]", "")

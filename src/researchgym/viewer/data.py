@@ -82,6 +82,7 @@ class RunData:
                     path = found[-1] if found else None
                 row["path"] = path if path is not None and self._inside(path) else None
                 row["scores"] = scores.get(row["id"], [])
+                row["result_via"] = (self._head(row["path"]) or {}).get("result_via") if row["path"] else None
             return rows
         rows = []
         for path in sorted(self.run_dir.rglob("*.jsonl")):
@@ -101,6 +102,7 @@ class RunData:
                     "status": None,
                     "path": path,
                     "task_facts": head.get("task_facts"),
+                    "result_via": head.get("result_via"),
                 }
             )
         return rows
@@ -133,6 +135,7 @@ class RunData:
                         [],
                         {"total_cost": summary["cost"] or 0.0},
                         row.get("task_facts"),
+                        row.get("result_via"),
                     )
                 )
         result: dict[str, Any] = {
@@ -153,6 +156,7 @@ class RunData:
                 "aup": digest.aup,
                 "costs": digest.costs,
                 "exits": {m: dict(c) for m, c in digest.exits.items()},
+                "stdout_scored": digest.stdout_scored,
             }
         return result
 

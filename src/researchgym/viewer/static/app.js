@@ -109,6 +109,12 @@ async function showOverview() {
       s.tasks.map(task => ({cells: [task, s.directions[task], s.baselines[task],
         ...s.methods.map(m => `${fmt(s.best_attempt[task][m])} / ${fmt(s.best_submission[task][m])}`)]})),
       {id: "scores"}));
+    const forgeable = Object.entries(s.stdout_scored || {});
+    if (forgeable.length) {
+      parts.push(el("p", {id: "forgeable", class: "warning", text: "Scores an agent could forge (read from the " +
+        "evaluator's printed output, MLGym's convention, not the result channel): " +
+        forgeable.map(([task, methods]) => `${task} (${methods.join(", ")})`).join("; ")}));
+    }
     parts.push(el("h2", {text: "AUP, cost and exit statuses"}));
     const categories = [...new Set(Object.values(s.exits).flatMap(c => Object.keys(c)))].sort();
     parts.push(table(["method", "AUP best attempt", "AUP best submission", "mean cost / episode", ...categories],
