@@ -81,9 +81,9 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     if summary.stdout_scored:
         sections += [
             "## Scores an agent could forge",
-            "These methods' scores of these tasks were read from the evaluator's printed output "
-            "(`result: stdout`, MLGym's convention), not from the result channel only the evaluator "
-            "can write, so agent "
+            "In some or all of their episodes, the methods named got their scores of these tasks from "
+            "the evaluator's printed output (`result: stdout`, MLGym's convention), not from the result "
+            "channel only the evaluator can write, so agent "
             "code that the evaluator imports, runs or unpickles could have printed or changed them "
             "(MLGym's own task files do all three: docs/mlgym.md, 'Trust model'; docs/security.md). "
             "Compare agents that may be adversarial on tasks scored through the channel, such as "
