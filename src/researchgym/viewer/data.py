@@ -51,6 +51,8 @@ class RunData:
         self.run_dir = Path(run_dir).resolve()
         if not self.run_dir.is_dir():
             raise FileNotFoundError(f"{run_dir} is not a folder")
+        #: Each trajectory's `result_via` (its reset line, written once, so read once).
+        self._result_via: dict[Path, str | None] = {}
 
     # ------------------------------------------------------------------ index
     def _inside(self, path: Path) -> bool:
@@ -82,7 +84,6 @@ class RunData:
                     path = found[-1] if found else None
                 row["path"] = path if path is not None and self._inside(path) else None
                 row["scores"] = scores.get(row["id"], [])
-                row["result_via"] = (self._head(row["path"]) or {}).get("result_via") if row["path"] else None
             return rows
         rows = []
         for path in sorted(self.run_dir.rglob("*.jsonl")):
@@ -106,6 +107,14 @@ class RunData:
                 }
             )
         return rows
+
+    def _recorded_result_via(self, path: Path | None) -> str | None:
+        """Where a finished episode's scores came from, as its trajectory's reset line says."""
+        if path is None:
+            return None
+        if path not in self._result_via:
+            self._result_via[path] = (self._head(path) or {}).get("result_via")
+        return self._result_via[path]
 
     @staticmethod
     def _head(path: Path) -> dict[str, Any] | None:
@@ -135,7 +144,7 @@ class RunData:
                         [],
                         {"total_cost": summary["cost"] or 0.0},
                         row.get("task_facts"),
-                        row.get("result_via"),
+                        row["result_via"] if "result_via" in row else self._recorded_result_via(row.get("path")),
                     )
                 )
         result: dict[str, Any] = {
