@@ -262,7 +262,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             module = getattr(item, "module", None)
             if module is not None and module.__name__.rsplit(".", 1)[-1] in PAIRED_MODULES:
                 item.add_marker(pytest.mark.paired)
-    _ordered_for_workers(config, items)
+    if config.getoption("longest_files_first"):
+        items[:] = longest_files_first(items, recorded_seconds())
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -317,32 +318,34 @@ def longest_files_first(items: list[pytest.Item], seconds: dict[str, float]) -> 
     return sorted(items, key=lambda item: (-seconds.get(item.path.name, default), first_seen[item.path.name]))
 
 
-def _ordered_for_workers(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("longest_files_first"):
-        items[:] = longest_files_first(items, recorded_seconds())
+class DurationRecorder:
+    """With --record-durations, in the main process only (it hears every worker's reports): adds up
+    each test file's seconds and writes them into tests/durations.json at the end."""
 
+    def __init__(self) -> None:
+        self.measured: dict[str, float] = {}
 
-_measured: dict[str, float] = {}
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        name = report.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+        self.measured[name] = self.measured.get(name, 0.0) + report.duration
 
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    name = report.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-    _measured[name] = _measured.get(name, 0.0) + report.duration
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
-    if not config.getoption("record_durations") or hasattr(config, "workerinput") or not _measured:
-        return
-    seconds = recorded_seconds()
-    seconds.update({name: round(value, 1) for name, value in _measured.items()})
-    DURATIONS_FILE.write_text(
-        json.dumps(
-            {
-                "about": "seconds per test file, written by pytest --record-durations (tests/conftest.py)",
-                "seconds": dict(sorted(seconds.items())),
-            },
-            indent=1,
+    def pytest_sessionfinish(self) -> None:
+        if not self.measured:
+            return
+        seconds = recorded_seconds()
+        seconds.update({name: round(value, 1) for name, value in self.measured.items()})
+        DURATIONS_FILE.write_text(
+            json.dumps(
+                {
+                    "about": "seconds per test file, written by pytest --record-durations (tests/conftest.py)",
+                    "seconds": dict(sorted(seconds.items())),
+                },
+                indent=1,
+            )
+            + "\n"
         )
-        + "\n"
-    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("record_durations") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(DurationRecorder(), "researchgym-duration-recorder")

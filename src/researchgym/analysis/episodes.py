@@ -154,13 +154,15 @@ def load_episodes(run_dir: str | Path) -> list[Episode]:
                 actions,
                 trajectory.model_stats,
                 reset.get("task_facts"),
-                _result_via(reset),
+                result_via(reset),
             )
         )
     return episodes
 
 
-def _result_via(reset: Mapping[str, Any] | None) -> str | None:
+def result_via(reset: Mapping[str, Any] | None) -> str | None:
+    """Where an episode's scores came from, as its trajectory's reset line says: "channel",
+    "stdout", or None (a line written before researchgym recorded it, or an unknown value)."""
     value = (reset or {}).get("result_via")
     return value if value in ("channel", "stdout") else None
 
@@ -172,11 +174,11 @@ def _from_store(store) -> list[Episode]:
     }
     for row in store.episodes("finished"):
         scores = store.score_entries(row["id"]).get(row["id"], [])
-        actions, result_via = [], None
+        actions, via = [], None
         if row["trajectory"] and Path(row["trajectory"]).is_file():
             trajectory = load_trajectory(row["trajectory"])
             actions = [step.get("action", "") for step in trajectory.steps]
-            result_via = _result_via(trajectory.reset)
+            via = result_via(trajectory.reset)
         method = row["model"] or row["agent"]
         if method == "baseline":
             method = "baseline agent"
@@ -198,7 +200,7 @@ def _from_store(store) -> list[Episode]:
                 actions,
                 stats,
                 facts.get(row["run_id"], {}).get(row["task"]),
-                result_via,
+                via,
             )
         )
     return episodes

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from researchgym.analysis.episodes import Episode, exit_category, finite_number
+from researchgym.analysis.episodes import Episode, exit_category, finite_number, result_via
 from researchgym.analysis.mlbench import answer_key, parse_detail, run_modes, to_answer
 from researchgym.analysis.mlbench import summarize as summarize_mlbench
 from researchgym.analysis.summary import summarize
@@ -103,7 +103,6 @@ class RunData:
                     "status": None,
                     "path": path,
                     "task_facts": head.get("task_facts"),
-                    "result_via": head.get("result_via"),
                 }
             )
         return rows
@@ -113,7 +112,7 @@ class RunData:
         if path is None:
             return None
         if path not in self._result_via:
-            self._result_via[path] = (self._head(path) or {}).get("result_via")
+            self._result_via[path] = result_via(self._head(path))
         return self._result_via[path]
 
     @staticmethod
@@ -144,7 +143,7 @@ class RunData:
                         [],
                         {"total_cost": summary["cost"] or 0.0},
                         row.get("task_facts"),
-                        row["result_via"] if "result_via" in row else self._recorded_result_via(row.get("path")),
+                        self._recorded_result_via(row.get("path")),
                     )
                 )
         result: dict[str, Any] = {
