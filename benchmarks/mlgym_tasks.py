@@ -45,10 +45,10 @@ def main() -> None:
     for file, spec in loaded:
         if spec.unavailable:
             print(f"  {file.name}: {spec.unavailable[0].field}: {spec.unavailable[0].problem[:110]}")
-    by_id = {spec.id: (file, spec) for file, spec in loaded}
+    by_file = {file.stem: (file, spec) for file, spec in loaded}
     print(f"\n{'game':<18}{'configured':>12}{'ours (mean)':>13}{'MLGym direct sd':>17}{'diff / sd':>11}")
     for game in GAMES:
-        file, spec = by_id[game]
+        file, spec = by_file[game]
         ours = []
         for seed in range(args.seeds):
             result = run_episode(ResearchEnv(spec), researchgym.agents.create_agent("baseline"), seed=seed)

@@ -6,6 +6,7 @@ work on the whole folder."""
 from __future__ import annotations
 
 import math
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -366,3 +367,56 @@ def test_tasks_path_lists_the_folder_and_run_plays_the_ready_tasks(mlgym_root: P
     # Tasks given by path are recorded by path (that is how a resume finds them again).
     assert sorted(Path(e["task"]).name for e in episodes) == ["stagHunt.yaml", "tinyRegression.yaml"]
     assert all(e["final_score"] is not None for e in episodes)
+
+    # Once the checkout is gone, the report and the viewer still rate both tasks as they were
+    # played: the facts come from the trajectories (the paths no longer load).
+    from researchgym.analysis.episodes import load_episodes
+    from researchgym.analysis.summary import summarize
+    from researchgym.viewer.data import RunData
+
+    regression = next(e["task"] for e in episodes if e["task"].endswith("tinyRegression.yaml"))
+    shutil.rmtree(mlgym_root)
+    for summary in (summarize(load_episodes(run_dir)), RunData(run_dir).overview()["summary"]):
+        directions = summary["directions"] if isinstance(summary, dict) else summary.directions
+        baselines = summary["baselines"] if isinstance(summary, dict) else summary.baselines
+        assert directions[regression] == "minimize"
+        assert baselines[regression] == pytest.approx(CSV_RMSE)
+
+
+def test_a_task_from_an_mlgym_file_has_an_id_of_its_own_and_reports_rate_it_as_played(mlgym_root: Path, tmp_path: Path):
+    """MLGym's `id` is not ours: its battleOfSexes.yaml would share a report row with our port
+    (a different evaluator), and its imageClassificationCifar10L1.yaml reuses the id of another
+    task. Each file's task is `mlgym-<file name>`, and its trajectory carries the facts that
+    rate it, so a report of trajectories alone rates it after the checkout is gone."""
+    import shutil
+
+    import researchgym
+    from researchgym.analysis.episodes import load_episodes
+    from researchgym.analysis.summary import summarize
+
+    tasks = mlgym_root / "configs" / "tasks"
+    stag = (tasks / "stagHunt.yaml").read_text()
+    (tasks / "battleOfSexes.yaml").write_text(stag.replace("id: stagHunt", "id: battleOfSexes"))
+    (tasks / "battleOfSexesL1.yaml").write_text(stag.replace("id: stagHunt", "id: battleOfSexes"))
+    ids = {name: load_task(tasks / name).id for name in ("battleOfSexes.yaml", "battleOfSexesL1.yaml")}
+    assert ids == {"battleOfSexes.yaml": "mlgym-battleOfSexes", "battleOfSexesL1.yaml": "mlgym-battleOfSexesL1"}
+    assert load_task(tasks / "tinyRegression.yaml").id == "mlgym-tinyRegression"
+
+    played = tmp_path / "trajectories"
+    for task in ("battleOfSexes", tasks / "battleOfSexes.yaml", tasks / "tinyRegression.yaml"):
+        env = researchgym.make(str(task), trajectory_dir=played)
+        assert run_episode(env, researchgym.agents.create_agent("baseline"), seed=0).exit_status == "submitted"
+    shutil.rmtree(mlgym_root)  # the files are gone: the trajectories alone must say how to rate them
+
+    summary = summarize(load_episodes(played))
+    assert summary.tasks == ["battleOfSexes", "mlgym-battleOfSexes", "mlgym-tinyRegression"]
+    assert summary.directions["mlgym-tinyRegression"] == "minimize"  # not the default, maximise
+    assert summary.baselines["mlgym-tinyRegression"] == pytest.approx(CSV_RMSE)
+    assert summary.baselines["mlgym-battleOfSexes"] == pytest.approx(STAG_EXPECTED)
+    assert summary.baselines["battleOfSexes"] == researchgym.load_task("battleOfSexes").baseline_score
+    # Our port's scores and the MLGym file's are kept apart, each beside its own baseline.
+    assert summary.best["battleOfSexes"]["baseline agent"] != summary.best["mlgym-battleOfSexes"]["baseline agent"]
+    assert summary.stdout_scored == {
+        "mlgym-battleOfSexes": ["baseline agent"],
+        "mlgym-tinyRegression": ["baseline agent"],
+    }

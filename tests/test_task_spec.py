@@ -98,7 +98,7 @@ def _mlgym_repo(root: Path) -> Path:
 
 def test_mlgym_format_task_loads(tmp_path: Path):
     spec = load_task_file(_mlgym_repo(tmp_path))
-    assert (spec.id, spec.name) == ("coinFlip", "CoinFlip")
+    assert (spec.id, spec.name) == ("mlgym-coinFlip", "CoinFlip")  # its file's name, not MLGym's id
     assert spec.metric.name == "Score" and spec.metric.direction == "maximize"
     assert spec.baseline_score == 0.5
     assert spec.limits.training_timeout_s == 900 and spec.evaluation.timeout_s == 900

@@ -166,6 +166,7 @@ class RecordEpisode(EpisodeWrapper):
             research_tools=tools.model_dump(mode="json") if tools.groups else None,
             reward=info.get("reward_mode", "final"),
             result_via="channel" if env.task.evaluation.result_channel else "stdout",
+            task_facts=env.task.rating_facts(),
         )
         return observation, info
 

@@ -68,8 +68,9 @@ class Episode:
     scores: list[dict[str, Any]] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     model_stats: dict[str, Any] = field(default_factory=dict)
-    #: The task's facts when the episode carries its own (an imported run: {"direction",
-    #: "baseline", "metric"}); they take precedence over the task registry's in reports.
+    #: The task's facts the episode recorded ({"metric", "direction", "baseline"}): an imported
+    #: run's (MLGym's) take precedence over the task registry's in reports, and any rates a task
+    #: the registry does not know (one loaded from a file) as it was played (summary.task_facts).
     task_facts: dict[str, Any] | None = None
     #: Where its scores' results came from ("channel" or "stdout"; None when the trajectory does
     #: not say: one written before researchgym recorded it).
@@ -174,11 +175,12 @@ def _from_store(store) -> list[Episode]:
     }
     for row in store.episodes("finished"):
         scores = store.score_entries(row["id"]).get(row["id"], [])
-        actions, via = [], None
+        actions, via, played = [], None, None
         if row["trajectory"] and Path(row["trajectory"]).is_file():
             trajectory = load_trajectory(row["trajectory"])
             actions = [step.get("action", "") for step in trajectory.steps]
             via = result_via(trajectory.reset)
+            played = (trajectory.reset or {}).get("task_facts")
         method = row["model"] or row["agent"]
         if method == "baseline":
             method = "baseline agent"
@@ -199,7 +201,7 @@ def _from_store(store) -> list[Episode]:
                 scores,
                 actions,
                 stats,
-                facts.get(row["run_id"], {}).get(row["task"]),
+                facts.get(row["run_id"], {}).get(row["task"]) or played,
                 via,
             )
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from researchgym.analysis.episodes import Episode, finite_number
 from researchgym.errors import UnknownNameError
@@ -49,11 +50,12 @@ class RunSummary:
 
 
 def task_facts(
-    tasks: list[str], carried: dict[str, dict] | None = None
+    tasks: list[str], carried: dict[str, dict] | None = None, recorded: dict[str, dict] | None = None
 ) -> tuple[dict[str, str], dict[str, float | None]]:
-    """Each task's metric direction and baseline score: the facts episodes carry (`carried`,
-    task -> {"direction", "baseline"}: an imported run's) first, else the task registry's (a task
-    no longer known: maximise, none)."""
+    """Each task's metric direction and baseline score: an imported run's facts first (`carried`,
+    task -> {"direction", "baseline"}: MLGym's own), else the task registry's, else the facts the
+    episodes recorded when they were played (`recorded`: a task loaded from a file, or one no
+    longer known), else maximise with no baseline."""
     directions, baselines = {}, {}
     for task in tasks:
         own = (carried or {}).get(task)
@@ -64,8 +66,18 @@ def task_facts(
             spec = load_task(task)
             directions[task], baselines[task] = spec.metric.direction, spec.baseline_score
         except UnknownNameError:
-            directions[task], baselines[task] = "maximize", None
+            played = (recorded or {}).get(task) or {}
+            known = played.get("direction") in ("maximize", "minimize")
+            directions[task] = played["direction"] if known else "maximize"
+            baselines[task] = finite_number(played.get("baseline")) if known else None
     return directions, baselines
+
+
+def imported_facts(facts: dict[str, Any] | None) -> bool:
+    """Whether an episode's task facts are an imported run's (MLGym's baseline and direction,
+    importers/mlgym_runs.py), which outrank the registry's, rather than the ones every
+    trajectory records of the task it played."""
+    return bool(facts) and "mlgym_task" in (facts or {})
 
 
 def stdout_scored(episodes: list[Episode]) -> dict[str, list[str]]:
@@ -87,7 +99,7 @@ def stdout_scored(episodes: list[Episode]) -> dict[str, list[str]]:
     flagged: dict[str, set[str]] = defaultdict(set)
     for episode in episodes:
         via = episode.result_via
-        if via is None and not episode.task_facts and on_channel(episode.task) is False:
+        if via is None and not imported_facts(episode.task_facts) and on_channel(episode.task) is False:
             via = "stdout"
         if via == "stdout":
             flagged[episode.task].add(episode.method)
@@ -98,10 +110,12 @@ def summarize(episodes: list[Episode]) -> RunSummary:
     tasks = sorted({e.task for e in episodes})
     methods = sorted({e.method for e in episodes})
     carried: dict[str, dict] = {}
+    recorded: dict[str, dict] = {}
     for episode in episodes:
         if episode.task_facts:
-            carried.setdefault(episode.task, episode.task_facts)
-    directions, baselines = task_facts(tasks, carried)
+            into = carried if imported_facts(episode.task_facts) else recorded
+            into.setdefault(episode.task, episode.task_facts)
+    directions, baselines = task_facts(tasks, carried, recorded)
     by_cell: dict[tuple[str, str], list[Episode]] = defaultdict(list)
     for episode in episodes:
         by_cell[episode.task, episode.method].append(episode)

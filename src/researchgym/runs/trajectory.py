@@ -41,7 +41,9 @@ class ResetRecord(TypedDict, total=False):
     run_info: dict[str, Any]
     research_tools: dict[str, Any] | None
     reward: str
-    #: An imported run's task facts (importers/mlgym_runs.py): its baselines and directions.
+    #: What rates the task's scores: {"metric", "direction", "baseline"} (TaskSpec.rating_facts;
+    #: an imported run's are MLGym's, importers/mlgym_runs.py), so a report of trajectories alone
+    #: rates a task loaded from a path, or since changed, as it was played.
     task_facts: dict[str, Any]
     #: Where the evaluator's result came from: "channel" (a file only the evaluator can write)
     #: or "stdout" (its printed output, which agent code it runs or unpickles could forge).

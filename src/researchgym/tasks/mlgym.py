@@ -16,7 +16,8 @@ task still loads, so a whole checkout can be listed; what it lacks is kept in
 `TaskSpec.unavailable`, and making its environment stops with one line naming the folder or
 field and what it should hold. MLGym keeps the metric outside the config: we take
 `metric`/`metric_direction` when the file has them, else the first baseline metric and MLGym's
-direction table.
+direction table. The task's id is `mlgym-<file name>` (`task_id_for`), never MLGym's `id`, so
+that its scores are never pooled with those of our port of the same task.
 """
 
 from __future__ import annotations
@@ -138,6 +139,16 @@ def _find(relative: str, start: Path) -> Path | None:
 
 def _not_found(relative: str, start: Path) -> str:
     return f"'{relative}' was not found next to {start} or in any parent folder (MLGym's repository root)"
+
+
+def task_id_for(path: Path) -> str:
+    """researchgym's id of the task in MLGym's file `path`: `mlgym-<file name>`.
+
+    Not MLGym's `id`: that collides with the id of our port of the same task (`battleOfSexes`),
+    whose evaluator differs, and MLGym's `imageClassificationCifar10L1.yaml` reuses the id of
+    `imageClassificationCifar10.yaml`, a different task. A report keyed by id would pool their
+    scores; the file name is unique in its folder and is what a user passes to MLGym."""
+    return "mlgym-" + (re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-") or "task")
 
 
 def _gym_name(name: str) -> str:
@@ -349,7 +360,7 @@ def task_from_mlgym(data: dict[str, Any], path: Path) -> TaskSpec:
     timeout = data.get("training_timeout") or 1800
     port = BUILTIN_PORTS.get(task_id)
     spec_data = {
-        "id": task_id,
+        "id": task_id_for(path),
         "name": _gym_name(str(data["name"])),
         "domain": data.get("domain", "general"),
         "description": data["description"],

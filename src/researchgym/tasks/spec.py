@@ -297,6 +297,11 @@ class TaskSpec(_Strict):
     def baseline_score(self) -> float | None:
         return self.baseline.scores[0][self.metric.name] if self.baseline.scores else None
 
+    def rating_facts(self) -> dict[str, Any]:
+        """What a report needs to rate this task's scores without loading the task again (its
+        file may be gone or changed): recorded in every trajectory's reset line."""
+        return {"metric": self.metric.name, "direction": self.metric.direction, "baseline": self.baseline_score}
+
     def path(self, relative: str) -> Path:
         """A task-folder path, or `data:<dataset>/<file>` for a file of a dataset."""
         if relative.startswith("data:"):

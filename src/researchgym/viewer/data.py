@@ -51,8 +51,9 @@ class RunData:
         self.run_dir = Path(run_dir).resolve()
         if not self.run_dir.is_dir():
             raise FileNotFoundError(f"{run_dir} is not a folder")
-        #: Each trajectory's `result_via` (its reset line, written once, so read once).
-        self._result_via: dict[Path, str | None] = {}
+        #: What each trajectory's reset line records (written once, so read once): where its
+        #: scores came from (`result_via`) and the facts that rate its task (`task_facts`).
+        self._recorded: dict[Path, tuple[str | None, dict[str, Any] | None]] = {}
 
     # ------------------------------------------------------------------ index
     def _inside(self, path: Path) -> bool:
@@ -107,13 +108,15 @@ class RunData:
             )
         return rows
 
-    def _recorded_result_via(self, path: Path | None) -> str | None:
-        """Where a finished episode's scores came from, as its trajectory's reset line says."""
+    def _recorded_head(self, path: Path | None) -> tuple[str | None, dict[str, Any] | None]:
+        """A finished episode's `result_via` and `task_facts`, as its trajectory's reset line says."""
         if path is None:
-            return None
-        if path not in self._result_via:
-            self._result_via[path] = result_via(self._head(path))
-        return self._result_via[path]
+            return None, None
+        if path not in self._recorded:
+            head = self._head(path)
+            facts = (head or {}).get("task_facts")
+            self._recorded[path] = (result_via(head), facts if isinstance(facts, dict) else None)
+        return self._recorded[path]
 
     @staticmethod
     def _head(path: Path) -> dict[str, Any] | None:
@@ -131,6 +134,7 @@ class RunData:
             summary = self._summary(row)
             episodes.append(summary)
             if summary["status"] == "finished":
+                via, played = self._recorded_head(row.get("path"))
                 finished.append(
                     Episode(
                         row["path"] or Path("."),
@@ -142,8 +146,8 @@ class RunData:
                         summary["scores"],
                         [],
                         {"total_cost": summary["cost"] or 0.0},
-                        row.get("task_facts"),
-                        self._recorded_result_via(row.get("path")),
+                        row.get("task_facts") or played,
+                        via,
                     )
                 )
         result: dict[str, Any] = {
