@@ -62,3 +62,15 @@ class Fixer(_Scripted):
 class SlowFixer(Fixer):
     name = "support_models:SlowFixer"
     delay_s = 0.4
+
+
+class Discarder(_Scripted):
+    """Plays a strategy that fails with a lone surrogate (U+D800, JSON's \\ud800 escape) in its
+    error message, on validation and on submission: the red team's way to end an episode it is
+    losing as `failed`, so that --resume plays it again (test_redteam_games)."""
+
+    name = "support_models:Discarder"
+
+    def commands(self, task_text):
+        strategy = "def row_strategy(history):\n    raise ValueError('lost ' + chr(0xD800))\n"
+        return [f"cat > strategy.py <<'EOF'\n{strategy}EOF", "validate", "submit"]

@@ -360,3 +360,34 @@ def test_the_runner_records_a_non_finite_result_as_a_failed_episode_and_goes_on(
     runner.settle(plan, {"status": "finished", "result": result, "metric": "Score"})
     (row,) = runner.store.episodes()
     assert row["status"] == "failed" and row["final_score"] is None and "inf" in row["error"]
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+def test_strict_json_writes_a_surrogate_as_the_replacement_character_and_keeps_real_characters(ensure_ascii):
+    from researchgym.strict_json import strict_dumps
+
+    value = {"error": "lost \ud800", "\udcff": [1.5, "fine \U0001f600"], "nan": math.nan}
+    text = strict_dumps(value, ensure_ascii=ensure_ascii)
+    text.encode("utf-8")  # would raise with a surrogate in it
+    assert json.loads(text) == {"error": "lost \ufffd", "\ufffd": [1.5, "fine \U0001f600"], "nan": None}
+    assert strict_dumps({"emoji": "\U0001f600"}, ensure_ascii=ensure_ascii) == json.dumps(
+        {"emoji": "\U0001f600"}, ensure_ascii=ensure_ascii
+    )
+
+
+def test_the_store_records_an_episode_whose_texts_hold_surrogates(tmp_path):
+    store = Store(tmp_path)
+    store.plan("run", [("task", "agent", None, 0), ("task", "agent", None, 1)])
+    first, second = (row["id"] for row in store.episodes())
+    result = {
+        "exit_status": "evaluation_error",
+        "final_score": None,
+        "steps": 2,
+        "error": "ValueError: lost \ud800",
+        "scores": [{"step": 2, "kind": "submit", "status": "evaluation_\udcff"}],
+    }
+    store.record(first, result, "Score")
+    store.mark_failed(second, "bad \ud800 luck")
+    rows = {row["id"]: row for row in store.episodes()}
+    assert rows[first]["status"] == "finished" and rows[first]["error"] == "ValueError: lost \ufffd"
+    assert rows[second]["error"] == "bad \ufffd luck"

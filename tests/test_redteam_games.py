@@ -666,3 +666,30 @@ def test_a_bounded_flood_of_output_changes_nothing():
         result = run(task_id, f"MOVE = {MOVE[task_id]}\n" + source)
         assert isinstance(result, Score), failure_text(result)
         assert result.value == honest(task_id)
+
+
+def test_an_error_text_that_is_no_valid_unicode_cannot_discard_the_episode(tmp_path):
+    """A strategy whose error message holds a lone surrogate (sent as JSON's \\ud800 escape)
+    once made the trajectory writer raise after the score was known: the episode ended `failed`
+    and --resume played it again, so an agent could discard any episode it was losing. Now the
+    character is written as U+FFFD and the episode is recorded, finished, like any other failure."""
+    import warnings
+
+    from researchgym.runs.runner import Method, RunConfig, Runner
+    from researchgym.runs.store import Store
+    from researchgym.runs.trajectory import load_trajectory
+
+    config = RunConfig(
+        tasks=["battleOfSexes"], methods=[Method("react", "support_models:Discarder")], seeds=[0], sandbox="bwrap"
+    )
+    run_dir = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert Runner(run_dir, config).run() == {"finished": 1}
+        assert Runner.resume(run_dir).pending() == []
+    (episode,) = Store(run_dir).episodes()
+    assert episode["exit_status"] in FAILED and episode["final_score"] is None
+    trajectory = load_trajectory(episode["trajectory"])
+    validated = next(step for step in trajectory.steps if step["action"] == "validate")
+    assert "lost \ufffd" in validated["observation"]
+    assert trajectory.end is not None and trajectory.end["exit_status"] == episode["exit_status"]

@@ -26,6 +26,7 @@ from researchgym.errors import EvaluationError
 from researchgym.evaluation import _EvaluationRun, evaluate, last_json_object, read_result_file, refuse_non_finite
 from researchgym.runs.runner import Method, RunConfig, Runner
 from researchgym.runs.store import Store
+from researchgym.runs.trajectory import load_trajectory
 from researchgym.snapshot import SnapshotLimits, snapshot
 from researchgym.tasks.builtin._shared.agent_link import strict_loads
 from researchgym.tasks.loader import load_task_file
@@ -487,6 +488,11 @@ def test_an_evaluator_line_that_is_not_a_finite_metric_is_refused(tmp_path, prin
         ("rm -f solution.py && ln -s /proc/self/root/etc/passwd solution.py", "submission_not_found"),
         ("printf 'import sys\\nsys.stdout.write(chr(91) * 200000)\\n' > solution.py", "evaluation_format_error"),
         ("printf 'def answer(x):\\n    return 10 ** 400\\n' > solution.py", "evaluation_format_error"),
+        # Text that is no valid Unicode (a lone surrogate: the JSON escape \\ud800 in its error
+        # message, a file name of bytes that are not UTF-8) used to make the trajectory writer
+        # or the store raise, after the score was known.
+        ("printf 'def answer(x):\\n    raise ValueError(chr(0xd800))\\n' > solution.py", "evaluation_format_error"),
+        ("rm -f solution.py && mkdir solution.py && mkfifo solution.py/$(printf '\\377')", "submission_not_found"),
     ],
 )
 def test_an_artefact_cannot_make_its_episode_fail_and_be_played_again(tmp_path, attack, status):
@@ -502,6 +508,8 @@ def test_an_artefact_cannot_make_its_episode_fail_and_be_played_again(tmp_path, 
         assert episode["exit_status"] == status, episode
         assert episode["final_score"] in (None, 0.0)
         assert Runner.resume(run).pending() == []
+    trajectory = load_trajectory(episode["trajectory"])
+    assert trajectory.end is not None and trajectory.end["exit_status"] == status
 
 
 # ------------------------------------------------------------------------ every built-in task

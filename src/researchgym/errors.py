@@ -6,6 +6,8 @@ Control flow at episode boundaries uses these instead of sentinel values, so tha
 
 from __future__ import annotations
 
+from researchgym.strict_json import valid_text
+
 
 class ResearchGymError(Exception):
     """Base class for every error raised on purpose by researchgym."""
@@ -50,9 +52,11 @@ class FormatError(ResearchGymError):
 
 class EvaluationError(ResearchGymError):
     """Scoring failed. `status` is the exit status to record (e.g. submission_not_found);
-    `detail` is the end of the evaluator's output, shown to the agent only for validation."""
+    `detail` is the end of the evaluator's output, shown to the agent only for validation.
+    Both may quote what the agent chose (a file name, its code's error), so any surrogate in them
+    is replaced: they go to the trajectory and the store, which must be able to write them."""
 
     def __init__(self, status: str, message: str, detail: str = "") -> None:
         self.status = status
-        self.detail = detail
-        super().__init__(message)
+        self.detail = valid_text(detail)
+        super().__init__(valid_text(message))

@@ -53,6 +53,7 @@ from researchgym.sandbox import (
     sees_host_paths,
 )
 from researchgym.snapshot import SnapshotLimits, snapshot, whole_workspace
+from researchgym.strict_json import without_surrogates
 from researchgym.tasks.builtin._shared.agent_link import LINK_VARIABLE, MAX_DEPTH, RESULT_VARIABLE, strict_loads
 from researchgym.tasks.spec import FileSpec, TaskSpec
 from researchgym.training.rewards import normalise
@@ -90,14 +91,16 @@ def _metrics_object(text: str) -> dict[str, Any] | None:
     """One strictly parsed JSON object, or None. A number outside a float's range (NaN,
     Infinity, -Infinity, 1e999, an integer of more than 308 digits) does not make the object
     malformed: it is read as the non-finite float it stands for, so that scoring refuses the
-    result as `evaluation_non_finite`, naming the metric, rather than as a format error."""
+    result as `evaluation_non_finite`, naming the metric, rather than as a format error.
+    A surrogate its strings spell (`\\ud800`, say in an error message the agent's code raised)
+    becomes U+FFFD: it could not be written to the trajectory or the store."""
     if len(text) > MAX_RESULT_BYTES:
         return None
     try:
         value = strict_loads(text)
     except (ValueError, RecursionError):
         value = _with_non_finite_numbers(text)
-    return value if isinstance(value, dict) else None
+    return without_surrogates(value) if isinstance(value, dict) else None
 
 
 def _out_of_range_integer(text: str) -> int | float:

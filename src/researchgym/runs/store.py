@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from researchgym.errors import ResearchGymError
+from researchgym.strict_json import valid_text
 
 DB_NAME = "results.sqlite"
 
@@ -172,7 +173,7 @@ class Store:
                 "duration_s=?,"
                 " cost=?, cost_known=?, tokens_sent=?, tokens_received=?, trajectory=?, error=? WHERE id=?",
                 (
-                    result.get("exit_status"),
+                    _text(result.get("exit_status")),
                     result.get("final_score"),
                     result.get("steps"),
                     time.time(),
@@ -181,8 +182,8 @@ class Store:
                     int(stats.get("cost_known", True)),
                     stats.get("tokens_sent", 0),
                     stats.get("tokens_received", 0),
-                    result.get("trajectory"),
-                    result.get("error"),
+                    _text(result.get("trajectory")),
+                    _text(result.get("error")),
                     eid,
                 ),
             )
@@ -200,13 +201,13 @@ class Store:
                                 split,
                                 metric,
                                 score.get("value"),
-                                score.get("status", "scored"),
+                                _text(score.get("status", "scored")),
                             ),
                         )
                 if entry.get("status"):
                     db.execute(
                         "INSERT INTO scores VALUES (?,?,?,?,?,?,?)",
-                        (eid, entry.get("step"), entry.get("kind"), None, metric, None, entry["status"]),
+                        (eid, entry.get("step"), entry.get("kind"), None, metric, None, _text(entry["status"])),
                     )
 
     def record_mlbench(self, run_id: str, row: dict[str, Any]) -> None:
@@ -251,7 +252,10 @@ class Store:
 
     def mark_failed(self, eid: str, error: str) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE episodes SET status='failed', error=?, finished=? WHERE id=?", (error, time.time(), eid))
+            db.execute(
+                "UPDATE episodes SET status='failed', error=?, finished=? WHERE id=?",
+                (valid_text(error), time.time(), eid),
+            )
 
     # ------------------------------------------------------------------ reads
     def runs(self) -> list[dict[str, Any]]:
@@ -290,3 +294,9 @@ class Store:
         if eid:
             query, args = query + " WHERE episode_id=?", (eid,)
         return [dict(row) for row in self._db.execute(query + " ORDER BY episode_id, step, split", args)]
+
+
+def _text(value: Any) -> Any:
+    """A text field as SQLite can bind it: a string with a surrogate (an error message an agent's
+    code chose) would make the whole record raise, and the finished episode would be lost."""
+    return valid_text(value) if isinstance(value, str) else value
