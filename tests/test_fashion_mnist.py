@@ -3,6 +3,8 @@ recipe trains (one epoch here; the full run is benchmarks/fashion_mnist_baseline
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from researchgym.runs.episode import run_episode
 
 pytest.importorskip("torch", reason="the vision extra is not installed")
 TASK = "imageClassificationFMnist"
+DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
 
 def test_dataset_splits_and_hidden_labels():
@@ -27,9 +30,17 @@ def test_dataset_splits_and_hidden_labels():
     listing, *_ = env.step(
         "ls -R data; python -c \"import numpy; numpy.load('data/answers/test_labels.npy')\" 2>&1 | tail -1"
     )
+    # The Debian package the data was built from is under /usr, which every sandbox binds: its
+    # t10k-labels file is the test labels (the red team read them there and scored 1.0).
+    upstream, *_ = env.step(f"ls -A {DEBIAN}; cat {DEBIAN}/t10k-labels-idx1-ubyte.gz 2>/dev/null | wc -c")
+    # The prepared data's manifest holds the SHA-256 of the hidden labels: enough to confirm a guess.
+    manifest, *_ = env.step("cat data/.researchgym-manifest.json 2>/dev/null | wc -c")
     env.close()
     assert "test_labels" in listing and "No such file" in listing  # masked (only the error names it)
     assert "validation.npz" in listing
+    assert manifest.splitlines()[0] == "0", manifest
+    if (DEBIAN / "t10k-labels-idx1-ubyte.gz").is_file():
+        assert upstream.splitlines()[0] == "0", upstream  # an empty folder: nothing listed, nothing read
 
 
 @pytest.mark.slow

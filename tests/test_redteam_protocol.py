@@ -627,3 +627,38 @@ def test_no_hidden_file_of_a_builtin_task_is_reachable_from_its_agent_code_sandb
     assert sections["FIND"] == [], output  # nor found anywhere by name
     assert set(sections["LS"]) <= {f.target.split("/")[0] for f in task.evaluation.agent_code.files}
     assert sections["ENV"] == ["0"]  # no evaluator variable: no link, secrets file or channel
+
+
+def test_every_host_path_a_builtin_dataset_is_built_from_is_hidden():
+    """A prepare script that reads its data from a folder every sandbox binds read-only (a Debian
+    package's files under /usr, say) leaves the hidden labels readable there unless the task
+    masks that folder too: the red team scored 1.0 on Fashion-MNIST from
+    /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz. Each absolute path a built-in
+    prepare script names must be covered by one of its task's hidden paths."""
+    import ast
+
+    from researchgym.tasks.registry import all_tasks
+
+    checked = 0
+    for task in all_tasks():
+        hidden = [p.resolve() for p in task.hidden_paths()]
+        for dataset in task.datasets:
+            if not dataset.prepare:
+                continue
+            script = (task.source_dir / dataset.prepare).resolve()
+            tree = ast.parse(script.read_text())
+            prose = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}  # docstrings
+            prose |= {id(part) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for part in n.values}
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and node.value.startswith("/")
+                    and id(node) not in prose
+                ):
+                    named = Path(node.value)
+                    assert any(named == h or named.is_relative_to(h) for h in hidden), (
+                        f"{script} reads {named}, which {task.id} does not list in hidden_files"
+                    )
+                    checked += 1
+    assert checked >= 1  # Fashion-MNIST's Debian folder, at least

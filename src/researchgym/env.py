@@ -32,6 +32,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from researchgym.datasets import MANIFEST
 from researchgym.errors import EvaluationError, TaskConfigError
 from researchgym.eval_secrets import new_secret, test_seed
 from researchgym.evaluation import Score, collect_artefact, dataset_mounts, evaluate
@@ -337,6 +338,9 @@ class ResearchEnv(gym.Env[str, str]):
         assert self.workspace is not None
         mounts = dataset_mounts(self.task, self.workspace, self.sandbox_name)
         hidden = [*self.task.hidden_paths(), self.task.source_dir, BUILTIN_DIR]
+        # A prepared dataset's manifest holds the SHA-256 of every file, the hidden answers too:
+        # enough to confirm a guessed answer file, so the agent does not see it.
+        hidden += [self.task.dataset_path(ds) / MANIFEST for ds in self.task.datasets if ds.prepare]
         self._state_tmp = tempfile.TemporaryDirectory(prefix="researchgym-state-")
         self._state_file = os.path.join(self._state_tmp.name, "state.json")
         gateway = self._services.gateway if self._services is not None else None

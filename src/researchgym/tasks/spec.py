@@ -163,8 +163,11 @@ Split = Literal["validation", "test"]
 
 
 class HiddenFileSpec(_Strict):
-    """A task-folder path the agent never sees. The evaluator gets it only when scoring the
-    listed splits, so nothing printed while validating can reveal test labels."""
+    """A path the agent never sees: a task-folder path, a `data:<dataset>/...` path, or an
+    absolute host path (the upstream files a dataset is built from, when they live in a folder
+    every sandbox binds read-only, such as a Debian package's under /usr: masked there). The
+    evaluator gets a task or data path only when scoring the listed splits, so nothing printed
+    while validating can reveal test labels."""
 
     path: str
     splits: list[Split] = Field(default_factory=lambda: list[Split](["test"]))
