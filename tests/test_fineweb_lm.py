@@ -361,24 +361,17 @@ def test_the_op_check_sees_code_outside_forward(scoring, tmp_path, module):
         scoring.load_model(str(path), torch.device("cpu"))
 
 
-def test_only_a_second_copy_catches_a_model_that_keeps_state(task, tmp_path, scoring):
-    """Why the evaluator loads the model twice: checked on the same instance, Colluding passes
-    with a loss far below uniform; checked on a second copy, it is caught."""
+def test_a_model_that_keeps_state_between_calls_is_caught(task, tmp_path, scoring):
+    """Colluding bets on one instance answering the check and the scored run of a batch. The
+    check's copy is a process of its own, run after the scored run: a model that changes its
+    answers with what it saw before is caught where the two copies disagree."""
     path = save(Colluding(), tmp_path)
     tokens = torch.from_numpy(tokens_of(data_folder(task) / "fineweb10B" / "fineweb_validation.bin").astype(np.int64))
     cpu = torch.device("cpu")
     options = dict(context=1024, vocab=VOCAB, rows=2, device=cpu)  # 2 batches of 2 windows
-    same = scoring.load_model(str(path), cpu)
-    total, count = scoring.window_loss(same, same, tokens, rng=random.Random(0), **options)
-    assert total / count < math.log(VOCAB) - 2  # fooled
     with pytest.raises(scoring.ScoringError, match="looks ahead"):
-        scoring.window_loss(
-            scoring.load_model(str(path), cpu),
-            scoring.load_model(str(path), cpu),
-            tokens,
-            rng=random.Random(0),
-            **options,
-        )
+        with scoring.CheckCopy(str(path), cpu, VOCAB) as check:
+            scoring.window_loss(scoring.load_model(str(path), cpu), check, tokens, rng=random.Random(0), **options)
 
 
 def test_a_gpu_task_is_refused_without_a_gpu(task, monkeypatch):

@@ -37,11 +37,13 @@ def score(module: torch.nn.Module, tmp_path, data: torch.Tensor | None = None) -
     """Mean loss per token (nats), as the evaluators compute it."""
     path = str(tmp_path / "model.pt")
     torch.jit.script(module).save(path)
-    model, check = LM.load_model(path, torch.device("cpu")), LM.load_model(path, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    model = LM.load_model(path, cpu)
     data = tokens() if data is None else data
-    total, counted = LM.window_loss(
-        model, check, data, context=CONTEXT, vocab=VOCAB, rows=ROWS, rng=random.Random(1), device=torch.device("cpu")
-    )
+    with LM.CheckCopy(path, cpu, VOCAB) as check:
+        total, counted = LM.window_loss(
+            model, check, data, context=CONTEXT, vocab=VOCAB, rows=ROWS, rng=random.Random(1), device=cpu
+        )
     return total / counted
 
 
@@ -165,3 +167,76 @@ def test_end_to_end_the_shakespeare_evaluator_scores_the_true_text(tmp_path):
     torch.jit.script(ZeroesItsInput83()).save(str(tmp_path / "model.pt"))
     score = evaluate(task, tmp_path, split="test", seed=3)
     assert score.value > math.log(83)
+
+
+# ------------------------------------------------ a channel between the two copies of the model
+class MemoryChannel(torch.nn.Module):
+    """The red team's attack on two copies in one process: every call leaves its input in memory
+    it frees (torch.empty hands it out uninitialised), and looks there for another call's input.
+    Found, and differing from its own after some position (the look-ahead check's cut), it reads
+    the next token from its own input from there on, where the check does not compare; else it
+    guesses uniformly. With both copies in the evaluator's process it scored about 1.44 nats
+    here against 2.77 for a uniform guess, and was never caught."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = [600_000, 400_000, 250_000, 120_000, 60_000, 30_000, 17_000, 4_000, 1_000]
+        self.magic = 0x5EC7E7C0DEC0FFEE
+        self.magic2 = 0x0DDBA11C0FFEE123
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        bufs: list[torch.Tensor] = []
+        for n in self.sizes:
+            bufs.append(torch.empty([n], dtype=torch.long))
+        B = ids.size(0)
+        T = ids.size(1)
+        L = B * T + 4
+        logits = torch.zeros(B, T, 16)
+        scored = False
+        for buf in bufs:
+            if scored:
+                break
+            N = buf.numel()
+            hits = (buf == self.magic).nonzero().view(-1)
+            for k in range(min(hits.numel(), 64)):
+                h = int(hits[k])
+                if h + L <= N and int(buf[h + 1]) == B and int(buf[h + 2]) == T and int(buf[h + L - 1]) == self.magic2:
+                    other = buf[h + 3 : h + 3 + B * T].view(B, T)
+                    diff = other != ids
+                    if bool((~diff[:, 0]).all()) and bool(diff.any()):
+                        pos = torch.arange(T).unsqueeze(0).expand(B, T)
+                        first = torch.where(diff, pos, torch.full_like(pos, T)).min(dim=1).values
+                        mask = pos >= first.unsqueeze(1)
+                        nxt = torch.roll(ids, -1, 1)
+                        cheat = torch.nn.functional.one_hot(nxt, 16).to(logits.dtype) * 30.0
+                        logits = torch.where(mask.unsqueeze(-1), cheat, logits)
+                        scored = True
+                        break
+        for buf in bufs:
+            buf.fill_(0)
+        if not scored:
+            payload = torch.cat([torch.tensor([self.magic, B, T]), ids.reshape(-1), torch.tensor([self.magic2])])
+            for buf in bufs:
+                reps = (buf.numel() - 64) // L
+                if reps > 0:
+                    buf[64 : 64 + reps * L].view(reps, L).copy_(payload.unsqueeze(0).expand(reps, L))
+        return logits
+
+
+def test_the_check_copy_shares_no_memory_with_the_scored_copy(tmp_path):
+    """The check copy runs in a process of its own, after the scored run: nothing it leaves in
+    memory reaches the scored copy, which therefore never learns the cuts."""
+    assert score(MemoryChannel(), tmp_path) == pytest.approx(UNIFORM, abs=1e-6)
+
+
+class Chatty(torch.nn.Module):
+    """Prints (TorchScript's print writes to the process's stdout, which once carried nothing)
+    bytes shaped like a reply of the check copy: the replies travel on a descriptor of their own."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        print("\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+        return torch.zeros(ids.shape[0], ids.shape[1], 16)
+
+
+def test_what_the_check_copy_prints_never_reaches_its_replies(tmp_path):
+    assert score(Chatty(), tmp_path) == pytest.approx(UNIFORM, abs=1e-6)

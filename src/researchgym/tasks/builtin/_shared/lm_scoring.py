@@ -13,15 +13,17 @@ three checks keep a model from seeing what it predicts:
 * **No code at load time.** A module with `__setstate__` runs it inside torch.jit.load; such an
   archive is refused before loading (its code is plain text in the zip, which is also searched
   for calls of the forbidden ops).
-* **No look-ahead.** Each batch also runs on a second, separately loaded copy of the model
-  (so no state kept in a module can tie the two runs together), with every row's tokens after a
-  secret random cut replaced by the same positions of another window of real text. The logits up
-  to the cut must not change. That check runs before the scored run, so nothing the model could
-  find in its inputs or in memory freed by earlier calls holds the batch's true later tokens
-  yet. The cuts are stratified over each batch's rows, so late positions are checked in every
-  batch. What is compared is what is scored, the log-probabilities (a common offset added to
-  every logit changes nothing there, so it cannot hide a signal within a relative tolerance),
-  with an absolute tolerance; and the logits' magnitude is bounded (LOGIT_BOUND).
+* **No look-ahead.** Each batch is also run on a second copy of the model, loaded and run in a
+  process of its own (CheckCopy), with every row's tokens after a secret random cut replaced by
+  the same positions of another window of real text. The log-probabilities of the next tokens
+  up to the cut must not change. The scored run comes first and the cuts are drawn after it, and
+  the two copies share no memory: when both ran in this process, memory the check copy freed
+  (which `torch.empty` hands out uninitialised) carried its input, and with it the cuts, to the
+  scored copy, which then looked ahead only where the check does not compare. The cuts are
+  stratified over each batch's rows, so late positions are checked in every batch. What is
+  compared is what is scored, the log-probabilities of the true next tokens (and of the
+  replacement's), with an absolute tolerance, so a common offset added to every logit changes
+  nothing; and the logits' magnitude is bounded (LOGIT_BOUND).
 * **Nothing the model gets is read afterwards.** The model receives copies of the token ids:
   the targets are fixed before it runs, and an in-place op on its input changes only its copy.
 
@@ -30,10 +32,14 @@ Shared by copying into the evaluation folder (`evaluation.files`), like isolatio
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
 import re
+import struct
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 
@@ -177,25 +183,143 @@ def _logits(model: torch.jit.ScriptModule, ids: torch.Tensor, vocab: int) -> tor
     return out
 
 
-def _log_probs(logits: torch.Tensor) -> torch.Tensor:
-    return F.log_softmax(logits.double(), dim=-1)
-
-
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """The same predictions: log-probabilities within ATOL (usually bit-identical logits, so the
-    cheap test comes first)."""
-    if torch.equal(a, b):
-        return True
-    return _first_difference(a, b) < 0
+def next_token_log_probs(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """log-softmax of `logits` (time, vocab), in float64, at the token ids `index` (time, k)."""
+    return F.log_softmax(logits.double(), dim=-1).gather(-1, index)
 
 
 def _first_difference(a: torch.Tensor, b: torch.Tensor) -> int:
-    """The first position whose log-probabilities differ by more than ATOL, or whose NaNs differ."""
-    la, lb = _log_probs(a), _log_probs(b)
-    gap = (la - lb).abs()
-    both_inf = torch.isinf(la) & torch.isinf(lb) & (la == lb)  # -inf for the same impossible token
-    bad = ((gap > ATOL) & ~both_inf).any(dim=-1) | (la.isnan() != lb.isnan()).any(dim=-1)
+    """The first position (row of `a` and `b`) whose log-probabilities differ by more than ATOL,
+    or whose NaNs differ; -1 when none does."""
+    if torch.equal(a, b):
+        return -1
+    gap = (a - b).abs()
+    both_inf = torch.isinf(a) & torch.isinf(b) & (a == b)  # -inf for the same impossible token
+    bad = ((gap > ATOL) & ~both_inf).any(dim=-1) | (a.isnan() != b.isnan()).any(dim=-1)
     return int(bad.nonzero()[0, 0]) if bad.any() else -1
+
+
+class CheckCopy:
+    """The look-ahead check's copy of the model, in a process of its own (this file, run with
+    --check-copy): it gets the rows to check and the token ids whose log-probabilities to return,
+    and returns those alone, so nothing else crosses between the copies. Its printed output goes
+    to stderr: its stdout carries the replies. It loads the model while the first batch is
+    scored; `answer` first reads whether it could."""
+
+    def __init__(self, path: str, device: torch.device, vocab: int) -> None:
+        # The same arithmetic as the scored run's: threads (summation order) and TF32 matmuls.
+        settings = {"threads": torch.get_num_threads(), "tf32": torch.backends.cuda.matmul.allow_tf32,
+                    "cudnn_tf32": torch.backends.cudnn.allow_tf32}
+        command = [sys.executable, os.path.abspath(__file__), "--check-copy", path, str(device), str(vocab),
+                   json.dumps(settings)]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._loaded = False  # its first reply says whether it loaded the model (read when needed)
+        self._asked: list[tuple[int, int, int]] = []
+
+    def ask(self, ids: torch.Tensor, index: torch.Tensor) -> None:
+        """Ask for the log-probabilities the logits of each row of `ids` (rows, time) give, at
+        positions 0..time-2, to the ids in `index` (rows, time - 1, k); `answer` returns them."""
+        rows, length = ids.shape
+        k = index.shape[-1]
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(struct.pack("<iii", rows, length, k))
+            self.process.stdin.write(ids.to("cpu", torch.int64).contiguous().numpy().tobytes())
+            self.process.stdin.write(index.to("cpu", torch.int64).contiguous().numpy().tobytes())
+            self.process.stdin.flush()
+        except OSError as exc:  # it has ended: its last reply says why, if it wrote one
+            self._check_loaded()
+            raise ScoringError(f"the look-ahead check's copy of the model stopped: {exc}") from exc
+        self._asked.append((rows, length, k))
+
+    def answer(self) -> torch.Tensor:
+        """The reply to the oldest question not answered yet: float64 (rows, time - 1, k)."""
+        self._check_loaded()
+        rows, length, k = self._asked.pop(0)
+        data = self._reply()
+        if len(data) != 8 * rows * (length - 1) * k:
+            raise ScoringError("the look-ahead check's copy of the model sent a reply of the wrong size")
+        return torch.frombuffer(bytearray(data), dtype=torch.float64).view(rows, length - 1, k)
+
+    def log_probs(self, ids: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        self.ask(ids, index)
+        return self.answer()
+
+    def _check_loaded(self) -> None:
+        if not self._loaded:
+            self._reply()  # raises the ScoringError it could not load the model with
+            self._loaded = True
+
+    def _reply(self) -> bytes:
+        assert self.process.stdout is not None
+        head = self.process.stdout.read(9)
+        if len(head) != 9:
+            self.process.wait()
+            raise ScoringError(f"the look-ahead check's copy of the model ended (exit code {self.process.returncode}); "
+                               "see the output above")
+        status, size = struct.unpack("<Bq", head)
+        data = self.process.stdout.read(size)
+        if status != 0:
+            failure = json.loads(data)
+            raise ScoringError(failure["message"], failure["status"])
+        return data
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                assert self.process.stdin is not None
+                self.process.stdin.close()
+                self.process.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> "CheckCopy":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _serve_check_copy(path: str, device_name: str, vocab: int, settings: dict) -> None:
+    """The check copy's process: load the model, then answer CheckCopy.log_probs until stdin ends."""
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # what the model prints (prim::Print) must never reach the replies
+    requests = sys.stdin.buffer
+
+    def send(status: int, payload: bytes) -> None:
+        replies.write(struct.pack("<Bq", status, len(payload)) + payload)
+        replies.flush()
+
+    def fail(exc: ScoringError) -> None:
+        send(1, json.dumps({"message": str(exc), "status": exc.status}).encode())
+
+    torch.set_num_threads(max(1, int(settings["threads"])))
+    torch.backends.cuda.matmul.allow_tf32 = bool(settings["tf32"])
+    torch.backends.cudnn.allow_tf32 = bool(settings["cudnn_tf32"])
+    device = torch.device(device_name)
+    try:
+        model = load_model(path, device)
+    except ScoringError as exc:
+        fail(exc)
+        return
+    send(0, b"")
+    while True:
+        head = requests.read(12)
+        if len(head) != 12:
+            return
+        rows, length, k = struct.unpack("<iii", head)
+        ids = torch.frombuffer(bytearray(requests.read(8 * rows * length)), dtype=torch.int64).view(rows, length)
+        index = torch.frombuffer(bytearray(requests.read(8 * rows * (length - 1) * k)), dtype=torch.int64)
+        index = index.view(rows, length - 1, k).to(device)
+        try:
+            with torch.no_grad():
+                logits = _logits(model, ids.to(device), vocab)
+                out = torch.stack([next_token_log_probs(logits[r, :-1], index[r]) for r in range(rows)])
+        except ScoringError as exc:
+            fail(exc)
+            continue
+        send(0, out.cpu().contiguous().numpy().tobytes())
 
 
 def _donor(windows: torch.Tensor, own: int, row: torch.Tensor, rng: random.Random) -> torch.Tensor:
@@ -220,7 +344,7 @@ def stratified_cuts(rows: int, length: int, rng: random.Random) -> list[int]:
 
 def window_loss(
     model: torch.jit.ScriptModule,
-    check_model: torch.jit.ScriptModule,
+    check: CheckCopy,
     tokens: torch.Tensor,
     *,
     context: int,
@@ -234,8 +358,8 @@ def window_loss(
 
     `tokens` (1-D, int64) is cut into consecutive windows of `context` tokens (the last one may
     be shorter); in each, every token after the first is predicted from the ones before it. The
-    model gets a window at a time, `rows` windows per call; `check_model` is a second copy of
-    it, used only for the look-ahead check.
+    model gets a window at a time, `rows` windows per call; `check` is the copy of it in a
+    process of its own that the look-ahead check runs.
     """
     total, scored = 0.0, 0
     full = len(tokens) // context
@@ -244,17 +368,19 @@ def window_loss(
     rest = len(tokens) - full * context
     if rest >= 2:
         batches.append((full, tokens[full * context :].view(1, rest)))
+    def compare(first: int, cuts: list[int], ours: list[torch.Tensor], again: torch.Tensor) -> None:
+        for r, cut in enumerate(cuts):
+            position = _first_difference(ours[r], again[r, : cut + 1])
+            if position >= 0:
+                raise ScoringError(
+                    f"the model looks ahead: in window {first + r}, its logits at position {position} changed "
+                    f"when only tokens after position {cut} changed (the logits at position t may depend on "
+                    "tokens 0..t only)")
+
     with torch.no_grad():
         for done, (first, x) in enumerate(batches):
             count, length = x.shape
-            cuts = stratified_cuts(count, length, rng)
-            other = x.clone()
-            for r, cut in enumerate(cuts):
-                other[r, cut + 1 :] = _donor(windows, first + r, x[r], rng)[cut + 1 : length]
-            # The check runs first: until the scored call, neither the model's inputs nor memory it
-            # freed (which a later allocation may expose) hold this batch's true later tokens.
             targets = x[:, 1:].to(device, copy=True)  # fixed before the model runs
-            again = _logits(check_model, other.to(device, copy=True), vocab)
             logits = _logits(model, x.to(device, copy=True), vocab)  # a copy: the evaluator's tokens stay its own
             for r in range(count):  # row by row: a whole batch's float32 copy would double the memory
                 loss = float(F.cross_entropy(logits[r, :-1].float(), targets[r], reduction="sum"))
@@ -263,14 +389,21 @@ def window_loss(
                                        "or -inf for a token that occurs)")
                 total += loss
             scored += count * (length - 1)
+            # The cuts exist only now, after the scored run, and only here and in the check's process.
+            cuts = stratified_cuts(count, length, rng)
+            other = x.clone()
             for r, cut in enumerate(cuts):
-                if not _same(logits[r, : cut + 1], again[r, : cut + 1]):
-                    position = _first_difference(logits[r, : cut + 1], again[r, : cut + 1])
-                    raise ScoringError(
-                        f"the model looks ahead: in window {first + r}, its logits at position {position} changed "
-                        f"when only tokens after position {cut} changed (the logits at position t may depend on "
-                        "tokens 0..t only)")
-            del logits, again
+                other[r, cut + 1 :] = _donor(windows, first + r, x[r], rng)[cut + 1 : length]
+            index = torch.stack([x[:, 1:], other[:, 1:]], dim=-1)  # the true next token, and the replacement's
+            ours = [next_token_log_probs(logits[r, : cut + 1], index[r, : cut + 1].to(device)).cpu()
+                    for r, cut in enumerate(cuts)]
+            del logits
+            # One after the other: run side by side, the two copies only fought for the CPU cores.
+            compare(first, cuts, ours, check.log_probs(other, index))
             if progress is not None:
                 progress(done + 1, len(batches))
     return total, scored
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--check-copy"]:
+    _serve_check_copy(sys.argv[2], sys.argv[3], int(sys.argv[4]), json.loads(sys.argv[5]))

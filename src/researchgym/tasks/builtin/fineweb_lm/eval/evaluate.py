@@ -13,8 +13,8 @@ the look-ahead check compares two runs, and the scored and checking runs must be
 same way).
 
 The checks of lm_scoring.py apply: no file-reading ops, no code at load time, no look-ahead
-(each batch is re-run on a second copy of the model with the tokens after a secret cut
-replaced). The cut comes from this evaluation's secret seed.
+(each batch is re-run on a second copy of the model, in a process of its own with the same
+matmul settings, with the tokens after a secret cut replaced). The cut comes from this evaluation's secret seed.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main() -> None:
 
     import torch
 
-    from lm_scoring import ScoringError, load_model, window_loss
+    from lm_scoring import CheckCopy, ScoringError, load_model, window_loss
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
@@ -77,15 +77,15 @@ def main() -> None:
     rows = 16 if cuda else 4  # windows per call; 16 x 1024 x 50304 float32 logits are 3.3 GB
     try:
         model = load_model("model.pt", device)
-        check_model = load_model("model.pt", device)  # a second copy: no state is shared with `model`
 
         def progress(done: int, total: int) -> None:
             if done == total or done % max(1, total // 10) == 0:
                 print(f"scored {done}/{total} batches", flush=True)
 
-        total, scored = window_loss(model, check_model, data, context=CONTEXT, vocab=VOCAB, rows=rows,
-                                    rng=random.Random(seed if seed is not None else 0), device=device,
-                                    progress=progress)
+        with CheckCopy("model.pt", device, VOCAB) as check:  # a second copy, in a process of its own
+            total, scored = window_loss(model, check, data, context=CONTEXT, vocab=VOCAB, rows=rows,
+                                        rng=random.Random(seed if seed is not None else 0), device=device,
+                                        progress=progress)
     except ScoringError as exc:
         fail(str(exc), exc.status)
     except torch.cuda.OutOfMemoryError as exc:

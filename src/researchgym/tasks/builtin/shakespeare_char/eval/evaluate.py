@@ -10,9 +10,9 @@ character after the first of each window is scored; the loss is computed here fr
 
 The checks of lm_scoring.py apply (shared with FineWeb): no file-reading ops (TorchScript's
 `torch.from_file` could otherwise read the hidden test plays), no code at load time, and no
-look-ahead: every batch is also run on a second copy of the model with the characters after a
-secret random cut replaced by real text from another window; the logits up to the cut must not
-change. The cut comes from this evaluation's secret seed.
+look-ahead: every batch is also run on a second copy of the model, in a process of its own, with
+the characters after a secret random cut replaced by real text from another window; the logits
+up to the cut must not change. The cut comes from this evaluation's secret seed.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main() -> None:
 
     import torch
 
-    from lm_scoring import ScoringError, load_model, window_loss
+    from lm_scoring import CheckCopy, ScoringError, load_model, window_loss
 
     torch.set_num_threads(2)
     with open("data/vocab.json", encoding="utf-8") as handle:
@@ -61,9 +61,9 @@ def main() -> None:
     device = torch.device("cpu")
     try:
         model = load_model("model.pt", device)
-        check_model = load_model("model.pt", device)  # a second copy: no state is shared with `model`
-        total, scored = window_loss(model, check_model, data, context=CONTEXT, vocab=len(vocab), rows=BATCH,
-                                    rng=random.Random(seed if seed is not None else 0), device=device)
+        with CheckCopy("model.pt", device, len(vocab)) as check:  # a second copy, in a process of its own
+            total, scored = window_loss(model, check, data, context=CONTEXT, vocab=len(vocab), rows=BATCH,
+                                        rng=random.Random(seed if seed is not None else 0), device=device)
     except ScoringError as exc:
         fail(str(exc), exc.status)
     loss = total / scored
