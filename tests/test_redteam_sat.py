@@ -582,9 +582,11 @@ def test_answers_that_disagree_with_the_validation_labels_are_an_evaluation_erro
 #: A heuristic that decides as the starter does, but has a helper burn BURN_S of CPU time per
 #: decision (or, for "orphans", 1000 times that every 1000th decision) while it waits: in a
 #: thread, a forked child, a detached grandchild (double fork and setsid, so it belongs to no
-#: process of the server's), or short-lived orphans that exit before anyone waits for them.
+#: process of the server's), short-lived orphans that exit before anyone waits for them, or
+#: children the kernel reaps by itself (the red team's way: with SIGCHLD ignored, a child's CPU
+#: time reaches nobody's count; a fresh helper every 400 decisions, never waited for).
 HELPED = r"""
-import os, threading, time
+import ctypes, os, signal, sys, threading, time
 KIND = "KIND_NAME"
 BURN_S = 0.0002
 requests_r, requests_w = os.pipe()
@@ -617,12 +619,49 @@ elif KIND == "a detached grandchild":
             os._exit(0)
         os._exit(0)
     os.wait()
+elif KIND == "children the kernel reaps":
+    class Action(ctypes.Structure):  # the kernel's struct sigaction: the default action, SA_NOCLDWAIT
+        _fields_ = [("handler", ctypes.c_void_p), ("flags", ctypes.c_ulong), ("restorer", ctypes.c_void_p),
+                    ("mask", ctypes.c_ulong)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    nocldwait = Action(None, 0x2, None, 0)
+    if libc.syscall({"x86_64": 13, "aarch64": 134}[os.uname().machine], 17, ctypes.byref(nocldwait), None, 8):
+        print("SIGCHLD SA_NOCLDWAIT:", os.strerror(ctypes.get_errno()), file=sys.stderr)
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    except OSError as exc:
+        print("SIGCHLD SIG_IGN:", exc.strerror, file=sys.stderr)
 CALLS = [0]
+HELPER = [None, None]
+
+
+def spawn():
+    for fd in HELPER:
+        if fd is not None:
+            os.close(fd)  # the helper before reads the end of its requests and exits
+    to_r, to_w = os.pipe()
+    from_r, from_w = os.pipe()
+    if os.fork() == 0:
+        os.close(to_w)
+        os.close(from_r)
+        while os.read(to_r, 1):
+            burn(BURN_S)
+            os.write(from_w, b".")
+        os._exit(0)
+    os.close(to_r)
+    os.close(from_w)
+    HELPER[:] = [to_w, from_r]
 
 
 def helped():
     CALLS[0] += 1
-    if KIND != "orphans":
+    if KIND == "children the kernel reaps":
+        if CALLS[0] % 400 == 1:
+            spawn()
+        os.write(HELPER[0], b"?")
+        os.read(HELPER[1], 1)
+    elif KIND != "orphans":
         os.write(requests_w, b"?")
         os.read(replies_r, 1)
     elif CALLS[0] % 1000 == 0:
@@ -647,7 +686,9 @@ def honest(task, tmp_path_factory) -> Score:
     return outcome
 
 
-@pytest.mark.parametrize("kind", ["a thread", "a forked child", "a detached grandchild", "orphans"])
+@pytest.mark.parametrize(
+    "kind", ["a thread", "a forked child", "a detached grandchild", "orphans", "children the kernel reaps"]
+)
 def test_cpu_time_spent_outside_the_servers_process_is_charged(task, tmp_path, honest, kind):
     """CPU time burnt for the heuristic anywhere in its sandbox is charged to it: a measure of
     the server's process alone (time.process_time inside it, or RUSAGE_CHILDREN of a parent,
@@ -664,6 +705,9 @@ def test_cpu_time_spent_outside_the_servers_process_is_charged(task, tmp_path, h
     # drown the burn.
     assert helped.value == pytest.approx(helped.metrics["SolverCPU"] + helped.metrics["HeuristicCPU"], abs=0.002)
     assert "every process of the heuristic's sandbox" in helped.output_tail
+    if kind == "children the kernel reaps":  # neither way to have them reaped unseen was allowed
+        assert "SIGCHLD SIG_IGN: Operation not permitted" in helped.output_tail
+        assert "SIGCHLD SA_NOCLDWAIT: Operation not permitted" in helped.output_tail
 
 
 FORGE_ON_EVERY_PIPE = r"""

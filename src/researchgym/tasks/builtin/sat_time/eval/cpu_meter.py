@@ -25,6 +25,14 @@ by hand, or in an unisolated `local` sandbox) only the meter's own descendants a
 CPU time spent before the server's first message (starting Python, importing heuristic.py) is
 not counted. Times come from the kernel in clock ticks (10 ms per process and reading).
 
+A process that exits moves its time into its parent's count when the parent waits for it, or
+into this meter's when it is an orphan. The kernel drops the time of a child it reaps by itself,
+which it does when the parent ignores SIGCHLD (SIG_IGN, or SA_NOCLDWAIT): the red team hid 7 s
+of CPU in helpers that way. So the server starts with SIGCHLD at its default, and a seccomp
+filter, inherited by everything it starts and never removable, refuses (EPERM) any change of
+SIGCHLD's action (`confine`); looking the action up stays allowed. Where the filter cannot be
+installed (an architecture other than x86-64 and AArch64), the meter does not start the server.
+
 A process that exits during a reading moves its time into its parent's count. The reading that
 starts the clock reads parents before children and this meter's reaped children first, so such
 a process is missed rather than counted twice; the final reading reads children before parents
@@ -57,7 +65,11 @@ from agent_link import AgentEnd
 FORWARD, REQUEST, REPORT = b"=", b"?", b"!"
 #: The largest frame passed on from the server (the evaluator accepts far less).
 MAX_FRAME = 64 << 20
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 1, 4, 36, 38, 22
+SECCOMP_MODE_FILTER = 2
+#: machine -> (its seccomp audit architecture, rt_sigaction's system call number).
+SIGACTION_CALLS = {"x86_64": (0xC000003E, 13), "aarch64": (0xC00000B7, 134)}
+X32_SYSCALL_BIT = 0x40000000
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 
@@ -89,6 +101,55 @@ def read_stat(pid: int) -> tuple[int, int] | None:
         return None
     fields = text[text.rindex(b")") + 2:].split()
     return int(fields[1]), sum(int(field) for field in fields[11:15])  # ppid; utime stime cutime cstime
+
+
+class SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+
+def sigchld_filter(machine: str) -> list[tuple[int, int, int, int]]:
+    """A classic-BPF seccomp program: rt_sigaction(SIGCHLD, act, ...) with a non-NULL `act`
+    fails with EPERM; every other call is allowed, but calls of another ABI (i386 or x32 on an
+    x86-64 machine), which this program cannot read the same way, all fail."""
+    arch, sigaction = SIGACTION_CALLS[machine]
+    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    allow, refuse = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW; SECCOMP_RET_ERRNO | EPERM
+    return [
+        (load, 0, 0, 4),  # 0: seccomp_data.arch
+        (jeq, 1, 0, arch),  # 1: this machine's own ABI -> 3
+        (ret, 0, 0, refuse),  # 2
+        (load, 0, 0, 0),  # 3: seccomp_data.nr
+        (jge, 8, 0, X32_SYSCALL_BIT),  # 4: x32 -> refuse (13)
+        (jeq, 0, 6, sigaction),  # 5: not rt_sigaction -> allow (12)
+        (load, 0, 0, 16),  # 6: args[0], the signal
+        (jeq, 0, 4, signal.SIGCHLD),  # 7: another signal -> allow (12)
+        (load, 0, 0, 24),  # 8: args[1] (act), low half
+        (jeq, 0, 3, 0),  # 9: non-NULL -> refuse (13)
+        (load, 0, 0, 28),  # 10: args[1], high half
+        (jeq, 0, 1, 0),  # 11: non-NULL -> refuse (13); NULL: a query -> allow
+        (ret, 0, 0, allow),  # 12
+        (ret, 0, 0, refuse),  # 13
+    ]
+
+
+def confine() -> None:
+    """Run in the server's process before it execs (see the docstring): it dies with this meter,
+    starts with SIGCHLD's default action, and can never make its children's CPU time vanish."""
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # an ignored SIGCHLD would survive the exec
+    machine = os.uname().machine
+    if machine not in SIGACTION_CALLS:
+        raise OSError(f"cannot keep the heuristic's children's CPU time on {machine}: no seccomp filter for it")
+    program = (SockFilter * 14)(*[SockFilter(*instruction) for instruction in sigchld_filter(machine)])
+    fprog = SockFprog(len(program), program)
+    if LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 or LIBC.prctl(
+        PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0
+    ) != 0:
+        raise OSError(ctypes.get_errno(), "cannot install the seccomp filter that keeps SIGCHLD's action")
 
 
 def reaped_s() -> float:
@@ -187,7 +248,7 @@ class Relay:
         self.ready = threading.Event()
         self.server = subprocess.Popen(
             [sys.executable, "heuristic_server.py"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            preexec_fn=lambda: prctl(PR_SET_PDEATHSIG, signal.SIGKILL),
+            preexec_fn=confine,
         )
         assert self.server.stdin is not None and self.server.stdout is not None
         self.server_in, self.server_out = self.server.stdin.fileno(), self.server.stdout.fileno()
