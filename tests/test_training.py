@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -168,9 +167,9 @@ def test_reward_modes_final_dense_and_custom(tmp_path):
 
 def test_dense_rewards_stay_finite_when_the_scores_reach_a_floats_limits():
     """Every normalised score is finite (evaluation refuses the rest), but the last dense step pays
-    the final score minus the best validation, which overflows when both sit near a float's limit
-    on opposite sides: it pays the largest finite number of that sign instead of an infinity
-    that would poison every return and average it enters."""
+    the final score minus the best validation: with both near a float's limit it must stay a
+    finite number, which would otherwise poison every return and average it enters (the final
+    score's floor of -1 keeps the difference within range; the guard stays for custom shapes)."""
     from researchgym.training.rewards import Rewarder, RewardEvent
 
     huge = 1.5e308
@@ -178,8 +177,8 @@ def test_dense_rewards_stay_finite_when_the_scores_reach_a_floats_limits():
     validated = rewarder(RewardEvent("validate", 1, huge, None, 0.0, None))
     end = rewarder(RewardEvent("end", 2, None, -huge, huge, None))
     assert validated == huge
-    assert end == -sys.float_info.max
-    assert math.isfinite(validated + end)
+    assert end == -1.0 - huge
+    assert math.isfinite(validated + end) and math.isfinite(end)
     rewarder.reset()
     assert rewarder(RewardEvent("end", 1, None, 0.5, 0.0, None)) == 0.5  # an ordinary end is unchanged
 
@@ -193,6 +192,22 @@ def test_a_reward_function_that_returns_a_non_finite_number_is_named(tmp_path, b
 
     with pytest.raises(ValueError, match=r"reward function .*broken_bonus returned .* validate event at step 2"):
         _play(task, broken_bonus, ["python solve.py", "validate"])
+
+
+@pytest.mark.parametrize("mode", ["final", "dense"])
+def test_a_scored_submission_never_pays_less_than_failing_on_purpose(mode):
+    """Mountain Car's returns go negative against a baseline of 1.43: an honest policy scoring
+    -80 was worth -57, a deleted checkpoint (no score) -1, so an agent learnt to fail on purpose
+    (the red team's finding). The reward of a scored submission has the failure's as its floor;
+    the score itself, and its normalised value in reports, stay as they are."""
+    from researchgym.training.rewards import FAILED_REWARD, Rewarder, RewardEvent, normalise
+
+    spec = researchgym.load_task("rl-mountain-car-continuous-cpu")
+    assert normalise(spec, -79.9966) < -50
+    assert normalised_reward(spec, -79.9966) == FAILED_REWARD == normalised_reward(spec, None)
+    assert normalised_reward(spec, 2.0 * spec.baseline_score) == pytest.approx(1.0)
+    rewarder = Rewarder(mode)
+    assert rewarder(RewardEvent("end", 3, None, normalise(spec, -79.9966), 0.0, spec)) == FAILED_REWARD
 
 
 # --------------------------------------------------------------------- curriculum

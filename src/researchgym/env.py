@@ -44,16 +44,16 @@ from researchgym.tasks.registry import BUILTIN_DIR, load_task
 from researchgym.tasks.spec import TaskLimits, TaskSpec
 from researchgym.tools.actions import ActionError, prepare_action
 from researchgym.tools.services import EpisodeServices, ResearchToolsConfig
-from researchgym.training.rewards import FAILED_REWARD, normalise
+from researchgym.training.rewards import final_reward, normalise
 
 VALIDATE_MARKER = "@@researchgym:validate@@"
 SUBMIT_MARKER = "@@researchgym:submit@@"
 
 
 def normalised_reward(task: TaskSpec, score: float | None) -> float:
-    """The final score as a reward: gain over the baseline relative to |baseline|; -1 unscored."""
-    value = normalise(task, score)
-    return FAILED_REWARD if value is None else value
+    """The final score as a reward: gain over the baseline relative to |baseline|; -1 unscored,
+    and no less than that scored (rewards.final_reward)."""
+    return final_reward(normalise(task, score))
 
 
 def make_read_only(path: Path) -> None:

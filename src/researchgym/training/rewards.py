@@ -1,7 +1,8 @@
 """How an episode is rewarded, chosen per run and recorded in the trajectory.
 
 * `final` (default): 0 on every step, and the normalised final score (gain over the baseline,
-  divided by |baseline|; -1 when nothing could be scored) on the last. Honest and sparse: the
+  divided by |baseline|; -1 when nothing could be scored, and never less than -1 when something
+  was: see `final_reward`) on the last. Honest and sparse: the
   agent learns only from outcomes, and a long episode gives one number.
 * `dense`: potential-based shaping on validations. The potential is the best normalised
   validation score so far (0 = the baseline); each `validate` that raises it pays the rise, and
@@ -54,6 +55,14 @@ def normalise(task: Any, score: float | None) -> float | None:
     return float(gain / scale)
 
 
+def final_reward(value: float | None) -> float:
+    """The last step's reward for a normalised final score: FAILED_REWARD when nothing was scored,
+    and never less than that when something was. Otherwise a scored submission far below the
+    baseline (Mountain Car's negative returns against its baseline of 1.43 gave -57) would pay
+    less than deleting it and failing on purpose, which the red team showed."""
+    return FAILED_REWARD if value is None else max(value, FAILED_REWARD)
+
+
 class Rewarder:
     """Turns an episode's events into rewards under one mode; one per episode."""
 
@@ -79,7 +88,7 @@ class Rewarder:
                     f"{event.kind} event at step {event.step}; a reward must be a finite number"
                 )
         elif event.kind == "end":
-            final = FAILED_REWARD if event.final is None else event.final
+            final = final_reward(event.final)
             reward = final - (self.best if self.name == "dense" else 0.0)
             if not math.isfinite(reward):  # two finite scores near a float's limit, far apart
                 reward = math.copysign(sys.float_info.max, reward)
