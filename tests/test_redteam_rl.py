@@ -519,3 +519,45 @@ def test_a_network_that_ignores_its_checkpoint_is_refused(bases, tmp_path):
     patch_networks(workspace, "return value, logits", "return value, logits * 0.0 + jnp.arange(logits.shape[-1])")
     with pytest.raises(EvaluationError, match="act identically on the same observations"):
         evaluate(researchgym.load_task(MAZE), workspace, split="validation", seed=0)
+
+
+# ------------------------------------------------------------------ memory, and sharing it
+REMEMBERS = """
+import numpy as _np
+CALLS = [0]
+
+
+def remembered(obs):
+    # Grows with every batch this process answers, for all five checkpoints together: a policy
+    # whose answer depends on what it answered before (memory) and on the other checkpoints
+    # (they share this process), as the red team's MetaMaze policy did to find the goals again.
+    CALLS[0] += 1
+    bias = _np.zeros((obs.shape[0], 4), _np.float32)
+    bias[:, CALLS[0] % 4] = 5.0
+    return bias
+"""
+
+
+def test_a_policy_with_memory_or_shared_state_is_refused(bases, tmp_path):
+    """A policy must answer each observation as a function of it and its checkpoint alone (the
+    task: "no memory between steps"). A fresh copy of the artefact, in a sandbox of its own,
+    answers a secret sample of the questions again once the rollout is over; answers that
+    changed with what the policy saw before (or what another checkpoint saw) are refused. The
+    red team's policy that remembered MetaMaze's goals scored 126 against a baseline of 28."""
+    workspace = artefact(bases, MAZE, tmp_path)
+    (workspace / "src" / "attack_memory.py").write_text(REMEMBERS)
+    at_top = "from attack_memory import remembered\nimport flax.linen as nn"
+    patch_networks(workspace, "import flax.linen as nn", at_top)
+    patch_networks(
+        workspace,
+        "return value, logits",
+        "return value, logits + jax.pure_callback(remembered, jax.ShapeDtypeStruct(logits.shape, jnp.float32), obs)",
+    )
+    error = failure(researchgym.load_task(MAZE), workspace)
+    assert error.status == "evaluation_error"
+    assert "a fresh copy of it" in str(error) and "no memory between steps" in str(error)
+
+
+def test_an_honest_policy_answers_its_witness_alike(honest):
+    """The same untrained artefact the other tests start from passes the witness's questions."""
+    assert honest.metrics["episodes"] == 5 * 5 * 256

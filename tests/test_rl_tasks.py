@@ -164,24 +164,31 @@ continuous = hasattr(space, "shape") and len(space.shape) > 0
 width = int(space.shape[0]) if continuous else int(space.n)
 obs_shape = tuple(env.observation_space(params).shape)
 carry, step, observe = evaluate.make_rollout(env, params, [0, 1], 4, continuous, width, 3)
+size = int(np.prod(obs_shape))
 seen = []
 for frame in range(3):
-    binary, bits, ended = jax.device_get(observe(carry))
+    binary, bits, done = jax.device_get(observe(carry))
+    assert done.shape == (3, 8)
     floats = np.asarray(carry[0], np.float32).reshape(3, 8, *obs_shape)
-    frame_bytes = bytes([2, 0, 2]) + evaluate.observation_frame(binary, bits, carry[0], [0, 2])
+    wire, row_of = evaluate.observation_frame(binary, bits, carry[0], [0, 2], size)
+    frame_bytes = bytes([2, 0, 2]) + wire
     parsed = policy_server.observations(frame_bytes, 3, 8, obs_shape)
     assert [index for index, _ in parsed] == [0, 2]
     for index, obs in parsed:
         assert obs.dtype == np.float32 and obs.tobytes() == floats[index].tobytes(), (frame, index)
+        for row in range(8):  # what the witness is asked again: the very row the policy got
+            assert row_of(index, row).tobytes() == obs[row].reshape(-1).tobytes(), (frame, index, row)
     seen.append(frame_bytes[3:4].decode())
     policy = np.tile(np.linspace(0.1, 1.0, (2 if continuous else 1) * width, dtype=np.float32), (3, 8, 1))
     carry = step(carry, policy)
 # a negative zero is not a 0 bit: such a batch goes as floats, and arrives as -0.0
 signed = carry[0].at[(0,) * carry[0].ndim].set(-0.0).at[(1,) * carry[0].ndim].set(1.0)
 binary, bits, _ = jax.device_get(observe((signed, *carry[1:])))
-frame_bytes = bytes([1, 1]) + evaluate.observation_frame(binary, bits, signed, [1])
+wire, row_of = evaluate.observation_frame(binary, bits, signed, [1], size)
+frame_bytes = bytes([1, 1]) + wire
 [(index, obs)] = policy_server.observations(frame_bytes, 3, 8, obs_shape)
 assert obs.tobytes() == np.asarray(signed, np.float32).reshape(3, 8, *obs_shape)[1].tobytes()
+assert row_of(1, 0).tobytes() == obs[0].reshape(-1).tobytes()
 print(json.dumps({"encodings": seen, "signed": frame_bytes[2:3].decode()}))
 """
 

@@ -54,7 +54,13 @@ from researchgym.sandbox import (
 )
 from researchgym.snapshot import SnapshotLimits, snapshot, whole_workspace
 from researchgym.strict_json import without_surrogates
-from researchgym.tasks.builtin._shared.agent_link import LINK_VARIABLE, MAX_DEPTH, RESULT_VARIABLE, strict_loads
+from researchgym.tasks.builtin._shared.agent_link import (
+    LINK_VARIABLE,
+    MAX_DEPTH,
+    RESULT_VARIABLE,
+    WITNESS_LINK_VARIABLE,
+    strict_loads,
+)
 from researchgym.tasks.spec import FileSpec, TaskSpec
 from researchgym.training.rewards import normalise
 
@@ -252,16 +258,20 @@ class _Outcome:
     evaluator: ExecResult
     agent_code: ExecResult | None
     result_file: dict[str, Any] | None
+    witness: ExecResult | None = None
 
 
 class _EvaluationRun:
-    """One evaluation: its folders, its one or two sandboxes, its result."""
+    """One evaluation: its folders, its sandboxes (the evaluator's; the agent's code's, and its
+    witness's when the task asks for one), its result."""
 
     def __init__(self, task: TaskSpec, root: Path, split: str, seed: int, sandbox: str) -> None:
         self.task, self.root, self.split, self.seed, self.sandbox = task, root, split, seed, sandbox
         self.withheld = task.withheld_paths(split)
         self.code = task.evaluation.agent_code
         self.artefact = root / "artefact"
+        #: The witness's own copy of the artefact, made before any of the agent's code runs.
+        self.witness = root / "witness" if self.code is not None and self.code.witness else None
         self.evaluator = root / "evaluator" if self.code else self.artefact
         self.results = root / "result"
         self.cache = CompileCache.for_task(task)
@@ -278,6 +288,11 @@ class _EvaluationRun:
             place_files(self.task, self.task.evaluation.files, self.evaluator, self.withheld)
         except OSError as exc:
             raise EvaluationError("evaluation_error", f"could not prepare the evaluation folder: {exc}") from exc
+        if self.witness is not None:
+            try:
+                shutil.copytree(self.artefact, self.witness, symlinks=True)
+            except OSError as exc:
+                raise EvaluationError("evaluation_error", f"could not prepare the witness's folder: {exc}") from exc
         write_secrets(self.evaluator, self.token, self.seed)
         if self.cache is not None:
             self.compiled.mkdir()
@@ -310,7 +325,7 @@ class _EvaluationRun:
             max_output_chars=200_000,
         )
 
-    def _evaluator_spec(self, link: tuple[int, int] | None) -> SandboxSpec:
+    def _evaluator_spec(self, link: tuple[int, int] | None, witness: tuple[int, int] | None = None) -> SandboxSpec:
         env = {
             **accelerator_env(self.task.requires.gpus),
             "RESEARCHGYM_SPLIT": self.split,
@@ -319,6 +334,8 @@ class _EvaluationRun:
         }
         if link is not None:
             env[LINK_VARIABLE] = f"{link[0]},{link[1]}"
+        if witness is not None:
+            env[WITNESS_LINK_VARIABLE] = f"{witness[0]},{witness[1]}"
         if self.cache is not None:
             env[EVALUATOR_VARIABLE] = self._inside(self.compiled, COMPILE_CACHE_DIR)
         mounts = dataset_mounts(self.task, self.evaluator, self.sandbox)
@@ -333,15 +350,16 @@ class _EvaluationRun:
             env=env,
             devices=sandbox_devices() if self.task.requires.gpus else [],
             limits=self._limits(),
-            pass_fds=link or (),
+            pass_fds=(*(link or ()), *(witness or ())),
         )
 
-    def _agent_code_spec(self, link: tuple[int, int]) -> SandboxSpec:
+    def _agent_code_spec(self, link: tuple[int, int], artefact: Path | None = None) -> SandboxSpec:
+        """The agent's code's sandbox, on `artefact` (the artefact folder, or the witness's copy)."""
         from researchgym.tasks.registry import BUILTIN_DIR
 
         hidden = [*self.task.hidden_paths(), self.task.source_dir, BUILTIN_DIR]
         return SandboxSpec(
-            workspace=self.artefact,
+            workspace=artefact or self.artefact,
             hidden=hidden,
             limits=self._limits(),
             env=accelerator_env(self.task.requires.gpus),
@@ -359,45 +377,64 @@ class _EvaluationRun:
                 return _Outcome(box.run(command, timeout_s=timeout), None, read_result_file(self.results))
             finally:
                 box.close()
-        to_agent_read, to_agent_write = os.pipe()
-        from_agent_read, from_agent_write = os.pipe()
-        pipes = [to_agent_read, to_agent_write, from_agent_read, from_agent_write]
-        evaluator = create_sandbox(self.sandbox, self._evaluator_spec((to_agent_write, from_agent_read)))
-        agent = create_sandbox(self.sandbox, self._agent_code_spec((to_agent_read, from_agent_write)))
+        code = self.code
+        # One link per copy of the agent's code: (its folder, the evaluator's ends, its ends).
+        copies = [self.artefact, *([self.witness] if self.witness is not None else [])]
+        links = []
+        for folder in copies:
+            to_agent_read, to_agent_write = os.pipe()
+            from_agent_read, from_agent_write = os.pipe()
+            links.append((folder, (to_agent_write, from_agent_read), (to_agent_read, from_agent_write)))
+        pipes = [fd for _, ours, theirs in links for fd in (*ours, *theirs)]
+        evaluator_ends = [fd for _, ours, _ in links for fd in ours]
+        evaluator = create_sandbox(
+            self.sandbox, self._evaluator_spec(links[0][1], links[1][1] if len(links) > 1 else None)
+        )
+        agents = [create_sandbox(self.sandbox, self._agent_code_spec(theirs, folder)) for folder, _, theirs in links]
         try:
             try:
                 evaluator.start()
-                agent.start()
+                for agent in agents:
+                    agent.start()
             finally:
                 for descriptor in pipes:  # the sandboxes hold them now; EOF must reach each side
                     os.close(descriptor)
-            # The agent's code gets the link as stdin/stdout; its shell keeps no copy, so the
-            # evaluator reads end-of-file as soon as that code exits.
-            serve = _holding_only(
-                f"{{ {self.code.command} ; }} <&{to_agent_read} >&{from_agent_write} "
-                f"{to_agent_read}<&- {from_agent_write}>&-",
-                (to_agent_read, from_agent_write),
-            )
-            served: list[ExecResult] = []
-            server = threading.Thread(
-                target=lambda: served.append(agent.run(serve, timeout_s=timeout + 60)),
-                daemon=True,
-                name="researchgym-agent-code",
-            )
-            server.start()
-            result = evaluator.run(_holding_only(command, (to_agent_write, from_agent_read)), timeout_s=timeout)
+            servers: list[tuple[Any, threading.Thread, list[ExecResult]]] = []
+            for agent, (_, _, (to_agent_read, from_agent_write)) in zip(agents, links):
+                # The agent's code gets the link as stdin/stdout; its shell keeps no copy, so the
+                # evaluator reads end-of-file as soon as that code exits.
+                serve = _holding_only(
+                    f"{{ {code.command} ; }} <&{to_agent_read} >&{from_agent_write} "
+                    f"{to_agent_read}<&- {from_agent_write}>&-",
+                    (to_agent_read, from_agent_write),
+                )
+                served: list[ExecResult] = []
+                server = threading.Thread(
+                    target=lambda agent=agent, serve=serve, served=served: served.append(
+                        agent.run(serve, timeout_s=timeout + 60)
+                    ),
+                    daemon=True,
+                    name="researchgym-agent-code",
+                )
+                server.start()
+                servers.append((agent, server, served))
+            result = evaluator.run(_holding_only(command, tuple(evaluator_ends)), timeout_s=timeout)
             outcome = _Outcome(result, None, read_result_file(self.results))
-            shell = getattr(agent, "shell", None)
-            while server.is_alive():  # stop the agent's code: the evaluator is done with it
-                if shell is not None:
-                    shell.interrupt()
-                server.join(timeout=0.2)
-                if shell is None:
-                    break
-            outcome.agent_code = served[0] if served else None
+            for agent, server, _ in servers:
+                shell = getattr(agent, "shell", None)
+                while server.is_alive():  # stop the agent's code: the evaluator is done with it
+                    if shell is not None:
+                        shell.interrupt()
+                    server.join(timeout=0.2)
+                    if shell is None:
+                        break
+            outcome.agent_code = servers[0][2][0] if servers[0][2] else None
+            if len(servers) > 1 and servers[1][2]:
+                outcome.witness = servers[1][2][0]
             return outcome
         finally:
-            agent.close()
+            for agent in agents:
+                agent.close()
             evaluator.close()
 
     def score(self, started: float) -> Score:
@@ -408,9 +445,16 @@ class _EvaluationRun:
         self._publish_compiled(outcome)
         result = outcome.evaluator
         tail = result.output[-4000:]
-        if outcome.agent_code is not None and outcome.agent_code.output.strip():
-            tail = (
-                f"--- output of the agent's code ---\n{outcome.agent_code.output[-3000:]}\n"
+        sides = [
+            (name, run.output[-limit:])
+            for name, run, limit in (
+                ("the agent's code", outcome.agent_code, 3000),
+                ("the agent's code, witness copy", outcome.witness, 2000),
+            )
+            if run is not None and run.output.strip()
+        ]
+        if sides:
+            tail = "".join(f"--- output of {name} ---\n{text}\n" for name, text in sides) + (
                 f"--- output of the evaluator ---\n{tail}"
             )
         tail = tail.replace(self.token, "<result-token>")

@@ -113,6 +113,11 @@ class AgentCodeSpec(_Strict):
 
     command: str
     files: list[FileSpec] = Field(default_factory=list)
+    #: A second, fresh copy of the agent's code for the evaluator to question once the first is
+    #: done with: its own sandbox and its own copy of the artefact, so nothing the first copy saw
+    #: or wrote reaches it (the RL tasks check that the policy's answers depend on the
+    #: observation alone). The evaluator finds its link in $RESEARCHGYM_AGENT_WITNESS_LINK.
+    witness: bool = False
 
 
 class EvaluationSpec(_Strict):

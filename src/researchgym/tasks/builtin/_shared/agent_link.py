@@ -40,6 +40,8 @@ import time
 from typing import Any
 
 LINK_VARIABLE = "RESEARCHGYM_AGENT_LINK"
+#: The link to a second, fresh copy of the agent's code (`agent_code.witness` in the task).
+WITNESS_LINK_VARIABLE = "RESEARCHGYM_AGENT_WITNESS_LINK"
 RESULT_VARIABLE = "RESEARCHGYM_RESULT_FILE"
 #: The largest frame either side accepts unless the caller says otherwise.
 MAX_FRAME = 64 << 20
@@ -143,9 +145,10 @@ class AgentLink:
         self._buffer = bytearray()
 
     @classmethod
-    def open(cls, local_command: list[str]) -> "AgentLink":
-        """The link researchgym set up, or, run by hand, `local_command` started in this folder."""
-        value = os.environ.pop(LINK_VARIABLE, None)
+    def open(cls, local_command: list[str], variable: str = LINK_VARIABLE) -> "AgentLink":
+        """The link researchgym set up (named by `variable`), or, run by hand, `local_command`
+        started in this folder."""
+        value = os.environ.pop(variable, None)
         if value:
             to_agent, from_agent = (int(part) for part in value.split(","))
             return cls(to_agent, from_agent)

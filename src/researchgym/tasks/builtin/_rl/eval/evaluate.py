@@ -21,6 +21,17 @@ only ever sees observations and answers with distribution parameters (logits, or
 mean and scale). Every answer is checked here (exact size, finite numbers, positive scale) within
 a deadline, and the result goes to a channel that side cannot write.
 
+The policy must answer each observation as a function of that observation and its checkpoint
+alone, as the task says (it "has no memory between steps"): the server is the agent's own
+Python, and a policy that remembered what it saw (where an episode's goal was) or shared it
+between the five checkpoints (they play the very same episodes) scored 126 on MetaMaze against
+a baseline of 28. So the evaluator keeps a sample of what it asked and was answered, one live
+row per step and checkpoint, WITNESS_SAMPLES per checkpoint, drawn from the system's random
+source, and asks a second, fresh copy of the policy (researchgym's witness: a sandbox of its
+own with its own copy of the artefact, which has seen nothing) the same questions once the
+rollout is over; every answer must agree within WITNESS_TOLERANCE. Run by hand, the witness is
+a second policy_server.py process in this folder.
+
 This evaluator never sees the artefact's files, so it asks: the server lists checkpoints/*.pkl
 and says whether src/networks.py exists, the count (5) is enforced here, and each checkpoint is
 then loaded by one of the listed names. That side could lie about its files; it gains nothing,
@@ -34,12 +45,15 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import secrets
 import sys
+import threading
 import time
 from typing import Any
 
-from agent_link import AgentLink, LinkError, report, report_error, strict_loads
+from agent_link import (LINK_VARIABLE, WITNESS_LINK_VARIABLE, AgentLink, LinkError, report, report_error,
+                        strict_loads)
 from isolation import no_memory_access, take_secrets
 
 VALIDATION_SEEDS = [0, 1, 2, 3, 4]
@@ -50,6 +64,12 @@ MAX_ERROR_FRAME = 20_001
 #: The largest listing of checkpoints/ accepted.
 MAX_LISTING_FRAME = 64 << 10
 MAX_NAME = 255
+#: Observations per checkpoint the witness answers again, and how far its answers may be from
+#: the ones recorded (log-probabilities, or mean and scale, relative to 1 + |value|: the same
+#: network on the same observation, in a batch of another size, where a GPU's TF32 matmuls
+#: round differently).
+WITNESS_SAMPLES = 64
+WITNESS_TOLERANCE = 1e-2
 
 
 class PolicyError(Exception):
@@ -101,6 +121,7 @@ class PolicyServer:
 
     def __init__(self, link: AgentLink, load_timeout_s: float, step_timeout_s: float) -> None:
         self.link, self.load_timeout_s, self.step_timeout_s = link, load_timeout_s, step_timeout_s
+        self.closed = False
 
     def exchange(self, payload: bytes, timeout_s: float, limit: int, doing: str, expected: str = "") -> bytes:
         """Send one frame and receive the answer (at most `limit` bytes, or an error message),
@@ -170,11 +191,107 @@ class PolicyServer:
         return reply[1:]
 
     def close(self) -> None:
+        """Once (a second close would close descriptor numbers that may since name other files)."""
+        if self.closed:
+            return
+        self.closed = True
         try:
             self.link.send(b"Q", 1.0)
         except LinkError:
             pass
         self.link.close()
+
+
+class Sampler:
+    """A uniform sample of the questions asked and the answers given, per checkpoint: one live
+    row per step, kept by reservoir sampling over the steps (system randomness: the policy cannot
+    tell which answers will be checked)."""
+
+    def __init__(self, checkpoints: int, size: int) -> None:
+        self.rng = random.SystemRandom()
+        self.size = size
+        self.offered = [0] * checkpoints
+        self.kept: list[list[tuple[int, Any, Any]]] = [[] for _ in range(checkpoints)]
+
+    def offer(self, index: int, frame: int, live: Any, observation_of: Any, answers: Any) -> None:
+        """`live`: the rows of checkpoint `index` still playing; `observation_of(row)` gives one
+        row's observation; `answers` the checkpoint's answers to this step."""
+        if len(live) == 0:
+            return
+        row = int(live[self.rng.randrange(len(live))])
+        self.offered[index] += 1
+        sample = (frame, observation_of(row), answers[row].copy())
+        kept = self.kept[index]
+        if len(kept) < self.size:
+            kept.append(sample)
+        else:
+            slot = self.rng.randrange(self.offered[index])
+            if slot < self.size:
+                kept[slot] = sample
+
+
+def open_witness(setup: dict[str, Any], names: list[str], args: argparse.Namespace, by_hand: bool) -> Any:
+    """A started thread that opens the witness (a fresh copy of the policy), checks it lists the
+    same checkpoints, and loads them while the rollout runs; `.server` and `.error` once joined.
+    Only run by hand is it started here: in an evaluation, this sandbox holds no agent code."""
+    here = os.path.dirname(os.path.abspath(__file__))
+
+    def work() -> None:
+        try:
+            if not by_hand and WITNESS_LINK_VARIABLE not in os.environ:
+                raise PolicyError(f"researchgym gave this evaluator no witness link ({WITNESS_LINK_VARIABLE}): "
+                                  "the task's evaluation.agent_code must say `witness: true`")
+            link = AgentLink.open([sys.executable, os.path.join(here, "policy_server.py")], WITNESS_LINK_VARIABLE)
+            thread.server = PolicyServer(link, args.load_timeout, args.step_timeout)
+            listed = thread.server.listing(setup)
+            if listed != names:
+                raise PolicyError(f"a fresh copy of the artefact lists other checkpoints ({listed}) than the one "
+                                  f"evaluated ({names})")
+            for name in names:
+                thread.server.load(name)
+        except Exception as exc:  # PolicyError, or a link researchgym set up badly
+            thread.error = exc
+
+    thread = threading.Thread(target=work, daemon=True, name="witness")
+    thread.server, thread.error = None, None
+    thread.start()
+    return thread
+
+
+def question_witness(witness: Any, names: list[str], sampler: Sampler, setup: dict[str, Any],
+                     width: int, continuous: bool) -> None:
+    """Ask the witness the sampled questions; PolicyError if an answer differs from the one the
+    evaluated policy gave."""
+    import numpy as np
+
+    witness.join()
+    if witness.error is not None:
+        raise PolicyError(f"the witness copy of the policy (a fresh copy of the artefact) failed: {witness.error}")
+    batch, size = setup["batch"], int(np.prod(setup["obs_shape"]))
+    blocks = np.zeros((len(names), batch, size), np.float32)
+    for index, kept in enumerate(sampler.kept):
+        for at, (_, observation, _) in enumerate(kept):
+            blocks[index, at] = observation
+    answer = witness.server.act(list(range(len(names))), b"f" + blocks.tobytes(), batch, width, continuous)
+    again = check_policy(answer, len(names) * batch, width, continuous).reshape(len(names), batch, width)
+    def compared(answer: Any) -> Any:  # what decides the action: log-probabilities, or mean and scale
+        answer = answer.astype(np.float64)
+        if continuous:
+            return answer
+        shifted = answer - answer.max()
+        return shifted - np.log(np.exp(shifted).sum())
+
+    for index, kept in enumerate(sampler.kept):
+        for at, (frame, _, recorded) in enumerate(kept):
+            expected = compared(recorded)
+            gap = np.abs(compared(again[index, at]) - expected) / (1.0 + np.abs(expected))
+            if float(gap.max()) > WITNESS_TOLERANCE:
+                raise PolicyError(
+                    f"the policy of checkpoints/{names[index]} answered an observation of step {frame} with "
+                    f"{np.round(recorded, 4).tolist()}, and a fresh copy of it (the artefact as submitted, in a "
+                    f"sandbox of its own) with {np.round(again[index, at], 4).tolist()}: its answers must depend on "
+                    "the observation and its checkpoint alone (no memory between steps, nothing shared between "
+                    "checkpoints)")
 
 
 def make_rollout(env: Any, env_params: Any, seeds: list[int], envs_per_seed: int, continuous: bool,
@@ -222,22 +339,28 @@ def make_rollout(env: Any, env_params: Any, seeds: list[int], envs_per_seed: int
     def observe(carry: Any) -> Any:
         """What goes on the wire, computed where the carry lives (on the accelerator, if any):
         whether every observation is 0 or 1, those observations as bits (a 32nd of the bytes:
-        MinAtar's images are binary), and per checkpoint whether all its episodes have ended."""
+        MinAtar's images are binary), and per checkpoint and row whether its episode has ended."""
         obs = carry[0].reshape(checkpoints, -1)
         binary = jnp.all((obs == 1) | ((obs == 0) & ~jnp.signbit(obs)))  # -0.0 is sent as a float
-        return binary, jnp.packbits(obs != 0, axis=1), jnp.all(carry[4].reshape(checkpoints, -1), axis=1)
+        return binary, jnp.packbits(obs != 0, axis=1), carry[4].reshape(checkpoints, -1)
 
     return carry, step, observe
 
 
-def observation_frame(binary: bool, bits: Any, obs: Any, active: list[int]) -> bytes:
+def observation_frame(binary: bool, bits: Any, obs: Any, active: list[int], size: int) -> tuple[bytes, Any]:
     """The encoding byte and the observations of the `active` checkpoints (see policy_server.py):
-    their bits when every observation is 0 or 1, else float32, fetched from the device only then."""
+    their bits when every observation is 0 or 1, else float32, fetched from the device only then;
+    and a function (checkpoint, row) -> that row's observation as float32 (for the witness)."""
     import numpy as np
 
+    bits = np.asarray(bits)
     if binary:
-        return b"b" + np.asarray(bits)[active].tobytes()
-    return b"f" + np.asarray(obs, dtype=np.float32).reshape(len(bits), -1)[active].tobytes()
+        def row_of(index: int, row: int) -> Any:
+            return np.unpackbits(bits[index], count=(row + 1) * size)[row * size:].astype(np.float32)
+
+        return b"b" + bits[active].tobytes(), row_of
+    host = np.asarray(obs, dtype=np.float32).reshape(len(bits), -1)
+    return b"f" + host[active].tobytes(), lambda index, row: host[index, row * size:(row + 1) * size].copy()
 
 
 def contract(rows: int, width: int, continuous: bool) -> str:
@@ -291,23 +414,32 @@ def evaluate(args: argparse.Namespace, seed: int | None) -> dict[str, Any]:
     width = 2 * action_dim if continuous else action_dim
     setup = {"obs_shape": obs_shape, "action_dim": action_dim, "continuous": continuous, "batch": rows}
     here = os.path.dirname(os.path.abspath(__file__))
+    by_hand = LINK_VARIABLE not in os.environ  # (AgentLink.open takes the variable away)
     server = PolicyServer(AgentLink.open([sys.executable, os.path.join(here, "policy_server.py")]),
                           args.load_timeout, args.step_timeout)
+    witness = None
     try:
         names = server.listing(setup)
+        witness = open_witness({**setup, "batch": WITNESS_SAMPLES}, names, args, by_hand)  # loads meanwhile
         for name in names:  # all loaded now, then played side by side: one exchange per step
             server.load(name)
         carry, step, observe = make_rollout(env, env_params, seeds, args.envs_per_seed, continuous, action_dim,
                                             len(names))
         active = list(range(len(names)))
         policy = np.zeros((len(names), rows, width), np.float32)  # an ended checkpoint's rows count for nothing
+        sampler = Sampler(len(names), WITNESS_SAMPLES)
+        size = int(np.prod(obs_shape))
         for frame in range(args.max_frames):
-            binary, bits, ended = jax.device_get(observe(carry))
-            active = [index for index in active if not ended[index]]
+            binary, bits, done = jax.device_get(observe(carry))
+            active = [index for index in active if not done[index].all()]
             if not active:
                 break  # every episode has ended; later rewards would not count
-            answer = server.act(active, observation_frame(binary, bits, carry[0], active), rows, width, continuous)
+            wire, row_of = observation_frame(binary, bits, carry[0], active, size)
+            answer = server.act(active, wire, rows, width, continuous)
             answers = check_policy(answer, len(active) * rows, width, continuous).reshape(len(active), rows, width)
+            for at, index in enumerate(active):
+                sampler.offer(index, frame, np.flatnonzero(~done[index]),
+                              lambda row, index=index: row_of(index, row), answers[at])
             if frame == 0:  # the same first observations for every checkpoint
                 same = first_pair_equal({names[index]: answers[at].tobytes() for at, index in enumerate(active)})
                 if same:
@@ -320,8 +452,12 @@ def evaluate(args: argparse.Namespace, seed: int | None) -> dict[str, Any]:
             carry = step(carry, policy)
         all_returns = np.asarray(carry[3], dtype=np.float64).reshape(len(names), -1)
         means = [float(returns.mean()) for returns in all_returns]
+        server.close()  # done with: only then does the witness hear the questions
+        question_witness(witness, names, sampler, {**setup, "batch": WITNESS_SAMPLES}, width, continuous)
     finally:
         server.close()
+        if witness is not None and witness.server is not None:
+            witness.server.close()
     returns = np.concatenate(all_returns)
     return {"Reward Mean": float(returns.mean()), "Reward Std": float(returns.std()),
             "checkpoint_means": [round(m, 4) for m in means], "episodes": int(returns.size),
