@@ -300,3 +300,78 @@ def test_text_written_into_the_programs_output_by_another_process_does_not_count
     assert result.arguments.passed, result
     assert not result.execution.passed, result
     assert "does not match 'accuracy 0.99'" in result.execution.detail, result
+
+
+# ------------------------------------------------------- answers that made the judge raise or hang
+@pytest.mark.parametrize(
+    "leftover",
+    [
+        "rm -f model.json && python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('model.json')\"",
+        "rm -f model.json && mkfifo model.json",  # opening it on the host blocked the judge for good
+        "rm -f model.json && ln -s /etc/hostname model.json",
+    ],
+    ids=["socket", "fifo", "symlink"],
+)
+def test_an_expected_output_that_is_no_regular_file_is_judged_missing(judge, leftover):
+    """The judge reads the expected outputs on the host. A socket there made it raise (the
+    attempt went unrecorded and a resume asked the model again), a FIFO blocked it forever."""
+    result = judge.judge(SAMPLE, "bash", f"{GOLD}\n{leftover}\nexit 0")
+    assert not result.passed
+    assert "were not created" in result.execution.detail, result
+
+
+def test_a_malformed_record_from_a_hooked_process_is_dropped_not_raised(judge):
+    """Any hooked Python the answer starts may send records; a `program` that is a list made the
+    judge raise (an unhashable set member) instead of judging."""
+    sender = heredoc(
+        "send.py",
+        "import sitecustomize\nsitecustomize.RECORD({'kind': 'parse', 'program': ['x'], 'argv': [1]})",
+    )
+    result = judge.judge(SAMPLE, "bash", f"{sender}python send.py\nexit 0")
+    assert not result.passed and "judge error" not in str(result)
+
+
+def test_a_fault_of_the_judge_on_an_answer_is_a_failed_judgment(judge, monkeypatch):
+    """Whatever the answer leaves that the judge did not foresee, the attempt is judged (failed,
+    naming the fault), never an exception that leaves it unrecorded for a resume to ask again."""
+    from researchgym.mlbench import judge as judge_module
+
+    def broken(*_args, **_kwargs):
+        raise TypeError("something the answer left")
+
+    monkeypatch.setattr(judge_module.Judge, "_judge_strict", broken)
+    result = judge.judge(SAMPLE, "bash", GOLD)
+    assert not result.passed
+    assert result.execution.detail.startswith("judge error: TypeError: something the answer left")
+
+
+def test_the_agents_run_sh_is_never_read_through_a_link(tmp_path):
+    from researchgym.mlbench.agent import _read_run_sh
+
+    secret = tmp_path / "host.txt"
+    secret.write_text("a host file")
+    (tmp_path / "run.sh").symlink_to(secret)
+    assert _read_run_sh(tmp_path / "run.sh") is None
+    (tmp_path / "real.sh").write_text("python train.py\n")
+    assert _read_run_sh(tmp_path / "real.sh") == "python train.py\n"
+
+
+def test_the_shipped_answer_keys_are_masked_in_the_answers_sandbox(judge, monkeypatch):
+    """Installed as a wheel, researchgym's ML-Bench suites (every gold command and expected
+    output) sit under a Python prefix, which every sandbox binds read-only: an answer found its
+    own gold there, ran it and passed. Here a stand-in key under this interpreter's prefix must
+    be unreadable by the answer, as the real suites folder is (ANSWER_KEYS)."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from researchgym.mlbench import judge as judge_module
+
+    with tempfile.TemporaryDirectory(dir=sys.prefix, prefix=".rg-test-answer-keys-") as keys:
+        (Path(keys) / "samples.jsonl").write_text("GOLD-ANSWER-KEY\n")
+        reads_it = f"{GOLD}\ngrep -q GOLD-ANSWER-KEY {keys}/samples.jsonl && exit 3\nexit 0"
+        unlisted = judge.judge(SAMPLE, "bash", reads_it)
+        assert not unlisted.passed and "exit status 3" in unlisted.execution.detail  # bound, so readable
+        monkeypatch.setattr(judge_module, "ANSWER_KEYS", (Path(keys),))
+        listed = judge.judge(SAMPLE, "bash", reads_it)
+        assert listed.passed, listed

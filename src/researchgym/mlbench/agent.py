@@ -19,10 +19,12 @@ ML-Agent, with any `Model`:
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import re
 import shlex
 import shutil
+import stat
 import tempfile
 import time
 import warnings
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from researchgym.mlbench.context import bm25_window
+from researchgym.mlbench.data import ANSWER_KEYS
 from researchgym.mlbench.extract import extract_code
 from researchgym.mlbench.judge import Check, Judge, Judgment
 from researchgym.mlbench.schema import Sample
@@ -195,7 +198,10 @@ def play_agent_episode(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             box = create_sandbox(
-                sandbox, SandboxSpec(workspace=workspace_dir, limits=limits, env={"HF_HUB_OFFLINE": "1"})
+                sandbox,
+                SandboxSpec(
+                    workspace=workspace_dir, limits=limits, env={"HF_HUB_OFFLINE": "1"}, hidden=list(ANSWER_KEYS)
+                ),
             )
             box.start()
         try:
@@ -212,8 +218,7 @@ def play_agent_episode(
                 log.write("error", error=f"{type(exc).__name__}: {exc}")
         finally:
             box.close()
-        run_sh = workspace_dir / sample.path / "run.sh"
-        script = run_sh.read_text(errors="replace") if run_sh.is_file() else None
+        script = _read_run_sh(workspace_dir / sample.path / "run.sh")
     # Judged on a fresh copy of the repository (setup, then run.sh), so nothing the agent ran or
     # left behind (its own outputs, edited scripts) can make it pass.
     if script is None:
@@ -223,6 +228,24 @@ def play_agent_episode(
         judgment = Judge(repo_tree, sandbox=sandbox, mode=judge_mode).judge(sample, "bash", script)
     log.write("judgment", **judgment.to_dict())
     return judgment, script
+
+
+#: The largest run.sh read (an answer is a few lines; the judge needs no more).
+MAX_RUN_SH = 1 << 20
+
+
+def _read_run_sh(path: Path) -> str | None:
+    """The agent's run.sh, read on the host from a folder the agent wrote: a regular file only,
+    opened without following a link (a link to a host file put that file's text in the results)
+    and without blocking on a FIFO; None otherwise, judged as no run.sh."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        return handle.read(MAX_RUN_SH).decode("utf-8", "replace")
 
 
 def run_agent_setting(

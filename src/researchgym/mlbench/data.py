@@ -17,6 +17,10 @@ from researchgym.errors import ResearchGymError
 from researchgym.mlbench.schema import Sample
 
 SUITES_DIR = Path(__file__).parent / "suites"
+#: What no sandbox of an answer or an agent may read: the shipped suites hold every sample's gold
+#: command, expected output and labelled answers, and in a wheel install they sit under a Python
+#: prefix, which every sandbox binds read-only (an answer found its gold there and passed).
+ANSWER_KEYS = (SUITES_DIR,)
 HUB_DATASET = "super-dainiu/ml-bench"
 
 

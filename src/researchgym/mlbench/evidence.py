@@ -139,8 +139,10 @@ class EvidenceServer:
                         record = json.loads(body)
                     except ValueError:
                         continue
-                    if isinstance(record, dict):
+                    if well_formed(record):
                         connection.records.append(record)
+                    else:
+                        connection.dropped += 1
                 elif kind == b"O":
                     room = MAX_OUTPUT_BYTES - len(connection.output)
                     connection.output += body[: max(room, 0)]
@@ -176,6 +178,49 @@ class EvidenceServer:
             self.path.unlink()
         except OSError:
             pass
+
+
+#: The fields the hook's records carry (runhook.py), with the types the judge relies on: any
+#: hooked process can send records, and one field of another type (a list as `program`) made
+#: the judge raise, which left the attempt unrecorded for a resume to ask again.
+RECORD_FIELDS: dict[str, tuple[type, ...]] = {
+    "kind": (str,),
+    "program": (str,),
+    "argv0": (str,),
+    "argv": (list,),
+    "cwd": (str,),
+    "namespace": (dict,),
+    "unknown": (list,),
+    "error": (str,),
+    "files": (dict,),
+    "parsed": (bool,),
+    "path": (str,),
+    "real": (str,),
+    "sha": (str,),
+    "same": (bool, type(None)),
+    "text": (str,),
+}
+
+
+def well_formed(record: Any) -> bool:
+    """A record the judge can read: an object whose known fields have their types (argv a list
+    of strings, files a mapping of paths to [size, mtime, digest] or null)."""
+    if not isinstance(record, dict):
+        return False
+    for name, types in RECORD_FIELDS.items():
+        if name in record and not isinstance(record[name], types):
+            return False
+    if not all(isinstance(arg, str) for arg in record.get("argv", [])):
+        return False
+    for state in (record.get("files") or {}).values():
+        if state is not None and not (
+            isinstance(state, list)
+            and len(state) == 3
+            and all(isinstance(v, int) for v in state[:2])
+            and isinstance(state[2], str)
+        ):
+            return False
+    return True
 
 
 def _read_exactly(sock: socket.socket, size: int) -> bytes | None:

@@ -54,6 +54,7 @@ import re
 import secrets
 import shlex
 import shutil
+import stat
 import sys
 import tempfile
 import warnings
@@ -61,8 +62,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from researchgym.errors import SandboxError
 from researchgym.extras import install_hint
-from researchgym.mlbench.data import MLBenchError
+from researchgym.mlbench.data import ANSWER_KEYS, MLBenchError
 from researchgym.mlbench.evidence import Evidence, Watch, code_roots, code_snapshot, tampering
 from researchgym.mlbench.extract import PYTHON_TAGS, SHELL_TAGS
 from researchgym.mlbench.runhook import ENV as HOOK_ENV
@@ -495,17 +497,33 @@ def compare_runs(sample: Sample, ran: dict[str, Any], gold: dict[str, Any], work
 
 
 def _stat(path: Path) -> tuple[int, int, str] | None:
+    """An expected output's state (size, mtime, digest; "dir" for a folder), or None when there
+    is none. Read here, on the host, from a folder the answer wrote: a link, FIFO, socket or
+    device is no output (None), never followed or opened (a FIFO would block the judge for good,
+    a socket made the judge raise and the attempt was played again)."""
     try:
-        st = path.stat()
+        st = os.lstat(path)
     except OSError:
         return None
-    if path.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         return (0, st.st_mtime_ns, "dir")
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return (st.st_size, st.st_mtime_ns, digest.hexdigest())
+    with os.fdopen(descriptor, "rb") as handle:
+        opened = os.fstat(descriptor)
+        if not stat.S_ISREG(opened.st_mode):  # swapped since the lstat
+            return None
+        try:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        except OSError:
+            return None
+    return (opened.st_size, opened.st_mtime_ns, digest.hexdigest())
 
 
 #: The judge's own files in the sample's folder: never the answer's tampering.
@@ -689,6 +707,20 @@ class Judge:
         self._setups: dict[tuple[str, str], SetupCapture | None] = {}
 
     def judge(self, sample: Sample, language: str, code: str) -> Judgment:
+        """The answer's judgment. A fault of the judge's own while judging it (the answer left
+        something the judge did not expect) is a failed judgment that names it, never an
+        exception: raised, the attempt went unrecorded and a resume asked the model again, so an
+        answer that made it raise when it was losing had another try. The sandbox failing, or the
+        sample's repository missing, still raise: nothing the answer did is judged then."""
+        try:
+            return self._judge(sample, language, code)
+        except (SandboxError, MLBenchError):
+            raise
+        except Exception as exc:
+            failed = Check(False, f"judge error: {type(exc).__name__}: {exc} (the answer is judged as failed)")
+            return Judgment(sample.key, failed, failed, failed, mode=self.mode)
+
+    def _judge(self, sample: Sample, language: str, code: str) -> Judgment:
         with tempfile.TemporaryDirectory(prefix="mlbench-judge-") as tmp:
             workspace = Path(tmp) / "repo"
             shutil.copytree(self.repo_dir, workspace, symlinks=True)
@@ -1051,6 +1083,7 @@ class Judge:
             workspace=workspace,
             limits=limits,
             mounts=mounts,
+            hidden=list(ANSWER_KEYS),
             env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"},
             exec_trace=watch.trace_log if watch is not None else None,
         )
