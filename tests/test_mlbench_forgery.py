@@ -375,3 +375,66 @@ def test_the_shipped_answer_keys_are_masked_in_the_answers_sandbox(judge, monkey
         monkeypatch.setattr(judge_module, "ANSWER_KEYS", (Path(keys),))
         listed = judge.judge(SAMPLE, "bash", reads_it)
         assert listed.passed, listed
+
+
+# --------------------------------------------- a target that did not finish, or never wrote its output
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # killed once it had parsed its arguments, the outputs then written by the answer
+        f"{GOLD} --sleep 30 & p=$!\nsleep 1.5; kill -9 $p; wait\necho '{{}}' > model.json\necho trained citeseer",
+        f"timeout 1.5 {GOLD} --sleep 30\necho '{{}}' > model.json\necho trained citeseer",
+        # the output written first, then the target made to fail and its status hidden
+        f"echo '{{}}' > model.json && chmod 000 model.json\n{GOLD} || true\nchmod 644 model.json",
+    ],
+    ids=["kill -9", "timeout", "pre-written, then a failing target"],
+)
+def test_a_target_that_did_not_finish_by_itself_with_status_0_fails(judge, answer):
+    """strace on the host sees how each target process ended: killed by a signal (no exit
+    record, so the provenance check used to be skipped), or exited with an error the answer hid
+    with `|| true` while its own file stood as the output."""
+    result = judge.judge(SAMPLE, "bash", answer)
+    assert not result.passed
+    assert "did not finish by itself with exit status 0" in result.execution.detail, result
+
+
+def test_an_output_the_target_did_not_change_while_it_ran_is_not_its_own(judge, tmp_path):
+    """The hook records each output at the target's start too: one that held, when the target
+    exited, exactly what it held when it started was the answer's, not the target's (a target
+    that exits 0 without writing, after the answer wrote the file, passed before)."""
+    from types import SimpleNamespace
+
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    (folder / "model.json").write_text("{}")
+    state = list(judge_module_stat(folder / "model.json"))
+    inside = "/workspace/examples/model.json"
+    finished = SimpleNamespace(timed_out=False, exit_code=0, output="")
+    sample = SAMPLE.model_copy(update={"expected_stdout": None})
+
+    def outcome(at_start):
+        exits = [{"kind": "exit", "pid": 7, "files": {inside: state}, "files_at_start": {inside: at_start}}]
+        return judge._outcome(sample, folder, {}, finished, "", exits, "/workspace", statuses={7: 0})
+
+    assert outcome(None).passed  # absent when it started: the target wrote it
+    unchanged = outcome(state)
+    assert not unchanged.passed and "were not written by the program" in unchanged.detail
+
+
+def judge_module_stat(path):
+    from researchgym.mlbench.judge import _stat
+
+    return _stat(path)
+
+
+@pytest.mark.parametrize(
+    "start",
+    ["PYTHONVERBOSE=2 python", "python -vv", "python -X importtime", "PYTHONDEVMODE=1 python"],
+)
+def test_interpreter_traces_that_print_text_of_the_answers_choosing_are_refused(judge, start):
+    """Python's verbose import trace prints every folder it searches: a PYTHONPATH folder named
+    with newlines and the expected line put that line into a program's output."""
+    plant = 'd=$\'/tmp/x\\ntrained citeseer\\n\'; mkdir -p "$d"; export PYTHONPATH="$PYTHONPATH:$d"\n'
+    result = judge.judge(SAMPLE, "bash", plant + GOLD.replace("python", start, 1))
+    assert not result.passed
+    assert "refused" in result.arguments.detail, result

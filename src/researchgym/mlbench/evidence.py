@@ -193,6 +193,7 @@ RECORD_FIELDS: dict[str, tuple[type, ...]] = {
     "unknown": (list,),
     "error": (str,),
     "files": (dict,),
+    "files_at_start": (dict,),
     "parsed": (bool,),
     "path": (str,),
     "real": (str,),
@@ -212,7 +213,7 @@ def well_formed(record: Any) -> bool:
             return False
     if not all(isinstance(arg, str) for arg in record.get("argv", [])):
         return False
-    for state in (record.get("files") or {}).values():
+    for state in [*(record.get("files") or {}).values(), *(record.get("files_at_start") or {}).values()]:
         if state is not None and not (
             isinstance(state, list)
             and len(state) == 3
@@ -245,7 +246,10 @@ def _read_frame(sock: socket.socket) -> bytes | None:
 
 # ------------------------------------------------------------ who may give evidence
 #: Start-up settings that run code other than the program's in its process, or take away the
-#: hook's view of it (the dynamic loader's, and Python's own).
+#: hook's view of it (the dynamic loader's, and Python's own), or make the interpreter print text
+#: of the answer's choosing into the program's output: the verbose import trace prints every
+#: folder it searches, and a PYTHONPATH folder named with newlines and the expected line put
+#: that line in the output of a program that never printed it (the red team's forge).
 FORBIDDEN_ENV = (
     "LD_PRELOAD",
     "LD_LIBRARY_PATH",
@@ -258,10 +262,27 @@ FORBIDDEN_ENV = (
     "PYTHONPLATLIBDIR",
     "PYTHONPYCACHEPREFIX",
     "PYTHONUSERBASE",
+    "PYTHONVERBOSE",
+    "PYTHONDEBUG",
+    "PYTHONPROFILEIMPORTTIME",
+    "PYTHONDEVMODE",
+    "PYTHONMALLOCSTATS",
+    "PYTHONDUMPREFS",
+    "PYTHONSHOWREFCOUNT",
 )
 #: Interpreter options that leave the hook out (-E, -I, -S), run code that is not a program
-#: file (-c, -i, stdin) or read bytecode from elsewhere.
-_REFUSED_FLAGS = {"c": "-c (code given on the command line)", "E": "-E", "I": "-I", "S": "-S", "i": "-i"}
+#: file (-c, -i, stdin), or print the interpreter's own trace into the output (-v, -d).
+_REFUSED_FLAGS = {
+    "c": "-c (code given on the command line)",
+    "E": "-E",
+    "I": "-I",
+    "S": "-S",
+    "i": "-i",
+    "v": "-v (its import trace prints text of the answer's choosing)",
+    "d": "-d (the parser's debug output)",
+}
+#: -X options that print the interpreter's own trace or statistics into the output.
+_REFUSED_X = ("importtime", "dev", "showrefcount", "pycache_prefix")
 _FLAGS_WITH_VALUE = set("WXcm")
 _PYTHON_NAME = re.compile(r"python[0-9.]*$")
 
@@ -327,8 +348,8 @@ def _python_refusal(argv: tuple[str, ...]) -> str | None:
                 value = cluster[at + 1 :] or (args.pop(0) if args else "")
                 if flag == "m":
                     return None if value else "python -m without a module"
-                if flag == "X" and value.startswith("pycache_prefix"):
-                    return "python was started with -X pycache_prefix"
+                if flag == "X" and value.split("=", 1)[0] in _REFUSED_X:
+                    return f"python was started with -X {value.split('=', 1)[0]}"
                 break
     return "python reads its program from stdin" if not args else None
 
@@ -412,6 +433,9 @@ class Evidence:
     outputs: dict[int, str]
     refused: list[tuple[Connection, str]]
     images: dict[int, Image] = field(default_factory=dict)  # how each accepted process started
+    #: How each accepted process ended, as strace saw it on the host: its exit status, or None
+    #: (killed by a signal, or still running when the answer's command ended).
+    exit_statuses: dict[int, int | None] = field(default_factory=dict)
 
     def runs(self, pid: int, invocation: tuple[str, str, str]) -> bool:
         """Whether accepted process `pid` was started to run the gold's program (runs_invocation)."""
@@ -453,6 +477,7 @@ class Watch:
         outputs: dict[int, str] = {}
         refused: list[tuple[Connection, str]] = []
         images: dict[int, Image] = {}
+        exit_statuses: dict[int, int | None] = {}
         for connection in connections:
             image = trace.image_at(connection.pid, connection.accepted_at)
             why = refusal(image, expected)
@@ -460,12 +485,13 @@ class Watch:
                 refused.append((connection, why or "no start seen"))
                 continue
             images[connection.pid] = image
+            exit_statuses[connection.pid] = trace.exit_status(connection.pid, connection.accepted_at)
             for record in connection.records:
                 record["pid"] = connection.pid  # what the kernel says, not what the process wrote
                 records.append(record)
             text = connection.output.decode("utf-8", "replace")
             outputs[connection.pid] = outputs.get(connection.pid, "") + text
-        return Evidence(records, outputs, refused, images)
+        return Evidence(records, outputs, refused, images, exit_statuses)
 
     def close(self) -> None:
         self.server.close()

@@ -786,6 +786,7 @@ class Judge:
             ran.exits(pids) if pids else [],
             box.workspace_path,
             ran_target=bool(targets),
+            statuses={pid: ran.evidence.exit_statuses.get(pid) for pid in pids},
         )
         execution = ran.untampered(execution, pids)
         return Judgment(sample.key, arguments, kind, execution, parsed, gold.get("parser", "argparse"), mode=self.mode)
@@ -833,7 +834,15 @@ class Judge:
         pids = {r["pid"] for r in mains}
         printed = "".join(ran.outputs.get(pid, "") for pid in sorted(pids))
         execution = self._outcome(
-            sample, folder, before, result, printed, mains, box.workspace_path, ran_target=bool(mains)
+            sample,
+            folder,
+            before,
+            result,
+            printed,
+            mains,
+            box.workspace_path,
+            ran_target=bool(mains),
+            statuses={pid: ran.evidence.exit_statuses.get(pid) for pid in pids},
         )
         execution = ran.untampered(execution, pids)
         if not mains:
@@ -922,11 +931,28 @@ class Judge:
         workspace: str,
         ran_target: bool = True,
         literals: list[str] | None = None,
+        statuses: dict[int, int | None] | None = None,
     ) -> Check:
+        """Whether the run succeeded: the answer exited 0 in time; with the watch (`exits` not
+        None), each target process finished by itself with status 0 (`statuses`, from strace on
+        the host), and each expected output holds what a target left at its exit and changed
+        while that target ran; and the expected printed output matches."""
         if result.timed_out:
             return Check(False, f"timed out after {sample.timeout_s:g} s (a timeout is not a pass)")
         if result.exit_code != 0:
             return Check(False, f"exit status {result.exit_code}: {result.output.strip()[-400:]}")
+        unfinished = {pid: status for pid, status in (statuses or {}).items() if status != 0}
+        if ran_target and unfinished:
+            how = "; ".join(
+                f"pid {pid}: " + ("killed by a signal, or still running" if status is None else f"exit status {status}")
+                for pid, status in sorted(unfinished.items())
+            )
+            return Check(
+                False,
+                f"the program did not finish by itself with exit status 0 ({how}): what it left cannot be "
+                "told from what the answer wrote (an answer that killed it or let it fail, then wrote the "
+                "outputs itself, passed before)",
+            )
         missing, stale, forged = [], [], []
         inside_folder = posixpath.normpath(posixpath.join(workspace, sample.path))
         for name in sample.expected_outputs:
@@ -937,8 +963,14 @@ class Judge:
                 stale.append(name)
             elif exits is not None:
                 inside = posixpath.normpath(posixpath.join(inside_folder, name))
-                seen = [tuple(e["files"][inside]) for e in exits if (e.get("files") or {}).get(inside)]
-                if not ran_target or (exits and not any(s != before.get(name) and s[2] == now[2] for s in seen)):
+                # What a target left at its exit, where that differs from what was there when it started.
+                seen = [
+                    tuple(e["files"][inside])
+                    for e in exits
+                    if (e.get("files") or {}).get(inside)
+                    and tuple(e["files"][inside]) != tuple((e.get("files_at_start") or {}).get(inside) or ())
+                ]
+                if not ran_target or not any(s != before.get(name) and s[2] == now[2] for s in seen):
                     forged.append(name)
         if missing:
             return Check(False, f"exit status 0 but the expected output(s) {missing} were not created")

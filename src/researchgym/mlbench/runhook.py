@@ -496,10 +496,8 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
         threading.Thread(target=watchdog, daemon=True).start()
 
     # ------------------------------------------------------------ at exit
-    def at_exit():
-        if mode != "run":
-            return
-        release()
+    def output_states():
+        """Each expected output's [size, mtime, digest] ("dir" for a folder), or None."""
         files = {}
         try:
             with open(os.path.join(log_dir, token + ".outputs"), encoding="utf-8") as handle:
@@ -518,12 +516,33 @@ def _install(value):  # noqa: C901 - one closure keeps the hook to a single file
                 files[path] = [0, os.stat(path).st_mtime_ns, "dir"]
             except Exception:
                 files[path] = None
+        return files
+
+    # What the outputs were when this process started, before any code of the program ran: the
+    # judge counts an output as the program's only if it changed while the program ran (an answer
+    # that wrote it first, then ran a program that never wrote it, passed before).
+    files_at_start = output_states() if mode == "run" else {}
+
+    def at_exit():
+        if mode != "run":
+            return
+        release()
+        files = output_states()
         try:
             main = sys.modules.get("__main__")
             argv0 = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-") else ""
             filename = getattr(main, "__file__", None) or (os.path.join(start_cwd, argv0) if argv0 else "?")
             program = module_path_of(getattr(main, "__spec__", None), filename)
-            write({**common(), "kind": "exit", "program": program, "parsed": state["parsed"], "files": files})
+            write(
+                {
+                    **common(),
+                    "kind": "exit",
+                    "program": program,
+                    "parsed": state["parsed"],
+                    "files": files,
+                    "files_at_start": files_at_start,
+                }
+            )
         except Exception:
             pass
 

@@ -47,7 +47,7 @@ def tracer_argv(log: Path) -> list[str]:
     return [
         strace,
         "-f",
-        "-qq",
+        "-q",  # not -qq: each process's exit status is wanted ("+++ exited with N +++")
         "--seccomp-bpf",
         "--pidns-translation",
         "-ttt",
@@ -106,6 +106,8 @@ _ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", re.DOTALL)
 _SIMPLE_ESCAPES = {b"n": 10, b"t": 9, b"r": 13, b"v": 11, b"f": 12, b"a": 7, b"b": 8, b"e": 27}
 _RESULT = re.compile(r"\s*=\s*(-?\d+|\?)(?:\s*/\* (\d+) in strace's PID NS \*/)?")
 _CLONE = re.compile(r"(clone3?|v?fork)\(")
+#: A process's own exit (strace prints no line for one killed by a signal here: no line, no status).
+_EXITED = re.compile(r"\+\+\+ exited with (\d+) \+\+\+")
 _FLAGS = re.compile(r"flags=([A-Z0-9_|]+)")
 
 
@@ -256,9 +258,20 @@ def _parse_clone(call: str) -> tuple[int, bool, bool, bool] | None:
 class ExecTrace:
     """Per-pid histories from an strace log, asked by wall time because pids are reused."""
 
-    def __init__(self, events: dict[int, list[_Event]]) -> None:
+    def __init__(
+        self, events: dict[int, list[_Event]], exits: dict[int, list[tuple[float, int]]] | None = None
+    ) -> None:
         self._events = events
         self._times = {pid: [event.t for event in history] for pid, history in events.items()}
+        self._exits = exits or {}
+
+    def exit_status(self, pid: int, since: float) -> int | None:
+        """The status pid exited with, its first exit at or after `since` (pids are reused);
+        None when it was killed by a signal or had not exited when the log was read."""
+        for t, status in self._exits.get(pid, []):
+            if t >= since:
+                return status
+        return None
 
     @classmethod
     def read(cls, log: Path) -> ExecTrace:
@@ -276,12 +289,18 @@ class ExecTrace:
         execs: list[tuple[float, int, int, Image]] = []
         clones: list[_Clone] = []
         root: int | None = None  # the pid strace started: the first one it reports
+        exits: dict[int, list[tuple[float, int]]] = {}
         for seq, line in enumerate(text.splitlines()):
             prefix = _PREFIX.match(line)
             if prefix is None:
                 continue
             pid, t, body = int(prefix.group(1)), float(prefix.group(2)), line[prefix.end() :].rstrip()
             root = pid if root is None else root
+            if body.startswith("+++ "):
+                exited = _EXITED.fullmatch(body)
+                if exited is not None:
+                    exits.setdefault(pid, []).append((t, int(exited.group(1))))
+                continue
             resumed = _RESUMED.fullmatch(body) if body.startswith("<... ") else None
             if resumed is not None:
                 if pid not in pending:
@@ -313,7 +332,7 @@ class ExecTrace:
                         clones.append(_Clone(t, seq, pid, *found))
             except (_Unparsed, ValueError):
                 continue
-        return cls(_histories(root, execs, clones))
+        return cls(_histories(root, execs, clones), exits)
 
     def pids(self) -> set[int]:
         return set(self._events)
