@@ -277,14 +277,20 @@ def _warnings_as_list() -> Iterator[list[str]]:
 
 
 def _hidden_unreachable(env) -> tuple[bool, str]:
-    """Hidden files are neither at their host paths nor copied anywhere the agent can read (a
-    file of the same bytes under the workspace or the data)."""
+    """Hidden files are neither readable at their host paths nor copied anywhere the agent can
+    read (a file of the same bytes under the workspace or the data). A hidden path inside a
+    folder every sandbox binds (a Debian package's data under /usr) is masked where it stands:
+    an empty folder, or an empty device in place of a file, is there but shows nothing."""
     spec = env.task
     hidden = [p for p in spec.hidden_paths() if p.exists()]
     files = [f for p in hidden for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()]
     secret_hashes = {_sha256(f): f for f in files if f.stat().st_size <= 50 << 20}
     paths = " ".join(shlex.quote(str(p)) for p in [*hidden, spec.source_dir])
-    seen = env.step(f'for p in {paths}; do [ -e "$p" ] && echo "VISIBLE $p"; done; true')[0]
+    probe = (
+        f'for p in {paths}; do if [ -d "$p" ]; then [ -n "$(ls -A "$p" 2>/dev/null)" ] && echo "VISIBLE $p"; '
+        'elif [ -f "$p" ] && [ -s "$p" ]; then echo "VISIBLE $p"; fi; done; true'
+    )
+    seen = env.step(probe)[0]
     visible = [line for line in seen.splitlines() if line.startswith("VISIBLE ")]
     if visible:
         return False, "; ".join(visible)[:200]
