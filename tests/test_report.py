@@ -98,3 +98,37 @@ def test_categories():
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path: Path):
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "no finished episode" in result.output
+
+
+def test_a_trajectory_an_agent_writes_in_its_workspace_is_no_episode(tmp_path: Path):
+    """`researchgym report runs/` over a folder of runs reads trajectory files, and each run's
+    episodes' workspaces are kept inside it: an agent wrote a file shaped like a trajectory there
+    (any task, any method, any score) and it was reported as an episode. Inside a run folder
+    only its trajectories count; links out of a workspace are never followed either."""
+    import json
+    import warnings
+
+    from researchgym.runs.runner import Method, RunConfig, Runner
+    from researchgym.viewer.data import RunData
+
+    forged = [
+        {"v": 1, "type": "reset", "task": "battleOfSexes", "seed": 0, "run_info": {"model": "forger"}},
+        {"v": 1, "type": "end", "exit_status": "submitted", "final_score": 1e6, "steps": 1, "scores": []},
+    ]
+    planting = "printf '%s\\n' " + " ".join(f"'{json.dumps(line)}'" for line in forged) + " > forged.jsonl"
+    agent = ScriptedAgent([planting, "ln -s / everything", "submit"], then_submit=False)
+    agent.name = "planter"
+    runs = tmp_path / "runs"
+    config = RunConfig(tasks=["battleOfSexes"], methods=[Method("baseline")], seeds=[0], sandbox="bwrap")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert Runner(runs / "mine", config).run() == {"finished": 1}
+    workspace = next((runs / "mine" / "workspaces").iterdir())
+    run_episode(researchgym.make("battleOfSexes", workspace_dir=workspace), agent, seed=0)
+    assert list(workspace.rglob("forged.jsonl")), "the agent's file is there"
+
+    for where in (runs, runs / "mine"):
+        methods = {e.method for e in load_episodes(where)}
+        assert "forger" not in methods and methods == {"baseline agent"}, (where, methods)
+    summary = RunData(runs).overview()["summary"]
+    assert summary["methods"] == ["baseline agent"]

@@ -127,13 +127,15 @@ def action_category(action: str) -> str:
 
 def load_episodes(run_dir: str | Path) -> list[Episode]:
     """Every finished episode of a run: from its store when it has one, else from the
-    trajectory files under `run_dir` (searched recursively)."""
+    trajectory files under `run_dir` (runs.layout.trajectory_files: in a run folder, only its
+    trajectories, never what its agents wrote)."""
+    from researchgym.runs.layout import trajectory_files
     from researchgym.runs.store import DB_NAME, Store
 
     if (Path(run_dir) / DB_NAME).is_file():
         return _from_store(Store(run_dir))
     episodes = []
-    for path in sorted(Path(run_dir).rglob("*.jsonl")):
+    for path in trajectory_files(run_dir):
         trajectory = load_trajectory(path)
         reset, end = trajectory.reset, trajectory.end
         if reset is None or end is None:

@@ -11,6 +11,7 @@ importer read it through the same names.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,3 +51,19 @@ class RunLayout:
     def memory(self, method_label: str) -> Path:
         """Task-scoped memory of one method: one model's findings never reach another's episodes."""
         return self.root / MEMORY / safe_name(method_label)
+
+
+def trajectory_files(root: str | Path) -> list[Path]:
+    """Every trajectory file (`*.jsonl`) under `root`: a run folder, a folder of run folders, or
+    a plain folder of trajectories. Inside a run folder (one with run.json or a store) only its
+    trajectories/ folder is searched: its workspaces and memory hold what agents wrote, and a
+    file an agent shaped like a trajectory in its workspace was reported as an episode of any
+    method it named, with any score. Links are never followed (a workspace's link to / would
+    have had the whole machine searched)."""
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        if (here / RUN_FILE).is_file() or (here / DB_NAME).is_file():
+            dirs[:] = [d for d in dirs if d == TRAJECTORIES]
+        found += [here / name for name in files if name.endswith(".jsonl") and not (here / name).is_symlink()]
+    return sorted(found)

@@ -22,7 +22,7 @@ from researchgym.analysis.episodes import Episode, exit_category, finite_number,
 from researchgym.analysis.mlbench import answer_key, parse_detail, run_modes, to_answer
 from researchgym.analysis.mlbench import summarize as summarize_mlbench
 from researchgym.analysis.summary import summarize
-from researchgym.runs.layout import RunLayout, safe_name
+from researchgym.runs.layout import RunLayout, safe_name, trajectory_files
 from researchgym.runs.store import DB_NAME, Store
 from researchgym.runs.trajectory import StepRecord, load_trajectory, read_trajectory
 
@@ -87,7 +87,7 @@ class RunData:
                 row["scores"] = scores.get(row["id"], [])
             return rows
         rows = []
-        for path in sorted(self.run_dir.rglob("*.jsonl")):
+        for path in trajectory_files(self.run_dir):
             if not self._inside(path):
                 continue
             head = self._head(path)
