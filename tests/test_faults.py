@@ -134,3 +134,33 @@ def test_a_full_disk_stops_the_run_cleanly_and_resume_finishes_it(tmp_path, exec
         assert all(e["exit_status"] == "submitted" for e in Store(run).episodes())
     finally:
         subprocess.run(["umount", "-l", str(run)], check=False)
+
+
+@pytest.mark.parametrize("fails", [("end",), ("step", "end")], ids=["end line", "step line, then end line at close"])
+def test_an_episode_scored_before_its_last_record_failed_is_kept_not_played_again(tmp_path, monkeypatch, fails):
+    """The scored step's trajectory line, then the `end` line (written when the episode is
+    closed, since the step never got to write it): when writing them fails after the episode
+    was scored (text the agent's code chose once made the writer raise), the episode is still
+    recorded as finished with its score and the failure named, never `failed` for a resume to
+    play again."""
+    import warnings
+
+    from researchgym.runs.runner import Method, RunConfig, Runner
+    from researchgym.runs.store import Store
+    from researchgym.runs.trajectory import TrajectoryRecorder
+
+    def broken(self, **fields):
+        raise OSError("the end line could not be written")
+
+    for method in fails:
+        monkeypatch.setattr(TrajectoryRecorder, method, broken)
+    config = RunConfig(tasks=["battleOfSexes"], methods=[Method("baseline")], seeds=[0], sandbox="bwrap")
+    run = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert Runner(run, config).run() == {"finished": 1}
+        assert Runner.resume(run).pending() == []
+    (episode,) = Store(run).episodes()
+    assert episode["exit_status"] in ("submitted", "autosubmission (agent_error)"), episode
+    assert episode["final_score"] is not None, episode
+    assert "the end line could not be written" in episode["error"]

@@ -468,6 +468,11 @@ class ResearchEnv(gym.Env[str, str]):
         self.final_score = score.value
         return f"Submitted. Test score: {self.task.metric.name} = {score.value:.6g}"
 
+    def outcome(self) -> dict[str, Any]:
+        """The episode's info as it stands (seed, step, scores, exit status, final score): what
+        run_episode keeps when recording its end failed after it was scored."""
+        return self._info()
+
     def _info(self, result: ExecResult | None = None) -> dict[str, Any]:
         # Only what a seed determines: no ids, paths or timings (those are attributes and
         # trajectory fields; RecordEpisode adds the trajectory's path once the episode is over).

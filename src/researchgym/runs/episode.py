@@ -10,6 +10,7 @@ from typing import Any
 from researchgym.agents.base import Agent, as_action, record_of
 from researchgym.env import ResearchEnv
 from researchgym.errors import ResearchGymError
+from researchgym.training.rewards import final_reward, normalise
 from researchgym.wrappers import EpisodeWrapper
 
 
@@ -115,13 +116,35 @@ def run_episode(
             else:
                 # Budgets, format errors, context overflows and API errors carry their exit status.
                 status = getattr(exc, "status", None) or "agent_error"
-                observation, reward, info = env.end_episode(status)
-                info = {**info, "error": f"{type(exc).__name__}: {exc}"}
+                error = f"{type(exc).__name__}: {exc}"
+                try:
+                    observation, reward, info = env.end_episode(status)
+                except Exception as failure:
+                    research = env.unwrapped
+                    if not isinstance(research, ResearchEnv) or not research.episode_over:
+                        raise
+                    # Auto-submitted and scored, then recording that failed (as the step's did):
+                    # the episode keeps what it scored; the trajectory may lack its last lines.
+                    info = research.outcome()
+                    reward = final_reward(normalise(research.task, research.final_score))
+                    error += f"; recording the auto-submission failed: {type(failure).__name__}: {failure}"
+                info = {**info, "error": error}
         if stopped:
             raise EpisodeStopped(f"stopped at step {info['step']}: the run is stopping")
-        return _result(env, agent, info, reward, time.perf_counter() - started, model_stats)
-    finally:
+        result = _result(env, agent, info, reward, time.perf_counter() - started, model_stats)
+    except BaseException:
         env.close()  # also on Ctrl-C: the trajectory gets its `end` line, the sandbox goes
+        raise
+    try:
+        env.close()
+    except Exception as exc:
+        # The episode ended and was scored: a failure now (writing the trajectory's last line)
+        # must not turn it into a failed episode that a resume plays again, or whatever caused
+        # the failure (text the agent's code chose, once) would buy it another try.
+        result.error = (result.error + "; " if result.error else "") + (
+            f"closing the episode failed after it was scored: {type(exc).__name__}: {exc}"
+        )
+    return result
 
 
 def _result(
