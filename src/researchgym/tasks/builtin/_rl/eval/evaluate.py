@@ -220,14 +220,15 @@ class Sampler:
             return
         row = int(live[self.rng.randrange(len(live))])
         self.offered[index] += 1
-        sample = (frame, observation_of(row), answers[row].copy())
         kept = self.kept[index]
-        if len(kept) < self.size:
+        slot = len(kept) if len(kept) < self.size else self.rng.randrange(self.offered[index])
+        if slot >= self.size:
+            return  # not kept: its observation is never fetched
+        sample = (frame, observation_of(row), answers[row].copy())
+        if slot == len(kept):
             kept.append(sample)
         else:
-            slot = self.rng.randrange(self.offered[index])
-            if slot < self.size:
-                kept[slot] = sample
+            kept[slot] = sample
 
 
 def open_witness(setup: dict[str, Any], names: list[str], args: argparse.Namespace, by_hand: bool) -> Any:
