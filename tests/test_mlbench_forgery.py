@@ -404,10 +404,12 @@ def test_an_output_the_target_did_not_change_while_it_ran_is_not_its_own(judge, 
     that exits 0 without writing, after the answer wrote the file, passed before)."""
     from types import SimpleNamespace
 
+    from researchgym.mlbench.judge import _stat
+
     folder = tmp_path / "examples"
     folder.mkdir()
     (folder / "model.json").write_text("{}")
-    state = list(judge_module_stat(folder / "model.json"))
+    state = list(_stat(folder / "model.json"))
     inside = "/workspace/examples/model.json"
     finished = SimpleNamespace(timed_out=False, exit_code=0, output="")
     sample = SAMPLE.model_copy(update={"expected_stdout": None})
@@ -419,12 +421,6 @@ def test_an_output_the_target_did_not_change_while_it_ran_is_not_its_own(judge, 
     assert outcome(None).passed  # absent when it started: the target wrote it
     unchanged = outcome(state)
     assert not unchanged.passed and "were not written by the program" in unchanged.detail
-
-
-def judge_module_stat(path):
-    from researchgym.mlbench.judge import _stat
-
-    return _stat(path)
 
 
 @pytest.mark.parametrize(
