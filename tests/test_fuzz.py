@@ -5,6 +5,7 @@ traceback."""
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from researchgym.cli import app
 from researchgym.errors import ResearchGymError
 from researchgym.tasks.registry import load_task
+from researchgym.viewer import ViewerServer
 
 FIELDS = [
     "id",
@@ -141,7 +143,10 @@ WORDS = st.sampled_from(
 def test_command_lines_end_with_a_message_never_a_traceback(argv):
     if "run" in argv and "--help" not in argv and not any(a in argv for a in ("bogus-task", "nope", "..", "")):
         argv = [*argv, "--resume", "/nonexistent"]  # never start real episodes here
-    result = CliRunner().invoke(app, argv, env={"COLUMNS": "200"})
+    # `view` on a folder that exists ("", "..") serves until Ctrl-C: here it stops at once, as
+    # Ctrl-C would, so that an example (or a shrink of one) never hangs the suite.
+    with mock.patch.object(ViewerServer, "serve_forever", side_effect=KeyboardInterrupt):
+        result = CliRunner().invoke(app, argv, env={"COLUMNS": "200"})
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"{argv!r} raised {type(result.exception).__name__}: {result.exception}\n{result.output}")
     assert "Traceback" not in result.output, (argv, result.output)
