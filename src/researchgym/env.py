@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import tempfile
 import time
 import uuid
@@ -39,6 +38,7 @@ from researchgym.evaluation import Score, collect_artefact, dataset_mounts, eval
 from researchgym.hardware import accelerator_env, check_gpus, sandbox_devices
 from researchgym.sandbox import Sandbox, SandboxSpec, create_sandbox
 from researchgym.sandbox.base import ExecResult, Interruptible
+from researchgym.snapshot import read_regular_file
 from researchgym.spaces import ShellText
 from researchgym.tasks.registry import BUILTIN_DIR, load_task
 from researchgym.tasks.spec import TaskLimits, TaskSpec
@@ -292,18 +292,11 @@ class ResearchEnv(gym.Env[str, str]):
             return {}
         # The agent can replace the file (a FIFO, a symlink, something huge): never block on
         # it, never follow a link, read at most 64 KiB of a regular file.
+        data = read_regular_file(self._state_file, 65536)
         try:
-            fd = os.open(self._state_file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-        except OSError:
+            state = json.loads(data) if data is not None else None
+        except ValueError:
             return {}
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return {}
-            state = json.loads(os.read(fd, 65536))
-        except (OSError, ValueError):
-            return {}
-        finally:
-            os.close(fd)
         return state if isinstance(state, dict) else {}
 
     def footer(self) -> str:

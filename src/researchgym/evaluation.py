@@ -31,7 +31,6 @@ import math
 import os
 import secrets
 import shutil
-import stat
 import tempfile
 import threading
 import time
@@ -52,7 +51,7 @@ from researchgym.sandbox import (
     path_inside,
     sees_host_paths,
 )
-from researchgym.snapshot import SnapshotLimits, snapshot, whole_workspace
+from researchgym.snapshot import SnapshotLimits, read_regular_file, snapshot, whole_workspace
 from researchgym.strict_json import without_surrogates
 from researchgym.tasks.builtin._shared.agent_link import (
     LINK_VARIABLE,
@@ -178,14 +177,9 @@ def last_json_object(text: str, token: str | None = None) -> dict[str, Any] | No
 
 def read_result_file(folder: Path) -> dict[str, Any] | None:
     """The evaluator's result from its channel: exactly one JSON object, or None."""
-    try:
-        descriptor = os.open(folder / RESULT_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+    data = read_regular_file(folder / RESULT_NAME, MAX_RESULT_BYTES + 1)
+    if data is None:
         return None
-    with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return None
-        data = handle.read(MAX_RESULT_BYTES + 1)
     try:
         return _metrics_object(data.decode("utf-8"))
     except UnicodeDecodeError:

@@ -140,6 +140,21 @@ class _Copier:
             os.close(descriptor)
 
 
+def read_regular_file(path: str | Path, limit: int) -> bytes | None:
+    """At most `limit` bytes of a file something untrusted could have replaced (with a link, a
+    FIFO, a device): read only if it is a regular file, never following a link, never blocking;
+    None otherwise or when it cannot be read."""
+    try:
+        descriptor = os.open(path, _FILE_FLAGS)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            return handle.read(limit) if stat.S_ISREG(os.fstat(descriptor).st_mode) else None
+        except OSError:
+            return None
+
+
 def snapshot(workspace: Path, names: list[str], destination: Path, limits: SnapshotLimits | None = None) -> list[str]:
     """Copy `names` (paths relative to `workspace`, e.g. `checkpoints` or `src/model.py`) into
     `destination`, refusing anything but regular files and folders. Returns the names copied."""

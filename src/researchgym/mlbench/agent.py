@@ -19,12 +19,10 @@ ML-Agent, with any `Model`:
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 import re
 import shlex
 import shutil
-import stat
 import tempfile
 import time
 import warnings
@@ -38,6 +36,7 @@ from researchgym.mlbench.judge import Check, Judge, Judgment
 from researchgym.mlbench.schema import Sample
 from researchgym.models.base import Message, Model
 from researchgym.sandbox import Limits, SandboxSpec, create_sandbox
+from researchgym.snapshot import read_regular_file
 
 MAX_README_CHARS = 12_000
 MAX_PARSER_LINES = 120
@@ -236,16 +235,10 @@ MAX_RUN_SH = 1 << 20
 
 def _read_run_sh(path: Path) -> str | None:
     """The agent's run.sh, read on the host from a folder the agent wrote: a regular file only,
-    opened without following a link (a link to a host file put that file's text in the results)
-    and without blocking on a FIFO; None otherwise, judged as no run.sh."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return None
-        return handle.read(MAX_RUN_SH).decode("utf-8", "replace")
+    never through a link (a link to a host file put that file's text in the results) nor
+    blocking on a FIFO; None otherwise, judged as no run.sh."""
+    data = read_regular_file(path, MAX_RUN_SH)
+    return None if data is None else data.decode("utf-8", "replace")
 
 
 def run_agent_setting(
